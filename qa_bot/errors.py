@@ -1,0 +1,21 @@
+"""Errors the library raises; the edges (CLI, UI) turn them into one-line messages."""
+
+
+class QABotError(Exception):
+    """Base class: str(error) is a message fit to show a user."""
+
+
+class InvalidQuestion(QABotError, ValueError):
+    """The question is empty, too long, or has nothing left after clean-up."""
+
+
+class CorpusError(QABotError):
+    """The corpus folder is missing or holds no readable document."""
+
+
+class BackendError(QABotError):
+    """The LLM server failed: refused, timed out, or died mid-answer."""
+
+
+class BusyError(QABotError):
+    """Too many requests are waiting; try again shortly."""

@@ -1,0 +1,555 @@
+"""Evaluation: run the bot over a JSONL question file and score retrieval, answers, refusals and citations.
+
+Question file: one JSON object per line with id, question, answers (aliases), answerable, evidence
+(a verbatim span of a corpus file, or null). See ../shared/README.md.
+
+Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" when the denominator is empty):
+
+- evidence_not_found: answerable questions whose evidence could not be located in the corpus (neither exactly nor
+  after whitespace/quote normalisation) or is null. They are excluded from retrieval and citation metrics only.
+- recall@k (k = 1, 3, 5): over answerable questions with located evidence, the share whose first k retrieved
+  chunks include a relevant one. A chunk (or citation) is relevant when it is in the evidence's source file and
+  its [start, end) span overlaps the evidence's [start, end) span (adjacent spans do not overlap).
+- mrr: over the same questions, the mean of 1/rank of the first relevant retrieved chunk (0 when none).
+- answer_accuracy: over answerable questions, the share not abstained whose normalised answer contains a
+  normalised gold alias on token boundaries (see `normalize_answer`).
+- refusal_recall: over unanswerable questions, the share abstained.
+- false_refusal_rate: over answerable questions, the share abstained.
+- abstention_macro_f1: mean of the F1 of the classes "abstain" (gold = unanswerable) and "answer"
+  (gold = answerable), each 2TP / (2TP + FP + FN) from the confusion matrix; a class with no gold and no predicted
+  members is left out of the mean.
+- citation_precision: over answered (not abstained) answerable questions with located evidence, relevant citations
+  divided by all their citations (micro-average; answers without citations add nothing to either count).
+- citation_recall: over the same answers, the share with at least one relevant citation.
+- unsupported_numbers: over non-abstained answers, the number of distinct numbers per answer (digits with optional
+  thousands commas and decimal part, after removing [n] markers) that occur in none of the answer's cited passages
+  (passage numbers include number words, e.g. "six" supports 6), summed over answers. A count, not a rate.
+- latency_p50_s / latency_p95_s: percentiles (linear interpolation) of the wall time around bot.ask per question;
+  stage_latency gives the same per key of Answer.timings, over the questions that report that key. Model loading
+  is excluded: run_eval calls bot.warm_up() (when the bot has one) first and records its time as warm_up_s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import unicodedata
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import QABotError
+
+REQUIRED_FIELDS = ("id", "question", "answers", "answerable", "evidence")
+CORPUS_SUFFIXES = (".txt", ".md")
+
+# ---------------------------------------------------------------- question file
+
+
+def load_questions(path: str | Path) -> list[dict[str, Any]]:
+    """Read and validate a question file; raise QABotError naming the line of the first problem."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM from Windows editors
+    except FileNotFoundError:
+        raise QABotError(f"question file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QABotError(f"cannot read question file {path}: {exc}") from None
+    questions, seen = [], set()
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QABotError(f"{where}: invalid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise QABotError(f"{where}: expected a JSON object")
+        missing = [f for f in REQUIRED_FIELDS if f not in obj]
+        if missing:
+            raise QABotError(f"{where}: missing field(s) {', '.join(missing)}")
+        qid, question, answers, answerable, evidence = (obj[f] for f in REQUIRED_FIELDS)
+        if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
+            raise QABotError(f"{where}: 'id' must be a non-empty string")
+        if str(qid) in seen:
+            raise QABotError(f"{where}: duplicate id {qid!r}")
+        if not isinstance(question, str) or not question.strip():
+            raise QABotError(f"{where}: 'question' must be a non-empty string")
+        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+            raise QABotError(f"{where}: 'answers' must be a list of strings")
+        if not isinstance(answerable, bool):
+            raise QABotError(f"{where}: 'answerable' must be true or false")
+        if answerable and not any(a.strip() for a in answers):
+            raise QABotError(f"{where}: an answerable question needs at least one answer")
+        if evidence is not None and (not isinstance(evidence, str) or not evidence.strip()):
+            raise QABotError(f"{where}: 'evidence' must be a non-empty string or null")
+        seen.add(str(qid))
+        questions.append({"id": str(qid), "question": question, "answers": answers,
+                          "answerable": answerable, "evidence": evidence, "line": lineno})
+    if not questions:
+        raise QABotError(f"question file {path} holds no questions")
+    return questions
+
+
+# ---------------------------------------------------------------- evidence location
+
+
+def read_corpus(corpus_dir: str | Path, max_bytes: int | None = None) -> dict[str, str]:
+    """{posix path relative to corpus_dir: text} for every usable .txt/.md file under corpus_dir.
+
+    Reuses the ingest stage's reader so offsets agree with the chunker's (raw UTF-8, no newline translation)."""
+    from .ingest import load_corpus
+    from .settings import Settings
+
+    docs, _ = load_corpus(Path(corpus_dir), max_bytes or Settings.from_env().max_file_bytes)
+    return {d.source: d.text for d in docs}
+
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'",
+                         "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"',
+                         "–": "-", "—": "-", "‐": "-", "‑": "-"})
+
+
+def _loose(text: str) -> tuple[str, list[int]]:
+    """Lower-cased, quote-straightened, whitespace-collapsed text and, per character, its offset in `text`."""
+    out, offsets, prev_space = [], [], False
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if not prev_space:
+                out.append(" ")
+                offsets.append(i)
+            prev_space = True
+            continue
+        prev_space = False
+        low = ch.translate(_QUOTES).lower()
+        out.append(low if len(low) == 1 else ch)  # keep 1:1 offsets (e.g. "İ".lower() is 2 chars)
+        offsets.append(i)
+    return "".join(out), offsets
+
+
+def locate_evidence(evidence: str | None, corpus: dict[str, str]) -> tuple[str, int, int] | None:
+    """(source, start, end) of the first occurrence of `evidence`, files in sorted order; exact search first,
+    then a whitespace/quote/case-insensitive one mapped back to original offsets; None when not found."""
+    if not evidence:
+        return None
+    for source, text in corpus.items():
+        i = text.find(evidence)
+        if i >= 0:
+            return source, i, i + len(evidence)
+    needle = _loose(evidence)[0].strip()
+    if not needle:
+        return None
+    for source, text in corpus.items():
+        hay, offsets = _loose(text)
+        i = hay.find(needle)
+        if i >= 0:
+            return source, offsets[i], offsets[i + len(needle) - 1] + 1
+    return None
+
+
+# ---------------------------------------------------------------- answer normalisation
+
+_MARKER = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
+_TOKEN = re.compile(r"\d+(?:\.\d+)+|\w+")  # decimals stay whole ("2.7"); other punctuation splits
+_ARTICLES = {"a", "an", "the"}
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_ORDINALS = {w: i for i, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth".split(), 1)}
+_ORDINALS.update({w: 10 * i for i, w in enumerate(
+    "twentieth thirtieth fortieth fiftieth sixtieth seventieth eightieth ninetieth".split(), 2)})
+
+
+def strip_markers(text: str) -> str:
+    return _MARKER.sub(" ", text)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _kind(value: int) -> str:
+    return "unit" if 1 <= value <= 9 else "teen" if value <= 19 else "tens"
+
+
+def _words_to_digits(tokens: list[str]) -> list[str]:
+    """Replace runs of English number words by digits: "twenty one" -> "21", "third" -> "3rd",
+    "six hundred" -> "600", "two thousand and" -> "2000 and". Runs follow ordinary grammar, so "one two" stays
+    two numbers; "hundred"/"thousand" need a number before them."""
+    out, i = [], 0
+    while i < len(tokens):
+        total = cur = 0
+        last, j, ordinal = None, i, False
+        while j < len(tokens) and not ordinal:
+            t = tokens[j]
+            value = _UNITS.get(t, _TENS.get(t, _ORDINALS.get(t)))
+            if value is not None:
+                kind = "zero" if value == 0 else _kind(value)
+                ok = {"unit": last in (None, "tens", "hundred", "thousand"),
+                      "teen": last in (None, "hundred", "thousand"),
+                      "tens": last in (None, "hundred", "thousand"),
+                      "zero": last is None}[kind]
+                if not ok:
+                    break
+                cur += value
+                ordinal = t in _ORDINALS
+                last = kind
+                if kind == "zero":
+                    j += 1
+                    break
+            elif t == "hundred" and last in ("unit", "teen") and cur < 100:
+                cur, last = cur * 100, "hundred"
+            elif t == "thousand" and last in ("unit", "teen", "tens", "hundred") and total == 0:
+                total, cur, last = cur * 1000, 0, "thousand"
+            else:
+                break
+            j += 1
+        if j == i:
+            out.append(tokens[i])
+            i += 1
+        else:
+            n = total + cur
+            out.append(_ordinal(n) if ordinal else str(n))
+            i = j
+    return out
+
+
+def normalize_tokens(text: str) -> list[str]:
+    """Tokens of `text` after: [n] markers removed, NFKC, lower case, curly quotes straightened, "%" -> "percent",
+    thousands commas dropped, punctuation removed (decimal points inside numbers kept), articles dropped,
+    number words turned into digits ("six" -> "6", "twenty one" -> "21", "third" -> "3rd")."""
+    text = unicodedata.normalize("NFKC", strip_markers(text)).lower().translate(_QUOTES)
+    text = text.replace("%", " percent ")
+    text = re.sub(r"\bper cent\b", "percent", text)
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)  # 1,000 -> 1000
+    tokens = [t for t in _TOKEN.findall(text.replace("_", " ")) if t not in _ARTICLES]
+    return _words_to_digits(tokens)
+
+
+def normalize_answer(text: str) -> str:
+    return " ".join(normalize_tokens(text))
+
+
+def _contains(hay: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
+
+
+def answer_matches(answer: str, aliases: Iterable[str]) -> bool:
+    """True when the normalised answer contains some normalised alias as a whole-token sequence."""
+    hay = normalize_tokens(answer)
+    return any(_contains(hay, normalize_tokens(a)) for a in aliases)
+
+
+# ---------------------------------------------------------------- numbers and spans
+
+_NUMBER = re.compile(r"(?<![\d.])\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+def extract_numbers(text: str) -> list[str]:
+    """Numbers written in digits, normalised: commas dropped ("1,000" -> "1000"), "$2.7" -> "2.7"."""
+    return [m.group().replace(",", "") for m in _NUMBER.finditer(strip_markers(text))]
+
+
+def unsupported_numbers(answer: str, cited_texts: Iterable[str]) -> list[str]:
+    """Distinct numbers of the answer that appear in none of the cited passages (digits or number words)."""
+    supported = set()
+    for t in cited_texts:
+        supported.update(extract_numbers(t))
+        supported.update(extract_numbers(normalize_answer(t)))  # "six companies" supports 6
+    return [n for n in dict.fromkeys(extract_numbers(answer)) if n not in supported]
+
+
+def overlaps(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Same source and overlapping half-open [start, end) spans."""
+    return b is not None and a["source"] == b["source"] and a["start"] < b["end"] and b["start"] < a["end"]
+
+
+# ---------------------------------------------------------------- per-question records (pure)
+
+
+def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span: tuple[str, int, int] | None,
+                error: str | None = None) -> dict[str, Any]:
+    """One predictions.jsonl row from a question, its Answer (None on error) and the located evidence.
+
+    `correct`: answerable -> answered and matches an alias; unanswerable -> abstained."""
+    ev = dict(zip(("source", "start", "end"), evidence_span)) if evidence_span else None
+    text = answer.text if answer is not None else ""
+    abstained = bool(answer.abstained) if answer is not None else False  # an error is not a refusal
+    cites = [{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "text": c.text}
+             for c in (answer.citations if answer is not None else ())]
+    hits = [{"source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "score": round(float(h.score), 4)}
+            for h in (answer.retrieved if answer is not None else ())]
+    if q["answerable"]:
+        correct = not abstained and answer_matches(text, q["answers"])
+    else:
+        correct = abstained
+    rank = next((i for i, h in enumerate(hits, 1) if overlaps(h, ev)), None)
+    return {
+        "id": q["id"], "question": q["question"], "answer": text, "abstained": abstained,
+        "citations": cites, "retrieved": hits, "latency_s": round(latency_s, 4),
+        "gold_answers": q["answers"], "answerable": q["answerable"], "correct": correct,
+        "timings": {k: round(float(v), 4) for k, v in (answer.timings if answer is not None else {}).items()},
+        "evidence": q["evidence"], "evidence_span": ev,
+        "first_relevant_rank": rank,
+        "relevant_citations": [c["n"] for c in cites if overlaps(c, ev)],
+        "unsupported_numbers": [] if abstained else unsupported_numbers(text, [c["text"] for c in cites]),
+        "draft": getattr(answer, "draft", "") if answer is not None else "",
+        "error": error,
+    }
+
+
+# ---------------------------------------------------------------- metrics (pure)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_s": None, "p95_s": None}
+    import numpy as np
+
+    p50, p95 = np.percentile(np.asarray(values, dtype=float), [50, 95])
+    return {"p50_s": round(float(p50), 4), "p95_s": round(float(p95), 4)}
+
+
+def _f1(tp: int, fp: int, fn: int) -> float | None:
+    den = 2 * tp + fp + fn
+    return 2 * tp / den if den else None  # None: class absent from gold and predictions -> excluded
+
+
+def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """All figures from predictions rows (see the module docstring for definitions)."""
+    ans = [r for r in records if r["answerable"]]
+    unans = [r for r in records if not r["answerable"]]
+    located = [r for r in ans if r["evidence_span"] is not None]
+    ranks = [r["first_relevant_rank"] for r in located]
+
+    tp = sum(r["abstained"] for r in unans)  # class "abstain"
+    fn = len(unans) - tp
+    fp = sum(r["abstained"] for r in ans)
+    tn = len(ans) - fp
+    f1s = [f for f in (_f1(tp, fp, fn), _f1(tn, fn, fp)) if f is not None]
+
+    cited = [r for r in located if not r["abstained"]]
+    n_cites = sum(len(r["citations"]) for r in cited)
+    n_relevant = sum(len(r["relevant_citations"]) for r in cited)
+
+    stages = sorted({k for r in records for k in r["timings"]})
+    return {
+        "n_questions": len(records), "n_answerable": len(ans), "n_unanswerable": len(unans),
+        "evidence_not_found": len(ans) - len(located),
+        "n_errors": sum(r["error"] is not None for r in records),
+        "n_retrieval_scored": len(located),
+        **{f"recall@{k}": _ratio(sum(rk is not None and rk <= k for rk in ranks), len(ranks)) for k in (1, 3, 5)},
+        "mrr": _ratio(sum(1 / rk for rk in ranks if rk), len(ranks)),
+        "answer_accuracy": _ratio(sum(r["correct"] for r in ans), len(ans)),
+        "refusal_recall": _ratio(tp, len(unans)),
+        "false_refusal_rate": _ratio(fp, len(ans)),
+        "abstention_macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
+        "abstention_confusion": {"abstain_on_unanswerable": tp, "answer_on_unanswerable": fn,
+                                 "abstain_on_answerable": fp, "answer_on_answerable": tn},
+        "n_citation_scored_answers": len(cited), "n_citations": n_cites,
+        "citation_precision": _ratio(n_relevant, n_cites),
+        "citation_recall": _ratio(sum(bool(r["relevant_citations"]) for r in cited), len(cited)),
+        "unsupported_numbers": sum(len(r["unsupported_numbers"]) for r in records if not r["abstained"]),
+        **{f"latency_{k}": v for k, v in _percentiles([r["latency_s"] for r in records]).items()},
+        "stage_latency": {s: _percentiles([r["timings"][s] for r in records if s in r["timings"]]) for s in stages},
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+HEADLINE = [  # (metrics key, label, is a rate)
+    ("answer_accuracy", "Answer accuracy", True),
+    ("recall@1", "Retrieval recall@1", True),
+    ("recall@3", "Retrieval recall@3", True),
+    ("recall@5", "Retrieval recall@5", True),
+    ("mrr", "Retrieval MRR", True),
+    ("refusal_recall", "Refusal recall (unanswerable)", True),
+    ("false_refusal_rate", "False-refusal rate (answerable)", True),
+    ("abstention_macro_f1", "Abstention macro-F1", True),
+    ("citation_precision", "Citation precision", True),
+    ("citation_recall", "Citation recall", True),
+    ("unsupported_numbers", "Unsupported numbers (count)", False),
+    ("latency_p50_s", "Latency p50 (s)", False),
+    ("latency_p95_s", "Latency p95 (s)", False),
+]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _one_line(s: str) -> str:
+    return " ".join(str(s).split())
+
+
+def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title: str = "Evaluation") -> str:
+    m = metrics
+    lines = [f"# {title}", "",
+             f"{m['n_questions']} questions: {m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
+             f"evidence not found for {m['evidence_not_found']}; errors: {m['n_errors']}.", "",
+             "| metric | value |", "| --- | --- |"]
+    lines += [f"| {label} | {_fmt(m[key])} |" for key, label, _ in HEADLINE]
+    for stage, p in m["stage_latency"].items():
+        lines.append(f"| Stage {stage} p50 / p95 (s) | {_fmt(p['p50_s'])} / {_fmt(p['p95_s'])} |")
+
+    def section(name: str, rows: list[dict[str, Any]]) -> None:
+        lines.extend(["", f"## {name} ({len(rows)})", ""])
+        if not rows:
+            lines.append("None.")
+        for r in rows:
+            lines.append(f"### {r['id']}: {_one_line(r['question'])}")
+            lines.append("")
+            lines.append(f"- Answer: {_one_line(r['answer']) or '(empty)'}"
+                         + (f" (error: {_one_line(r['error'])})" if r["error"] else ""))
+            lines.append(f"- Gold: {', '.join(r['gold_answers']) or '(unanswerable)'}")
+            if r["evidence"]:
+                where = (f"{r['evidence_span']['source']} [{r['evidence_span']['start']}:{r['evidence_span']['end']}]"
+                         if r["evidence_span"] else "not found in corpus")
+                lines.append(f"- Evidence ({where}): {_one_line(r['evidence'])}")
+            if r["unsupported_numbers"]:
+                lines.append(f"- Unsupported numbers: {', '.join(r['unsupported_numbers'])}")
+            lines.append("- Cited passages:" if r["citations"] else "- Cited passages: none")
+            for c in r["citations"]:
+                mark = " (overlaps evidence)" if c["n"] in r["relevant_citations"] else ""
+                lines.append(f"  - [{c['n']}] {c['source']} [{c['start']}:{c['end']}]{mark}: {_one_line(c['text'])}")
+            lines.append("")
+
+    section("Wrong answers", [r for r in records if r["answerable"] and not r["abstained"] and not r["correct"]])
+    section("False refusals", [r for r in records if r["answerable"] and r["abstained"]])
+    section("Missed refusals", [r for r in records if not r["answerable"] and not r["abstained"]])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, out_dir: str | Path,
+             progress: bool = True) -> dict[str, Any]:
+    """Warm the bot up (untimed), ask it every question, write predictions.jsonl, metrics.json and report.md into out_dir; return metrics.
+
+    A QABotError from bot.ask (e.g. an invalid question) is recorded on that row and scored as a wrong,
+    non-abstained answer; any other exception propagates."""
+    from tqdm import tqdm
+
+    questions = load_questions(questions_path)
+    corpus = read_corpus(corpus_dir)  # raises CorpusError when the folder is missing or unusable
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Load models before the clock starts, so latency figures are per question, not the first load.
+    t0 = time.perf_counter()
+    if callable(getattr(bot, "warm_up", None)):
+        bot.warm_up()
+    warm_up_s = time.perf_counter() - t0
+
+    records = []
+    bar = tqdm(questions, desc="eval", unit="q", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for q in bar:
+        span = locate_evidence(q["evidence"], corpus) if q["answerable"] else None
+        answer, error = None, None
+        t0 = time.perf_counter()
+        try:
+            answer = bot.ask(q["question"])
+        except QABotError as exc:
+            error = str(exc) or type(exc).__name__
+        records.append(make_record(q, answer, time.perf_counter() - t0, span, error))
+        bar.set_postfix(correct=f"{sum(r['correct'] for r in records)}/{len(records)}")
+
+    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4)}
+    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(render_report(records, metrics, f"Evaluation of {Path(questions_path).name}"),
+                                   encoding="utf-8")
+    return metrics
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _unit_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{s} is outside [0, 1]")
+    return v
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("questions", help="JSONL question file (id, question, answers, answerable, evidence)")
+    parser.add_argument("--corpus", default=None, help="corpus folder (default: the configured docs_corpus/)")
+    parser.add_argument("--out", default=None, help="output folder (default: eval/runs/<YYYYmmdd-HHMMSS>/)")
+    parser.add_argument("--min-accuracy", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when answer accuracy is below X")
+    parser.add_argument("--min-abstention", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when refusal recall on unanswerable questions is below X")
+    parser.add_argument("--min-citation-precision", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when citation precision is below X")
+    return parser
+
+
+THRESHOLDS = [("min_accuracy", "answer_accuracy"), ("min_abstention", "refusal_recall"),
+              ("min_citation_precision", "citation_precision")]
+
+
+def check_thresholds(metrics: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(failures, notes). A figure that is n/a (empty denominator) is not checked and is noted instead."""
+    failures, notes = [], []
+    for attr, key in THRESHOLDS:
+        limit = getattr(args, attr, None)
+        if limit is None:
+            continue
+        value = metrics[key]
+        if value is None:
+            notes.append(f"{key} is n/a for this question set; --{attr.replace('_', '-')} not applied")
+        elif value < limit:
+            failures.append(f"{key} {value:.3f} is below --{attr.replace('_', '-')} {limit:.3f}")
+    return failures, notes
+
+
+def headline(metrics: dict[str, Any]) -> str:
+    m = metrics
+    lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable, "
+             f"evidence not found: {m['evidence_not_found']}, errors: {m['n_errors']})"]
+    lines += [f"  {label:<34} {_fmt(m[key])}" for key, label, _ in HEADLINE]
+    return "\n".join(lines)
+
+
+def cli_eval(args: argparse.Namespace) -> int:
+    from .pipeline import QABot
+    from .settings import Settings
+
+    load_questions(args.questions)  # fail fast on a bad file, before loading any model
+    out = Path(args.out) if args.out else Path("eval") / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    bot = QABot(corpus_dir=args.corpus)
+    try:
+        settings = getattr(bot, "settings", None)  # the bot's own corpus, so evidence offsets match its chunks
+        corpus_dir = settings.corpus_dir if settings else Path(args.corpus or Settings.from_env().corpus_dir)
+        metrics = run_eval(args.questions, bot=bot, corpus_dir=corpus_dir, out_dir=out)
+    finally:
+        bot.close()
+    print(headline(metrics))
+    print(f"wrote {out}/ (predictions.jsonl, metrics.json, report.md)")
+    failures, notes = check_thresholds(metrics, args)
+    for n in notes:
+        print(f"note: {n}")
+    for f in failures:
+        print(f"FAIL: {f}")
+    return 1 if failures else 0

@@ -1,0 +1,265 @@
+"""Index stage: embed chunks into a FAISS index persisted in a cache folder, safely.
+
+Layout of <cache_dir>/<corpus key>/:
+    CURRENT            name of the live version folder (replaced atomically with os.replace)
+    v-<id>/            manifest.json, index.faiss, chunks.jsonl, vectors.npy
+    .lock              file lock: one builder at a time
+Nothing here is unpickled: FAISS's own binary format, JSON lines and .npy with allow_pickle=False.
+A version is used only when its manifest matches the embedding model, the chunking settings and the
+corpus hash, and every file's sha256 matches; otherwise it is rebuilt. Vectors of unchanged chunk texts
+are reused from the previous version, so adding a document embeds only its chunks.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from . import ann
+from .ingest import Document, chunk_documents
+from .types import Chunk, Hit
+
+log = logging.getLogger("qa_bot")
+
+FORMAT_VERSION = 1
+FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
+
+
+class Embedder(Protocol):
+    name: str
+    fingerprint: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+    def count_tokens(self, text: str) -> int: ...
+
+
+@dataclass
+class VectorIndex:
+    """Chunks and their FAISS index; row i of the index is chunks[i]."""
+
+    chunks: list[Chunk]
+    faiss_index: object
+    info: dict = field(default_factory=dict)  # manifest, plus how it was obtained ("loaded"/"built")
+
+    def search(self, query_vec: np.ndarray, k: int) -> list[Hit]:
+        if not self.chunks:
+            return []
+        scores, ids = ann.search(self.faiss_index, query_vec.reshape(1, -1), k)
+        return [Hit(self.chunks[i], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def corpus_hash(docs: Sequence[Document]) -> str:
+    h = hashlib.sha256()
+    for d in sorted(docs, key=lambda d: d.source):
+        h.update(f"{d.source}\0{d.sha256}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def index_home(cache_dir: Path, corpus_dir: Path) -> Path:
+    key = hashlib.sha256(str(Path(corpus_dir).resolve()).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"index-{key}"
+
+
+def expected_manifest(docs, embedder: Embedder, chunk_chars: int, chunk_max_tokens: int) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "embedding_model": embedder.fingerprint,
+        "chunk_chars": chunk_chars,
+        "chunk_max_tokens": chunk_max_tokens,
+        "corpus_sha256": corpus_hash(docs),
+    }
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_version(home: Path) -> tuple[Path, dict, list[Chunk], np.ndarray, object]:
+    """Load and verify the live version; raise ValueError/OSError on any inconsistency."""
+    import faiss
+
+    name = (home / "CURRENT").read_text().strip()
+    if not name.startswith("v-") or "/" in name:
+        raise ValueError(f"bad CURRENT pointer {name!r}")
+    vdir = home / name
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    for fname in FILES:
+        if _sha256_file(vdir / fname) != manifest["files"][fname]:
+            raise ValueError(f"{fname} does not match its manifest (truncated or overwritten)")
+    chunks = [Chunk(**json.loads(line)) for line in (vdir / "chunks.jsonl").read_text("utf-8").splitlines() if line]
+    vectors = np.load(vdir / "vectors.npy", allow_pickle=False)
+    index = faiss.read_index(str(vdir / "index.faiss"))
+    if not (len(chunks) == len(vectors) == index.ntotal == manifest["n_chunks"]):
+        raise ValueError("chunk, vector and index counts disagree")
+    return vdir, manifest, chunks, vectors, index
+
+
+def _matches(manifest: dict, expected: dict) -> bool:
+    return all(manifest.get(k) == v for k, v in expected.items())
+
+
+def _try_load(home: Path, expected: dict) -> VectorIndex | None:
+    if not (home / "CURRENT").exists():
+        return None
+    try:
+        _, manifest, chunks, _, index = _read_version(home)
+    except Exception as exc:  # corrupt cache of any kind: log and rebuild, never crash
+        log.warning("index cache in %s is unusable (%s); rebuilding", home, exc)
+        return None
+    if not _matches(manifest, expected):
+        log.info("index cache in %s is from other settings or another corpus; rebuilding", home)
+        return None
+    return VectorIndex(chunks, index, {**manifest, "how": "loaded"})
+
+
+def _previous_vectors(home: Path, embedding_model: str) -> dict[str, np.ndarray]:
+    """Vectors of the previous version by chunk-text hash, when it used the same embedding model."""
+    try:
+        _, manifest, chunks, vectors, _ = _read_version(home)
+    except Exception:
+        return {}
+    if manifest.get("embedding_model") != embedding_model:
+        return {}
+    return {text_key(c.text): vectors[i] for i, c in enumerate(chunks)}
+
+
+def _write_version(home: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, index) -> Path:
+    import faiss
+
+    vdir = home / f"v-{uuid.uuid4().hex[:12]}"
+    vdir.mkdir(parents=True)
+    faiss.write_index(index, str(vdir / "index.faiss"))
+    lines = "".join(json.dumps(c.__dict__, ensure_ascii=False) + "\n" for c in chunks)
+    _fsync_write(vdir / "chunks.jsonl", lines.encode("utf-8", "surrogatepass"))
+    with open(vdir / "vectors.npy", "wb") as f:
+        np.save(f, vectors, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    manifest = {**manifest, "files": {f: _sha256_file(vdir / f) for f in FILES}}
+    _fsync_write(vdir / "manifest.json", json.dumps(manifest, indent=1).encode())
+    # The switch is a single atomic rename: readers see the old version or the new one, never half.
+    tmp = home / f"CURRENT.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    _fsync_write(tmp, vdir.name.encode())
+    os.replace(tmp, home / "CURRENT")
+    dfd = os.open(home, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return vdir
+
+
+def _remove_stale(home: Path, keep: str) -> None:
+    for p in home.iterdir():
+        if (p.name.startswith("v-") and p.name != keep) or p.name.startswith("CURRENT.tmp-"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+    """Embed the chunks whose text is not in `reuse`; returns (vectors, how many were embedded)."""
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    todo = []
+    for i, c in enumerate(chunks):
+        v = reuse.get(text_key(c.text))
+        if v is not None and v.shape == (embedder.dim,):
+            vectors[i] = v
+        else:
+            todo.append(i)
+    if todo:
+        vectors[todo] = embedder.embed([chunks[i].text for i in todo])
+    return vectors, len(todo)
+
+
+def load_or_build(
+    docs: Sequence[Document],
+    *,
+    corpus_dir: Path,
+    cache_dir: Path,
+    embedder: Embedder,
+    chunk_chars: int,
+    chunk_max_tokens: int,
+    force: bool = False,
+) -> VectorIndex:
+    """The index for these documents: loaded from the cache when valid, else built and saved atomically."""
+    from filelock import FileLock
+
+    expected = expected_manifest(docs, embedder, chunk_chars, chunk_max_tokens)
+    home = index_home(cache_dir, corpus_dir)
+    if not force and (found := _try_load(home, expected)):
+        return found
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home / ".lock"), timeout=900):
+        # Another process may have built it while we waited for the lock.
+        if not force and (found := _try_load(home, expected)):
+            return found
+        t0 = time.perf_counter()
+        chunks = chunk_documents(
+            docs, max_chars=chunk_chars, max_tokens=chunk_max_tokens, count_tokens=embedder.count_tokens
+        )
+        t1 = time.perf_counter()
+        vectors, n_embedded = build_vectors(chunks, embedder, _previous_vectors(home, embedder.fingerprint))
+        t2 = time.perf_counter()
+        index = ann.build_index(vectors)
+        manifest = {
+            **expected,
+            "n_chunks": len(chunks),
+            "index_type": ann.describe(index) if hasattr(ann, "describe") else type(index).__name__,
+            "sources": sorted({c.source for c in chunks}),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        vdir = _write_version(home, manifest, chunks, vectors, index)
+        _remove_stale(home, keep=vdir.name)
+        timing = {"chunk_s": t1 - t0, "embed_s": t2 - t1, "index_s": time.perf_counter() - t2}
+        log.info("built index: %d chunks (%d embedded) in %s", len(chunks), n_embedded, home)
+        return VectorIndex(chunks, index, {**manifest, "how": "built", "n_embedded": n_embedded, **timing})
+
+
+class MemoryIndex:
+    """Small in-memory index (exact cosine) for documents added in one chat session. Immutable."""
+
+    def __init__(self, chunks: tuple[Chunk, ...] = (), vectors: np.ndarray | None = None, texts=None):
+        self.chunks = tuple(chunks)
+        self.vectors = vectors if vectors is not None else np.zeros((0, 1), dtype=np.float32)
+        self.texts: dict[str, str] = dict(texts or {})  # source -> full text
+
+    def search(self, query_vec: np.ndarray, k: int) -> list[Hit]:
+        if not self.chunks:
+            return []
+        scores = self.vectors @ query_vec.reshape(-1)
+        order = np.argsort(-scores)[:k]
+        return [Hit(self.chunks[i], float(scores[i])) for i in order]
+
+    def with_document(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> "MemoryIndex":
+        # Re-adding a document of the same name replaces it.
+        keep = [i for i, c in enumerate(self.chunks) if c.source != doc.source]
+        old = self.vectors[keep] if keep else np.zeros((0, vectors.shape[1]), dtype=np.float32)
+        return MemoryIndex(
+            tuple(self.chunks[i] for i in keep) + tuple(chunks),
+            np.vstack([old, vectors]) if len(old) else vectors,
+            {**self.texts, doc.source: doc.text},
+        )

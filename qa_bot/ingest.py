@@ -1,0 +1,160 @@
+"""Ingest stage: read the corpus folder and cut each document into sentence-aware chunks.
+
+Offsets are character offsets into the file decoded as UTF-8 exactly as it is on disk (no newline
+translation), so `file_text[chunk.start:chunk.end] == chunk.text` always holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .errors import CorpusError
+from .types import Chunk
+
+log = logging.getLogger("qa_bot")
+
+DOC_SUFFIXES = (".txt", ".md")
+
+# A sentence ends at . ! ? (optionally followed by a closing quote or bracket) before white space and
+# an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
+# because the next word is lower case.
+_SENTENCE_END = re.compile(r"""(?<=[.!?])["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # path relative to the corpus folder, with forward slashes
+    text: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    reason: str
+
+
+def read_document(path: Path, source: str, max_bytes: int) -> Document:
+    """Read one file; raise CorpusError with a user-facing reason when it cannot be used."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CorpusError(f"{source}: empty file")
+    if size > max_bytes:
+        raise CorpusError(f"{source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
+    return document_from_bytes(source, path.read_bytes())
+
+
+def document_from_bytes(source: str, data: bytes) -> Document:
+    if not data.strip():
+        raise CorpusError(f"{source}: empty file")
+    if b"\x00" in data[:65536]:
+        raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{source}: not valid UTF-8 text (byte {exc.start})") from None
+    return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest())
+
+
+def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
+    """All .txt/.md files below corpus_dir (hidden ones excluded), sorted; unreadable ones are skipped
+    with a warning naming the file. Raises CorpusError when the folder is missing or nothing is usable."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    docs, skipped = [], []
+    for path in sorted(corpus_dir.rglob("*")):
+        rel = path.relative_to(corpus_dir)
+        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in DOC_SUFFIXES:
+            continue
+        if not path.is_file():
+            continue
+        try:
+            docs.append(read_document(path, rel.as_posix(), max_bytes))
+        except CorpusError as exc:
+            skipped.append(Skipped(rel.as_posix(), str(exc)))
+            log.warning("skipped %s", exc)
+        except OSError as exc:
+            skipped.append(Skipped(rel.as_posix(), f"{rel.as_posix()}: unreadable ({exc.strerror})"))
+            log.warning("skipped %s: %s", rel, exc)
+    if not docs:
+        detail = "; ".join(s.reason for s in skipped) or "no .txt or .md files"
+        raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
+    return docs, skipped
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of sentences, leading/trailing white space excluded."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def _split_long(text: str, span: tuple[int, int], fits: Callable[[int, int], bool]) -> list[tuple[int, int]]:
+    """Split one over-long sentence at word boundaries into pieces that fit."""
+    words = [(span[0] + m.start(), span[0] + m.end()) for m in _WORD.finditer(text[span[0]:span[1]])]
+    pieces, cur = [], None
+    for ws, we in words:
+        if cur is None:
+            cur = (ws, we)
+        elif fits(cur[0], we):
+            cur = (cur[0], we)
+        else:
+            pieces.append(cur)
+            cur = (ws, we)
+    if cur:
+        pieces.append(cur)
+    return pieces
+
+
+def chunk_text(
+    text: str,
+    source: str,
+    *,
+    max_chars: int,
+    max_tokens: int,
+    count_tokens: Callable[[str], int],
+) -> list[Chunk]:
+    """Pack whole sentences into chunks of at most max_chars characters (a single longer sentence makes
+    its own chunk) and at most max_tokens word pieces (special tokens included); sentences over the
+    token limit are split at word boundaries."""
+
+    def fits(s: int, e: int) -> bool:
+        return count_tokens(text[s:e]) <= max_tokens
+
+    units: list[tuple[int, int]] = []
+    for span in sentence_spans(text):
+        units.extend([span] if fits(*span) else _split_long(text, span, fits))
+
+    spans: list[tuple[int, int]] = []
+    for s, e in units:
+        if spans and e - spans[-1][0] <= max_chars and fits(spans[-1][0], e):
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+    return [make_chunk(source, s, e, text[s:e]) for s, e in spans]
+
+
+def make_chunk(source: str, start: int, end: int, text: str) -> Chunk:
+    digest = hashlib.sha1(f"{source}\0{start}\0{end}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return Chunk(id=digest, source=source, start=start, end=end, text=text)
+
+
+def chunk_documents(docs: Iterable[Document], **kwargs) -> list[Chunk]:
+    return [c for d in docs for c in chunk_text(d.text, d.source, **kwargs)]

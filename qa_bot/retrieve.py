@@ -1,0 +1,111 @@
+"""Retrieve stage: turn a (possibly follow-up) question into ranked passages, and decide whether they
+are about the question at all."""
+from __future__ import annotations
+
+import random
+import re
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import math
+
+from . import cite
+from .index import MemoryIndex, VectorIndex
+from .types import Hit
+
+# Words that point back to something said before. A question using one and naming nothing itself is a
+# follow-up; one that names its subject ("How much revenue did Alibaba Cloud make?") stands alone.
+_BACK_REFERENCE = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|then|"
+    r"the (company|firm|unit|group|business|model|product|deal|plan|move|spin-?off))\b",
+    re.IGNORECASE,
+)
+IDF_SAMPLE = 20000  # IDF from at most this many passages: bounded start-up on a huge archive
+
+
+def is_followup(question: str) -> bool:
+    names = cite.proper_names(question) - {question.split()[0].lower()} if question.split() else set()
+    return bool(_BACK_REFERENCE.search(question)) and not names and len(question.split()) <= 14
+
+
+def standalone_question(question: str, history: Sequence[tuple[str, str]]) -> str | None:
+    """A follow-up rewritten to stand alone by carrying the previous question's subject; None when the
+    question already stands alone (no rewrite, no cost). Deterministic on purpose: a 135M model
+    rewriting questions changes their meaning too often to be trusted."""
+    if not history or not is_followup(question):
+        return None
+    previous = next((q for q, _ in reversed(history) if q and q.strip()), "")
+    if not previous:
+        return None
+    return f"{question.rstrip()} (following up on: {previous.strip()})"
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """How well the retrieved passages address the question.
+
+    Each sentence of each passage gets score = coverage + SIM_WEIGHT * max(0, cosine - SIM_FLOOR), where
+    coverage is the IDF-weighted share of the question's key terms in the sentence's passage and cosine
+    the embedding similarity of question and sentence. Coverage catches questions about things the
+    article never mentions ("net profit"); the similarity term rescues paraphrased questions whose words
+    the article does not use ("set a record" vs "the largest IPO at the time")."""
+
+    scores: tuple[float, ...]  # per passage: the best sentence score
+    best_quote: tuple[int, str] | None  # (passage index, sentence) with the best score
+    best: float
+    relevant: tuple[bool, ...]  # per passage: score >= threshold
+
+    @property
+    def any(self) -> bool:
+        return any(self.relevant)
+
+
+SIM_WEIGHT, SIM_FLOOR = 0.8, 0.5
+
+
+class Retriever:
+    def __init__(self, index: VectorIndex, embedder, *, top_k: int, threshold: float):
+        self.index = index
+        self.embedder = embedder
+        self.top_k = top_k
+        self.threshold = threshold
+        self._idf = None
+        self._idf_lock = threading.Lock()
+
+    @property
+    def idf(self) -> tuple[dict[str, float], float]:
+        with self._idf_lock:
+            if self._idf is None:
+                chunks = self.index.chunks
+                sample = chunks if len(chunks) <= IDF_SAMPLE else random.Random(0).sample(chunks, IDF_SAMPLE)
+                n = len(sample)
+                self._idf = (cite.idf_weights([c.text for c in sample]), math.log((n + 1) / 0.5))
+            return self._idf
+
+    def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None) -> list[Hit]:
+        k = k or self.top_k
+        vec = self.embedder.embed([query])[0]
+        hits = self.index.search(vec, k)
+        if session is not None and session.chunks:
+            hits = sorted(hits + session.search(vec, k), key=lambda h: -h.score)[:k]
+        return hits
+
+    def relevance(self, question: str, hits: Sequence[Hit]) -> Relevance:
+        if not hits:
+            return Relevance((), None, 0.0, ())
+        from .ingest import sentence_spans
+
+        idf, default = self.idf
+        sents = [(i, h.chunk.text[s:e]) for i, h in enumerate(hits) for s, e in sentence_spans(h.chunk.text)]
+        vecs = self.embedder.embed([question] + [t for _, t in sents])
+        sims = vecs[1:] @ vecs[0]
+        cov = [cite.coverage(question, h.chunk.text, idf, default) for h in hits]
+        scores = [0.0] * len(hits)
+        best, best_quote = -1.0, None
+        for (i, text), sim in zip(sents, sims):
+            score = cov[i] + SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR)
+            scores[i] = max(scores[i], score)
+            if score > best:
+                best, best_quote = score, (i, text)
+        return Relevance(tuple(scores), best_quote, best, tuple(x >= self.threshold for x in scores))

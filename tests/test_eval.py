@@ -1,0 +1,445 @@
+"""Evaluation stage: metric functions on hand-made predictions, file validation, evidence location, run_eval."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, QABotError
+from qa_bot import eval as ev
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTICLE = "alibaba_cloud_spinoff.txt"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def q(qid="q1", question="Q?", answers=("6",), answerable=True, evidence="ev"):
+    return {"id": qid, "question": question, "answers": list(answers), "answerable": answerable,
+            "evidence": evidence}
+
+
+def answer(text, *, abstained=False, cites=(), hits=(), timings=None):
+    """cites/hits: (source, start, end[, text]) tuples."""
+    citations = tuple(Citation(i, c[0], c[1], c[2], c[3] if len(c) > 3 else "x") for i, c in enumerate(cites, 1))
+    retrieved = tuple(Hit(Chunk(f"c{i}", h[0], h[1], h[2], "x"), 0.9 - i / 10) for i, h in enumerate(hits))
+    return Answer("Q?", text, abstained, citations, retrieved, timings or {"retrieve": 0.1, "total": 0.5})
+
+
+def refusal(**kw):
+    return answer(REFUSAL, abstained=True, **kw)
+
+
+def rec(answerable=True, ans=None, span=("a.txt", 100, 200), answers=("6",), latency=1.0):
+    return ev.make_record(q(answers=answers, answerable=answerable, evidence="e" if answerable else None),
+                          ans if ans is not None else answer("6 [1]"), latency, span if answerable else None)
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- normalisation and matching
+
+
+@pytest.mark.parametrize("answer_text, aliases, expected", [
+    ("Alibaba split into six companies [1].", ["6"], True),       # number word -> digit
+    ("It split into 6 companies.", ["six"], True),
+    ("It split into 16 companies.", ["6"], False),                # token boundary: 6 is not inside 16
+    ("It split into 6 companies.", ["16"], False),
+    ("About 9% of revenues [2].", ["9 percent"], True),           # % on the answer side
+    ("Nine percent of revenues.", ["9%"], True),                  # % on the gold side, number word
+    ("It offers 40 per cent savings.", ["40%"], True),
+    ("It ranked third largest in 2021.", ["3rd"], True),          # ordinal word
+    ("It was the 3rd largest.", ["third largest"], True),         # article "the" dropped
+    ("Revenue was $2.7 billion.", ["2.7 billion"], True),         # decimal point kept
+    ("Revenue was $2.7 billion.", ["7 billion"], False),          # ... so 2.7 does not split into 2 and 7
+    ("About 27 billion.", ["2.7 billion"], False),
+    ("Twenty-one users.", ["21"], True),
+    ("It has 1,000 users.", ["1000"], True),
+    ("The “AWS+Slack+OpenAI” combination.", ["AWS+Slack+OpenAI"], True),
+    ("Daniel Zhang’s company.", ["Daniel Zhang's"], True),        # curly vs straight apostrophe
+    ("DINGTALK", ["Dingtalk"], True),
+    ("Zhang [1]", ["Daniel Zhang"], False),                       # partial alias is not enough
+    ("See [16]", ["16"], False),                                  # citation markers are not answer text
+    ("The article does not say.", ["2014"], False),
+    ("Anything at all", ["The", "", "!"], False),                 # aliases that normalise to nothing never match
+])
+def test_answer_matches(answer_text, aliases, expected):
+    assert ev.answer_matches(answer_text, aliases) is expected
+
+
+def test_normalize_tokens():
+    assert ev.normalize_answer("The twenty first of a Hundred [3]") == "21st of hundred"
+    assert ev.normalize_answer("six hundred million, ninety-nine") == "600 million 99"
+    assert ev.normalize_answer("one two") == "1 2"  # two numbers, not 3
+    assert ev.normalize_answer("Ｆｕｌｌwidth 9％") == "fullwidth 9 percent"  # NFKC
+
+
+# ---------------------------------------------------------------- numbers and spans
+
+
+def test_extract_numbers():
+    assert ev.extract_numbers("$2.7 billion, 1,000 users, 9% in 2014. [3]") == ["2.7", "1000", "9", "2014"]
+
+
+def test_unsupported_numbers():
+    passages = ["The cloud business generated $2.7 billion in revenue", "split into six companies"]
+    assert ev.unsupported_numbers("$2.7 billion [1]", passages) == []
+    assert ev.unsupported_numbers("6 companies [2]", passages) == []          # "six" supports 6
+    assert ev.unsupported_numbers("16 companies and 2.7 and 2.7 [2]", passages) == ["16"]
+    assert ev.unsupported_numbers("2014", []) == ["2014"]                    # no citations: nothing supports it
+    assert ev.unsupported_numbers("7 billion", passages) == ["7"]            # 7 is not inside 2.7
+
+
+def test_overlaps_half_open_spans():
+    e = {"source": "a.txt", "start": 100, "end": 200}
+    assert ev.overlaps({"source": "a.txt", "start": 150, "end": 250}, e)
+    assert ev.overlaps({"source": "a.txt", "start": 199, "end": 300}, e)
+    assert ev.overlaps({"source": "a.txt", "start": 0, "end": 500}, e)   # containing
+    assert not ev.overlaps({"source": "a.txt", "start": 200, "end": 300}, e)  # adjacent after
+    assert not ev.overlaps({"source": "a.txt", "start": 0, "end": 100}, e)    # adjacent before
+    assert not ev.overlaps({"source": "b.txt", "start": 150, "end": 160}, e)  # other file
+    assert not ev.overlaps({"source": "a.txt", "start": 150, "end": 160}, None)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_retrieval_metrics():
+    rows = [
+        rec(ans=answer("6", hits=[("a.txt", 150, 250), ("a.txt", 0, 10)])),          # rank 1
+        rec(ans=answer("6", hits=[("a.txt", 0, 100), ("a.txt", 199, 210)])),          # adjacent, then rank 2
+        rec(ans=answer("6", hits=[("b.txt", 100, 200)] * 3 + [("a.txt", 100, 101)])),  # rank 4
+        rec(ans=answer("6", hits=[("a.txt", 200, 300)])),                             # adjacent only: none
+        rec(ans=answer("6", hits=[("a.txt", 100, 200)]), span=None),                  # evidence not found
+        rec(answerable=False, ans=refusal(hits=[("a.txt", 100, 200)])),               # unanswerable: ignored
+    ]
+    assert [r["first_relevant_rank"] for r in rows[:4]] == [1, 2, 4, None]
+    m = ev.compute_metrics(rows)
+    assert m["n_retrieval_scored"] == 4 and m["evidence_not_found"] == 1
+    assert m["recall@1"] == 0.25 and m["recall@3"] == 0.5 and m["recall@5"] == 0.75
+    assert m["mrr"] == round((1 + 1 / 2 + 1 / 4) / 4, 4)
+
+
+def test_accuracy_and_abstention():
+    rows = [
+        rec(ans=answer("six [1]")),                                   # right
+        rec(ans=answer("16 [1]")),                                    # wrong
+        rec(ans=refusal()),                                           # false refusal
+        rec(ans=answer("It is 6", abstained=True)),                   # abstained never counts as right
+        rec(ans=answer("6"), span=None),                              # right; counts though evidence not found
+        rec(answerable=False, ans=refusal()),                         # right refusal
+        rec(answerable=False, ans=answer("It was 2014.")),            # missed refusal
+    ]
+    assert [r["correct"] for r in rows] == [True, False, False, False, True, True, False]
+    m = ev.compute_metrics(rows)
+    assert (m["n_questions"], m["n_answerable"], m["n_unanswerable"]) == (7, 5, 2)
+    assert m["answer_accuracy"] == 0.4
+    assert m["refusal_recall"] == 0.5
+    assert m["false_refusal_rate"] == 0.4
+    # abstain: tp=1 fp=2 fn=1 -> 2/5; answer: tp=3 fp=1 fn=2 -> 6/9
+    assert m["abstention_macro_f1"] == round((2 / 5 + 6 / 9) / 2, 4)
+
+
+def test_no_unanswerables_all_answered():
+    m = ev.compute_metrics([rec(), rec(ans=answer("16"))])
+    assert m["refusal_recall"] is None and m["false_refusal_rate"] == 0.0
+    assert m["abstention_macro_f1"] == 1.0  # "abstain" has no gold and no predicted member: excluded
+
+
+def test_no_unanswerables_some_abstained():
+    m = ev.compute_metrics([rec(), rec(ans=refusal())])
+    # abstain: tp=0 fp=1 fn=0 -> 0; answer: tp=1 fp=0 fn=1 -> 2/3
+    assert m["abstention_macro_f1"] == round((0 + 2 / 3) / 2, 4)
+
+
+def test_all_abstained():
+    rows = [rec(ans=refusal()), rec(ans=refusal()), rec(answerable=False, ans=refusal())]
+    m = ev.compute_metrics(rows)
+    assert m["answer_accuracy"] == 0.0 and m["false_refusal_rate"] == 1.0 and m["refusal_recall"] == 1.0
+    # abstain: tp=1 fp=2 fn=0 -> 2/4; answer: tp=0 fn=0 fp=2 -> 0
+    assert m["abstention_macro_f1"] == 0.25
+    assert m["citation_precision"] is None and m["citation_recall"] is None and m["n_citation_scored_answers"] == 0
+    assert m["unsupported_numbers"] == 0
+
+
+def test_citation_metrics():
+    rows = [
+        rec(ans=answer("6 [1][2]", cites=[("a.txt", 150, 250), ("a.txt", 200, 300)])),  # 1 of 2 relevant
+        rec(ans=answer("6", cites=[])),                                                # answered, no citations
+        rec(ans=answer("16 [1]", cites=[("a.txt", 0, 101)])),                           # wrong but cites evidence
+        rec(ans=answer("6 [1]", cites=[("a.txt", 0, 100)])),                            # adjacent: not relevant
+        rec(ans=refusal()),                                                            # abstained: excluded
+        rec(ans=answer("6 [1]", cites=[("a.txt", 100, 200)]), span=None),              # evidence unknown: excluded
+        rec(answerable=False, ans=answer("6 [1]", cites=[("a.txt", 100, 200)])),       # unanswerable: excluded
+    ]
+    m = ev.compute_metrics(rows)
+    assert m["n_citation_scored_answers"] == 4 and m["n_citations"] == 4
+    assert m["citation_precision"] == 0.5  # 2 relevant of 4 citations
+    assert m["citation_recall"] == 0.5     # 2 of 4 answers cite the evidence
+
+
+def test_unsupported_numbers_metric_and_latency():
+    rows = [
+        rec(ans=answer("$2.7 billion in 2023 [1]", cites=[("a.txt", 100, 200, "generated $2.7 billion")],
+                       timings={"retrieve": 0.1, "generate": 1.0, "total": 1.2}), latency=1.0),
+        rec(ans=answer("16 companies", timings={"retrieve": 0.3, "total": 2.0}), latency=2.0),
+        rec(answerable=False, ans=refusal(), latency=3.0),  # numbers in a refusal never count
+        rec(answerable=False, ans=answer("In 1999 [1]", cites=[("a.txt", 0, 5, "1999 x")]), latency=5.0),
+    ]
+    m = ev.compute_metrics(rows)
+    assert rows[0]["unsupported_numbers"] == ["2023"] and rows[1]["unsupported_numbers"] == ["16"]
+    assert m["unsupported_numbers"] == 2
+    assert m["latency_p50_s"] == 2.5 and m["latency_p95_s"] == pytest.approx(4.7)
+    assert m["stage_latency"]["generate"] == {"p50_s": 1.0, "p95_s": 1.0}  # only the row that reports it
+    assert m["stage_latency"]["retrieve"]["p50_s"] == 0.1  # median of 0.1, 0.3, 0.1 (refusal()), 0.1
+
+
+def test_error_row_is_wrong_not_refusal():
+    r = ev.make_record(q(answerable=False, evidence=None), None, 0.2, None, error="question too long")
+    assert r["abstained"] is False and r["correct"] is False and r["answer"] == ""
+    assert ev.compute_metrics([r])["n_errors"] == 1
+
+
+# ---------------------------------------------------------------- question file validation
+
+
+def test_load_questions_ok():
+    qs = ev.load_questions(ROOT / "eval" / "article_qa.jsonl")
+    assert len(qs) == 24 and sum(not x["answerable"] for x in qs) == 3
+
+
+@pytest.mark.parametrize("rows, message", [
+    (['{"id": "a", "question": "x?", "answers": ["1"], "answerable": true, "evidence": "e"}', "{not json"],
+     "line 2: invalid JSON"),
+    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": True}], "line 1: missing field(s) evidence"),
+    (["", {"id": "a", "question": "x?", "answerable": True}], "line 2: missing field(s) answers, evidence"),
+    (["[1, 2]"], "line 1: expected a JSON object"),
+    ([{"id": "a", "question": "x?", "answers": "1", "answerable": True, "evidence": "e"}], "'answers' must be"),
+    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": "yes", "evidence": "e"}], "'answerable' must"),
+    ([{"id": "a", "question": "x?", "answers": [], "answerable": True, "evidence": "e"}], "needs at least one"),
+    ([{"id": "a", "question": " ", "answers": [], "answerable": False, "evidence": None}], "'question' must"),
+    ([q("a"), q("a")], "line 2: duplicate id"),
+    ([], "holds no questions"),
+])
+def test_load_questions_errors(tmp_path, rows, message):
+    path = write_jsonl(tmp_path / "qs.jsonl", rows)
+    with pytest.raises(QABotError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ev.load_questions(path)
+
+
+def test_load_questions_missing_file(tmp_path):
+    with pytest.raises(QABotError, match="not found"):
+        ev.load_questions(tmp_path / "nope.jsonl")
+
+
+# ---------------------------------------------------------------- evidence location
+
+
+def test_locate_evidence_exact_and_relative_posix_source(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.md").write_text("Intro. The cloud made $2.7 billion.\n", encoding="utf-8")
+    (tmp_path / "a.txt").write_text("Nothing here.", encoding="utf-8")
+    (tmp_path / "c.pdf").write_text("The cloud made $2.7 billion.", encoding="utf-8")  # not a corpus file
+    corpus = ev.read_corpus(tmp_path)
+    assert sorted(corpus) == ["a.txt", "sub/b.md"]
+    assert ev.locate_evidence("The cloud made $2.7 billion", corpus) == ("sub/b.md", 7, 34)
+
+
+def test_locate_evidence_normalised_maps_back_to_original_offsets():
+    text = "Alibaba’s   Dingtalk,\nan   enterprise app."
+    corpus = {"x.txt": text}
+    src, start, end = ev.locate_evidence("alibaba's Dingtalk, an enterprise", corpus)
+    assert src == "x.txt" and text[start:end] == "Alibaba’s   Dingtalk,\nan   enterprise"
+    assert ev.locate_evidence("“AWS+Slack+OpenAI”", {"y.txt": 'as "AWS+Slack+OpenAI".'}) == ("y.txt", 3, 21)
+    assert ev.locate_evidence("not in the article", corpus) is None
+    # "İ".lower() is two characters; offsets must still map back one-to-one
+    text = "İİ Alibaba’s  cloud"
+    src, start, end = ev.locate_evidence("alibaba's cloud", {"z.txt": text})
+    assert text[start:end] == "Alibaba’s  cloud"
+    assert ev.locate_evidence(None, corpus) is None
+
+
+def test_dev_set_evidence_is_all_located_verbatim():
+    corpus = ev.read_corpus(ROOT / "docs_corpus")
+    for x in ev.load_questions(ROOT / "eval" / "article_qa.jsonl"):
+        if x["answerable"]:
+            src, start, end = ev.locate_evidence(x["evidence"], corpus)
+            assert corpus[src][start:end] == x["evidence"], x["id"]
+
+
+def test_read_corpus_keeps_raw_offsets(tmp_path):
+    (tmp_path / "w.txt").write_bytes("Line one.\r\nAlibaba’s cloud.\r\n".encode())
+    (tmp_path / ".hidden.txt").write_text("Alibaba’s cloud.", encoding="utf-8")
+    corpus = ev.read_corpus(tmp_path)
+    assert list(corpus) == ["w.txt"]  # hidden files skipped, as the ingest stage does
+    assert ev.locate_evidence("Alibaba’s cloud", corpus) == ("w.txt", 11, 26)  # \r\n counts as 2 characters
+
+
+def test_read_corpus_missing_folder(tmp_path):
+    with pytest.raises(QABotError, match="not found"):
+        ev.read_corpus(tmp_path / "nope")
+
+
+# ---------------------------------------------------------------- run_eval with a fake bot, and the CLI bits
+
+
+class FakeBot:
+    """Answers from a dict keyed by question; cites the span of `cite` in the corpus text."""
+
+    def __init__(self, text: str, replies: dict[str, tuple[str, str | None]]):
+        self.text, self.replies = text, replies
+
+    def warm_up(self):
+        self.warmed = True
+
+    def ask(self, question):
+        reply, cite = self.replies[question]
+        if reply is None:
+            return refusal()
+        if reply == "boom":
+            raise QABotError("backend died")
+        i = self.text.index(cite)
+        c = (ARTICLE, i, i + len(cite), cite)
+        return answer(reply, cites=[c], hits=[(ARTICLE, 0, 10), c[:3]],
+                      timings={"retrieve": 0.01, "generate": 0.02, "verify": 0.0, "total": 0.03})
+
+
+def small_question_file(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "qs.jsonl", [
+        q("d1", "When did Alibaba go public in New York?", ["2014"], True, "Alibaba went public in New York back in 2014"),
+        q("d2", "How many companies?", ["six", "6"], True, "split itself into six independent companies"),
+        q("d3", "How much revenue?", ["$2.7 billion"], True, "The cloud business generated $2.7 billion in revenue"),
+        q("d4", "Who founded Alibaba?", [], False, None),
+    ])
+
+
+def test_run_eval_with_fake_bot(tmp_path):
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+    bot = FakeBot(text, {
+        "When did Alibaba go public in New York?": ("In 2014 [1].", "went public in New York back in 2014"),
+        "How many companies?": ("16 companies [1].", "Rising tensions"),  # wrong, cites elsewhere
+        "How much revenue?": (None, None),                                # false refusal
+        "Who founded Alibaba?": ("Jack Ma in 1999 [1].", "Alibaba went public"),  # missed refusal
+    })
+    out = tmp_path / "run"
+    m = ev.run_eval(small_question_file(tmp_path), bot=bot, corpus_dir=ROOT / "docs_corpus", out_dir=out,
+                    progress=False)
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["d1", "d2", "d3", "d4"]
+    assert [r["correct"] for r in rows] == [True, False, False, False]
+    assert rows[0]["citations"][0]["source"] == ARTICLE and rows[0]["retrieved"][1]["score"] == 0.8
+    assert m == json.loads((out / "metrics.json").read_text()) and m["warm_up_s"] >= 0
+    assert m["answer_accuracy"] == round(1 / 3, 4) and m["refusal_recall"] == 0.0
+    assert m["recall@1"] == 0.0 and m["recall@3"] == round(1 / 3, 4)  # only d1 retrieves the evidence (rank 2)
+    assert m["citation_precision"] == 0.5 and m["unsupported_numbers"] == 2  # 16 (d2) and 1999 (d4)
+    report = (out / "report.md").read_text()
+    assert "| Answer accuracy | 0.333 |" in report
+    for heading, qid in [("## Wrong answers (1)", "d2"), ("## False refusals (1)", "d3"),
+                         ("## Missed refusals (1)", "d4")]:
+        section = report.split(heading)[1].split("\n## ")[0]
+        assert f"### {qid}:" in section
+    assert "Rising tensions" in report.split("## Wrong answers")[1]  # cited passage is shown
+
+
+def test_run_eval_records_bot_errors(tmp_path):
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+    replies = {x["question"]: ("boom", None) for x in ev.load_questions(small_question_file(tmp_path))}
+    m = ev.run_eval(tmp_path / "qs.jsonl", bot=FakeBot(text, replies), corpus_dir=ROOT / "docs_corpus",
+                    out_dir=tmp_path / "run", progress=False)
+    assert m["n_errors"] == 4 and m["answer_accuracy"] == 0.0 and m["refusal_recall"] == 0.0
+
+
+def test_eval_arguments_and_thresholds():
+    parser = ev.add_eval_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["qs.jsonl", "--min-accuracy", "0.8", "--min-abstention", "0.5"])
+    assert args.questions == "qs.jsonl" and args.corpus is None and args.out is None
+    assert args.min_citation_precision is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["qs.jsonl", "--min-accuracy", "1.5"])
+    failures, notes = ev.check_thresholds({"answer_accuracy": 0.75, "refusal_recall": 0.5,
+                                           "citation_precision": None}, args)
+    assert failures == ["answer_accuracy 0.750 is below --min-accuracy 0.800"] and notes == []
+    args.min_citation_precision = 0.5
+    assert ev.check_thresholds({"answer_accuracy": 0.8, "refusal_recall": 0.5, "citation_precision": None},
+                               args) == ([], ["citation_precision is n/a for this question set; "
+                                              "--min-citation-precision not applied"])
+
+
+def test_cli_eval_with_fake_pipeline(tmp_path, monkeypatch, capsys):
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+    made = []
+
+    class FakeQABot(FakeBot):
+        def __init__(self, corpus_dir=None):
+            super().__init__(text, {x["question"]: ("In 2014 [1].", "back in 2014")
+                                    for x in ev.load_questions(tmp_path / "qs.jsonl")})
+            self.closed = False
+            made.append(self)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "qa_bot.pipeline", types.SimpleNamespace(QABot=FakeQABot))
+    parser = ev.add_eval_arguments(argparse.ArgumentParser())
+    qs = str(small_question_file(tmp_path))
+    out = tmp_path / "run"
+    args = parser.parse_args([qs, "--corpus", str(ROOT / "docs_corpus"), "--out", str(out),
+                              "--min-accuracy", "0.3", "--min-abstention", "0.5"])
+    assert ev.cli_eval(args) == 1  # refusal recall 0 < 0.5
+    printed = capsys.readouterr().out
+    assert "FAIL: refusal_recall 0.000 is below --min-abstention 0.500" in printed
+    assert "answer_accuracy" not in printed.split("FAIL")[1]  # 1/3 >= 0.3 passes
+    assert f"wrote {out}/" in printed and made[0].closed and made[0].warmed
+    assert {p.name for p in out.iterdir()} == {"predictions.jsonl", "metrics.json", "report.md"}
+    assert ev.cli_eval(parser.parse_args([qs, "--corpus", str(ROOT / "docs_corpus"), "--out", str(out)])) == 0
+    # a broken question file fails before any bot is built
+    write_jsonl(tmp_path / "bad.jsonl", ["{oops"])
+    with pytest.raises(QABotError, match="line 1"):
+        ev.cli_eval(parser.parse_args([str(tmp_path / "bad.jsonl")]))
+    assert len(made) == 2
+
+
+# ---------------------------------------------------------------- end to end with the real bot
+
+
+@pytest.mark.slow
+def test_run_eval_end_to_end(tmp_path):
+    if importlib.util.find_spec("qa_bot.pipeline") is None:
+        pytest.skip("qa_bot.pipeline is not written yet")
+    from qa_bot.pipeline import QABot
+
+    bot = QABot(corpus_dir=ROOT / "docs_corpus")
+    try:
+        m = ev.run_eval(small_question_file(tmp_path), bot=bot, corpus_dir=ROOT / "docs_corpus",
+                        out_dir=tmp_path / "run", progress=False)
+    finally:
+        bot.close()
+    out = tmp_path / "run"
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        assert {"id", "question", "answer", "abstained", "citations", "retrieved", "latency_s", "gold_answers",
+                "answerable", "correct", "timings"} <= r.keys()
+        assert r["latency_s"] > 0 and r["retrieved"], r["id"]
+        assert {"source", "start", "end", "score"} <= r["retrieved"][0].keys()
+        for c in r["citations"]:
+            text = (ROOT / "docs_corpus" / c["source"]).read_text(encoding="utf-8")
+            assert text[c["start"]:c["end"]] == c["text"]
+    assert json.loads((out / "metrics.json").read_text()) == m
+    assert (m["n_questions"], m["n_answerable"], m["n_unanswerable"], m["evidence_not_found"]) == (4, 3, 1, 0)
+    for key in ("recall@1", "recall@3", "recall@5", "mrr", "answer_accuracy", "refusal_recall",
+                "false_refusal_rate", "abstention_macro_f1"):
+        assert 0.0 <= m[key] <= 1.0, key
+    for key in ("citation_precision", "citation_recall"):
+        assert m[key] is None or 0.0 <= m[key] <= 1.0, key
+    assert m["latency_p50_s"] > 0 and "retrieve" in m["stage_latency"]
+    assert "| Answer accuracy |" in (out / "report.md").read_text()

@@ -1,0 +1,134 @@
+"""The pure render helpers of qa_bot.ui: escaping, citation markers, highlighted spans. No server, no browser."""
+from __future__ import annotations
+
+import html
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit
+from qa_bot.ui import (EXAMPLES, esc, format_timings, render_answer_text, render_document, render_error,
+                       render_message, render_sources, render_streaming, render_user, source_items)
+
+EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"> & {{value}} ${x} <a href="javascript:1">y</a>'
+ALLOWED = {"div", "span", "sup", "mark", "ol", "li", "button", "br", "b"}
+
+
+class Tags(HTMLParser):
+    def __init__(self, markup: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text = ""
+        self.feed(markup)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def assert_inert(markup: str, *, source_text: str = EVIL):
+    """Only our own tags, no event-handler or URL attributes, and the hostile text is still there as text."""
+    tags = Tags(markup)
+    assert {t for t, _ in tags.tags} <= ALLOWED, tags.tags
+    for _, attrs in tags.tags:
+        assert not any(a.startswith("on") or a in ("href", "src", "style") for a in attrs), attrs
+    assert "{" not in markup and "}" not in markup and "$" not in markup  # gr.HTML templates stay inert
+    assert source_text in html.unescape(tags.text)
+
+
+def answer(text="Alibaba listed in 2014 [1].", abstained=False, citations=None, retrieved=(), **kw):
+    cits = (Citation(1, "a.txt", 10, 30, "Alibaba listed in 2014"),) if citations is None else citations
+    return Answer("When?", text, abstained, cits, retrieved, **kw)
+
+
+def test_esc_neutralises_markup_and_template_syntax():
+    out = esc(EVIL)
+    assert "<" not in out and ">" not in out and '"' not in out
+    assert "{" not in out and "$" not in out
+    assert html.unescape(out) == EVIL
+
+
+@pytest.mark.parametrize("render", [render_answer_text, render_streaming, render_error, render_user])
+def test_text_renderers_escape(render):
+    assert_inert(render(EVIL))
+
+
+def test_citation_markers_become_badges_only_for_numbers():
+    out = render_answer_text("It listed in 2014 [1] and grew [2]; see [x] and [[3]].")
+    assert re.findall(r'<sup class="qa-cite" data-n="(\d+)">\[\d+\]</sup>', out) == ["1", "2", "3"]
+    assert "[x]" in out
+
+
+def test_answer_message_shows_timings_and_rewritten_question():
+    a = answer(timings={"retrieve": 0.0123, "generate": 0.4567, "verify": 0.001, "total": 0.5},
+               standalone_question="How much revenue did <the cloud unit> make?")
+    out = render_message(a)
+    assert "qa-answer" in out and "qa-refusal" not in out
+    assert "retrieval 12 ms" in out and "generation 457 ms" in out
+    assert "searched for" in out and "&lt;the cloud unit&gt;" in out
+    assert format_timings({"rewrite": 0.2, "retrieve": 0.001}) == "rewrite 200 ms · retrieval 1 ms"
+
+
+def test_standalone_question_hidden_when_not_rewritten():
+    assert "searched for" not in render_message(answer(standalone_question=None))
+    assert "searched for" not in render_message(answer(standalone_question="When?"))
+
+
+def test_refusal_looks_different_and_lists_closest_passages():
+    hits = (Hit(Chunk("c1", "a.txt", 0, 5, "Hello"), 0.3), Hit(Chunk("c2", "b.md", 7, 12, EVIL), 0.2))
+    a = answer(REFUSAL, abstained=True, citations=(), retrieved=hits)
+    msg = render_message(a)
+    assert "qa-refusal" in msg and "qa-answer" not in msg and REFUSAL in msg
+    items = source_items(a)
+    assert [(i["n"], i["source"], i["cited"]) for i in items] == [(1, "a.txt", False), (2, "b.md", False)]
+    out = render_sources(items, abstained=True)
+    assert "qa-closest" in out and "Closest passages" in out and out.count('class="qa-src"') == 2
+    assert "[1]" not in out  # closest passages are not citations
+    assert_inert(out)
+
+
+def test_sources_list_numbered_citations_with_names():
+    a = answer(citations=(Citation(1, "x<y>.txt", 0, 3, EVIL), Citation(2, "b.txt", 4, 9, "World")))
+    items = source_items(a)
+    out = render_sources(items)
+    assert re.findall(r'data-idx="(\d)"', out) == ["0", "1"]
+    assert '<span class="qa-n">[1]</span> <span class="qa-name">x&lt;y&gt;.txt</span>' in out
+    assert_inert(out)
+
+
+def test_empty_sources():
+    assert "after an answer" in render_sources([])
+    assert "No passages" in render_sources([], abstained=True)
+
+
+def test_document_highlights_exact_span_and_escapes_everything():
+    text = f"Intro. {EVIL} The cloud made $2.7 billion. End."
+    s = text.index("The cloud")
+    e = text.index(" End")
+    out = render_document(text, [(s, e)], title="t<1>.txt", label="[1]")
+    tags = Tags(out)
+    assert_inert(out)
+    assert tags.text == "t<1>.txt" + text[:s] + "[1]" + text[s:]  # nothing lost, nothing added but the label
+    marked = re.search(r'<mark class="qa-hl qa-focus"><span class="qa-mark-label">\[1\]</span>(.*?)</mark>', out)
+    assert html.unescape(marked.group(1)) == text[s:e]
+
+
+def test_document_spans_clipped_merged_and_focus():
+    text = "0123456789"
+    out = render_document(text, [(2, 5), (4, 7), (8, 99), (-3, 1), (6, 6)], focus=2)
+    assert re.findall(r'<mark class="([^"]+)">([^<]*)</mark>', out) == [
+        ("qa-hl", "0"), ("qa-hl", "23456"), ("qa-hl qa-focus", "89")]
+    assert Tags(out).text == text
+
+
+def test_document_without_spans():
+    out = render_document("a <b> c", [])
+    assert "<mark" not in out and "a &lt;b&gt; c" in out
+
+
+def test_examples_include_a_follow_up_and_an_unanswerable_question():
+    assert any("it" in q.split() for q in EXAMPLES)
+    assert len(EXAMPLES) >= 4
