@@ -65,6 +65,13 @@ def make_queries(corpus: np.ndarray, nq: int, seed: int) -> np.ndarray:
 def _rss() -> int:
     import psutil
 
+    try:  # hand freed heap back to the OS first, or freed temporaries get reused and hide the index's growth
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
     return psutil.Process().memory_info().rss
 
 
@@ -89,8 +96,7 @@ def measure(kind: str, x: np.ndarray, queries: np.ndarray, truth: np.ndarray | N
         _, i = ann.search(index, q[None, :], K)
         times.append(time.perf_counter() - t0)
         ids.append(i[0])
-    ids = np.array(ids)
-    recall = 1.0 if truth is None else float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, truth)]))
+    recall = 1.0 if truth is None else _recall(np.array(ids), truth)
     row = {
         "kind": kind,
         "index": ann.describe(index),
@@ -102,9 +108,24 @@ def measure(kind: str, x: np.ndarray, queries: np.ndarray, truth: np.ndarray | N
         "p95_ms": round(float(np.percentile(times, 95)) * 1e3, 3),
         "recall_at_10": round(recall, 4),
     }
+    if isinstance(index, faiss.IndexIVF):  # recall/latency trade-off around the chosen nprobe
+        row["nprobe_sweep"] = []
+        for nprobe in sorted({max(1, ann._nprobe(index.nlist) * f // 4) for f in (1, 2, 4, 8)}):
+            params = faiss.SearchParametersIVF(nprobe=min(nprobe, index.nlist))
+            times, ids = [], []
+            for q in queries:
+                t0 = time.perf_counter()
+                ids.append(index.search(q[None, :], K, params=params)[1][0])
+                times.append(time.perf_counter() - t0)
+            row["nprobe_sweep"].append({"nprobe": params.nprobe, "recall_at_10": round(_recall(np.array(ids), truth), 4),
+                                        "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 3)})
     del index
     gc.collect()
     return row
+
+
+def _recall(ids: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, truth)]))
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -167,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n:>9} {r['kind']:6} {r['index']:34} {r['build_s']:>8} {r['index_mb']:>7} "
                   f"{r['rss_delta_mb']:>7} {r['p50_ms']:>7} {r['p95_ms']:>7} {r['recall_at_10']:>6}  "
                   f"{'<-' if r['picked_by_build_index'] else ''}", flush=True)
+        sweep = ", ".join(f"{s['nprobe']}: R={s['recall_at_10']} {s['p50_ms']}ms" for s in approx.get("nprobe_sweep", []))
+        if sweep:
+            print(f"{'':>9} nprobe sweep (single query, p50): {sweep}", flush=True)
         del x, queries, truth
         gc.collect()
 

@@ -44,21 +44,23 @@ def refusal(question: str, hits: Sequence[Hit], timings: dict, standalone: str |
 def finalize(
     question: str,
     draft: str,
-    hits: Sequence[Hit],
-    relevance,
+    context: Sequence[Hit],
+    best_quote: tuple[int, str] | None,
     *,
+    retrieved: Sequence[Hit],
     timings: dict,
     standalone: str | None,
     query: str,
 ) -> Answer:
-    """Verify the draft against the passages it was given; the refusal when nothing survives."""
+    """Verify the draft against the passages the LLM was shown (context, numbered from 1); the refusal
+    when nothing survives. `retrieved` is the full ranked list, kept for display and evaluation."""
     v = cite.verify(
-        draft, query, [h.chunk.text for h in hits], relevant=relevance.relevant, best_quote=relevance.best_quote
+        draft, query, [h.chunk.text for h in context], relevant=[True] * len(context), best_quote=best_quote
     )
     if not v.text:
-        return refusal(question, hits, timings, standalone, draft)
+        return refusal(question, retrieved, timings, standalone, draft)
     citations = tuple(
-        Citation(n + 1, hits[i].chunk.source, hits[i].chunk.start, hits[i].chunk.end, hits[i].chunk.text)
+        Citation(n + 1, context[i].chunk.source, context[i].chunk.start, context[i].chunk.end, context[i].chunk.text)
         for n, i in enumerate(v.cited)
     )
-    return Answer(question, v.text, False, citations, tuple(hits), timings, standalone, draft)
+    return Answer(question, v.text, False, citations, tuple(retrieved), timings, standalone, draft)

@@ -19,10 +19,10 @@ log = logging.getLogger("qa_bot")
 
 DOC_SUFFIXES = (".txt", ".md")
 
-# A sentence ends at . ! ? (optionally followed by a closing quote or bracket) before white space and
+# A sentence ends at . ! ? (and a closing quote or bracket, kept in the sentence) before white space and
 # an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
 # because the next word is lower case.
-_SENTENCE_END = re.compile(r"""(?<=[.!?])["'”’)\]]*\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+_SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
 _WORD = re.compile(r"\S+")
 
 

@@ -9,10 +9,12 @@
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from .errors import BackendError, QABotError
@@ -60,10 +62,13 @@ class LocalLlamaServer:
 
 
 def chat_model(settings: Settings, base_url: str, model: str, streaming: bool = True):
-    from langchain_openai import ChatOpenAI
+    import openai
 
     key = os.environ.get(settings.llm_api_key_env, "") or "not-needed"
-    return ChatOpenAI(
+    # settings.llm_timeout bounds each attempt as a whole, not only each read: a server that trickles
+    # keep-alive bytes would otherwise hold a reader forever.
+    http_client = openai.DefaultHttpxClient(transport=_deadline_transport(settings.llm_timeout))
+    return _chat_model_class()(
         base_url=base_url,
         model=model,
         api_key=key,
@@ -72,9 +77,64 @@ def chat_model(settings: Settings, base_url: str, model: str, streaming: bool = 
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         streaming=streaming,
+        http_client=http_client,
         # llama.cpp rejects some OpenAI-only fields; keep the request plain.
         stream_usage=False,
     )
+
+
+def _httpx():
+    """The HTTP library the installed openai client is built on (httpx, or its fork httpx2)."""
+    import importlib
+
+    import openai
+
+    return importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
+
+
+def _deadline_transport(seconds: float):
+    httpx = _httpx()
+
+    class DeadlineStream(httpx.SyncByteStream):
+        def __init__(self, inner, deadline: float, request):
+            self._inner, self._deadline, self._request = inner, deadline, request
+
+        def __iter__(self):
+            for part in self._inner:
+                if time.monotonic() > self._deadline:
+                    raise httpx.ReadTimeout(f"no complete answer within {seconds:g} s", request=self._request)
+                yield part
+
+        def close(self):
+            self._inner.close()
+
+    class DeadlineTransport(httpx.HTTPTransport):
+        def handle_request(self, request):
+            deadline = time.monotonic() + seconds
+            response = super().handle_request(request)
+            response.stream = DeadlineStream(response.stream, deadline, request)
+            return response
+
+    return DeadlineTransport()
+
+
+@functools.lru_cache(maxsize=1)
+def _chat_model_class():
+    from langchain_openai import ChatOpenAI
+
+    class ChatModel(ChatOpenAI):
+        """ChatOpenAI that treats a stream ending without a finish_reason as a failure: a server that
+        dies mid-answer and closes the socket cleanly must not pass a cut-off draft for a whole one."""
+
+        def _stream(self, *args, **kwargs):
+            finished = False
+            for chunk in super()._stream(*args, **kwargs):
+                finished = finished or bool((chunk.generation_info or {}).get("finish_reason"))
+                yield chunk
+            if not finished:
+                raise BackendError(f"the language model server stopped mid-answer ({self.openai_api_base})")
+
+    return ChatModel
 
 
 class LLMProvider:
@@ -118,15 +178,31 @@ class LLMProvider:
 
 
 def backend_error(exc: Exception, settings: Settings) -> BackendError:
-    """Translate client exceptions into one clear message."""
-    name = type(exc).__name__
+    """Translate client exceptions into one clear message (never with the API key in it)."""
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    names = " ".join(type(e).__name__ for e in chain)
     where = settings.llm_base_url or "the local model server"
-    if "Timeout" in name:
-        return BackendError(f"the language model did not answer within {settings.llm_timeout:.0f} s ({where})")
-    if "Connection" in name:
+    if "Timeout" in names:
+        return BackendError(f"the language model did not answer within {settings.llm_timeout:g} s ({where})")
+    if "RemoteProtocolError" in names:
+        return BackendError(f"the language model server stopped mid-answer ({where})")
+    if "Connection" in names:
         return BackendError(f"cannot reach the language model server at {where}")
-    if "Authentication" in name or "PermissionDenied" in name:
+    if "Authentication" in names or "PermissionDenied" in names:
         return BackendError(f"the language model server refused the API key (set {settings.llm_api_key_env})")
-    if "NotFound" in name:
+    if "NotFound" in names:
         return BackendError(f"the language model server has no model named {settings.llm_model!r}")
-    return BackendError(f"the language model failed: {name}: {str(exc)[:200]}")
+    return BackendError(f"the language model failed: {type(exc).__name__}: {_redact(str(exc), settings)[:200]}")
+
+
+def _redact(text: str, settings: Settings) -> str:
+    """Server error bodies can echo the request headers: drop the API key and any bearer token."""
+    import re
+
+    key = os.environ.get(settings.llm_api_key_env, "")
+    if key:
+        text = text.replace(key, "[redacted]")
+    return " ".join(re.sub(r"(?i)(bearer\s+)\S+", r"\1[redacted]", text).split())

@@ -59,6 +59,9 @@ class QABot:
 
     @cached_property
     def index(self) -> VectorIndex:
+        from . import ann
+
+        ann.configure_threads(1)  # one search thread: 2 cores are shared with torch and llama.cpp
         s = self.settings
         return load_or_build(
             list(self.documents.values()), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, embedder=self.embedder,
@@ -119,11 +122,19 @@ class QABot:
         t1 = time.perf_counter()
         hits = self.retriever.search(query, inputs.get("session"))
         rel = self.retriever.relevance(query, hits)
+        # The LLM sees only passages judged relevant: a shorter prompt is faster on 2 cores, and a planted
+        # document that does not address the question never reaches the model.
+        keep = [i for i, ok in enumerate(rel.relevant) if ok][: self.settings.llm_passages]
+        context = [hits[i] for i in keep]
+        quote = None
+        if rel.best_quote and rel.best_quote[0] in keep:
+            quote = (keep.index(rel.best_quote[0]), rel.best_quote[1])
         t2 = time.perf_counter()
         timings = {"rewrite": t1 - t0, "retrieve": t2 - t1}
         return {
-            "question": question, "query": query, "standalone": standalone, "hits": hits, "relevant": rel.any, "relevance": rel,
-            "timings": timings, "passages": answer_stage.format_passages(hits), "t0": t0,
+            "question": question, "query": query, "standalone": standalone, "hits": hits, "context": context,
+            "quote": quote, "relevant": bool(context), "timings": timings,
+            "passages": answer_stage.format_passages(context), "t0": t0,
         }
 
     def _generate(self, state: dict) -> str:
@@ -146,7 +157,7 @@ class QABot:
             timings.update(generate=0.0, verify=0.0, total=time.perf_counter() - state["t0"])
             return answer_stage.refusal(state["question"], state["hits"], timings, state["standalone"])
         result = answer_stage.finalize(
-            state["question"], state["draft"], state["hits"], state["relevance"],
+            state["question"], state["draft"], state["context"], state["quote"], retrieved=state["hits"],
             timings=timings, standalone=state["standalone"], query=state["query"],
         )
         timings["verify"] = time.perf_counter() - t

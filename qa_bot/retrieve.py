@@ -53,7 +53,7 @@ class Relevance:
 
     scores: tuple[float, ...]  # per passage: the best sentence score
     best_quote: tuple[int, str] | None  # (passage index, sentence) with the best score
-    best: float
+    best: float  # the best passage score
     relevant: tuple[bool, ...]  # per passage: score >= threshold
 
     @property
@@ -102,10 +102,14 @@ class Retriever:
         sims = vecs[1:] @ vecs[0]
         cov = [cite.coverage(question, h.chunk.text, idf, default) for h in hits]
         scores = [0.0] * len(hits)
+        for (i, _), sim in zip(sents, sims):
+            scores[i] = max(scores[i], cov[i] + SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR))
+        # The sentence to quote must itself carry the question's terms, and be a sentence, not a heading.
         best, best_quote = -1.0, None
         for (i, text), sim in zip(sents, sims):
-            score = cov[i] + SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR)
-            scores[i] = max(scores[i], score)
+            if scores[i] < self.threshold or len(text.split()) < 4:
+                continue
+            score = cite.coverage(question, text, idf, default) + SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR)
             if score > best:
                 best, best_quote = score, (i, text)
-        return Relevance(tuple(scores), best_quote, best, tuple(x >= self.threshold for x in scores))
+        return Relevance(tuple(scores), best_quote, max(scores), tuple(x >= self.threshold for x in scores))

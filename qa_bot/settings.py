@@ -28,7 +28,8 @@ class Settings:
     max_file_bytes: int = 64 * 1024 * 1024  # larger files are skipped with a warning
 
     # Retrieval and grounding.
-    top_k: int = 4  # passages shown to the LLM and listed as closest passages
+    top_k: int = 4  # passages retrieved, and listed as the closest passages on a refusal
+    llm_passages: int = 3  # at most this many of them, those judged relevant, go into the prompt
     # A passage addresses the question when one of its sentences scores at least this (see
     # retrieve.Relevance: key-term coverage plus a similarity bonus). None does: abstain without the LLM.
     relevance_threshold: float = 0.50

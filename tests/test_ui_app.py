@@ -7,7 +7,6 @@ bot); the `slow` tests start `python app.py` with the real models in a subproces
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time

@@ -1,0 +1,415 @@
+"""Answer latency of the real bot (all-MiniLM-L6-v2 + FAISS + the local SmolLM2 llama.cpp server).
+
+    .venv/bin/python benchmarks/latency.py [--questions eval/article_qa.jsonl] [--repeat 3] [--no-cold]
+
+Measures, with the default settings (QA_BOT_* variables apply) and an existing index (built first if missing):
+  warm      end-to-end wall time of QABot.ask per question (after warm_up and one discarded question):
+            p50/p95/mean, answered and refused questions apart
+  stages    Answer.timings split: rewrite, retrieve, generate (the LLM call), verify, other (= wall minus
+            the four); overhead = everything but generate, as a share of end-to-end time
+  stream    QABot.ask_stream: time to the first streamed piece the user sees (a complete, verified
+            sentence) and to the LLM's first token (Answer.timings["first_token"])
+  retrieve  the retrieve stage taken apart: query embedding, FAISS search, relevance (embeds the
+            question plus every sentence of the top-k passages)
+  llm       the same prompts posted straight to llama.cpp's server: its own prompt/generation token
+            counts and speeds (prompt tokens served from its cache included), and the HTTP+LangChain share
+  cold      launch `python app.py --port <free>` and time until the first answer over gradio_client's
+            "/ask" endpoint (no warm-up question before it); also `python -c` constructing QABot and
+            answering one question (the library's cold start)
+
+Prints a table and writes benchmarks/results/latency.json. Timings on a busy machine are inflated: the load
+average before and after is recorded in the JSON, re-run on a quiet machine for figures to quote.
+Goals (issue "Fast on 2 cores"): warm p50 <= 1.0 s, p95 <= 2.0 s; first piece p50 <= 0.3 s; overhead <= 10 %;
+cold start to first answer <= 10 s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_bot import Answer  # noqa: E402
+from qa_bot.settings import Settings  # noqa: E402
+
+GOALS = {"warm_p50_s": 1.0, "warm_p95_s": 2.0, "first_piece_p50_s": 0.3, "overhead_share": 0.10, "cold_start_s": 10.0}
+STAGES = ("rewrite", "retrieve", "generate", "verify")
+
+
+def load_questions(path: Path, limit: int | None) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def pct(xs, p) -> float | None:
+    return float(np.percentile(xs, p)) if len(xs) else None
+
+
+def summary(xs) -> dict:
+    xs = list(xs)
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "p50": pct(xs, 50), "p95": pct(xs, 95), "mean": statistics.fmean(xs), "max": max(xs)}
+
+
+def thread_info(bot) -> dict:
+    import faiss
+    import torch
+
+    s = bot.settings
+    return {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            "faiss_omp_threads": faiss.omp_get_max_threads(), "llm_threads": s.llm_threads,
+            "embed_batch_size": s.embed_batch_size, "cpu_count": os.cpu_count(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+
+
+# ------------------------------------------------------------------------------------------------ warm
+
+
+def run_warm(bot, questions: list[dict], repeat: int) -> list[dict]:
+    rows = []
+    for r in range(repeat):
+        for q in questions:
+            t = time.perf_counter()
+            a = bot.ask(q["question"])
+            wall = time.perf_counter() - t
+            rows.append({"id": q.get("id"), "rep": r, "wall": wall, "abstained": a.abstained,
+                         "timings": dict(a.timings), "text": a.text[:120]})
+    return rows
+
+
+def stage_split(rows: list[dict]) -> dict:
+    """Mean seconds per stage and share of end-to-end time, over the given rows."""
+    if not rows:
+        return {}
+    total = sum(r["wall"] for r in rows)
+    out = {}
+    for k in STAGES:
+        v = sum(r["timings"].get(k, 0.0) for r in rows)
+        out[k] = {"mean_s": v / len(rows), "share": v / total}
+    other = total - sum(sum(r["timings"].get(k, 0.0) for k in STAGES) for r in rows)
+    out["other"] = {"mean_s": other / len(rows), "share": other / total}
+    over = total - sum(r["timings"].get("generate", 0.0) for r in rows)
+    out["overhead"] = {"mean_s": over / len(rows), "share": over / total}
+    return out
+
+
+def run_stream(bot, questions: list[dict]) -> list[dict]:
+    rows = []
+    for q in questions:
+        t = time.perf_counter()
+        first_piece, final = None, None
+        for piece in bot.ask_stream(q["question"]):
+            if isinstance(piece, Answer):
+                final = piece
+            elif first_piece is None:
+                first_piece = time.perf_counter() - t
+        wall = time.perf_counter() - t
+        rows.append({"id": q.get("id"), "wall": wall, "abstained": final.abstained,
+                     "first_piece": first_piece if first_piece is not None else wall,
+                     "first_token": final.timings.get("first_token"), "timings": dict(final.timings)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ detail
+
+
+def run_retrieve_detail(bot, questions: list[dict]) -> dict:
+    """Where the retrieve stage's time goes (per question, seconds)."""
+    from qa_bot.ingest import sentence_spans
+
+    r = bot.retriever
+    embed_q, search, rel, n_sent = [], [], [], []
+    for q in questions:
+        text = q["question"]
+        t0 = time.perf_counter()
+        vec = bot.embedder.embed([text])[0]
+        t1 = time.perf_counter()
+        hits = bot.index.search(vec, r.top_k)
+        t2 = time.perf_counter()
+        r.relevance(text, hits)
+        t3 = time.perf_counter()
+        embed_q.append(t1 - t0)
+        search.append(t2 - t1)
+        rel.append(t3 - t2)
+        n_sent.append(sum(len(sentence_spans(h.chunk.text)) for h in hits))
+    return {"embed_query_s": summary(embed_q), "faiss_search_s": summary(search), "relevance_s": summary(rel),
+            "sentences_embedded_per_question": statistics.fmean(n_sent), "index_chunks": len(bot.index.chunks)}
+
+
+def run_llm_detail(bot, questions: list[dict]) -> dict:
+    """Post each question's real prompt straight to llama.cpp's server; read its own timings."""
+    import urllib.request
+
+    from qa_bot import answer as answer_stage
+
+    server = bot._provider._server
+    if server is None:
+        return {"skipped": "not the local llama.cpp backend"}
+    s = bot.settings
+    prompt = bot.generator.first  # the ChatPromptTemplate of prompt | llm | parser
+    role = {"system": "system", "human": "user", "ai": "assistant"}
+    rows = []
+    for q in questions:
+        hits = bot.retriever.search(q["question"])
+        msgs = prompt.format_messages(passages=answer_stage.format_passages(hits), question=q["question"])
+        body = {"model": server.alias, "messages": [{"role": role[m.type], "content": m.content} for m in msgs],
+                "max_tokens": s.llm_max_tokens, "temperature": s.llm_temperature}
+        req = urllib.request.Request(server.base_url + "/chat/completions", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        t = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            out = json.loads(resp.read())
+        wall = time.perf_counter() - t
+        tm = out.get("timings", {})
+        rows.append({"wall": wall, "prompt_n": tm.get("prompt_n"), "prompt_ms": tm.get("prompt_ms"),
+                     "cache_n": tm.get("cache_n"), "predicted_n": tm.get("predicted_n"),
+                     "predicted_ms": tm.get("predicted_ms"), "finish": out["choices"][0].get("finish_reason")})
+    ok = [r for r in rows if r["prompt_ms"] is not None]
+    if not ok:
+        return {"rows": rows}
+    p_n = sum(r["prompt_n"] for r in ok)
+    p_ms = sum(r["prompt_ms"] for r in ok)
+    g_n = sum(r["predicted_n"] for r in ok)
+    g_ms = sum(r["predicted_ms"] for r in ok)
+    server_ms = p_ms + g_ms
+    wall_ms = 1000 * sum(r["wall"] for r in ok)
+    return {
+        "n": len(ok), "mean_wall_s": wall_ms / 1000 / len(ok),
+        "mean_prompt_tokens_evaluated": p_n / len(ok),
+        "mean_prompt_tokens_cached": statistics.fmean(r["cache_n"] or 0 for r in ok),
+        "prompt_tok_per_s": 1000 * p_n / p_ms if p_ms else None, "mean_prompt_s": p_ms / 1000 / len(ok),
+        "mean_generated_tokens": g_n / len(ok), "gen_tok_per_s": 1000 * g_n / g_ms if g_ms else None,
+        "mean_generation_s": g_ms / 1000 / len(ok),
+        "hit_max_tokens_share": sum(r["finish"] == "length" for r in ok) / len(ok),
+        "http_share_of_direct_call": (wall_ms - server_ms) / wall_ms if wall_ms else None,
+        "rows": rows,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ cold
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cold_app(question: str, timeout: float) -> dict:
+    """Seconds from launching `python app.py` to the first answer through gradio_client ("/ask")."""
+    from gradio_client import Client
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    log = open(ROOT / "benchmarks" / "results" / "cold_app.log", "w")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        port_open = None
+        while time.perf_counter() - t0 < timeout:
+            if proc.poll() is not None:
+                return {"error": f"app.py exited with {proc.returncode} (see benchmarks/results/cold_app.log)"}
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    port_open = time.perf_counter() - t0
+                    break
+            except OSError:
+                time.sleep(0.05)
+        if port_open is None:
+            return {"error": f"port {port} not open after {timeout:.0f} s"}
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        t_client = time.perf_counter() - t0
+        result = client.predict(question, None, api_name="/ask")
+        total = time.perf_counter() - t0
+        answer = result.get("answer") if isinstance(result, dict) else str(result)
+        timings = result.get("timings") if isinstance(result, dict) else None
+        return {"mode": "app.py + gradio_client /ask", "port_open_s": port_open, "client_ready_s": t_client,
+                "first_answer_s": total, "answer": (answer or "")[:120], "answer_timings": timings}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+COLD_LIB = """
+import json, sys, time
+t0 = time.perf_counter()
+from qa_bot import QABot
+bot = QABot()
+t1 = time.perf_counter()
+a = bot.ask(sys.argv[1])
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_ask_s": t2 - t1, "answer": a.text[:120], "timings": a.timings}))
+bot.close()
+"""
+
+
+def cold_library(question: str, timeout: float) -> dict:
+    """Seconds from launching `python -c` (QABot + one ask) to its answer, process start included."""
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", COLD_LIB, question], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    total = time.perf_counter() - t0
+    if out.returncode:
+        return {"error": out.stderr[-500:]}
+    last = [line for line in out.stdout.splitlines() if line.startswith("{")][-1]
+    return {"mode": "python -c QABot().ask", "first_answer_s": total, **json.loads(last)}
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def fmt(x, unit="s") -> str:
+    if x is None:
+        return "-"
+    return f"{x * 100:.0f} %" if unit == "%" else f"{x:.3f}"
+
+
+def verdict(value, goal) -> str:
+    return "-" if value is None else ("met" if value <= goal else "MISSED")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--questions", type=Path, default=ROOT / "eval" / "article_qa.jsonl")
+    p.add_argument("--repeat", type=int, default=3, help="passes over the questions for the warm figures")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--no-cold", action="store_true", help="skip the cold-start runs")
+    p.add_argument("--no-detail", action="store_true", help="skip the retrieve and llama.cpp breakdowns")
+    p.add_argument("--cold-timeout", type=float, default=180.0)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency.json")
+    args = p.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    questions = load_questions(args.questions, args.limit)
+    load_before = os.getloadavg()
+    from qa_bot import QABot
+
+    settings = Settings.from_env()
+    result: dict = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
+                                "cpus": os.cpu_count(), "loadavg_before": load_before},
+                    "questions": str(args.questions), "n_questions": len(questions), "repeat": args.repeat,
+                    "settings": {k: str(v) for k, v in settings.__dict__.items()}, "goals": GOALS}
+
+    t = time.perf_counter()
+    bot = QABot(settings=settings)
+    bot.warm_up()
+    result["warm_up_s"] = time.perf_counter() - t
+    result["index"] = {k: bot.index.info.get(k) for k in ("how", "n_chunks", "index_type", "n_embedded")}
+    t = time.perf_counter()
+    bot.ask(questions[0]["question"])  # first LLM call: llama.cpp allocates buffers, caches the system prompt
+    result["first_question_after_warm_up_s"] = time.perf_counter() - t
+    result["threads"] = thread_info(bot)
+
+    rows = run_warm(bot, questions, args.repeat)
+    answered = [r for r in rows if not r["abstained"]]
+    refused = [r for r in rows if r["abstained"]]
+    result["warm"] = {"all": summary(r["wall"] for r in rows), "answered": summary(r["wall"] for r in answered),
+                      "refused": summary(r["wall"] for r in refused),
+                      "stages_all": stage_split(rows), "stages_answered": stage_split(answered),
+                      "stages_refused": stage_split(refused), "rows": rows}
+    srows = run_stream(bot, questions)
+    s_ans = [r for r in srows if not r["abstained"]]
+    result["stream"] = {"first_piece_all": summary(r["first_piece"] for r in srows),
+                        "first_piece_answered": summary(r["first_piece"] for r in s_ans),
+                        "first_token_answered": summary(r["first_token"] for r in s_ans if r["first_token"]),
+                        "wall_all": summary(r["wall"] for r in srows), "rows": srows}
+    if not args.no_detail:
+        result["retrieve_detail"] = run_retrieve_detail(bot, questions)
+        result["llm_detail"] = run_llm_detail(bot, questions)
+    bot.close()
+    del bot
+
+    if not args.no_cold:
+        q = questions[0]["question"]
+        try:
+            result["cold_app"] = cold_app(q, args.cold_timeout)
+        except Exception as exc:  # app.py / its API not ready: the library cold start below still runs
+            result["cold_app"] = {"error": f"{type(exc).__name__}: {exc}"}
+        try:
+            result["cold_library"] = cold_library(q, args.cold_timeout)
+        except Exception as exc:
+            result["cold_library"] = {"error": f"{type(exc).__name__}: {exc}"}
+    result["machine"]["loadavg_after"] = os.getloadavg()
+
+    args.out.write_text(json.dumps(result, indent=1, default=str))
+    print_report(result)
+    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0
+
+
+def print_report(r: dict) -> None:
+    m = r["machine"]
+    print(f"\nlatency: {r['n_questions']} questions x {r['repeat']}; index {r['index']}; threads {r['threads']}")
+    print(f"load average before {m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f} "
+          f"on {m['cpus']} CPUs (figures on a busy machine are inflated)")
+    print(f"warm_up() {r['warm_up_s']:.2f} s, first question after it {r['first_question_after_warm_up_s']:.2f} s\n")
+    w, st = r["warm"], r["stream"]
+    print(f"{'measure':44} {'n':>4} {'p50 s':>8} {'p95 s':>8} {'mean s':>8}  goal")
+    line = lambda name, s, goal="": print(  # noqa: E731
+        f"{name:44} {s.get('n', 0):>4} {fmt(s.get('p50')):>8} {fmt(s.get('p95')):>8} {fmt(s.get('mean')):>8}  {goal}")
+    line("warm ask, all questions", w["all"],
+         f"p50<={GOALS['warm_p50_s']} {verdict(w['all'].get('p50'), GOALS['warm_p50_s'])}, "
+         f"p95<={GOALS['warm_p95_s']} {verdict(w['all'].get('p95'), GOALS['warm_p95_s'])}")
+    line("warm ask, answered", w["answered"])
+    line("warm ask, refused (no LLM call)", w["refused"])
+    line("stream: first piece shown, all", st["first_piece_all"],
+         f"p50<={GOALS['first_piece_p50_s']} {verdict(st['first_piece_all'].get('p50'), GOALS['first_piece_p50_s'])}")
+    line("stream: first piece shown, answered", st["first_piece_answered"])
+    line("stream: first LLM token, answered", st["first_token_answered"])
+
+    print(f"\n{'stage (mean s / share of end-to-end)':44} {'all':>16} {'answered':>16} {'refused':>16}")
+    for k in (*STAGES, "other", "overhead"):
+        cells = []
+        for key in ("stages_all", "stages_answered", "stages_refused"):
+            v = w[key].get(k)
+            cells.append(f"{v['mean_s']:.3f} {v['share'] * 100:4.0f} %" if v else "-")
+        label = "overhead (all but generate)" if k == "overhead" else k
+        print(f"{label:44} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}")
+    ov = w["stages_answered"].get("overhead", {}).get("share")
+    print(f"overhead share of answered questions: {fmt(ov, '%')} (goal <= 10 %: {verdict(ov, GOALS['overhead_share'])})")
+
+    if "retrieve_detail" in r:
+        d = r["retrieve_detail"]
+        print(f"\nretrieve stage, per question (p50 s): embed query {fmt(d['embed_query_s']['p50'])}, "
+              f"FAISS search {fmt(d['faiss_search_s']['p50'])}, relevance {fmt(d['relevance_s']['p50'])} "
+              f"(embeds ~{d['sentences_embedded_per_question']:.0f} passage sentences + the question each time)")
+    if "llm_detail" in r and "n" in r["llm_detail"]:
+        d = r["llm_detail"]
+        print(f"llama.cpp direct: prompt {d['mean_prompt_tokens_evaluated']:.0f} tok evaluated "
+              f"(+{d['mean_prompt_tokens_cached']:.0f} cached) at {d['prompt_tok_per_s']:.0f} tok/s = "
+              f"{d['mean_prompt_s']:.3f} s; generation {d['mean_generated_tokens']:.0f} tok at "
+              f"{d['gen_tok_per_s']:.0f} tok/s = {d['mean_generation_s']:.3f} s; "
+              f"{d['hit_max_tokens_share'] * 100:.0f} % stop at max_tokens; HTTP share {fmt(d['http_share_of_direct_call'], '%')}")
+    for key in ("cold_app", "cold_library"):
+        c = r.get(key)
+        if not c:
+            continue
+        if "error" in c:
+            print(f"cold start ({key}): not measured: {c['error']}")
+        else:
+            extra = (f" (port open {c['port_open_s']:.2f} s, client ready {c['client_ready_s']:.2f} s)"
+                     if "port_open_s" in c else f" (imports+QABot {c['import_s']:.2f} s, first ask {c['first_ask_s']:.2f} s)")
+            print(f"cold start, {c['mode']}: {c['first_answer_s']:.2f} s to the first answer{extra}; "
+                  f"goal <= {GOALS['cold_start_s']:.0f} s: {verdict(c['first_answer_s'], GOALS['cold_start_s'])}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

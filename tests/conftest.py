@@ -1,0 +1,39 @@
+"""Shared fixtures. `real_bot` is the product as shipped: the bundled MiniLM embedder, a FAISS index in a
+temporary cache, and SmolLM2 through llama.cpp's server on 127.0.0.1. One instance serves a whole run."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "docs_corpus"
+ARTICLE = CORPUS / "alibaba_cloud_spinoff.txt"
+
+
+@pytest.fixture(scope="session")
+def real_bot(tmp_path_factory):
+    from qa_bot import QABot, Settings
+
+    bot = QABot(settings=Settings.from_env(corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache")))
+    yield bot
+    bot.close()
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    """A copy of the article plus a second short document, in a fresh folder."""
+    d = tmp_path / "corpus"
+    d.mkdir()
+    shutil.copy(ARTICLE, d / ARTICLE.name)
+    (d / "weather.md").write_text(
+        "# Weather\n\nThe harbour city recorded 31 millimetres of rain on Tuesday. "
+        "Forecasters expect a dry weekend with highs of 24 degrees.\n",
+        encoding="utf-8",
+    )
+    return d

@@ -1,0 +1,137 @@
+"""A tiny OpenAI-compatible chat server on 127.0.0.1 whose behaviour the test switches at will.
+
+Modes (FakeOpenAI.mode):
+    "ok"       streams ANSWER as SSE chunks, a finish_reason and [DONE]
+    "hang"     accepts the request and never answers
+    "trickle"  sends headers, then an SSE comment every 0.3 s forever (defeats per-read timeouts)
+    "die"      streams a few chunks in chunked encoding, then closes the socket mid-body
+    "cut"      streams a few chunks (no Content-Length, no chunking), then closes: looks like a clean end
+    "echo500"  answers 500 with the request headers in the body (a proxy that echoes them)
+Requests are counted in .requests; raw sockets, so nothing is buffered or retried behind the test's back.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+ANSWER = ["Alibaba ", "went public ", "in New York ", "in 2014", " [1]", "."]
+
+
+def _chunk(content: str | None, finish: str | None = None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    body = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+class FakeOpenAI:
+    def __init__(self, mode: str = "ok"):
+        self.mode = mode
+        self.requests = 0
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._stop = threading.Event()
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        for c in self._held:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _read_request(self, conn: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            part = conn.recv(65536)
+            if not part:
+                return data
+            data += part
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        while len(body) < length:
+            part = conn.recv(65536)
+            if not part:
+                break
+            body += part
+        return head
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            head = self._read_request(conn)
+            if not head:
+                conn.close()
+                return
+            self.requests += 1
+            mode = self.mode
+            sse = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            if mode == "hang":
+                self._held.append(conn)  # keep it open, say nothing
+                return
+            if mode == "trickle":
+                conn.sendall(sse + b"Transfer-Encoding: chunked\r\n\r\n")
+                while not self._stop.is_set():
+                    piece = b": keep-alive\n\n"
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    time.sleep(0.3)
+                return
+            if mode == "echo500":
+                body = json.dumps({"error": {"message": "upstream failed; request was: " + head.decode("latin-1"),
+                                             "type": "server_error"}}).encode()
+                conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                conn.close()
+                return
+            if mode == "cut":
+                conn.sendall(sse + b"Connection: close\r\n\r\n")
+                for piece in ANSWER[:3]:
+                    conn.sendall(_chunk(piece))
+                    time.sleep(0.02)
+                conn.close()  # no [DONE], no finish_reason: the body simply ends
+                return
+            conn.sendall(sse + b"Transfer-Encoding: chunked\r\n\r\n")
+            pieces = ANSWER[:3] if mode == "die" else ANSWER
+            for piece in pieces:
+                data = _chunk(piece)
+                conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                time.sleep(0.02)
+            if mode == "die":
+                conn.shutdown(socket.SHUT_RDWR)  # mid-body: the chunked stream is never terminated
+                conn.close()
+                return
+            for data in (_chunk(None, "stop"), b"data: [DONE]\n\n"):
+                conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            conn.sendall(b"0\r\n\r\n")
+            conn.close()
+        except OSError:
+            pass
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

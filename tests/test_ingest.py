@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from qa_bot.embed import HashEmbedder
+from qa_bot.errors import CorpusError
+from qa_bot.ingest import chunk_text, load_corpus, sentence_spans
+
+from conftest import ARTICLE
+
+
+def _chunks(text, max_chars=400, max_tokens=256, count=lambda t: len(t.split()) + 2):
+    return chunk_text(text, "doc.txt", max_chars=max_chars, max_tokens=max_tokens, count_tokens=count)
+
+
+def test_offsets_are_exact_on_the_article_as_on_disk():
+    text = ARTICLE.read_bytes().decode("utf-8")
+    chunks = _chunks(text)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+        assert len(c.text) <= 400 or len(sentence_spans(c.text)) == 1
+    # chunks are in order, do not overlap, and miss only white space between them
+    for a, b in zip(chunks, chunks[1:]):
+        assert a.end <= b.start and not text[a.end:b.start].strip()
+
+
+def test_offsets_survive_crlf_unicode_and_blank_lines():
+    text = "Ünïcode “quotes” here.\r\nSecond line — dash. Third!\r\n\r\n\tNew paragraph? Yes 😀 emoji.  "
+    chunks = _chunks(text, max_chars=30)
+    assert [text[c.start:c.end] == c.text for c in chunks] == [True] * len(chunks)
+    assert "".join(c.text for c in chunks).replace(" ", "") == "".join(text.split())
+
+
+def test_sentences_are_not_split_inside_abbreviations():
+    spans = sentence_spans("Tensions between the U.S. and China grew. Then it ended.")
+    assert len(spans) == 2
+
+
+def test_no_chunk_exceeds_the_token_limit_even_for_one_huge_sentence():
+    emb = HashEmbedder()
+    text = "word " * 1000 + "end."
+    chunks = _chunks(text, max_tokens=50, count=emb.count_tokens)
+    assert len(chunks) >= 20
+    assert max(emb.count_tokens(c.text) for c in chunks) <= 50
+    assert all(text[c.start:c.end] == c.text for c in chunks)
+
+
+def test_real_tokenizer_limit_is_respected():
+    from qa_bot.embed import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder()
+    text = ("Supercalifragilisticexpialidocious antidisestablishmentarianism " * 200) + "."
+    chunks = _chunks(text, max_chars=100000, max_tokens=256, count=emb.count_tokens)
+    assert len(chunks) > 1
+    assert max(emb.count_tokens(c.text) for c in chunks) <= 256
+
+
+def test_load_corpus_skips_bad_files_and_names_them(tmp_path, caplog):
+    (tmp_path / "good.txt").write_text("A fine document. It has two sentences.", encoding="utf-8")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\x00\x00\x01")
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF")
+    (tmp_path / ".hidden.txt").write_text("secret", encoding="utf-8")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "nested.md").write_text("# Nested\nText.", encoding="utf-8")
+    docs, skipped = load_corpus(tmp_path, 1 << 20)
+    assert sorted(d.source for d in docs) == ["good.txt", "sub/nested.md"]
+    assert sorted(s.source for s in skipped) == ["binary.txt", "empty.txt", "latin1.txt"]
+    assert all(s.source in s.reason for s in skipped)
+
+
+def test_load_corpus_errors_are_clear(tmp_path):
+    with pytest.raises(CorpusError, match="not found"):
+        load_corpus(tmp_path / "missing", 1000)
+    (tmp_path / "big.txt").write_text("x" * 2000, encoding="utf-8")
+    with pytest.raises(CorpusError, match="big.txt.*over"):
+        load_corpus(tmp_path, 1000)
