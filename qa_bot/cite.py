@@ -168,10 +168,14 @@ def numbers_bound(sentence: str, passage: str, window: int = 6) -> bool:
         key = _num_key(tok)
         if key is None:
             continue
+        scale = st[i + 1] if i + 1 < len(st) and st[i + 1] in _SCALE else None
+        spots = [j for j, t in enumerate(pt) if _num_key(t) == key
+                 and (pt[j + 1] if j + 1 < len(pt) and pt[j + 1] in _SCALE else None) == scale]
+        if not spots:
+            return False  # "23" where the passage says "23 million"
         wanted = set(_after(st, i, 2))
         if not wanted:
             continue
-        spots = [j for j, t in enumerate(pt) if _num_key(t) == key]
         if not any(wanted <= {_stem(t) for t in pt[j + 1 : j + 1 + window]} for j in spots):
             return False
     return True

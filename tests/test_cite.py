@@ -100,3 +100,8 @@ def test_coverage_weights_rare_terms():
     idf = cite.idf_weights([P1, P2, P3, "Alibaba Alibaba"])
     assert cite.coverage("What was Alibaba's net profit?", P3, idf, 3.0) < 0.5
     assert cite.coverage("When did Alibaba go public in New York?", P1, idf, 3.0) == 1.0
+
+
+def test_number_scale_must_match():
+    assert not cite.numbers_bound("Dingtalk has 23 enterprise users.", P2)
+    assert cite.numbers_bound("Dingtalk has 23 million enterprise users.", P2)

@@ -1,0 +1,170 @@
+"""Load on 127.0.0.1: concurrent gradio_client users, then many sequential questions, against a served app.
+
+CI (`test_load_concurrent_clients_and_memory`): the real UI and the real QABot pipeline (retrieval, relevance gate,
+verification) in a server subprocess, with the hashing embedder and a MockLLM that takes ~0.1 s per answer in
+place of the models, so the run takes about a minute on 2 cores. The soak variant (`-m soak`, by hand) serves
+the real app.py with the real models. Figures go to test-output/load_*.json (see docs/reliability.md).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fakes import free_port, start_server, stop_server, wait_until_up  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "test-output"
+QUESTIONS = [  # (question, what an answer must contain; None: a refusal is expected)
+    ("When did Alibaba go public in New York?", "2014"),
+    ("Who is the chairman and chief executive officer of Alibaba Group?", "Zhang"),
+    ("How much revenue did the cloud business generate?", "2.7 billion"),
+    ("What is the capital of Australia?", None),
+    ("What was Alibaba's net profit last year?", None),
+]
+BUSY = "queue is full"
+
+FAKE_SERVER = textwrap.dedent("""
+    import sys
+    from qa_bot.testing import mock_bot
+    from qa_bot.ui import build_app, launch
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    corpus, cache, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    answers = ["Alibaba went public in New York in 2014 [1].", "Daniel Zhang is the chairman and chief executive "
+               "officer of Alibaba Group [1].", "The cloud business generated $2.7 billion in revenue [1]."]
+    bot = mock_bot(corpus, cache, answers)
+    bot.llm.sleep = 0.1 / 40  # streamed per character: ~0.1 s per answer, like a fast model
+    orig = bot.llm._call
+    def slow_call(*a, **k):
+        import time; time.sleep(0.1); return orig(*a, **k)
+    object.__setattr__(bot.llm, "_call", slow_call)
+    bot.warm_up()
+    launch(build_app(bot, queue_size=8), host="127.0.0.1", port=port)
+""")
+
+
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
+def ask_once(c, question, expect) -> tuple[str, float, str]:
+    """(outcome, seconds, detail): outcome is ok, busy, wrong or error."""
+    t = time.monotonic()
+    try:
+        r = c.predict(question, api_name="/ask")
+    except Exception as e:  # noqa: BLE001 - classified below
+        kind = "busy" if BUSY in str(e).lower() else "error"
+        return kind, time.monotonic() - t, f"{type(e).__name__}: {e}"[:200]
+    dt = time.monotonic() - t
+    good = (expect in r["text"] and not r["abstained"]) if expect else r["abstained"]
+    return ("ok" if good else "wrong"), dt, r["text"][:120]
+
+
+def run_load(url: str, clients: int, per_client: int) -> dict:
+    results: list[tuple[str, float, str]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def user(i):
+        c = _client(url)
+        start.wait(60)
+        for j in range(per_client):
+            q, expect = QUESTIONS[(i + j) % len(QUESTIONS)]
+            out = ask_once(c, q, expect)
+            with lock:
+                results.append(out)
+
+    t = time.monotonic()
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(900)
+    wall = time.monotonic() - t
+    ok_lat = sorted(dt for kind, dt, _ in results if kind == "ok")
+    counts = {k: sum(1 for kind, _, _ in results if kind == k) for k in ("ok", "busy", "wrong", "error")}
+    return {
+        "clients": clients, "per_client": per_client, "requests": len(results), **counts, "wall_s": round(wall, 2),
+        "p50_s": round(statistics.median(ok_lat), 3) if ok_lat else None,
+        "p95_s": round(ok_lat[int(0.95 * (len(ok_lat) - 1))], 3) if ok_lat else None,
+        "max_s": round(max(ok_lat), 3) if ok_lat else None,
+        "problems": [d for kind, _, d in results if kind in ("wrong", "error")][:5],
+    }
+
+
+def sequential_memory(url: str, proc, warm: int, n: int) -> dict:
+    import psutil
+
+    p = psutil.Process(proc.pid)
+    c = _client(url)
+    for i in range(warm):
+        q, _ = QUESTIONS[i % len(QUESTIONS)]
+        c.predict(q, api_name="/ask")
+    rss0 = p.memory_info().rss
+    bad, lat = [], []
+    for i in range(n):
+        q, expect = QUESTIONS[i % len(QUESTIONS)]
+        kind, dt, detail = ask_once(c, q, expect)
+        lat.append(dt)
+        if kind != "ok":
+            bad.append(detail)
+    rss1 = p.memory_info().rss
+    lat.sort()
+    return {"sequential": n, "failed": len(bad), "problems": bad[:5], "rss_before_mb": round(rss0 / 2**20, 1),
+            "rss_after_mb": round(rss1 / 2**20, 1), "rss_growth_pct": round(100 * (rss1 - rss0) / rss0, 2),
+            "seq_p95_s": round(lat[int(0.95 * (len(lat) - 1))], 3)}
+
+
+def check(load: dict, mem: dict, proc) -> None:
+    assert load["requests"] == load["clients"] * load["per_client"]
+    assert load["wrong"] == 0 and load["error"] == 0, load["problems"]  # answered, or told the queue is busy
+    assert load["ok"] >= load["clients"]  # a bounded queue still serves
+    assert proc.poll() is None  # the process survived
+    assert mem["failed"] == 0, mem["problems"]
+    assert mem["rss_growth_pct"] < 10, mem
+
+
+@pytest.fixture
+def fake_served(tmp_path):
+    port = free_port()
+    proc, url = start_server(["-c", FAKE_SERVER, str(ROOT / "docs_corpus"), str(tmp_path / "cache"), str(port)],
+                             port, OUT / "load_fake_server.log")
+    try:
+        wait_until_up(url, proc, timeout=120)
+        yield url, proc
+    finally:
+        stop_server(proc)
+
+
+def test_load_concurrent_clients_and_memory(fake_served):
+    url, proc = fake_served
+    load = run_load(url, clients=20, per_client=5)
+    mem = sequential_memory(url, proc, warm=20, n=200)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "load_ci.json").write_text(json.dumps({"load": load, "memory": mem}, indent=1))
+    check(load, mem, proc)
+
+
+@pytest.mark.soak
+def test_soak_real_models():
+    """By hand: `pytest -m soak tests/test_load.py`. The real app.py and models; ~20-40 minutes on 2 cores."""
+    port = free_port()
+    proc, url = start_server(["app.py", "--port", str(port)], port, OUT / "load_soak_server.log")
+    try:
+        wait_until_up(url, proc, timeout=300)
+        _client(url).predict(QUESTIONS[0][0], api_name="/ask")  # warm-up
+        load = run_load(url, clients=20, per_client=5)
+        mem = sequential_memory(url, proc, warm=20, n=500)
+        (OUT / "load_soak.json").write_text(json.dumps({"load": load, "memory": mem}, indent=1))
+        check(load, mem, proc)
+    finally:
+        stop_server(proc)
