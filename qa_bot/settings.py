@@ -25,7 +25,7 @@ class Settings:
     # (all-MiniLM-L6-v2 silently truncates past 256).
     chunk_chars: int = 400
     chunk_max_tokens: int = 256
-    max_file_bytes: int = 64 * 1024 * 1024  # larger files are skipped with a warning
+    max_file_bytes: int = 8 * 1024 * 1024  # larger files are skipped with a warning (50 MB would take hours to embed on 2 cores)
 
     # Retrieval and grounding.
     top_k: int = 4  # passages retrieved, and listed as the closest passages on a refusal
