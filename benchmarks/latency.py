@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -213,7 +214,7 @@ def cold_app(question: str, timeout: float) -> dict:
 
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    log = open(ROOT / "benchmarks" / "results" / "cold_app.log", "w")
+    log = tempfile.TemporaryFile("w+")  # app.py's output, shown only when it fails
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -221,7 +222,8 @@ def cold_app(question: str, timeout: float) -> dict:
         port_open = None
         while time.perf_counter() - t0 < timeout:
             if proc.poll() is not None:
-                return {"error": f"app.py exited with {proc.returncode} (see benchmarks/results/cold_app.log)"}
+                log.seek(0)
+                return {"error": f"app.py exited with {proc.returncode}: {log.read()[-800:]}"}
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     port_open = time.perf_counter() - t0

@@ -181,6 +181,14 @@ def numbers_bound(sentence: str, passage: str, window: int = 6) -> bool:
     return True
 
 
+# "The article discusses X" talks about the article instead of answering; "The article says that X" is fine.
+_META = re.compile(r"^(the|this) (article|passage|text|report)s? (is (about|referring)|discuss|refer|describ|talk|focus|provid|explor|highlight)", re.I)
+
+
+def is_meta(text: str) -> bool:
+    return bool(_META.search(strip_markers(text)))
+
+
 def is_refusal(text: str) -> bool:
     return bool(REFUSAL_PATTERNS.search(strip_markers(text)))
 
@@ -302,7 +310,7 @@ def verify(
     kept = replaced = dropped = 0
     for sent in [] if refused else sentences:
         bare = strip_markers(sent)
-        if not bare or is_refusal(bare) or not adds_information(bare, question) or not answers_kind(bare, question):
+        if not bare or is_refusal(bare) or is_meta(bare) or not adds_information(bare, question) or not answers_kind(bare, question):
             dropped += 1
             continue
         claimed = [n - 1 for n in markers(sent) if 1 <= n <= len(passages)]  # invented [7] removed

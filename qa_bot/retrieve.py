@@ -21,7 +21,8 @@ _BACK_REFERENCE = re.compile(
     r"the (company|firm|unit|group|business|model|product|deal|plan|move|spin-?off))\b",
     re.IGNORECASE,
 )
-IDF_SAMPLE = 20000  # IDF from at most this many passages: bounded start-up on a huge archive
+IDF_SAMPLE = 20000
+SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)  # IDF from at most this many passages: bounded start-up on a huge archive
 
 
 def is_followup(question: str) -> bool:
@@ -72,6 +73,7 @@ class Retriever:
         self.threshold = threshold
         self._idf = None
         self._idf_lock = threading.Lock()
+        self._sent_cache: dict = {}
 
     @property
     def idf(self) -> tuple[dict[str, float], float]:
@@ -82,6 +84,22 @@ class Retriever:
                 n = len(sample)
                 self._idf = (cite.idf_weights([c.text for c in sample]), math.log((n + 1) / 0.5))
             return self._idf
+
+    def _sentence_vectors(self, texts: list[str]):
+        """Embeddings of passage sentences, memoised: the same passages come back for many questions, and
+        embedding ~15 sentences per question would otherwise be most of the non-LLM time."""
+        import numpy as np
+
+        with self._idf_lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._sent_cache]
+        if missing:
+            vecs = self.embedder.embed(missing)
+            with self._idf_lock:
+                if len(self._sent_cache) + len(missing) > SENTENCE_CACHE:
+                    self._sent_cache.clear()
+                self._sent_cache.update(zip(missing, vecs))
+        with self._idf_lock:
+            return np.stack([self._sent_cache[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
     def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None) -> list[Hit]:
         k = k or self.top_k
@@ -98,8 +116,7 @@ class Retriever:
 
         idf, default = self.idf
         sents = [(i, h.chunk.text[s:e]) for i, h in enumerate(hits) for s, e in sentence_spans(h.chunk.text)]
-        vecs = self.embedder.embed([question] + [t for _, t in sents])
-        sims = vecs[1:] @ vecs[0]
+        sims = self._sentence_vectors([t for _, t in sents]) @ self.embedder.embed([question])[0]
         cov = [cite.coverage(question, h.chunk.text, idf, default) for h in hits]
         scores = [0.0] * len(hits)
         for (i, _), sim in zip(sents, sims):

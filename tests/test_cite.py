@@ -105,3 +105,9 @@ def test_coverage_weights_rare_terms():
 def test_number_scale_must_match():
     assert not cite.numbers_bound("Dingtalk has 23 enterprise users.", P2)
     assert cite.numbers_bound("Dingtalk has 23 million enterprise users.", P2)
+
+
+def test_sentences_about_the_article_are_not_answers():
+    q = "Why are Chinese companies retreating from the Nasdaq?"
+    assert verify("The article discusses Chinese companies retreating from the Nasdaq in 2014 [1].", q).text == ""
+    assert verify("The article says that Alibaba went public in New York in 2014 [1].", "When did Alibaba go public?").kept == 1
