@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 
-from qa_bot.ui import build_app, launch  # imported first: it switches Gradio analytics off before gradio loads
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     bot = QABot(args.corpus)  # settings from QA_BOT_* environment variables
     if not args.no_warmup:  # load index, embedder and LLM while the page is already up, so question 1 is fast
         threading.Thread(target=_warm_up, args=(bot,), daemon=True).start()
+    from qa_bot.ui import build_app, launch  # after the warm-up started: importing gradio takes ~3 s
+
     try:
         launch(build_app(bot), host=args.host, port=args.port)
     finally:

@@ -83,12 +83,17 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # belt and braces: the folder is local anyway
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
-        import transformers
-
-        transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every start
-        from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(self.threads)
+        if self.quantize is None and _is_plain_mean_pooling(self.model_dir):
+            return _MeanPoolingEncoder(self.model_dir, self._tokenizer)
+        return self._sentence_transformer()
+
+    def _sentence_transformer(self):
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every start
         model = SentenceTransformer(str(self.model_dir), device="cpu", local_files_only=True)
         if self.quantize == "int8":
             model = _quantize_int8(model)
@@ -106,6 +111,63 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True, show_progress_bar=False,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def _is_plain_mean_pooling(model_dir: Path) -> bool:
+    """True for the Transformer -> mean Pooling -> Normalize layout of all-MiniLM-L6-v2."""
+    import json
+
+    try:
+        modules = [m["type"].rsplit(".", 1)[-1] for m in json.loads((model_dir / "modules.json").read_text())]
+        pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return False
+    modes = [k for k, v in pooling.items() if k.startswith("pooling_mode") and v]
+    return modules == ["Transformer", "Pooling", "Normalize"] and modes == ["pooling_mode_mean_tokens"]
+
+
+class _MeanPoolingEncoder:
+    """The same computation as sentence-transformers for a Transformer + mean-pooling + Normalize model
+    (tests check the vectors agree), without importing sentence-transformers: that import alone costs
+    ~3 s here (scikit-learn and more), most of the app's cold start. Used for both indexing and queries,
+    so vectors never mix two code paths."""
+
+    def __init__(self, model_dir: Path, tokenizer):
+        import json
+
+        import transformers
+        from transformers import AutoModel
+
+        transformers.logging.disable_progress_bar()
+        self.model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+        cfg = json.loads((model_dir / "sentence_bert_config.json").read_text())
+        self.max_len = int(cfg.get("max_seq_length", 256))
+        self.tokenizer = tokenizer
+
+    def encode(self, texts, batch_size=32, **_):
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                enc = self.tokenizer.encode_batch(list(texts[i : i + batch_size]))
+                width = min(self.max_len, max(len(e.ids) for e in enc))
+                ids = torch.zeros((len(enc), width), dtype=torch.long)
+                mask = torch.zeros((len(enc), width), dtype=torch.long)
+                for row, e in enumerate(enc):
+                    n = min(len(e.ids), width)
+                    # like sentence-transformers: truncate to max_len, keeping [SEP] last
+                    seq = e.ids[:n] if len(e.ids) <= width else e.ids[: width - 1] + [e.ids[-1]]
+                    ids[row, :n] = torch.tensor(seq[:n])
+                    mask[row, :n] = 1
+                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(pooled, p=2, dim=1))
+        return torch.cat(out).numpy()
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.model.config.hidden_size
 
 
 def _quantize_int8(model):

@@ -59,13 +59,16 @@ class QABot:
 
     @cached_property
     def index(self) -> VectorIndex:
+        return self._load_index(force=False)
+
+    def _load_index(self, force: bool) -> VectorIndex:
         from . import ann
 
         ann.configure_threads(1)  # one search thread: 2 cores are shared with torch and llama.cpp
         s = self.settings
         return load_or_build(
             list(self.documents.values()), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, embedder=self.embedder,
-            chunk_chars=s.chunk_chars, chunk_max_tokens=s.chunk_max_tokens,
+            chunk_chars=s.chunk_chars, chunk_max_tokens=s.chunk_max_tokens, force=force,
         )
 
     @cached_property
@@ -104,13 +107,9 @@ class QABot:
         return self
 
     def build_index(self, force: bool = True) -> VectorIndex:
-        s = self.settings
-        self.__dict__.pop("index", None)
+        """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid."""
         self.__dict__.pop("retriever", None)
-        self.index = load_or_build(
-            list(self.documents.values()), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, embedder=self.embedder,
-            chunk_chars=s.chunk_chars, chunk_max_tokens=s.chunk_max_tokens, force=force,
-        )
+        self.index = self._load_index(force=force)
         return self.index
 
     # --- stages ---------------------------------------------------------------------------------------

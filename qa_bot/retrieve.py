@@ -2,13 +2,12 @@
 are about the question at all."""
 from __future__ import annotations
 
+import math
 import random
 import re
 import threading
 from dataclasses import dataclass
 from typing import Sequence
-
-import math
 
 from . import cite
 from .index import MemoryIndex, VectorIndex
@@ -21,8 +20,8 @@ _BACK_REFERENCE = re.compile(
     r"the (company|firm|unit|group|business|model|product|deal|plan|move|spin-?off))\b",
     re.IGNORECASE,
 )
-IDF_SAMPLE = 20000
-SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)  # IDF from at most this many passages: bounded start-up on a huge archive
+IDF_SAMPLE = 20000  # IDF from at most this many passages: bounded start-up on a huge archive
+SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
 
 
 def is_followup(question: str) -> bool:
@@ -72,12 +71,12 @@ class Retriever:
         self.top_k = top_k
         self.threshold = threshold
         self._idf = None
-        self._idf_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._sent_cache: dict = {}
 
     @property
     def idf(self) -> tuple[dict[str, float], float]:
-        with self._idf_lock:
+        with self._lock:
             if self._idf is None:
                 chunks = self.index.chunks
                 sample = chunks if len(chunks) <= IDF_SAMPLE else random.Random(0).sample(chunks, IDF_SAMPLE)
@@ -90,15 +89,15 @@ class Retriever:
         embedding ~15 sentences per question would otherwise be most of the non-LLM time."""
         import numpy as np
 
-        with self._idf_lock:
+        with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._sent_cache]
         if missing:
             vecs = self.embedder.embed(missing)
-            with self._idf_lock:
+            with self._lock:
                 if len(self._sent_cache) + len(missing) > SENTENCE_CACHE:
                     self._sent_cache.clear()
                 self._sent_cache.update(zip(missing, vecs))
-        with self._idf_lock:
+        with self._lock:
             return np.stack([self._sent_cache[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
     def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None) -> list[Hit]:

@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from qa_bot.embed import HashEmbedder, SentenceTransformerEmbedder
+
+
+@pytest.mark.slow
+def test_fast_path_gives_the_same_vectors_as_sentence_transformers():
+    emb = SentenceTransformerEmbedder()
+    texts = ["When did Alibaba go public?", "The cloud business generated $2.7 billion.", "x",
+             "Ünïcode “quotes” — and emoji 😀", "word " * 400]  # the last one is truncated at 256 word pieces
+    fast = emb.embed(texts)
+    assert type(emb._model).__name__ == "_MeanPoolingEncoder"
+    reference = emb._sentence_transformer().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert fast.shape == (5, 384) and fast.dtype == np.float32
+    assert np.abs(fast - reference).max() < 1e-5
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+
+
+def test_hash_embedder_is_normalised_and_deterministic():
+    e = HashEmbedder()
+    a, b = e.embed(["alpha beta", "alpha beta"])
+    assert np.allclose(a, b) and abs(np.linalg.norm(a) - 1) < 1e-6
+    assert e.embed([]).shape == (0, 256)
