@@ -1,5 +1,6 @@
 """CI's regression gate: the evaluation command on the dev set, with thresholds a little under the measured
-figures (accuracy 0.81-0.90, refusal recall 1.0, citation precision 1.0 on 2026-11-26)."""
+figures (accuracy 0.905, refusal recall 1.0 = 3/3, citation precision 1.0 on 2026-11-26; the
+thresholds allow two more wrong answers and one missed refusal)."""
 import json
 import subprocess
 import sys
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_dev_set_meets_the_gate(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "qa_bot.cli", "eval", str(ROOT / "eval" / "article_qa.jsonl"), "--out", str(out),
-           "--min-accuracy", "0.70", "--min-abstention", "0.66", "--min-citation-precision", "0.85"]
+           "--min-accuracy", "0.80", "--min-abstention", "0.66", "--min-citation-precision", "0.90"]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900,
                        env={**__import__("os").environ, "QA_BOT_CACHE_DIR": str(tmp_path / "cache")})
     print(r.stdout)
@@ -23,3 +24,19 @@ def test_dev_set_meets_the_gate(tmp_path):
     assert metrics["unsupported_numbers"] == 0
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 24
     assert "Answer accuracy" in r.stdout or "accuracy" in r.stdout.lower()
+
+
+def test_eval_works_on_another_corpus_and_question_file(tmp_path):
+    """Any corpus folder and any question file in the format: two short articles written for this test."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "qa_bot.cli", "eval", str(ROOT / "eval" / "sample_qa.jsonl"),
+           "--corpus", str(ROOT / "eval" / "sample_corpus"), "--out", str(out), "--min-abstention", "0.5"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env={**__import__("os").environ, "QA_BOT_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stdout + r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_questions"] == 7 and metrics["evidence_not_found"] == 0
+    assert metrics["recall@3"] >= 0.8
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    sources = {c["source"] for row in rows for c in row["citations"]}
+    assert sources <= {"harbour_ferries.txt", "library_reopens.md"} and sources
