@@ -154,17 +154,28 @@ def test_load_concurrent_clients_and_memory(fake_served):
     check(load, mem, proc)
 
 
-@pytest.mark.soak
-def test_soak_real_models():
-    """By hand: `pytest -m soak tests/test_load.py`. The real app.py and models; ~20-40 minutes on 2 cores."""
+def _real_models(n_sequential: int, name: str):
     port = free_port()
-    proc, url = start_server(["app.py", "--port", str(port)], port, OUT / "load_soak_server.log")
+    proc, url = start_server(["app.py", "--port", str(port)], port, OUT / f"{name}_server.log")
     try:
         wait_until_up(url, proc, timeout=300)
         _client(url).predict(QUESTIONS[0][0], api_name="/ask")  # warm-up
         load = run_load(url, clients=20, per_client=5)
-        mem = sequential_memory(url, proc, warm=20, n=500)
-        (OUT / "load_soak.json").write_text(json.dumps({"load": load, "memory": mem}, indent=1))
+        mem = sequential_memory(url, proc, warm=20, n=n_sequential)
+        OUT.mkdir(exist_ok=True)
+        (OUT / f"{name}.json").write_text(json.dumps({"load": load, "memory": mem}, indent=1))
         check(load, mem, proc)
     finally:
         stop_server(proc)
+
+
+@pytest.mark.slow
+def test_load_real_models():
+    """The real app.py and models (MiniLM, SmolLM2): 20 x 5 concurrent, then 200 sequential; ~2 min on 2 cores."""
+    _real_models(200, "load_real")
+
+
+@pytest.mark.soak
+def test_soak_real_models():
+    """By hand: `pytest -m soak tests/test_load.py`. As above with 500 sequential questions; ~3 min on 2 cores."""
+    _real_models(500, "load_soak")
