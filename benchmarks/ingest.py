@@ -6,6 +6,7 @@ Embedding variants, each over the same synthetic chunks (article sentences with 
 order, packed to ~90 word pieces like the index's own 400-character chunks):
   fp32     the default (SentenceTransformerEmbedder): batch sizes 1..128 at 2 torch threads, and
            1/2/4 threads at batch 32 (4 threads on 2 cores shows what oversubscription costs)
+  bf16     bfloat16 autocast (SentenceTransformerEmbedder(quantize="bf16"), QA_BOT_EMBED_PRECISION=bf16)
   int8     torch dynamic int8 quantization of the Linear layers (SentenceTransformerEmbedder(quantize="int8"))
   onnx     sentence-transformers backend="onnx" (fp32 ONNX export, and its dynamic int8 quantization),
            only when optimum + onnxruntime are importable; otherwise reported as not available
@@ -97,9 +98,9 @@ def synthetic_doc(k: int, n_chunks: int, count_tokens) -> str:
 
 def make_embedder(variant: str, threads: int, batch: int):
     """fp32 / int8 through qa_bot's embedder; onnx / onnx-int8 through sentence-transformers' ONNX backend."""
-    if variant in ("fp32", "int8"):
+    if variant in ("fp32", "bf16", "int8"):
         return SentenceTransformerEmbedder(threads=threads, batch_size=batch,
-                                           quantize=None if variant == "fp32" else "int8")
+                                           quantize=None if variant == "fp32" else variant)
     return OnnxEmbedder(variant, threads, batch)
 
 
@@ -166,10 +167,36 @@ def quality(vecs: np.ndarray, ref: np.ndarray, qv: np.ndarray, qref: np.ndarray,
             "top4_overlap": float(np.mean([len(set(a) & set(b)) / 4 for a, b in zip(top_v, top_r)]))}
 
 
+def gemm_ceiling(threads: int = 2) -> dict:
+    """What the hardware allows: GFLOP/s of a bare matmul of the model's own shapes (a batch of 32 chunks of
+    ~90 tokens times the 384x1536 feed-forward weight), fp32 and bf16, best of 5 runs of 20."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {}
+    for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(2880, 384).to(dt), torch.randn(384, 1536).to(dt)
+        best = 0.0
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(20):
+                a @ b
+            best = max(best, 2 * 2880 * 384 * 1536 * 20 / (time.perf_counter() - t) / 1e9)
+        out[name] = best
+    return out
+
+
+def flops_per_chunk(tokens: float, layers=6, hidden=384, inter=1536) -> float:
+    """Matmul FLOPs of one MiniLM-L6 forward pass: projections, feed-forward and attention scores."""
+    per_token_layer = 2 * (4 * hidden * hidden + 2 * hidden * inter) + 4 * tokens * hidden
+    return tokens * layers * per_token_layer
+
+
 def run_embedding(texts, corpus, questions, args) -> list[dict]:
     import gc
 
     plan = [("fp32", 2, b) for b in args.batches] + [("fp32", t, 32) for t in args.threads if t != 2]
+    plan += [("bf16", 2, 32)]
     plan += [("int8", 2, b) for b in (16, 32, 64)] + [("int8", 1, 32)]
     why_no_onnx = onnx_available()
     if why_no_onnx is None:
@@ -254,7 +281,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--docs", type=int, default=40, help="documents in the re-index experiment")
     p.add_argument("--chunks-per-doc", type=int, default=5)
-    p.add_argument("--variants", nargs="+", default=["fp32", "int8", "onnx", "onnx-int8"],
+    p.add_argument("--variants", nargs="+", default=["fp32", "bf16", "int8", "onnx", "onnx-int8"],
                    help="embedding variants to time (fp32 at 2 threads, batch 32 always runs: it is the reference)")
     p.add_argument("--no-reindex", action="store_true")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
@@ -283,6 +310,8 @@ def main(argv=None) -> int:
               "tokens_per_chunk_min_max": [min(ntok), max(ntok)]}
     print(f"embedding {len(texts)} synthetic chunks of {np.mean(ntok):.0f} word pieces (min {min(ntok)}, max {max(ntok)})")
     t = time.perf_counter()
+    result["gemm_gflops"] = gemm_ceiling()
+    result["gflop_per_chunk"] = flops_per_chunk(float(np.mean(ntok))) / 1e9
     result["embedding"] = run_embedding(texts, corpus, questions, args)
     result["embedding_s"] = time.perf_counter() - t
     if not args.no_reindex:
@@ -314,6 +343,16 @@ def print_report(r: dict) -> None:
         print(f"{x['variant']:10} {x['threads']:>7} {x['batch']:>5} {x['chunks_per_s']:>9.1f} "
               f"{x['chunks_per_s_median']:>7.1f} {rel:>12} "
               f"{f('cos_to_fp32_mean'):>8} {f('cos_to_fp32_min'):>8} {f('top1_agreement'):>8} {f('top4_overlap'):>8}")
+    g = r.get("gemm_gflops")
+    if g and base:
+        useful = base * r["gflop_per_chunk"]
+        print(f"\nhardware: bare matmul of the model's shapes {g['fp32']:.0f} GFLOP/s fp32, {g['bf16']:.0f} bf16 (2 threads);"
+              f" fp32 embedding does {useful:.0f} GFLOP/s of matmul work ({r['gflop_per_chunk']:.2f} GFLOP/chunk)"
+              f" = {100 * useful / g['fp32']:.0f} % of the fp32 ceiling")
+        bf = next((x["chunks_per_s"] for x in r["embedding"] if x.get("variant") == "bf16" and "chunks_per_s" in x), None)
+        if bf:
+            print(f"bf16 embedding: {bf * r['gflop_per_chunk']:.0f} GFLOP/s = "
+                  f"{100 * bf * r['gflop_per_chunk'] / g['bf16']:.0f} % of the bf16 ceiling")
     ri = r.get("reindex")
     if not ri:
         return

@@ -50,7 +50,10 @@ class QABot:
         from .embed import SentenceTransformerEmbedder
 
         s = self.settings
-        return SentenceTransformerEmbedder(s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size)
+        precision = None if s.embed_precision == "fp32" else s.embed_precision
+        return SentenceTransformerEmbedder(
+            s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size, quantize=precision
+        )
 
     @cached_property
     def documents(self) -> dict[str, Document]:

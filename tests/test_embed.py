@@ -22,3 +22,19 @@ def test_hash_embedder_is_normalised_and_deterministic():
     a, b = e.embed(["alpha beta", "alpha beta"])
     assert np.allclose(a, b) and abs(np.linalg.norm(a) - 1) < 1e-6
     assert e.embed([]).shape == (0, 256)
+
+
+@pytest.mark.slow
+def test_bf16_precision_keeps_vectors_and_has_its_own_fingerprint():
+    fp32, bf16 = SentenceTransformerEmbedder(), SentenceTransformerEmbedder(quantize="bf16")
+    texts = ["When did Alibaba go public?", "The cloud business generated $2.7 billion in revenue."]
+    a, b = fp32.embed(texts), bf16.embed(texts)
+    assert (a * b).sum(1).min() > 0.999
+    assert fp32.fingerprint != bf16.fingerprint
+
+
+def test_unknown_precision_is_a_clear_error():
+    from qa_bot.errors import QABotError
+
+    with pytest.raises(QABotError, match="unknown embedding quantization"):
+        SentenceTransformerEmbedder(quantize="fp8")
