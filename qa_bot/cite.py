@@ -97,8 +97,17 @@ def words(text: str) -> list[str]:
 
 
 def content_words(text: str) -> set[str]:
-    """Stemmed words that carry meaning: no stop words, no numbers."""
-    return {w for w in words(text) if w not in STOPWORDS and not w[0].isdigit() and len(w) > 1}
+    """Stemmed words that carry meaning: no stop words (checked before stemming: "does" is not "doe"),
+    no numbers."""
+    out = set()
+    for raw in _WORD.findall(normalize(text)):
+        low = re.sub(r"'s?$", "", raw.lower())
+        if low in STOPWORDS or low[0].isdigit() or len(low) < 2:
+            continue
+        stem = _stem(low)
+        if stem not in STOPWORDS:
+            out.add(stem)
+    return out
 
 
 def numbers(text: str) -> set[str]:
@@ -278,11 +287,19 @@ _WANTS_NUMBER = re.compile(
 _WANTS_NAME = re.compile(r"^\s*(who|whom|what(?:'s| is| was) the name)\b", re.IGNORECASE)
 
 
+def quantities(text: str) -> set[str]:
+    """Numbers that stand as quantities: not part of a name or code like "GPT-3", "Q3" or "3D", and not
+    the pronoun "one" ("one of China's most promising...")."""
+    text = re.sub(r"\bones?\b", " ", text, flags=re.IGNORECASE)
+    text = re.sub(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)", " ", normalize(text))
+    return numbers(text)
+
+
 def answers_kind(sentence: str, question: str) -> bool:
     """A "how many / when / what year" question needs a number (or date) in the answer, a "who" question
     a name: an answer of the wrong kind ("it relaxed its rules recently") is no answer."""
     s = strip_markers(sentence)
-    if _WANTS_NUMBER.search(question) and not numbers(s):
+    if _WANTS_NUMBER.search(question) and not quantities(s):
         return False
     if re.search(r"\b(percentage|percent|share of)\b", question, re.I) and not re.search(r"%|\bper ?cent", s, re.I):
         return False
@@ -322,7 +339,7 @@ def verify(
             kept += 1
         else:
             dropped += 1
-    if not out and best_quote is not None:
+    if not out and best_quote is not None and answers_kind(best_quote[1], question):
         # The model refused, or wrote nothing we can back: quote the passage sentence that best matches
         # the question instead. Quoting is always grounded; the retriever already judged it relevant.
         out.append((quote(best_quote[1]), [best_quote[0]]))

@@ -77,7 +77,9 @@ class QABot:
     @cached_property
     def retriever(self) -> Retriever:
         s = self.settings
-        return Retriever(self.index, self.embedder, top_k=s.top_k, threshold=s.relevance_threshold)
+        return Retriever(
+            self.index, self.embedder, top_k=s.top_k, threshold=s.relevance_threshold, candidates=s.rerank_candidates
+        )
 
     @property
     def llm(self):

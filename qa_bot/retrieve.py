@@ -62,11 +62,13 @@ class Relevance:
 
 
 SIM_WEIGHT, SIM_FLOOR = 0.8, 0.5
+LEXICAL_WEIGHT = 0.3  # re-ranking: a passage with all the question's rare terms gains 0.3 of cosine
 
 
 class Retriever:
-    def __init__(self, index: VectorIndex, embedder, *, top_k: int, threshold: float):
+    def __init__(self, index: VectorIndex, embedder, *, top_k: int, threshold: float, candidates: int = 20):
         self.index = index
+        self.candidates = candidates
         self.embedder = embedder
         self.top_k = top_k
         self.threshold = threshold
@@ -101,12 +103,19 @@ class Retriever:
             return np.stack([self._sent_cache[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
     def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None) -> list[Hit]:
+        """Dense candidates from FAISS, re-ranked by score = cosine + LEXICAL_WEIGHT * key-term coverage.
+        A short question ("Who is the chief executive?") can sit closer in embedding space to passages
+        about the company in general than to the one long quote that names its CEO; the rare words it
+        shares with that passage bring it back up. Costs ~1 ms for 20 candidates."""
         k = k or self.top_k
+        n = max(k, self.candidates)
         vec = self.embedder.embed([query])[0]
-        hits = self.index.search(vec, k)
+        hits = self.index.search(vec, n)
         if session is not None and session.chunks:
-            hits = sorted(hits + session.search(vec, k), key=lambda h: -h.score)[:k]
-        return hits
+            hits = hits + session.search(vec, n)
+        idf, default = self.idf
+        rescored = [Hit(h.chunk, h.score + LEXICAL_WEIGHT * cite.coverage(query, h.chunk.text, idf, default)) for h in hits]
+        return sorted(rescored, key=lambda h: -h.score)[:k]
 
     def relevance(self, question: str, hits: Sequence[Hit]) -> Relevance:
         if not hits:

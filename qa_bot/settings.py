@@ -30,6 +30,7 @@ class Settings:
 
     # Retrieval and grounding.
     top_k: int = 4  # passages retrieved, and listed as the closest passages on a refusal
+    rerank_candidates: int = 20  # dense candidates from FAISS re-ranked with key-term coverage
     llm_passages: int = 3  # at most this many of them, those judged relevant, go into the prompt
     # A passage addresses the question when one of its sentences scores at least this (see
     # retrieve.Relevance: key-term coverage plus a similarity bonus). None does: abstain without the LLM.

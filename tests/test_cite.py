@@ -111,3 +111,20 @@ def test_sentences_about_the_article_are_not_answers():
     q = "Why are Chinese companies retreating from the Nasdaq?"
     assert verify("The article discusses Chinese companies retreating from the Nasdaq in 2014 [1].", q).text == ""
     assert verify("The article says that Alibaba went public in New York in 2014 [1].", "When did Alibaba go public?").kept == 1
+
+
+def test_stop_words_are_removed_before_stemming():
+    assert cite.content_words("How many employees does it have? This was so.") == cite.content_words("employees")
+    assert len(cite.content_words("employees")) == 1
+
+
+def test_a_quote_of_the_wrong_kind_is_not_an_answer():
+    q = "How many employees does Alibaba have?"
+    assert verify("The article does not say.", q, best_quote=(0, "The cost grows exponentially with each breakthrough.")).text == ""
+
+
+def test_numbers_inside_names_are_not_quantities():
+    assert cite.quantities("It trails GPT-3, ranked in Q3, is one of three with 3D printers.") == {"3"}
+    assert cite.quantities("It has 600 million users, the third largest, 9% and $2.7 billion.") >= {"600", "9", "2.7", "3"}
+    q = "How many parameters does the model have?"
+    assert not cite.answers_kind("The model is nowhere near GPT-3.", q)
