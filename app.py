@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     from qa_bot import QABot  # QABot loads nothing heavy until the first question
 
     bot = QABot(args.corpus)  # settings from QA_BOT_* environment variables
+    from qa_bot.ui import build_app, launch  # gradio first (~3 s): imports share one GIL, so the page opens sooner
+
     if not args.no_warmup:  # load index, embedder and LLM while the page is already up, so question 1 is fast
         threading.Thread(target=_warm_up, args=(bot,), daemon=True).start()
-    from qa_bot.ui import build_app, launch  # after the warm-up started: importing gradio takes ~3 s
-
     try:
         launch(build_app(bot), host=args.host, port=args.port)
     finally:

@@ -106,9 +106,22 @@ class QABot:
         )
 
     def warm_up(self) -> "QABot":
-        """Load the corpus, index, embedder and LLM now rather than on the first question."""
+        """Load the corpus, index, embedder and LLM now rather than on the first question. The LLM server
+        starts in a second thread: llama.cpp loads its weights outside the GIL while torch loads here."""
+        errors: list[BaseException] = []
+
+        def start_llm():
+            try:
+                _ = self.llm
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=start_llm, daemon=True)
+        thread.start()
         self.retriever.search("warm up")
-        _ = self.llm
+        thread.join()
+        if errors:
+            raise errors[0]
         return self
 
     def build_index(self, force: bool = True) -> VectorIndex:
