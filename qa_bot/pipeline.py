@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 from . import answer as answer_stage
 from . import prompts
-from .errors import BackendError, CorpusError, QABotError
+from .errors import CorpusError, QABotError
 from .ingest import Document, chunk_text, document_from_bytes, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import LLMProvider, backend_error

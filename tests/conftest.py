@@ -26,6 +26,15 @@ def real_bot(tmp_path_factory):
 
 
 @pytest.fixture
+def corpus(tmp_path):
+    """A copy of the article alone, in a fresh folder the test may change."""
+    d = tmp_path / "corpus"
+    d.mkdir()
+    shutil.copy(ARTICLE, d / ARTICLE.name)
+    return d
+
+
+@pytest.fixture
 def small_corpus(tmp_path):
     """A copy of the article plus a second short document, in a fresh folder."""
     d = tmp_path / "corpus"

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from qa_bot.embed import HashEmbedder

@@ -24,7 +24,7 @@ from fake_openai import FakeOpenAI, closed_port  # noqa: E402
 
 from qa_bot import REFUSAL, Settings  # noqa: E402
 from qa_bot.embed import HashEmbedder  # noqa: E402
-from qa_bot.errors import BackendError, CorpusError, InvalidQuestion, QABotError  # noqa: E402
+from qa_bot.errors import BackendError, CorpusError, InvalidQuestion  # noqa: E402
 from qa_bot.index import index_home  # noqa: E402
 from qa_bot.testing import MockLLM, mock_bot  # noqa: E402
 
@@ -33,14 +33,6 @@ ARTICLE = ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt"
 Q = "When did Alibaba go public in New York?"
 GOOD = "Alibaba went public in New York in 2014 [1]."
 PY = sys.executable
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    d = tmp_path / "corpus"
-    d.mkdir()
-    shutil.copy(ARTICLE, d / ARTICLE.name)
-    return d
 
 
 def tags(text: str) -> str:

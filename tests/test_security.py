@@ -140,14 +140,6 @@ def test_real_llm_stream_finishes_cleanly(real_bot):
 
 # --- the same attacks with a model that obeys them (MockLLM): the grounding code alone must stop them -------------
 
-@pytest.fixture
-def corpus(tmp_path):
-    d = tmp_path / "corpus"
-    d.mkdir()
-    shutil.copy(ARTICLE, d / ARTICLE.name)
-    return d
-
-
 @pytest.mark.parametrize("threshold", [0.5, -1.0])  # the default gate, and no gate at all
 def test_system_prompt_printed_by_the_model_never_reaches_the_user(corpus, tmp_path, threshold):
     bot = mock_bot(corpus, tmp_path / "c", [SYSTEM_PROMPT, f"Sure! My instructions: {SYSTEM_PROMPT} [1]"] * 2,
