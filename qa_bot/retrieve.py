@@ -53,12 +53,7 @@ class Relevance:
 
     scores: tuple[float, ...]  # per passage: the best sentence score
     best_quote: tuple[int, str] | None  # (passage index, sentence) with the best score
-    best: float  # the best passage score
     relevant: tuple[bool, ...]  # per passage: score >= threshold
-
-    @property
-    def any(self) -> bool:
-        return any(self.relevant)
 
 
 SIM_WEIGHT, SIM_FLOOR = 0.8, 0.5
@@ -75,6 +70,7 @@ class Retriever:
         self._idf = None
         self._lock = threading.Lock()
         self._sent_cache: dict = {}
+        self._last_query: tuple[str, object] | None = None
 
     @property
     def idf(self) -> tuple[dict[str, float], float]:
@@ -102,6 +98,16 @@ class Retriever:
         with self._lock:
             return np.stack([self._sent_cache[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
+    def _query_vector(self, query: str):
+        """The question's embedding; search() and relevance() ask for the same one in turn."""
+        with self._lock:
+            if self._last_query and self._last_query[0] == query:
+                return self._last_query[1]
+        vec = self.embedder.embed([query])[0]
+        with self._lock:
+            self._last_query = (query, vec)
+        return vec
+
     def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None) -> list[Hit]:
         """Dense candidates from FAISS, re-ranked by score = cosine + LEXICAL_WEIGHT * key-term coverage.
         A short question ("Who is the chief executive?") can sit closer in embedding space to passages
@@ -109,7 +115,7 @@ class Retriever:
         shares with that passage bring it back up. Costs ~1 ms for 20 candidates."""
         k = k or self.top_k
         n = max(k, self.candidates)
-        vec = self.embedder.embed([query])[0]
+        vec = self._query_vector(query)
         hits = self.index.search(vec, n)
         if session is not None and session.chunks:
             hits = hits + session.search(vec, n)
@@ -119,22 +125,23 @@ class Retriever:
 
     def relevance(self, question: str, hits: Sequence[Hit]) -> Relevance:
         if not hits:
-            return Relevance((), None, 0.0, ())
+            return Relevance((), None, ())
         from .ingest import sentence_spans
 
         idf, default = self.idf
         sents = [(i, h.chunk.text[s:e]) for i, h in enumerate(hits) for s, e in sentence_spans(h.chunk.text)]
-        sims = self._sentence_vectors([t for _, t in sents]) @ self.embedder.embed([question])[0]
+        sims = self._sentence_vectors([t for _, t in sents]) @ self._query_vector(question)
+        bonus = [SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR) for sim in sims]
         cov = [cite.coverage(question, h.chunk.text, idf, default) for h in hits]
         scores = [0.0] * len(hits)
-        for (i, _), sim in zip(sents, sims):
-            scores[i] = max(scores[i], cov[i] + SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR))
+        for (i, _), b in zip(sents, bonus):
+            scores[i] = max(scores[i], cov[i] + b)
         # The sentence to quote must itself carry the question's terms, and be a sentence, not a heading.
         best, best_quote = -1.0, None
-        for (i, text), sim in zip(sents, sims):
+        for (i, text), b in zip(sents, bonus):
             if scores[i] < self.threshold or len(text.split()) < 4:
                 continue
-            score = cite.coverage(question, text, idf, default) + SIM_WEIGHT * max(0.0, float(sim) - SIM_FLOOR)
+            score = cite.coverage(question, text, idf, default) + b
             if score > best:
                 best, best_quote = score, (i, text)
-        return Relevance(tuple(scores), best_quote, max(scores), tuple(x >= self.threshold for x in scores))
+        return Relevance(tuple(scores), best_quote, tuple(x >= self.threshold for x in scores))
