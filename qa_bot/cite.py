@@ -168,6 +168,11 @@ def _after(tokens: list[str], i: int, n: int) -> list[str]:
     return out
 
 
+def _scale_after(tokens: list[str], i: int) -> str | None:
+    """The scale word right after a number ("million" in "23 million"), if any."""
+    return tokens[i + 1] if i + 1 < len(tokens) and tokens[i + 1] in _SCALE else None
+
+
 def numbers_bound(sentence: str, passage: str, window: int = 6) -> bool:
     """Each number keeps its meaning: the words right after it in the sentence ("15 million *enterprise
     users*") must follow the same number in the passage too, within a few words. Catches a true number
@@ -177,9 +182,7 @@ def numbers_bound(sentence: str, passage: str, window: int = 6) -> bool:
         key = _num_key(tok)
         if key is None:
             continue
-        scale = st[i + 1] if i + 1 < len(st) and st[i + 1] in _SCALE else None
-        spots = [j for j, t in enumerate(pt) if _num_key(t) == key
-                 and (pt[j + 1] if j + 1 < len(pt) and pt[j + 1] in _SCALE else None) == scale]
+        spots = [j for j, t in enumerate(pt) if _num_key(t) == key and _scale_after(pt, j) == _scale_after(st, i)]
         if not spots:
             return False  # "23" where the passage says "23 million"
         wanted = set(_after(st, i, 2))

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from functools import cached_property
@@ -254,7 +255,5 @@ class QABot:
 
 def _complete_sentences(draft: str) -> str:
     """The part of a streamed draft that ends at a sentence end (markers after the stop included)."""
-    import re
-
     ends = [m.end() for m in re.finditer(r"[.!?](\s*\[\d+(?:,\s*\d+)*\])*(?=\s)", draft)]
     return draft[: ends[-1]] if ends else ""
