@@ -1,12 +1,15 @@
 """Evaluation: run the bot over a JSONL question file and score retrieval, answers, refusals and citations.
 
-Question file: one JSON object per line with id, question, answers (aliases), answerable, evidence
-(a verbatim span of a corpus file, or null). See ../shared/README.md.
+Question file: one JSON object per line with id, question, answers (aliases), answerable, and optionally evidence
+(a verbatim span of a corpus file; null or absent when unknown) and source (the corpus file holding the evidence).
+See docs/question_format.md. A file that is missing or not in the format raises QuestionFileError (CLI exit code 2).
 
 Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" when the denominator is empty):
 
-- evidence_not_found: answerable questions whose evidence could not be located in the corpus (neither exactly nor
-  after whitespace/quote normalisation) or is null. They are excluded from retrieval and citation metrics only.
+- n_with_evidence: answerable questions whose evidence is given (not null or absent). Retrieval and citation
+  metrics are computed over these only; n_retrieval_scored of them have their evidence located in the corpus.
+- evidence_not_found: of those, the ones whose evidence could not be located in the corpus (neither exactly nor
+  after whitespace/quote normalisation). They are excluded from retrieval and citation metrics only.
 - recall@k (k = 1, 3, 5): over answerable questions with located evidence, the share whose first k retrieved
   chunks include a relevant one. A chunk (or citation) is relevant when it is in the evidence's source file and
   its [start, end) span overlaps the evidence's [start, end) span (adjacent spans do not overlap).
@@ -36,26 +39,29 @@ import re
 import sys
 import time
 import unicodedata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from .errors import QABotError
+from .errors import QABotError, QuestionFileError
 
-REQUIRED_FIELDS = ("id", "question", "answers", "answerable", "evidence")
+REQUIRED_FIELDS = ("id", "question", "answers", "answerable")
+OPTIONAL_FIELDS = ("evidence", "source")  # absent = null
 CORPUS_SUFFIXES = (".txt", ".md")
 
 # ---------------------------------------------------------------- question file
 
 
 def load_questions(path: str | Path) -> list[dict[str, Any]]:
-    """Read and validate a question file; raise QABotError naming the line of the first problem."""
+    """Read and validate a question file (docs/question_format.md); raise QuestionFileError naming the line of
+    the first problem. Each question comes back with every field of the format (absent optional ones as None)
+    and its line number."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM from Windows editors
     except FileNotFoundError:
-        raise QABotError(f"question file not found: {path}") from None
+        raise QuestionFileError(f"question file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise QABotError(f"cannot read question file {path}: {exc}") from None
+        raise QuestionFileError(f"cannot read question file {path}: {exc}") from None
     questions, seen = [], set()
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -64,32 +70,38 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise QABotError(f"{where}: invalid JSON ({exc.msg})") from None
+            raise QuestionFileError(f"{where}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
-            raise QABotError(f"{where}: expected a JSON object")
+            raise QuestionFileError(f"{where}: expected a JSON object")
         missing = [f for f in REQUIRED_FIELDS if f not in obj]
         if missing:
-            raise QABotError(f"{where}: missing field(s) {', '.join(missing)}")
-        qid, question, answers, answerable, evidence = (obj[f] for f in REQUIRED_FIELDS)
+            raise QuestionFileError(f"{where}: missing field(s) {', '.join(missing)}")
+        qid, question, answers, answerable = (obj[f] for f in REQUIRED_FIELDS)
+        evidence, source = (obj.get(f) for f in OPTIONAL_FIELDS)
         if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
-            raise QABotError(f"{where}: 'id' must be a non-empty string")
+            raise QuestionFileError(f"{where}: 'id' must be a non-empty string")
         if str(qid) in seen:
-            raise QABotError(f"{where}: duplicate id {qid!r}")
+            raise QuestionFileError(f"{where}: duplicate id {qid!r}")
         if not isinstance(question, str) or not question.strip():
-            raise QABotError(f"{where}: 'question' must be a non-empty string")
+            raise QuestionFileError(f"{where}: 'question' must be a non-empty string")
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise QABotError(f"{where}: 'answers' must be a list of strings")
+            raise QuestionFileError(f"{where}: 'answers' must be a list of strings")
         if not isinstance(answerable, bool):
-            raise QABotError(f"{where}: 'answerable' must be true or false")
+            raise QuestionFileError(f"{where}: 'answerable' must be true or false")
         if answerable and not any(a.strip() for a in answers):
-            raise QABotError(f"{where}: an answerable question needs at least one answer")
+            raise QuestionFileError(f"{where}: an answerable question needs at least one answer")
         if evidence is not None and (not isinstance(evidence, str) or not evidence.strip()):
-            raise QABotError(f"{where}: 'evidence' must be a non-empty string or null")
+            raise QuestionFileError(f"{where}: 'evidence' must be a non-empty string or null")
+        if source is not None:
+            if not isinstance(source, str) or not source.strip():
+                raise QuestionFileError(f"{where}: 'source' must be a non-empty string (a path relative to the "
+                                        f"corpus folder) or null")
+            source = PurePosixPath(source.strip().replace("\\", "/")).as_posix()  # "./a.txt" -> "a.txt"
         seen.add(str(qid))
-        questions.append({"id": str(qid), "question": question, "answers": answers,
-                          "answerable": answerable, "evidence": evidence, "line": lineno})
+        questions.append({"id": str(qid), "question": question, "answers": answers, "answerable": answerable,
+                          "evidence": evidence, "source": source, "line": lineno})
     if not questions:
-        raise QABotError(f"question file {path} holds no questions")
+        raise QuestionFileError(f"question file {path} holds no questions")
     return questions
 
 
@@ -296,7 +308,7 @@ def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span:
         "citations": cites, "retrieved": hits, "latency_s": round(latency_s, 4),
         "gold_answers": q["answers"], "answerable": q["answerable"], "correct": correct,
         "timings": {k: round(float(v), 4) for k, v in (answer.timings if answer is not None else {}).items()},
-        "evidence": q["evidence"], "evidence_span": ev,
+        "evidence": q.get("evidence"), "source": q.get("source"), "evidence_span": ev,
         "first_relevant_rank": rank,
         "relevant_citations": [c["n"] for c in cites if overlaps(c, ev)],
         "unsupported_numbers": [] if abstained else unsupported_numbers(text, [c["text"] for c in cites]),
@@ -330,7 +342,8 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     """All figures from predictions rows (see the module docstring for definitions)."""
     ans = [r for r in records if r["answerable"]]
     unans = [r for r in records if not r["answerable"]]
-    located = [r for r in ans if r["evidence_span"] is not None]
+    with_evidence = [r for r in ans if r["evidence"] is not None]
+    located = [r for r in with_evidence if r["evidence_span"] is not None]
     ranks = [r["first_relevant_rank"] for r in located]
 
     tp = sum(r["abstained"] for r in unans)  # class "abstain"
@@ -346,7 +359,7 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     stages = sorted({k for r in records for k in r["timings"]})
     return {
         "n_questions": len(records), "n_answerable": len(ans), "n_unanswerable": len(unans),
-        "evidence_not_found": len(ans) - len(located),
+        "n_with_evidence": len(with_evidence), "evidence_not_found": len(with_evidence) - len(located),
         "n_errors": sum(r["error"] is not None for r in records),
         "n_retrieval_scored": len(located),
         **{f"recall@{k}": _ratio(sum(rk is not None and rk <= k for rk in ranks), len(ranks)) for k in (1, 3, 5)},
@@ -396,11 +409,16 @@ def _one_line(s: str) -> str:
     return " ".join(str(s).split())
 
 
+def _evidence_note(m: dict[str, Any]) -> str:
+    return (f"{m['n_with_evidence']} of the answerable have evidence, {m['evidence_not_found']} of those not found "
+            f"in the corpus (retrieval and citations scored over {m['n_retrieval_scored']})")
+
+
 def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title: str = "Evaluation") -> str:
     m = metrics
     lines = [f"# {title}", "",
              f"{m['n_questions']} questions: {m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
-             f"evidence not found for {m['evidence_not_found']}; errors: {m['n_errors']}.", "",
+             f"{_evidence_note(m)}; errors: {m['n_errors']}.", "",
              "| metric | value |", "| --- | --- |"]
     lines += [f"| {label} | {_fmt(m[key])} |" for key, label, _ in HEADLINE]
     for stage, p in m["stage_latency"].items():
@@ -526,8 +544,8 @@ def check_thresholds(metrics: dict[str, Any], args: argparse.Namespace) -> tuple
 
 def headline(metrics: dict[str, Any]) -> str:
     m = metrics
-    lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable, "
-             f"evidence not found: {m['evidence_not_found']}, errors: {m['n_errors']})"]
+    lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
+             f"{_evidence_note(m)}; errors: {m['n_errors']})"]
     lines += [f"  {label:<34} {_fmt(m[key])}" for key, label, _ in HEADLINE]
     return "\n".join(lines)
 

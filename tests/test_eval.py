@@ -12,6 +12,7 @@ import pytest
 
 from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, QABotError
 from qa_bot import eval as ev
+from qa_bot.errors import QuestionFileError
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLE = "alibaba_cloud_spinoff.txt"
@@ -203,6 +204,21 @@ def test_unsupported_numbers_metric_and_latency():
     assert m["stage_latency"]["retrieve"]["p50_s"] == 0.1  # median of 0.1, 0.3, 0.1 (refusal()), 0.1
 
 
+def test_questions_without_evidence_are_left_out_of_retrieval_and_citation_metrics():
+    no_ev = ev.make_record(q(evidence=None), answer("6 [1]", cites=[("a.txt", 100, 200)], hits=[("a.txt", 100, 200)]),
+                           1.0, None)
+    rows = [
+        rec(ans=answer("6 [1]", cites=[("a.txt", 0, 10)], hits=[("a.txt", 0, 10), ("a.txt", 150, 160)])),  # rank 2
+        rec(ans=answer("6"), span=None),  # evidence given but not found
+        no_ev, no_ev,                     # no evidence: not "not found", and not scored
+    ]
+    m = ev.compute_metrics(rows)
+    assert (m["n_answerable"], m["n_with_evidence"], m["evidence_not_found"], m["n_retrieval_scored"]) == (4, 2, 1, 1)
+    assert m["recall@1"] == 0.0 and m["recall@3"] == 1.0 and m["mrr"] == 0.5
+    assert m["n_citation_scored_answers"] == 1 and m["citation_precision"] == 0.0 and m["citation_recall"] == 0.0
+    assert m["answer_accuracy"] == 1.0  # answers are scored whatever the evidence
+
+
 def test_error_row_is_wrong_not_refusal():
     r = ev.make_record(q(answerable=False, evidence=None), None, 0.2, None, error="question too long")
     assert r["abstained"] is False and r["correct"] is False and r["answer"] == ""
@@ -220,25 +236,42 @@ def test_load_questions_ok():
 @pytest.mark.parametrize("rows, message", [
     (['{"id": "a", "question": "x?", "answers": ["1"], "answerable": true, "evidence": "e"}', "{not json"],
      "line 2: invalid JSON"),
-    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": True}], "line 1: missing field(s) evidence"),
-    (["", {"id": "a", "question": "x?", "answerable": True}], "line 2: missing field(s) answers, evidence"),
+    ([{"id": "a", "question": "x?", "answers": ["1"]}], "line 1: missing field(s) answerable"),
+    (["", {"id": "a", "question": "x?", "answerable": True}], "line 2: missing field(s) answers"),
+    ([{"question": "x?", "answers": [], "answerable": False}], "line 1: missing field(s) id"),
     (["[1, 2]"], "line 1: expected a JSON object"),
     ([{"id": "a", "question": "x?", "answers": "1", "answerable": True, "evidence": "e"}], "'answers' must be"),
     ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": "yes", "evidence": "e"}], "'answerable' must"),
     ([{"id": "a", "question": "x?", "answers": [], "answerable": True, "evidence": "e"}], "needs at least one"),
     ([{"id": "a", "question": " ", "answers": [], "answerable": False, "evidence": None}], "'question' must"),
+    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": True, "evidence": 7}], "'evidence' must"),
+    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": True, "source": 3}], "line 1: 'source' must"),
+    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": True, "source": ["a.txt"]}], "'source' must"),
+    ([{"id": "a", "question": "x?", "answers": ["1"], "answerable": True, "source": " "}], "'source' must"),
     ([q("a"), q("a")], "line 2: duplicate id"),
     ([], "holds no questions"),
 ])
 def test_load_questions_errors(tmp_path, rows, message):
     path = write_jsonl(tmp_path / "qs.jsonl", rows)
-    with pytest.raises(QABotError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(QuestionFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ev.load_questions(path)
 
 
 def test_load_questions_missing_file(tmp_path):
-    with pytest.raises(QABotError, match="not found"):
+    with pytest.raises(QuestionFileError, match="not found"):
         ev.load_questions(tmp_path / "nope.jsonl")
+
+
+def test_load_questions_optional_evidence_and_source(tmp_path):
+    path = write_jsonl(tmp_path / "qs.jsonl", [
+        {"id": "a", "question": "x?", "answers": ["1"], "answerable": True},                      # no evidence field
+        {"id": "b", "question": "y?", "answers": ["2"], "answerable": True, "evidence": None},
+        {"id": 3, "question": "z?", "answers": ["3"], "answerable": True, "evidence": "e", "source": "./sub/b.md"},
+        {"id": "d", "question": "w?", "answers": [], "answerable": False, "source": None},
+    ])
+    qs = ev.load_questions(path)
+    assert [(x["id"], x["evidence"], x["source"]) for x in qs] == [
+        ("a", None, None), ("b", None, None), ("3", "e", "sub/b.md"), ("d", None, None)]
 
 
 # ---------------------------------------------------------------- evidence location
@@ -350,6 +383,28 @@ def test_run_eval_with_fake_bot(tmp_path):
     assert "Rising tensions" in report.split("## Wrong answers")[1]  # cited passage is shown
 
 
+def test_run_eval_question_file_without_evidence_fields(tmp_path):
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+    path = write_jsonl(tmp_path / "qs.jsonl", [
+        {"id": "n1", "question": "When did Alibaba go public?", "answers": ["2014"], "answerable": True},
+        {"id": "n2", "question": "How many companies?", "answers": ["6"], "answerable": True},
+        {"id": "n3", "question": "Who founded Alibaba?", "answers": [], "answerable": False},
+    ])
+    bot = FakeBot(text, {"When did Alibaba go public?": ("In 2014 [1].", "back in 2014"),
+                         "How many companies?": ("16 [1].", "Rising tensions"),
+                         "Who founded Alibaba?": (None, None)})
+    out = tmp_path / "run"
+    m = ev.run_eval(path, bot=bot, corpus_dir=ROOT / "docs_corpus", out_dir=out, progress=False)
+    assert (m["n_with_evidence"], m["evidence_not_found"], m["n_retrieval_scored"]) == (0, 0, 0)
+    assert m["recall@1"] is None and m["mrr"] is None
+    assert m["citation_precision"] is None and m["citation_recall"] is None and m["n_citation_scored_answers"] == 0
+    assert m["answer_accuracy"] == 0.5 and m["refusal_recall"] == 1.0
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [(r["evidence"], r["evidence_span"], r["source"]) for r in rows] == [(None, None, None)] * 3
+    report = (out / "report.md").read_text()
+    assert "0 of the answerable have evidence" in report and "| Retrieval recall@1 | n/a |" in report
+
+
 def test_run_eval_records_bot_errors(tmp_path):
     text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
     replies = {x["question"]: ("boom", None) for x in ev.load_questions(small_question_file(tmp_path))}
@@ -406,6 +461,61 @@ def test_cli_eval_with_fake_pipeline(tmp_path, monkeypatch, capsys):
     with pytest.raises(QABotError, match="line 1"):
         ev.cli_eval(parser.parse_args([str(tmp_path / "bad.jsonl")]))
     assert len(made) == 2
+
+
+@pytest.fixture
+def fake_pipeline(monkeypatch):
+    """qa_bot.pipeline.QABot replaced by a FakeBot that answers every question "In 2014 [1]." citing
+    "back in 2014"; the instances made are listed in the fixture's value."""
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+    made = []
+
+    class FakeQABot(FakeBot):
+        def __init__(self, corpus_dir=None):
+            super().__init__(text, {})
+            made.append(self)
+
+        def ask(self, question):
+            self.replies[question] = ("In 2014 [1].", "back in 2014")
+            return super().ask(question)
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "qa_bot.pipeline", types.SimpleNamespace(QABot=FakeQABot))
+    return made
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{oops\n", "line 1: invalid JSON"),
+    ('{"id": "a", "question": "x?"}\n', "line 1: missing field(s) answers, answerable"),
+    ('{"id": "a", "question": "x?", "answers": "6", "answerable": true}\n', "line 1: 'answers' must be"),
+    ('{"id": "a", "question": "x?", "answers": ["6"], "answerable": 1}\n', "line 1: 'answerable' must be"),
+    ('{"id": "a", "question": "x?", "answers": ["6"], "answerable": true, "source": 5}\n', "line 1: 'source' must"),
+    ("\n\n", "holds no questions"),
+    (None, "question file not found"),
+])
+def test_cli_bad_question_file_exits_2(tmp_path, capsys, fake_pipeline, content, message):
+    from qa_bot import cli
+
+    path = tmp_path / "qs.jsonl"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert cli.main(["eval", str(path), "--corpus", str(ROOT / "docs_corpus"), "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("qa-bot: error: ") and message in captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""  # one line
+    assert fake_pipeline == [] and not (tmp_path / "run").exists()  # failed before building a bot
+
+
+def test_cli_threshold_miss_exits_1_and_pass_exits_0(tmp_path, capsys, fake_pipeline):
+    from qa_bot import cli
+
+    qs = str(small_question_file(tmp_path))
+    base = ["eval", qs, "--corpus", str(ROOT / "docs_corpus"), "--out", str(tmp_path / "run")]
+    assert cli.main(base + ["--min-accuracy", "0.5"]) == 1  # 1/3 answered right
+    assert "FAIL: answer_accuracy 0.333 is below --min-accuracy 0.500" in capsys.readouterr().out
+    assert cli.main(base + ["--min-accuracy", "0.3"]) == 0
 
 
 # ---------------------------------------------------------------- end to end with the real bot
