@@ -10,9 +10,13 @@ Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" wh
   metrics are computed over these only; n_retrieval_scored of them have their evidence located in the corpus.
 - evidence_not_found: of those, the ones whose evidence could not be located in the corpus (neither exactly nor
   after whitespace/quote normalisation). They are excluded from retrieval and citation metrics only.
+- Evidence span: the first occurrence of the evidence in the corpus files (sorted by path), or only in the file
+  named by the question's `source` when it has one (a `source` that is not a corpus file is a QuestionFileError
+  naming the line); exact search first, then after whitespace/quote/case normalisation mapped back to offsets.
 - recall@k (k = 1, 3, 5): over answerable questions with located evidence, the share whose first k retrieved
-  chunks include a relevant one. A chunk (or citation) is relevant when it is in the evidence's source file and
-  its [start, end) span overlaps the evidence's [start, end) span (adjacent spans do not overlap).
+  chunks include a relevant one. A chunk (or citation) is relevant when it names the evidence's file (the
+  question's `source` when given) and its [start, end) span overlaps the evidence's [start, end) span (adjacent
+  spans do not overlap); the same span in another file is not relevant.
 - mrr: over the same questions, the mean of 1/rank of the first relevant retrieved chunk (0 when none).
 - answer_accuracy: over answerable questions, the share not abstained whose normalised answer contains a
   normalised gold alias on token boundaries (see `normalize_answer`).
@@ -141,11 +145,24 @@ def _loose(text: str) -> tuple[str, list[int]]:
     return "".join(out), offsets
 
 
-def locate_evidence(evidence: str | None, corpus: dict[str, str]) -> tuple[str, int, int] | None:
-    """(source, start, end) of the first occurrence of `evidence`, files in sorted order; exact search first,
-    then a whitespace/quote/case-insensitive one mapped back to original offsets; None when not found."""
+def check_sources(questions: list[dict[str, Any]], corpus: dict[str, str], questions_path: str | Path,
+                  corpus_dir: str | Path) -> None:
+    """Raise QuestionFileError naming the line of the first question whose `source` is not a corpus file."""
+    for q in questions:
+        if q.get("source") is not None and q["source"] not in corpus:
+            raise QuestionFileError(f"{questions_path}, line {q['line']}: source {q['source']!r} is not a usable "
+                                    f".txt/.md file of the corpus folder {corpus_dir}")
+
+
+def locate_evidence(evidence: str | None, corpus: dict[str, str],
+                    source: str | None = None) -> tuple[str, int, int] | None:
+    """(source, start, end) of the first occurrence of `evidence`, files in sorted order, or only in the file
+    `source` when one is given; exact search first, then a whitespace/quote/case-insensitive one mapped back to
+    original offsets; None when not found (or `source` is not in the corpus)."""
     if not evidence:
         return None
+    if source is not None:
+        corpus = {source: corpus[source]} if source in corpus else {}
     for source, text in corpus.items():
         i = text.find(evidence)
         if i >= 0:
@@ -465,6 +482,7 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
 
     questions = load_questions(questions_path)
     corpus = read_corpus(corpus_dir)  # raises CorpusError when the folder is missing or unusable
+    check_sources(questions, corpus, questions_path, corpus_dir)  # before any model is loaded
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -477,7 +495,7 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
     records = []
     bar = tqdm(questions, desc="eval", unit="q", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     for q in bar:
-        span = locate_evidence(q["evidence"], corpus) if q["answerable"] else None
+        span = locate_evidence(q["evidence"], corpus, q["source"]) if q["answerable"] else None
         answer, error = None, None
         t0 = time.perf_counter()
         try:

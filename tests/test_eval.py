@@ -301,6 +301,16 @@ def test_locate_evidence_normalised_maps_back_to_original_offsets():
     assert ev.locate_evidence(None, corpus) is None
 
 
+def test_locate_evidence_only_in_the_named_source():
+    corpus = {"a.txt": "Fares: The ferry costs 3 euros.", "b.md": "Fares: The ferry costs 3 euros.",
+              "c.txt": "Fares: the  FERRY costs 3 euros."}
+    assert ev.locate_evidence("The ferry costs 3 euros", corpus) == ("a.txt", 7, 30)  # first file, sorted
+    assert ev.locate_evidence("The ferry costs 3 euros", corpus, "b.md") == ("b.md", 7, 30)
+    assert ev.locate_evidence("The ferry costs 3 euros", corpus, "c.txt") == ("c.txt", 7, 31)  # loose, same file
+    assert ev.locate_evidence("The ferry costs 3 euros", {"a.txt": "x", "b.md": corpus["b.md"]}, "a.txt") is None
+    assert ev.locate_evidence("The ferry costs 3 euros", corpus, "missing.txt") is None
+
+
 def test_dev_set_evidence_is_all_located_verbatim():
     corpus = ev.read_corpus(ROOT / "docs_corpus")
     for x in ev.load_questions(ROOT / "eval" / "article_qa.jsonl"):
@@ -403,6 +413,73 @@ def test_run_eval_question_file_without_evidence_fields(tmp_path):
     assert [(r["evidence"], r["evidence_span"], r["source"]) for r in rows] == [(None, None, None)] * 3
     report = (out / "report.md").read_text()
     assert "0 of the answerable have evidence" in report and "| Retrieval recall@1 | n/a |" in report
+
+
+class ScriptedBot:
+    """Returns a prepared Answer per question."""
+
+    def __init__(self, answers: dict[str, Answer]):
+        self.answers = answers
+
+    def ask(self, question):
+        return self.answers[question]
+
+
+def two_file_corpus(tmp_path) -> Path:
+    """Two files with the same sentence at the same offsets [7, 30)."""
+    d = tmp_path / "corpus"
+    (d / "news").mkdir(parents=True)
+    (d / "a.txt").write_text("Fares: The ferry costs 3 euros. Boats run hourly.\n", encoding="utf-8")
+    (d / "news" / "b.md").write_text("Fares: The ferry costs 3 euros. Trams are free.\n", encoding="utf-8")
+    return d
+
+
+def test_run_eval_multi_document_source(tmp_path):
+    corpus = two_file_corpus(tmp_path)
+    qs = write_jsonl(tmp_path / "qs.jsonl", [
+        # same evidence text in both files; the question says it is the one in news/b.md
+        {"id": "m1", "question": "Fare (b, cites a)?", "answers": ["3 euros"], "answerable": True,
+         "evidence": "The ferry costs 3 euros", "source": "news/b.md"},
+        {"id": "m2", "question": "Fare (b, cites b)?", "answers": ["3 euros"], "answerable": True,
+         "evidence": "The ferry costs 3 euros", "source": "./news/b.md"},
+        # no source: the evidence is located in the first file, a.txt, so citing a.txt is relevant
+        {"id": "m3", "question": "Fare (any, cites a)?", "answers": ["3 euros"], "answerable": True,
+         "evidence": "The ferry costs 3 euros"},
+    ])
+    in_a, in_b = ("a.txt", 7, 30), ("news/b.md", 7, 30)
+    bot = ScriptedBot({
+        "Fare (b, cites a)?": answer("3 euros [1]", cites=[in_a], hits=[in_a, ("news/b.md", 30, 48)]),
+        "Fare (b, cites b)?": answer("3 euros [1]", cites=[in_b], hits=[in_a, in_b]),
+        "Fare (any, cites a)?": answer("3 euros [1]", cites=[in_a], hits=[in_a]),
+    })
+    out = tmp_path / "run"
+    m = ev.run_eval(qs, bot=bot, corpus_dir=corpus, out_dir=out, progress=False)
+    rows = {r["id"]: r for r in map(json.loads, (out / "predictions.jsonl").read_text().splitlines())}
+    assert rows["m1"]["evidence_span"] == {"source": "news/b.md", "start": 7, "end": 30}
+    assert rows["m3"]["evidence_span"] == {"source": "a.txt", "start": 7, "end": 30}
+    assert rows["m1"]["relevant_citations"] == [] and rows["m1"]["first_relevant_rank"] is None  # right span, wrong file
+    assert rows["m2"]["relevant_citations"] == [1] and rows["m2"]["first_relevant_rank"] == 2
+    assert rows["m3"]["relevant_citations"] == [1] and rows["m3"]["first_relevant_rank"] == 1
+    assert m["citation_precision"] == round(2 / 3, 4) and m["citation_recall"] == round(2 / 3, 4)
+    assert m["recall@1"] == round(1 / 3, 4) and m["recall@3"] == round(2 / 3, 4)
+    assert m["answer_accuracy"] == 1.0
+
+
+def test_run_eval_source_not_in_corpus(tmp_path, capsys, fake_pipeline):
+    corpus = two_file_corpus(tmp_path)
+    qs = write_jsonl(tmp_path / "qs.jsonl", [
+        {"id": "m1", "question": "Fare?", "answers": ["3 euros"], "answerable": True, "source": "news/b.md"},
+        {"id": "m2", "question": "Fare?", "answers": ["3 euros"], "answerable": True, "evidence": "x",
+         "source": "b.md"},  # it is under news/
+    ])
+    with pytest.raises(QuestionFileError, match=r"qs.jsonl, line 2: source 'b.md' is not a usable .* corpus folder"):
+        ev.run_eval(qs, bot=ScriptedBot({}), corpus_dir=corpus, out_dir=tmp_path / "run", progress=False)
+    from qa_bot import cli
+
+    assert cli.main(["eval", str(qs), "--corpus", str(corpus), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: source 'b.md'" in err and err.count("\n") == 1
+    assert not getattr(fake_pipeline[0], "warmed", False)  # stopped before loading any model
 
 
 def test_run_eval_records_bot_errors(tmp_path):
