@@ -6,13 +6,13 @@ See docs/question_format.md. A file that is missing or not in the format raises 
 
 Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" when the denominator is empty):
 
+- Evidence span: the first occurrence of the evidence in the corpus files (sorted by path), or only in the file
+  named by the question's `source` when it has one (a `source` that is not a corpus file is a QuestionFileError
+  naming the line); exact search first, then after whitespace/quote/case normalisation mapped back to offsets.
 - n_with_evidence: answerable questions whose evidence is given (not null or absent). Retrieval and citation
   metrics are computed over these only; n_retrieval_scored of them have their evidence located in the corpus.
 - evidence_not_found: of those, the ones whose evidence could not be located in the corpus (neither exactly nor
   after whitespace/quote normalisation). They are excluded from retrieval and citation metrics only.
-- Evidence span: the first occurrence of the evidence in the corpus files (sorted by path), or only in the file
-  named by the question's `source` when it has one (a `source` that is not a corpus file is a QuestionFileError
-  naming the line); exact search first, then after whitespace/quote/case normalisation mapped back to offsets.
 - recall@k (k = 1, 3, 5): over answerable questions with located evidence, the share whose first k retrieved
   chunks include a relevant one. A chunk (or citation) is relevant when it names the evidence's file (the
   question's `source` when given) and its [start, end) span overlaps the evidence's [start, end) span (adjacent
@@ -20,6 +20,23 @@ Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" wh
 - mrr: over the same questions, the mean of 1/rank of the first relevant retrieved chunk (0 when none).
 - answer_accuracy: over answerable questions, the share not abstained whose normalised answer contains a
   normalised gold alias on token boundaries (see `normalize_answer`).
+- Answer text (for F1, words and quotes; see `answer_core`): the answer with [n] markers removed (a trailing
+  citation "In 2014 [1]." gives "In 2014."), white space collapsed, and a pair of quotation marks around the whole
+  answer removed. A given answer is one not abstained and without error; n_answered counts them.
+- token_f1: over answerable questions, the mean token F1 (SQuAD style) of the answer text against the gold aliases,
+  the best alias per question; an abstention or an error scores 0. Tokens are those of `normalize_tokens` on
+  both sides (SQuAD's normalisation - lower case, punctuation removed, articles a/an/the removed, white space
+  collapsed - plus NFKC, "%" = "percent", thousands commas dropped, decimal points kept, number words to digits);
+  F1 = 2 * overlap / (answer tokens + alias tokens) with the overlap counted as a multiset; aliases without
+  tokens are ignored. Per question as `f1` in predictions.jsonl.
+- token_f1_all: over all questions, the mean of `f1`, where an unanswerable question scores 1 when abstained
+  and 0 otherwise (SQuAD 2.0).
+- answer_words_median: the median number of words in the answer text of given answers (words: white-space
+  separated pieces with a letter or digit); per question as `answer_words`. A count, not a rate.
+- verbatim_quote_share: over given answers, the share whose answer text has at least 8 words and, with quotation
+  marks and apostrophes removed, white space collapsed, case folded (`_loose`) and punctuation stripped from its
+  two ends, occurs as it is in a corpus document (treated the same way): a copied passage, not an answer. Per
+  question as `verbatim_quote`.
 - refusal_recall: over unanswerable questions, the share abstained.
 - false_refusal_rate: over answerable questions, the share abstained.
 - abstention_macro_f1: mean of the F1 of the classes "abstain" (gold = unanswerable) and "answer"
@@ -40,9 +57,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
@@ -276,6 +295,63 @@ def answer_matches(answer: str, aliases: Iterable[str]) -> bool:
     return any(_contains(hay, normalize_tokens(a)) for a in aliases)
 
 
+# ---------------------------------------------------------------- token F1, answer length, verbatim quotes
+
+_WORD = re.compile(r"\S*\w\S*")  # a word: white-space separated, with at least one letter or digit
+_SURROUNDING_QUOTES = re.compile(r'^["\'“‘«„‚]\s*(.*?)\s*["\'”’»“‘]([.,;:!?]?)$', re.S)
+VERBATIM_MIN_WORDS = 8
+
+
+def answer_core(text: str) -> str:
+    """The answer as a user reads it: [n] markers removed (with the space they leave before punctuation, so a
+    trailing citation "In 2014 [1]." gives "In 2014."), white space collapsed, and a pair of quotation marks around
+    the whole answer removed ('“It split in six.” [1]' -> "It split in six.")."""
+    text = " ".join(strip_markers(text).split())
+    text = re.sub(r"\s+(?=[.,;:!?](?:\s|$))", "", text)
+    m = _SURROUNDING_QUOTES.match(text)
+    return m.group(1) + m.group(2) if m else text
+
+
+def count_words(text: str) -> int:
+    """Words of answer_core(text): white-space separated pieces holding a letter or digit."""
+    return len(_WORD.findall(answer_core(text)))
+
+
+def token_f1(answer: str, aliases: Iterable[str]) -> float:
+    """SQuAD-style token F1 of answer_core(answer) against each alias, the best one. Tokens as in
+    normalize_tokens (both sides); F1 = 2 * overlap / (answer tokens + alias tokens), overlap counted as a
+    multiset. Aliases that normalise to no token are ignored; an answer with no token scores 0."""
+    pred = Counter(normalize_tokens(answer_core(answer)))
+    best = 0.0
+    for alias in aliases:
+        gold = Counter(normalize_tokens(alias))
+        common = sum((pred & gold).values())
+        if common:
+            best = max(best, 2 * common / (sum(pred.values()) + sum(gold.values())))
+    return best
+
+
+def _quote_free(text: str) -> str:
+    """_loose text with quotation marks and apostrophes deleted and white space collapsed again."""
+    return " ".join(re.sub("[\"']", "", _loose(text)[0]).split())
+
+
+def quote_haystacks(corpus: dict[str, str]) -> list[str]:
+    """The corpus documents prepared once for is_verbatim_quote."""
+    return [_quote_free(text) for text in corpus.values()]
+
+
+def is_verbatim_quote(answer: str, haystacks: Iterable[str]) -> bool:
+    """True when answer_core(answer) has at least VERBATIM_MIN_WORDS words and, with quotation marks removed,
+    white space collapsed, case folded and punctuation stripped from its two ends, occurs in a corpus document
+    (prepared by quote_haystacks) as it is: the answer is a copied passage, not an answer."""
+    core = answer_core(answer)
+    if len(_WORD.findall(core)) < VERBATIM_MIN_WORDS:
+        return False
+    needle = _quote_free(core).strip(" .,;:!?")
+    return bool(needle) and any(needle in hay for hay in haystacks)
+
+
 # ---------------------------------------------------------------- numbers and spans
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:,\d{3})*(?:\.\d+)?")
@@ -304,10 +380,14 @@ def overlaps(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
 
 
 def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span: tuple[str, int, int] | None,
-                error: str | None = None) -> dict[str, Any]:
-    """One predictions.jsonl row from a question, its Answer (None on error) and the located evidence.
+                error: str | None = None, haystacks: Iterable[str] = ()) -> dict[str, Any]:
+    """One predictions.jsonl row from a question, its Answer (None on error) and the located evidence;
+    `haystacks` (quote_haystacks of the corpus) for the verbatim-quote check.
 
-    `correct`: answerable -> answered and matches an alias; unanswerable -> abstained."""
+    `correct`: answerable -> answered and matches an alias; unanswerable -> abstained.
+    `f1`: answerable -> token_f1 of the answer (0 when abstained or on error); unanswerable -> 1 when abstained,
+    else 0 (SQuAD 2.0). `answer_words` / `verbatim_quote`: for a given answer (not abstained, no error), else
+    None / False."""
     ev = dict(zip(("source", "start", "end"), evidence_span)) if evidence_span else None
     text = answer.text if answer is not None else ""
     abstained = bool(answer.abstained) if answer is not None else False  # an error is not a refusal
@@ -315,15 +395,20 @@ def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span:
              for c in (answer.citations if answer is not None else ())]
     hits = [{"source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "score": round(float(h.score), 4)}
             for h in (answer.retrieved if answer is not None else ())]
+    given = answer is not None and not abstained
     if q["answerable"]:
         correct = not abstained and answer_matches(text, q["answers"])
+        f1 = token_f1(text, q["answers"]) if given else 0.0
     else:
         correct = abstained
+        f1 = 1.0 if abstained else 0.0
     rank = next((i for i, h in enumerate(hits, 1) if overlaps(h, ev)), None)
     return {
         "id": q["id"], "question": q["question"], "answer": text, "abstained": abstained,
         "citations": cites, "retrieved": hits, "latency_s": round(latency_s, 4),
-        "gold_answers": q["answers"], "answerable": q["answerable"], "correct": correct,
+        "gold_answers": q["answers"], "answerable": q["answerable"], "correct": correct, "f1": f1,
+        "answer_words": count_words(text) if given else None,
+        "verbatim_quote": given and is_verbatim_quote(text, haystacks),
         "timings": {k: round(float(v), 4) for k, v in (answer.timings if answer is not None else {}).items()},
         "evidence": q.get("evidence"), "source": q.get("source"), "evidence_span": ev,
         "first_relevant_rank": rank,
@@ -373,6 +458,8 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     n_cites = sum(len(r["citations"]) for r in cited)
     n_relevant = sum(len(r["relevant_citations"]) for r in cited)
 
+    given = [r for r in records if not r["abstained"] and r["error"] is None]
+
     stages = sorted({k for r in records for k in r["timings"]})
     return {
         "n_questions": len(records), "n_answerable": len(ans), "n_unanswerable": len(unans),
@@ -382,6 +469,11 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         **{f"recall@{k}": _ratio(sum(rk is not None and rk <= k for rk in ranks), len(ranks)) for k in (1, 3, 5)},
         "mrr": _ratio(sum(1 / rk for rk in ranks if rk), len(ranks)),
         "answer_accuracy": _ratio(sum(r["correct"] for r in ans), len(ans)),
+        "token_f1": _ratio(sum(r["f1"] for r in ans), len(ans)),
+        "token_f1_all": _ratio(sum(r["f1"] for r in records), len(records)),
+        "n_answered": len(given),
+        "answer_words_median": float(statistics.median(r["answer_words"] for r in given)) if given else None,
+        "verbatim_quote_share": _ratio(sum(r["verbatim_quote"] for r in given), len(given)),
         "refusal_recall": _ratio(tp, len(unans)),
         "false_refusal_rate": _ratio(fp, len(ans)),
         "abstention_macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
@@ -401,6 +493,10 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 HEADLINE = [  # (metrics key, label, is a rate)
     ("answer_accuracy", "Answer accuracy", True),
+    ("token_f1", "Token F1 (answerable)", True),
+    ("token_f1_all", "Token F1 (all, SQuAD 2.0)", True),
+    ("answer_words_median", "Answer length (median words)", False),
+    ("verbatim_quote_share", "Verbatim-quote answers (share)", True),
     ("recall@1", "Retrieval recall@1", True),
     ("recall@3", "Retrieval recall@3", True),
     ("recall@5", "Retrieval recall@5", True),
@@ -416,10 +512,12 @@ HEADLINE = [  # (metrics key, label, is a rate)
 ]
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, rate: bool = True) -> str:
     if v is None:
         return "n/a"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.3f}" if rate else f"{v:.4g}"  # 12.0 -> "12", 12.5 -> "12.5", 0.5432 -> "0.5432"
+    return str(v)
 
 
 def _one_line(s: str) -> str:
@@ -437,7 +535,7 @@ def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title:
              f"{m['n_questions']} questions: {m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
              f"{_evidence_note(m)}; errors: {m['n_errors']}.", "",
              "| metric | value |", "| --- | --- |"]
-    lines += [f"| {label} | {_fmt(m[key])} |" for key, label, _ in HEADLINE]
+    lines += [f"| {label} | {_fmt(m[key], rate)} |" for key, label, rate in HEADLINE]
     for stage, p in m["stage_latency"].items():
         lines.append(f"| Stage {stage} p50 / p95 (s) | {_fmt(p['p50_s'])} / {_fmt(p['p95_s'])} |")
 
@@ -451,6 +549,8 @@ def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title:
             lines.append(f"- Answer: {_one_line(r['answer']) or '(empty)'}"
                          + (f" (error: {_one_line(r['error'])})" if r["error"] else ""))
             lines.append(f"- Gold: {', '.join(r['gold_answers']) or '(unanswerable)'}")
+            if r["answerable"]:
+                lines.append(f"- Token F1: {r['f1']:.3f}")
             if r["evidence"]:
                 where = (f"{r['evidence_span']['source']} [{r['evidence_span']['start']}:{r['evidence_span']['end']}]"
                          if r["evidence_span"] else "not found in corpus")
@@ -483,6 +583,7 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
     questions = load_questions(questions_path)
     corpus = read_corpus(corpus_dir)  # raises CorpusError when the folder is missing or unusable
     check_sources(questions, corpus, questions_path, corpus_dir)  # before any model is loaded
+    haystacks = quote_haystacks(corpus)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -502,7 +603,8 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
             answer = bot.ask(q["question"])
         except QABotError as exc:
             error = str(exc) or type(exc).__name__
-        records.append(make_record(q, answer, time.perf_counter() - t0, span, error))
+        latency_s = time.perf_counter() - t0
+        records.append(make_record(q, answer, latency_s, span, error, haystacks))
         bar.set_postfix(correct=f"{sum(r['correct'] for r in records)}/{len(records)}")
 
     metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4)}
@@ -534,6 +636,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--out", default=None, help="output folder (default: eval/runs/<YYYYmmdd-HHMMSS>/)")
     parser.add_argument("--min-accuracy", type=_unit_float, default=None, metavar="X",
                         help="exit 1 when answer accuracy is below X")
+    parser.add_argument("--min-token-f1", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when token F1 over answerable questions is below X")
+    parser.add_argument("--max-false-refusal", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when the false-refusal rate on answerable questions is above X")
     parser.add_argument("--min-abstention", type=_unit_float, default=None, metavar="X",
                         help="exit 1 when refusal recall on unanswerable questions is below X")
     parser.add_argument("--min-citation-precision", type=_unit_float, default=None, metavar="X",
@@ -541,8 +647,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     return parser
 
 
-THRESHOLDS = [("min_accuracy", "answer_accuracy"), ("min_abstention", "refusal_recall"),
-              ("min_citation_precision", "citation_precision")]
+THRESHOLDS = [  # (argument, metrics key); a min_ argument fails below its value, a max_ one above
+    ("min_accuracy", "answer_accuracy"), ("min_token_f1", "token_f1"), ("min_abstention", "refusal_recall"),
+    ("max_false_refusal", "false_refusal_rate"), ("min_citation_precision", "citation_precision")]
 
 
 def check_thresholds(metrics: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -552,11 +659,13 @@ def check_thresholds(metrics: dict[str, Any], args: argparse.Namespace) -> tuple
         limit = getattr(args, attr, None)
         if limit is None:
             continue
-        value = metrics[key]
+        value, option = metrics[key], "--" + attr.replace("_", "-")
         if value is None:
-            notes.append(f"{key} is n/a for this question set; --{attr.replace('_', '-')} not applied")
-        elif value < limit:
-            failures.append(f"{key} {value:.3f} is below --{attr.replace('_', '-')} {limit:.3f}")
+            notes.append(f"{key} is n/a for this question set; {option} not applied")
+        elif attr.startswith("min_") and value < limit:
+            failures.append(f"{key} {value:.3f} is below {option} {limit:.3f}")
+        elif attr.startswith("max_") and value > limit:
+            failures.append(f"{key} {value:.3f} is above {option} {limit:.3f}")
     return failures, notes
 
 
@@ -564,7 +673,7 @@ def headline(metrics: dict[str, Any]) -> str:
     m = metrics
     lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
              f"{_evidence_note(m)}; errors: {m['n_errors']})"]
-    lines += [f"  {label:<34} {_fmt(m[key])}" for key, label, _ in HEADLINE]
+    lines += [f"  {label:<34} {_fmt(m[key], rate)}" for key, label, rate in HEADLINE]
     return "\n".join(lines)
 
 

@@ -84,6 +84,81 @@ def test_normalize_tokens():
     assert ev.normalize_answer("Ｆｕｌｌwidth 9％") == "fullwidth 9 percent"  # NFKC
 
 
+# ---------------------------------------------------------------- token F1, answer length, verbatim quotes
+
+QUOTED_22_WORDS = ("“Alibaba Cloud accounted for about 9% of the group’s total revenue in the quarter, the company said "
+                   "in its filing on Thursday.” [1]")
+
+
+@pytest.mark.parametrize("text, core, words", [
+    ("“Alibaba went public in 2014, the largest IPO.” [1]", "Alibaba went public in 2014, the largest IPO.", 8),
+    ("In 2014 [1].", "In 2014.", 2),                               # trailing citation
+    ("“It split” [1][2].", "It split.", 2),
+    ("9% [1, 2]", "9%", 1),
+    ("He said “yes” [1]", "He said “yes”", 3),                     # quotes that do not surround the answer stay
+    ("6 companies [1] and 9 % [2] .", "6 companies and 9 %.", 4),  # a lone "%" or "." is not a word
+    ("", "", 0),
+])
+def test_answer_core_and_count_words(text, core, words):
+    assert ev.answer_core(text) == core
+    assert ev.count_words(text) == words
+
+
+@pytest.mark.parametrize("answer_text, aliases, expected", [
+    ("9% [1]", ["9%"], 1.0),
+    ("“9%” [1].", ["9 percent"], 1.0),                        # quotes, marker; % = percent
+    (QUOTED_22_WORDS, ["9%"], 2 * 2 / (21 + 2)),             # 21 tokens ("the" dropped, group’s -> group s); 2 shared
+    ("Daniel Zhang [1]", ["Zhang"], 2 * 1 / (2 + 1)),
+    ("It split into six companies.", ["6", "six independent companies"], 2 * 2 / (5 + 3)),  # best alias
+    ("6 6 6", ["6"], 2 * 1 / (3 + 1)),                       # overlap is a multiset
+    ("The cloud", ["cloud"], 1.0),                           # articles dropped
+    ("$2.7 billion", ["2.7 billion"], 1.0),
+    ("27 billion", ["2.7 billion"], 2 * 1 / (2 + 2)),
+    ("16 companies", ["6"], 0.0),
+    ("Anything", ["The", ""], 0.0),                          # aliases with no token are ignored
+    ("[1]", ["1"], 0.0),                                     # markers are not answer text
+])
+def test_token_f1(answer_text, aliases, expected):
+    assert ev.token_f1(answer_text, aliases) == pytest.approx(expected)
+
+
+def test_is_verbatim_quote():
+    hay = ev.quote_haystacks({
+        "a.txt": "He said: “We are taking concrete steps towards unlocking value,” Zhang\n  said.",
+        "b.md": "They call it “AWS+Slack+OpenAI” in the reports about the cloud arm today.",
+    })
+    assert ev.is_verbatim_quote("“We are taking concrete steps towards unlocking value.” [1]", hay)  # 8 words
+    assert ev.is_verbatim_quote("WE ARE taking   concrete steps [1] towards unlocking value [2].", hay)
+    assert ev.is_verbatim_quote("value,” Zhang said. [1]", hay) is False              # 3 words: too short
+    assert ev.is_verbatim_quote("We are taking concrete steps towards unlocking [1]", hay) is False  # 7 words
+    assert ev.is_verbatim_quote("We are taking big steps towards unlocking value [1]", hay) is False  # changed
+    assert ev.is_verbatim_quote("They call it AWS+Slack+OpenAI in the reports about the cloud arm [1].", hay)
+    assert ev.is_verbatim_quote("They call it AWS+Slack+OpenAI in the reports about the cloud arm [1].", []) is False
+
+
+def test_answer_shape_metrics():
+    err = ev.make_record(q(answers=["6"]), None, 0.1, ("a.txt", 100, 200), error="backend died")
+    rows = [
+        rec(ans=answer("six [1]")),                                   # f1 1, 1 word
+        rec(ans=answer("It split into 16 companies [1].")),           # f1 0, 5 words
+        rec(ans=refusal()),                                           # f1 0, not an answer given
+        rec(ans=answer("Daniel Zhang [1]"), answers=["Zhang"]),       # f1 2/3, 2 words
+        rec(answerable=False, ans=refusal()),                         # f1 1 (SQuAD 2.0)
+        rec(answerable=False, ans=answer("It was 2014.")),            # f1 0, 3 words
+        err,                                                          # f1 0, not an answer given
+    ]
+    assert [r["f1"] for r in rows] == pytest.approx([1, 0, 0, 2 / 3, 1, 0, 0])
+    assert [r["answer_words"] for r in rows] == [1, 5, None, 2, None, 3, None]
+    m = ev.compute_metrics(rows)
+    assert m["token_f1"] == round((1 + 2 / 3) / 5, 4)             # 0.3333 over the 5 answerable
+    assert m["token_f1_all"] == round((1 + 2 / 3 + 1) / 7, 4)     # 0.381 over all 7
+    assert m["n_answered"] == 4 and m["answer_words_median"] == 2.5  # median of 1, 5, 2, 3
+    assert m["verbatim_quote_share"] == 0.0                       # no corpus given to make_record
+    none = ev.compute_metrics([rec(ans=refusal()), rec(answerable=False, ans=refusal())])
+    assert none["answer_words_median"] is None and none["verbatim_quote_share"] is None
+    assert none["token_f1"] == 0.0 and none["token_f1_all"] == 0.5
+
+
 # ---------------------------------------------------------------- numbers and spans
 
 
@@ -384,8 +459,17 @@ def test_run_eval_with_fake_bot(tmp_path):
     assert m["answer_accuracy"] == round(1 / 3, 4) and m["refusal_recall"] == 0.0
     assert m["recall@1"] == 0.0 and m["recall@3"] == round(1 / 3, 4)  # only d1 retrieves the evidence (rank 2)
     assert m["citation_precision"] == 0.5 and m["unsupported_numbers"] == 2  # 16 (d2) and 1999 (d4)
+    # "In 2014" vs "2014": 2 * 1 / (2 + 1); the other answers score 0
+    assert [r["f1"] for r in rows] == pytest.approx([2 / 3, 0, 0, 0])
+    assert m["token_f1"] == round(2 / 3 / 3, 4) and m["token_f1_all"] == round(2 / 3 / 4, 4)
+    assert m["n_answered"] == 3 and m["answer_words_median"] == 2.0  # 2 (d1), 2 (d2), 4 (d4)
+    assert m["verbatim_quote_share"] == 0.0
     report = (out / "report.md").read_text()
     assert "| Answer accuracy | 0.333 |" in report
+    assert "| Token F1 (answerable) | 0.222 |" in report and "| Token F1 (all, SQuAD 2.0) | 0.167 |" in report
+    assert "| Answer length (median words) | 2 |" in report and "| Verbatim-quote answers (share) | 0.000 |" in report
+    wrong = report.split("## Wrong answers")[1].split("\n## ")[0]
+    assert "- Answer: 16 companies [1].\n- Gold: six, 6\n- Token F1: 0.000\n" in wrong
     for heading, qid in [("## Wrong answers (1)", "d2"), ("## False refusals (1)", "d3"),
                          ("## Missed refusals (1)", "d4")]:
         section = report.split(heading)[1].split("\n## ")[0]
@@ -465,6 +549,26 @@ def test_run_eval_multi_document_source(tmp_path):
     assert m["answer_accuracy"] == 1.0
 
 
+def test_run_eval_verbatim_quotes_and_f1(tmp_path):
+    corpus = two_file_corpus(tmp_path)
+    qs = write_jsonl(tmp_path / "qs.jsonl", [
+        {"id": "v1", "question": "Fare?", "answers": ["3 euros"], "answerable": True},
+        {"id": "v2", "question": "Fare, short?", "answers": ["3 euros"], "answerable": True},
+    ])
+    bot = ScriptedBot({
+        "Fare?": answer("“Fares: The ferry costs 3 euros. Trams are free.” [1]"),  # copied from news/b.md, 9 words
+        "Fare, short?": answer("3 euros [1]"),
+    })
+    out = tmp_path / "run"
+    m = ev.run_eval(qs, bot=bot, corpus_dir=corpus, out_dir=out, progress=False)
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [(r["verbatim_quote"], r["answer_words"]) for r in rows] == [(True, 9), (False, 2)]
+    # v1: 8 tokens (fares ferry costs 3 euros trams are free), 2 shared with "3 euros": 2 * 2 / (8 + 2)
+    assert [r["f1"] for r in rows] == pytest.approx([0.4, 1.0])
+    assert m["verbatim_quote_share"] == 0.5 and m["answer_words_median"] == 5.5 and m["token_f1"] == 0.7
+    assert m["answer_accuracy"] == 1.0  # both contain the alias: accuracy alone cannot tell them apart
+
+
 def test_run_eval_source_not_in_corpus(tmp_path, capsys, fake_pipeline):
     corpus = two_file_corpus(tmp_path)
     qs = write_jsonl(tmp_path / "qs.jsonl", [
@@ -504,6 +608,21 @@ def test_eval_arguments_and_thresholds():
     assert ev.check_thresholds({"answer_accuracy": 0.8, "refusal_recall": 0.5, "citation_precision": None},
                                args) == ([], ["citation_precision is n/a for this question set; "
                                               "--min-citation-precision not applied"])
+
+
+def test_token_f1_and_false_refusal_thresholds():
+    parser = ev.add_eval_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["qs.jsonl", "--min-token-f1", "0.5", "--max-false-refusal", "0.1"])
+    assert (args.min_token_f1, args.max_false_refusal) == (0.5, 0.1)
+    assert ev.check_thresholds({"token_f1": 0.5, "false_refusal_rate": 0.1}, args) == ([], [])  # limits pass
+    assert ev.check_thresholds({"token_f1": 0.4999, "false_refusal_rate": 0.25}, args)[0] == [
+        "token_f1 0.500 is below --min-token-f1 0.500",  # shown rounded, compared exactly
+        "false_refusal_rate 0.250 is above --max-false-refusal 0.100"]
+    assert ev.check_thresholds({"token_f1": None, "false_refusal_rate": None}, args) == ([], [
+        "token_f1 is n/a for this question set; --min-token-f1 not applied",
+        "false_refusal_rate is n/a for this question set; --max-false-refusal not applied"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["qs.jsonl", "--max-false-refusal", "-0.1"])
 
 
 def test_cli_eval_with_fake_pipeline(tmp_path, monkeypatch, capsys):
@@ -593,6 +712,11 @@ def test_cli_threshold_miss_exits_1_and_pass_exits_0(tmp_path, capsys, fake_pipe
     assert cli.main(base + ["--min-accuracy", "0.5"]) == 1  # 1/3 answered right
     assert "FAIL: answer_accuracy 0.333 is below --min-accuracy 0.500" in capsys.readouterr().out
     assert cli.main(base + ["--min-accuracy", "0.3"]) == 0
+    # every answer is "In 2014 [1].": F1 2/3 on d1, 0 on d2 and d3 -> 0.222; nothing abstained
+    assert cli.main(base + ["--min-token-f1", "0.3", "--max-false-refusal", "0"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAIL: token_f1 0.222 is below --min-token-f1 0.300" in printed and printed.count("FAIL") == 1
+    assert cli.main(base + ["--min-token-f1", "0.2", "--max-false-refusal", "0"]) == 0
 
 
 # ---------------------------------------------------------------- end to end with the real bot
