@@ -51,11 +51,22 @@ Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" wh
 - latency_p50_s / latency_p95_s: percentiles (linear interpolation) of the wall time around bot.ask per question;
   stage_latency gives the same per key of Answer.timings, over the questions that report that key. Model loading
   is excluded: run_eval calls bot.warm_up() (when the bot has one) first and records its time as warm_up_s.
+- run: what was run, on what, when. questions (absolute path) and questions_sha256; corpus (absolute path);
+  settings: dataclasses.asdict(bot.settings) with paths as strings (None when the bot has no settings
+  dataclass); model: bot.model_info() called after the warm-up (None when the bot has no model_info, {"error": ...}
+  when it fails); from both, every entry whose name contains "key" is dropped. started_at / finished_at (local
+  time, ISO 8601), wall_s, python, platform, cpu_count, and loadavg_start / loadavg_end (os.getloadavg(): the 1-,
+  5- and 15-minute load averages; None where unsupported) so timings can be read beside the machine's load.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import hashlib
 import json
+import os
+import platform
 import re
 import statistics
 import sys
@@ -491,33 +502,31 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- report
 
 
-HEADLINE = [  # (metrics key, label, is a rate)
-    ("answer_accuracy", "Answer accuracy", True),
-    ("token_f1", "Token F1 (answerable)", True),
-    ("token_f1_all", "Token F1 (all, SQuAD 2.0)", True),
-    ("answer_words_median", "Answer length (median words)", False),
-    ("verbatim_quote_share", "Verbatim-quote answers (share)", True),
-    ("recall@1", "Retrieval recall@1", True),
-    ("recall@3", "Retrieval recall@3", True),
-    ("recall@5", "Retrieval recall@5", True),
-    ("mrr", "Retrieval MRR", True),
-    ("refusal_recall", "Refusal recall (unanswerable)", True),
-    ("false_refusal_rate", "False-refusal rate (answerable)", True),
-    ("abstention_macro_f1", "Abstention macro-F1", True),
-    ("citation_precision", "Citation precision", True),
-    ("citation_recall", "Citation recall", True),
-    ("unsupported_numbers", "Unsupported numbers (count)", False),
-    ("latency_p50_s", "Latency p50 (s)", False),
-    ("latency_p95_s", "Latency p95 (s)", False),
+HEADLINE = [  # (metrics key, label, format of a float)
+    ("answer_accuracy", "Answer accuracy", ".3f"),
+    ("token_f1", "Token F1 (answerable)", ".3f"),
+    ("token_f1_all", "Token F1 (all, SQuAD 2.0)", ".3f"),
+    ("answer_words_median", "Answer length (median words)", "g"),  # 12.0 -> "12", 12.5 -> "12.5"
+    ("verbatim_quote_share", "Verbatim-quote answers (share)", ".3f"),
+    ("recall@1", "Retrieval recall@1", ".3f"),
+    ("recall@3", "Retrieval recall@3", ".3f"),
+    ("recall@5", "Retrieval recall@5", ".3f"),
+    ("mrr", "Retrieval MRR", ".3f"),
+    ("refusal_recall", "Refusal recall (unanswerable)", ".3f"),
+    ("false_refusal_rate", "False-refusal rate (answerable)", ".3f"),
+    ("abstention_macro_f1", "Abstention macro-F1", ".3f"),
+    ("citation_precision", "Citation precision", ".3f"),
+    ("citation_recall", "Citation recall", ".3f"),
+    ("unsupported_numbers", "Unsupported numbers (count)", ".3f"),
+    ("latency_p50_s", "Latency p50 (s)", ".3f"),
+    ("latency_p95_s", "Latency p95 (s)", ".3f"),
 ]
 
 
-def _fmt(v: Any, rate: bool = True) -> str:
+def _fmt(v: Any, spec: str = ".3f") -> str:
     if v is None:
         return "n/a"
-    if isinstance(v, float):
-        return f"{v:.3f}" if rate else f"{v:.4g}"  # 12.0 -> "12", 12.5 -> "12.5", 0.5432 -> "0.5432"
-    return str(v)
+    return format(v, spec) if isinstance(v, float) else str(v)
 
 
 def _one_line(s: str) -> str:
@@ -525,17 +534,27 @@ def _one_line(s: str) -> str:
 
 
 def _evidence_note(m: dict[str, Any]) -> str:
-    return (f"{m['n_with_evidence']} of the answerable have evidence, {m['evidence_not_found']} of those not found "
-            f"in the corpus (retrieval and citations scored over {m['n_retrieval_scored']})")
+    return (f"evidence given for {m['n_with_evidence']} answerable, not found in the corpus for "
+            f"{m['evidence_not_found']}, so retrieval and citations scored over {m['n_retrieval_scored']}")
+
+
+def _run_note(run: dict[str, Any]) -> str:
+    model = run.get("model")
+    model = ", ".join(f"{k} {v}" for k, v in model.items()) if isinstance(model, dict) else "not reported"
+    load = " → ".join(str(x[0]) if x else "n/a" for x in (run.get("loadavg_start"), run.get("loadavg_end")))
+    return (f"Run {run.get('started_at')} ({run.get('wall_s')} s), Python {run.get('python')}, "
+            f"{run.get('cpu_count')} CPUs, 1-minute load {load}. Model: {model}. Settings and paths: metrics.json.")
 
 
 def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title: str = "Evaluation") -> str:
     m = metrics
     lines = [f"# {title}", "",
              f"{m['n_questions']} questions: {m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
-             f"{_evidence_note(m)}; errors: {m['n_errors']}.", "",
-             "| metric | value |", "| --- | --- |"]
-    lines += [f"| {label} | {_fmt(m[key], rate)} |" for key, label, rate in HEADLINE]
+             f"{_evidence_note(m)}; errors: {m['n_errors']}.", ""]
+    if m.get("run"):
+        lines += [_run_note(m["run"]), ""]
+    lines += ["| metric | value |", "| --- | --- |"]
+    lines += [f"| {label} | {_fmt(m[key], spec)} |" for key, label, spec in HEADLINE]
     for stage, p in m["stage_latency"].items():
         lines.append(f"| Stage {stage} p50 / p95 (s) | {_fmt(p['p50_s'])} / {_fmt(p['p95_s'])} |")
 
@@ -572,14 +591,53 @@ def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title:
 # ---------------------------------------------------------------- running
 
 
+def _jsonable(value: Any) -> Any:
+    """A JSON-ready copy: paths as strings, tuples and sets as lists, other objects as str; entries of a mapping
+    whose name contains "key" (any case) are dropped, so no API key or key variable reaches metrics.json."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if "key" not in str(k).lower()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # PurePath and anything else
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # not on Windows
+        return None
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def describe_bot(bot: Any) -> dict[str, Any]:
+    """{"settings": dataclasses.asdict(bot.settings) or None, "model": bot.model_info() or None}, JSON-ready
+    (see _jsonable: nothing whose name contains "key"). A model_info() that fails is recorded as {"error": ...}."""
+    settings = getattr(bot, "settings", None)
+    is_instance = dataclasses.is_dataclass(settings) and not isinstance(settings, type)
+    model = None
+    if callable(getattr(bot, "model_info", None)):
+        try:
+            model = bot.model_info()
+        except Exception as exc:  # metadata: must not lose the run
+            model = {"error": f"{type(exc).__name__}: {exc}"}
+    return {"settings": _jsonable(dataclasses.asdict(settings)) if is_instance else None, "model": _jsonable(model)}
+
+
 def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, out_dir: str | Path,
              progress: bool = True) -> dict[str, Any]:
     """Warm the bot up (untimed), ask it every question, write predictions.jsonl, metrics.json and report.md into out_dir; return metrics.
 
     A QABotError from bot.ask (e.g. an invalid question) is recorded on that row and scored as a wrong,
-    non-abstained answer; any other exception propagates."""
+    non-abstained answer; any other exception propagates. metrics["run"] records what was run, on what and
+    when (see the module docstring)."""
     from tqdm import tqdm
 
+    started_at, load_start, t_start = _now(), _loadavg(), time.perf_counter()
     questions = load_questions(questions_path)
     corpus = read_corpus(corpus_dir)  # raises CorpusError when the folder is missing or unusable
     check_sources(questions, corpus, questions_path, corpus_dir)  # before any model is loaded
@@ -592,6 +650,7 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
     if callable(getattr(bot, "warm_up", None)):
         bot.warm_up()
     warm_up_s = time.perf_counter() - t0
+    bot_info = describe_bot(bot)  # after the warm-up: the model is loaded
 
     records = []
     bar = tqdm(questions, desc="eval", unit="q", file=sys.stderr, disable=not progress, dynamic_ncols=True)
@@ -607,7 +666,16 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
         records.append(make_record(q, answer, latency_s, span, error, haystacks))
         bar.set_postfix(correct=f"{sum(r['correct'] for r in records)}/{len(records)}")
 
-    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4)}
+    run = {
+        "questions": str(Path(questions_path).resolve()),
+        "questions_sha256": hashlib.sha256(Path(questions_path).read_bytes()).hexdigest(),
+        "corpus": str(Path(corpus_dir).resolve()),
+        **bot_info,
+        "started_at": started_at, "finished_at": _now(), "wall_s": round(time.perf_counter() - t_start, 3),
+        "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "loadavg_start": load_start, "loadavg_end": _loadavg(),
+    }
+    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4), "run": run}
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -673,7 +741,7 @@ def headline(metrics: dict[str, Any]) -> str:
     m = metrics
     lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
              f"{_evidence_note(m)}; errors: {m['n_errors']})"]
-    lines += [f"  {label:<34} {_fmt(m[key], rate)}" for key, label, rate in HEADLINE]
+    lines += [f"  {label:<34} {_fmt(m[key], spec)}" for key, label, spec in HEADLINE]
     return "\n".join(lines)
 
 

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
 import importlib.util
 import json
+import platform
 import sys
 import types
 from pathlib import Path
 
 import pytest
 
-from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, QABotError
+from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, QABotError, Settings
 from qa_bot import eval as ev
 from qa_bot.errors import QuestionFileError
 
@@ -496,7 +499,8 @@ def test_run_eval_question_file_without_evidence_fields(tmp_path):
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [(r["evidence"], r["evidence_span"], r["source"]) for r in rows] == [(None, None, None)] * 3
     report = (out / "report.md").read_text()
-    assert "0 of the answerable have evidence" in report and "| Retrieval recall@1 | n/a |" in report
+    assert "evidence given for 0 answerable, not found in the corpus for 0, so retrieval and citations scored " \
+           "over 0" in report and "| Retrieval recall@1 | n/a |" in report
 
 
 class ScriptedBot:
@@ -584,6 +588,69 @@ def test_run_eval_source_not_in_corpus(tmp_path, capsys, fake_pipeline):
     err = capsys.readouterr().err
     assert "line 2: source 'b.md'" in err and err.count("\n") == 1
     assert not getattr(fake_pipeline[0], "warmed", False)  # stopped before loading any model
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeSettings:
+    corpus_dir: Path
+    cache_dir: Path = Path("/tmp/cache")
+    top_k: int = 4
+    llm_api_key_env: str = "MY_KEY_VAR"  # names containing "key" never reach metrics.json
+    API_KEY: str = "sk-secret"
+
+
+def test_run_eval_records_the_run(tmp_path, monkeypatch):
+    loads = iter([(1.5, 1.0, 0.5), (2.25, 1.25, 0.75)])
+    monkeypatch.setattr(ev.os, "getloadavg", lambda: next(loads))
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+
+    class DescribedBot(FakeBot):
+        settings = FakeSettings(ROOT / "docs_corpus")
+
+        def model_info(self):
+            assert self.warmed  # asked after the warm-up, when the model is loaded
+            return {"backend": "local", "model": "smol", "path": Path("/models/smol.gguf"), "sha256": "ab12",
+                    "api_key": "sk-secret"}
+
+    qs = small_question_file(tmp_path)
+    bot = DescribedBot(text, {x["question"]: (None, None) for x in ev.load_questions(qs)})
+    out = tmp_path / "run"
+    m = ev.run_eval(qs, bot=bot, corpus_dir=ROOT / "docs_corpus", out_dir=out, progress=False)
+    run = m["run"]
+    assert run["questions"] == str(qs.resolve()) and run["corpus"] == str((ROOT / "docs_corpus").resolve())
+    assert run["questions_sha256"] == __import__("hashlib").sha256(qs.read_bytes()).hexdigest()
+    assert run["settings"] == {"corpus_dir": str(ROOT / "docs_corpus"), "cache_dir": "/tmp/cache", "top_k": 4}
+    assert run["model"] == {"backend": "local", "model": "smol", "path": "/models/smol.gguf", "sha256": "ab12"}
+    assert run["loadavg_start"] == [1.5, 1.0, 0.5] and run["loadavg_end"] == [2.25, 1.25, 0.75]
+    assert run["python"] == platform.python_version() and run["cpu_count"] >= 1
+    start, end = (datetime.datetime.fromisoformat(run[k]) for k in ("started_at", "finished_at"))
+    assert start.tzinfo is not None and start <= end and run["wall_s"] >= 0
+    saved = (out / "metrics.json").read_text()
+    assert json.loads(saved) == m and "secret" not in saved and "MY_KEY_VAR" not in saved
+    report = (out / "report.md").read_text()
+    assert "Python " + platform.python_version() in report and "1-minute load 1.5 → 2.25" in report
+    assert "Model: backend local, model smol, path /models/smol.gguf, sha256 ab12." in report
+
+
+def test_run_record_without_settings_or_model_info(tmp_path):
+    text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
+    qs = small_question_file(tmp_path)
+    bot = FakeBot(text, {x["question"]: (None, None) for x in ev.load_questions(qs)})
+    m = ev.run_eval(qs, bot=bot, corpus_dir=ROOT / "docs_corpus", out_dir=tmp_path / "run", progress=False)
+    assert m["run"]["settings"] is None and m["run"]["model"] is None
+
+    class Broken(FakeBot):
+        settings = Settings(corpus_dir=ROOT / "docs_corpus")  # the real settings dataclass
+
+        def model_info(self):
+            raise RuntimeError("no model loaded")
+
+    m = ev.run_eval(qs, bot=Broken(text, bot.replies), corpus_dir=ROOT / "docs_corpus", out_dir=tmp_path / "run2",
+                    progress=False)
+    assert m["run"]["model"] == {"error": "RuntimeError: no model loaded"}
+    settings = m["run"]["settings"]
+    assert settings["corpus_dir"] == str(ROOT / "docs_corpus") and settings["top_k"] == Settings().top_k
+    assert not [k for k in settings if "key" in k] and "llm_model" in settings
 
 
 def test_run_eval_records_bot_errors(tmp_path):
