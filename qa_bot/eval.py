@@ -699,7 +699,7 @@ def _unit_float(s: str) -> float:
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("questions", help="JSONL question file (id, question, answers, answerable, evidence)")
+    parser.add_argument("questions", help="JSONL question file: id, question, answers, answerable[, evidence, source] (docs/question_format.md)")
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the configured docs_corpus/)")
     parser.add_argument("--out", default=None, help="output folder (default: eval/runs/<YYYYmmdd-HHMMSS>/)")
     parser.add_argument("--min-accuracy", type=_unit_float, default=None, metavar="X",

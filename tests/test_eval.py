@@ -340,6 +340,15 @@ def test_load_questions_missing_file(tmp_path):
         ev.load_questions(tmp_path / "nope.jsonl")
 
 
+def test_question_format_doc_examples_load(tmp_path):
+    doc = (ROOT / "docs" / "question_format.md").read_text(encoding="utf-8")
+    example = doc.split("```json\n")[1].split("```")[0]
+    qs = ev.load_questions(write_jsonl(tmp_path / "doc.jsonl", example.splitlines()))
+    assert [x["id"] for x in qs] == ["dev03", "dev22", "u1", "s02"]
+    corpus = ev.read_corpus(ROOT / "eval" / "sample_corpus")
+    assert ev.locate_evidence(qs[3]["evidence"], corpus, qs[3]["source"])[0] == "harbour_ferries.txt"
+
+
 def test_load_questions_optional_evidence_and_source(tmp_path):
     path = write_jsonl(tmp_path / "qs.jsonl", [
         {"id": "a", "question": "x?", "answers": ["1"], "answerable": True},                      # no evidence field
