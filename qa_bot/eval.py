@@ -26,7 +26,8 @@ Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" wh
 - token_f1: over answerable questions, the mean token F1 (SQuAD style) of the answer text against the gold aliases,
   the best alias per question; an abstention or an error scores 0. Tokens are those of `normalize_tokens` on
   both sides (SQuAD's normalisation - lower case, punctuation removed, articles a/an/the removed, white space
-  collapsed - plus NFKC, "%" = "percent", thousands commas dropped, decimal points kept, number words to digits);
+  collapsed - plus NFKC, "%" = "percent", thousands commas dropped, number words to digits; unlike SQuAD,
+  punctuation separates tokens, "group's" -> "group s", and decimal points inside numbers stay);
   F1 = 2 * overlap / (answer tokens + alias tokens) with the overlap counted as a multiset; aliases without
   tokens are ignored. Per question as `f1` in predictions.jsonl.
 - token_f1_all: over all questions, the mean of `f1`, where an unanswerable question scores 1 when abstained
@@ -353,9 +354,9 @@ def quote_haystacks(corpus: dict[str, str]) -> list[str]:
 
 
 def is_verbatim_quote(answer: str, haystacks: Iterable[str]) -> bool:
-    """True when answer_core(answer) has at least VERBATIM_MIN_WORDS words and, with quotation marks removed,
-    white space collapsed, case folded and punctuation stripped from its two ends, occurs in a corpus document
-    (prepared by quote_haystacks) as it is: the answer is a copied passage, not an answer."""
+    """True when answer_core(answer) has at least VERBATIM_MIN_WORDS words and, with quotation marks and
+    apostrophes removed, white space collapsed, case folded and punctuation stripped from its two ends, occurs
+    in a corpus document (prepared the same way by quote_haystacks): the answer is a copied passage."""
     core = answer_core(answer)
     if len(_WORD.findall(core)) < VERBATIM_MIN_WORDS:
         return False
