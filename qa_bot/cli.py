@@ -3,7 +3,8 @@
     qa-bot ask "QUESTION" [--corpus DIR] [--json]     answer with numbered sources
     qa-bot index [--corpus DIR]                       (re)build the index; print chunk count and time
     qa-bot eval QUESTIONS.jsonl [--corpus DIR] [--out DIR] [--min-accuracy X] ...
-Exit codes: 0 ok, 1 failure (or an eval threshold missed), 2 bad input.
+Exit codes: 0 ok, 1 failure (or an eval threshold missed), 2 bad input (a bad question, or a question file that
+is missing or not in the format of docs/question_format.md).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 import sys
 import time
 
-from .errors import InvalidQuestion, QABotError
+from .errors import InvalidQuestion, QABotError, QuestionFileError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         from .eval import cli_eval
 
         return cli_eval(args)
-    except InvalidQuestion as exc:
+    except (InvalidQuestion, QuestionFileError) as exc:  # bad input: exit 2
         print(f"qa-bot: error: {exc}", file=sys.stderr)
         return 2
     except QABotError as exc:

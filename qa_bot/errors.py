@@ -19,3 +19,7 @@ class BackendError(QABotError):
 
 class BusyError(QABotError):
     """Too many requests are waiting; try again shortly."""
+
+
+class QuestionFileError(QABotError, ValueError):
+    """An evaluation question file is missing, unreadable, or not in the format of docs/question_format.md."""

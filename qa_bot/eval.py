@@ -1,18 +1,43 @@
 """Evaluation: run the bot over a JSONL question file and score retrieval, answers, refusals and citations.
 
-Question file: one JSON object per line with id, question, answers (aliases), answerable, evidence
-(a verbatim span of a corpus file, or null). See ../shared/README.md.
+Question file: one JSON object per line with id, question, answers (aliases), answerable, and optionally evidence
+(a verbatim span of a corpus file; null or absent when unknown) and source (the corpus file holding the evidence).
+See docs/question_format.md. A file that is missing or not in the format raises QuestionFileError (CLI exit code 2).
 
 Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" when the denominator is empty):
 
-- evidence_not_found: answerable questions whose evidence could not be located in the corpus (neither exactly nor
-  after whitespace/quote normalisation) or is null. They are excluded from retrieval and citation metrics only.
+- Evidence span: the first occurrence of the evidence in the corpus files (sorted by path), or only in the file
+  named by the question's `source` when it has one (a `source` that is not a corpus file is a QuestionFileError
+  naming the line); exact search first, then after whitespace/quote/case normalisation mapped back to offsets.
+- n_with_evidence: answerable questions whose evidence is given (not null or absent). Retrieval and citation
+  metrics are computed over these only; n_retrieval_scored of them have their evidence located in the corpus.
+- evidence_not_found: of those, the ones whose evidence could not be located in the corpus (neither exactly nor
+  after whitespace/quote normalisation). They are excluded from retrieval and citation metrics only.
 - recall@k (k = 1, 3, 5): over answerable questions with located evidence, the share whose first k retrieved
-  chunks include a relevant one. A chunk (or citation) is relevant when it is in the evidence's source file and
-  its [start, end) span overlaps the evidence's [start, end) span (adjacent spans do not overlap).
+  chunks include a relevant one. A chunk (or citation) is relevant when it names the evidence's file (the
+  question's `source` when given) and its [start, end) span overlaps the evidence's [start, end) span (adjacent
+  spans do not overlap); the same span in another file is not relevant.
 - mrr: over the same questions, the mean of 1/rank of the first relevant retrieved chunk (0 when none).
 - answer_accuracy: over answerable questions, the share not abstained whose normalised answer contains a
   normalised gold alias on token boundaries (see `normalize_answer`).
+- Answer text (for F1, words and quotes; see `answer_core`): the answer with [n] markers removed (a trailing
+  citation "In 2014 [1]." gives "In 2014."), white space collapsed, and a pair of quotation marks around the whole
+  answer removed. A given answer is one not abstained and without error; n_answered counts them.
+- token_f1: over answerable questions, the mean token F1 (SQuAD style) of the answer text against the gold aliases,
+  the best alias per question; an abstention or an error scores 0. Tokens are those of `normalize_tokens` on
+  both sides (SQuAD's normalisation - lower case, punctuation removed, articles a/an/the removed, white space
+  collapsed - plus NFKC, "%" = "percent", thousands commas dropped, number words to digits; unlike SQuAD,
+  punctuation separates tokens, "group's" -> "group s", and decimal points inside numbers stay);
+  F1 = 2 * overlap / (answer tokens + alias tokens) with the overlap counted as a multiset; aliases without
+  tokens are ignored. Per question as `f1` in predictions.jsonl.
+- token_f1_all: over all questions, the mean of `f1`, where an unanswerable question scores 1 when abstained
+  and 0 otherwise (SQuAD 2.0).
+- answer_words_median: the median number of words in the answer text of given answers (words: white-space
+  separated pieces with a letter or digit); per question as `answer_words`. A count, not a rate.
+- verbatim_quote_share: over given answers, the share whose answer text has at least 8 words and, with quotation
+  marks and apostrophes removed, white space collapsed, case folded (`_loose`) and punctuation stripped from its
+  two ends, occurs as it is in a corpus document (treated the same way): a copied passage, not an answer. Per
+  question as `verbatim_quote`.
 - refusal_recall: over unanswerable questions, the share abstained.
 - false_refusal_rate: over answerable questions, the share abstained.
 - abstention_macro_f1: mean of the F1 of the classes "abstain" (gold = unanswerable) and "answer"
@@ -27,35 +52,51 @@ Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" wh
 - latency_p50_s / latency_p95_s: percentiles (linear interpolation) of the wall time around bot.ask per question;
   stage_latency gives the same per key of Answer.timings, over the questions that report that key. Model loading
   is excluded: run_eval calls bot.warm_up() (when the bot has one) first and records its time as warm_up_s.
+- run: what was run, on what, when. questions (absolute path) and questions_sha256; corpus (absolute path);
+  settings: dataclasses.asdict(bot.settings) with paths as strings (None when the bot has no settings
+  dataclass); model: bot.model_info() called after the warm-up (None when the bot has no model_info, {"error": ...}
+  when it fails); from both, every entry whose name contains "key" is dropped. started_at / finished_at (local
+  time, ISO 8601), wall_s, python, platform, cpu_count, and loadavg_start / loadavg_end (os.getloadavg(): the 1-,
+  5- and 15-minute load averages; None where unsupported) so timings can be read beside the machine's load.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import hashlib
 import json
+import os
+import platform
 import re
+import statistics
 import sys
 import time
 import unicodedata
-from pathlib import Path
+from collections import Counter
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from .errors import QABotError
+from .errors import QABotError, QuestionFileError
 
-REQUIRED_FIELDS = ("id", "question", "answers", "answerable", "evidence")
+REQUIRED_FIELDS = ("id", "question", "answers", "answerable")
+OPTIONAL_FIELDS = ("evidence", "source")  # absent = null
 CORPUS_SUFFIXES = (".txt", ".md")
 
 # ---------------------------------------------------------------- question file
 
 
 def load_questions(path: str | Path) -> list[dict[str, Any]]:
-    """Read and validate a question file; raise QABotError naming the line of the first problem."""
+    """Read and validate a question file (docs/question_format.md); raise QuestionFileError naming the line of
+    the first problem. Each question comes back with every field of the format (absent optional ones as None)
+    and its line number."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM from Windows editors
     except FileNotFoundError:
-        raise QABotError(f"question file not found: {path}") from None
+        raise QuestionFileError(f"question file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise QABotError(f"cannot read question file {path}: {exc}") from None
+        raise QuestionFileError(f"cannot read question file {path}: {exc}") from None
     questions, seen = [], set()
     for lineno, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
@@ -64,32 +105,38 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise QABotError(f"{where}: invalid JSON ({exc.msg})") from None
+            raise QuestionFileError(f"{where}: invalid JSON ({exc.msg})") from None
         if not isinstance(obj, dict):
-            raise QABotError(f"{where}: expected a JSON object")
+            raise QuestionFileError(f"{where}: expected a JSON object")
         missing = [f for f in REQUIRED_FIELDS if f not in obj]
         if missing:
-            raise QABotError(f"{where}: missing field(s) {', '.join(missing)}")
-        qid, question, answers, answerable, evidence = (obj[f] for f in REQUIRED_FIELDS)
+            raise QuestionFileError(f"{where}: missing field(s) {', '.join(missing)}")
+        qid, question, answers, answerable = (obj[f] for f in REQUIRED_FIELDS)
+        evidence, source = (obj.get(f) for f in OPTIONAL_FIELDS)
         if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
-            raise QABotError(f"{where}: 'id' must be a non-empty string")
+            raise QuestionFileError(f"{where}: 'id' must be a non-empty string")
         if str(qid) in seen:
-            raise QABotError(f"{where}: duplicate id {qid!r}")
+            raise QuestionFileError(f"{where}: duplicate id {qid!r}")
         if not isinstance(question, str) or not question.strip():
-            raise QABotError(f"{where}: 'question' must be a non-empty string")
+            raise QuestionFileError(f"{where}: 'question' must be a non-empty string")
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise QABotError(f"{where}: 'answers' must be a list of strings")
+            raise QuestionFileError(f"{where}: 'answers' must be a list of strings")
         if not isinstance(answerable, bool):
-            raise QABotError(f"{where}: 'answerable' must be true or false")
+            raise QuestionFileError(f"{where}: 'answerable' must be true or false")
         if answerable and not any(a.strip() for a in answers):
-            raise QABotError(f"{where}: an answerable question needs at least one answer")
+            raise QuestionFileError(f"{where}: an answerable question needs at least one answer")
         if evidence is not None and (not isinstance(evidence, str) or not evidence.strip()):
-            raise QABotError(f"{where}: 'evidence' must be a non-empty string or null")
+            raise QuestionFileError(f"{where}: 'evidence' must be a non-empty string or null")
+        if source is not None:
+            if not isinstance(source, str) or not source.strip():
+                raise QuestionFileError(f"{where}: 'source' must be a non-empty string (a path relative to the "
+                                        f"corpus folder) or null")
+            source = PurePosixPath(source.strip().replace("\\", "/")).as_posix()  # "./a.txt" -> "a.txt"
         seen.add(str(qid))
-        questions.append({"id": str(qid), "question": question, "answers": answers,
-                          "answerable": answerable, "evidence": evidence, "line": lineno})
+        questions.append({"id": str(qid), "question": question, "answers": answers, "answerable": answerable,
+                          "evidence": evidence, "source": source, "line": lineno})
     if not questions:
-        raise QABotError(f"question file {path} holds no questions")
+        raise QuestionFileError(f"question file {path} holds no questions")
     return questions
 
 
@@ -129,11 +176,24 @@ def _loose(text: str) -> tuple[str, list[int]]:
     return "".join(out), offsets
 
 
-def locate_evidence(evidence: str | None, corpus: dict[str, str]) -> tuple[str, int, int] | None:
-    """(source, start, end) of the first occurrence of `evidence`, files in sorted order; exact search first,
-    then a whitespace/quote/case-insensitive one mapped back to original offsets; None when not found."""
+def check_sources(questions: list[dict[str, Any]], corpus: dict[str, str], questions_path: str | Path,
+                  corpus_dir: str | Path) -> None:
+    """Raise QuestionFileError naming the line of the first question whose `source` is not a corpus file."""
+    for q in questions:
+        if q.get("source") is not None and q["source"] not in corpus:
+            raise QuestionFileError(f"{questions_path}, line {q['line']}: source {q['source']!r} is not a usable "
+                                    f".txt/.md file of the corpus folder {corpus_dir}")
+
+
+def locate_evidence(evidence: str | None, corpus: dict[str, str],
+                    source: str | None = None) -> tuple[str, int, int] | None:
+    """(source, start, end) of the first occurrence of `evidence`, files in sorted order, or only in the file
+    `source` when one is given; exact search first, then a whitespace/quote/case-insensitive one mapped back to
+    original offsets; None when not found (or `source` is not in the corpus)."""
     if not evidence:
         return None
+    if source is not None:
+        corpus = {source: corpus[source]} if source in corpus else {}
     for source, text in corpus.items():
         i = text.find(evidence)
         if i >= 0:
@@ -247,6 +307,63 @@ def answer_matches(answer: str, aliases: Iterable[str]) -> bool:
     return any(_contains(hay, normalize_tokens(a)) for a in aliases)
 
 
+# ---------------------------------------------------------------- token F1, answer length, verbatim quotes
+
+_WORD = re.compile(r"\S*\w\S*")  # a word: white-space separated, with at least one letter or digit
+_SURROUNDING_QUOTES = re.compile(r'^["\'“‘«„‚]\s*(.*?)\s*["\'”’»“‘]([.,;:!?]?)$', re.S)
+VERBATIM_MIN_WORDS = 8
+
+
+def answer_core(text: str) -> str:
+    """The answer as a user reads it: [n] markers removed (with the space they leave before punctuation, so a
+    trailing citation "In 2014 [1]." gives "In 2014."), white space collapsed, and a pair of quotation marks around
+    the whole answer removed ('“It split in six.” [1]' -> "It split in six.")."""
+    text = " ".join(strip_markers(text).split())
+    text = re.sub(r"\s+(?=[.,;:!?](?:\s|$))", "", text)
+    m = _SURROUNDING_QUOTES.match(text)
+    return m.group(1) + m.group(2) if m else text
+
+
+def count_words(text: str) -> int:
+    """Words of answer_core(text): white-space separated pieces holding a letter or digit."""
+    return len(_WORD.findall(answer_core(text)))
+
+
+def token_f1(answer: str, aliases: Iterable[str]) -> float:
+    """SQuAD-style token F1 of answer_core(answer) against each alias, the best one. Tokens as in
+    normalize_tokens (both sides); F1 = 2 * overlap / (answer tokens + alias tokens), overlap counted as a
+    multiset. Aliases that normalise to no token are ignored; an answer with no token scores 0."""
+    pred = Counter(normalize_tokens(answer_core(answer)))
+    best = 0.0
+    for alias in aliases:
+        gold = Counter(normalize_tokens(alias))
+        common = sum((pred & gold).values())
+        if common:
+            best = max(best, 2 * common / (sum(pred.values()) + sum(gold.values())))
+    return best
+
+
+def _quote_free(text: str) -> str:
+    """_loose text with quotation marks and apostrophes deleted and white space collapsed again."""
+    return " ".join(re.sub("[\"']", "", _loose(text)[0]).split())
+
+
+def quote_haystacks(corpus: dict[str, str]) -> list[str]:
+    """The corpus documents prepared once for is_verbatim_quote."""
+    return [_quote_free(text) for text in corpus.values()]
+
+
+def is_verbatim_quote(answer: str, haystacks: Iterable[str]) -> bool:
+    """True when answer_core(answer) has at least VERBATIM_MIN_WORDS words and, with quotation marks and
+    apostrophes removed, white space collapsed, case folded and punctuation stripped from its two ends, occurs
+    in a corpus document (prepared the same way by quote_haystacks): the answer is a copied passage."""
+    core = answer_core(answer)
+    if len(_WORD.findall(core)) < VERBATIM_MIN_WORDS:
+        return False
+    needle = _quote_free(core).strip(" .,;:!?")
+    return bool(needle) and any(needle in hay for hay in haystacks)
+
+
 # ---------------------------------------------------------------- numbers and spans
 
 _NUMBER = re.compile(r"(?<![\d.])\d+(?:,\d{3})*(?:\.\d+)?")
@@ -275,10 +392,14 @@ def overlaps(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
 
 
 def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span: tuple[str, int, int] | None,
-                error: str | None = None) -> dict[str, Any]:
-    """One predictions.jsonl row from a question, its Answer (None on error) and the located evidence.
+                error: str | None = None, haystacks: Iterable[str] = ()) -> dict[str, Any]:
+    """One predictions.jsonl row from a question, its Answer (None on error) and the located evidence;
+    `haystacks` (quote_haystacks of the corpus) for the verbatim-quote check.
 
-    `correct`: answerable -> answered and matches an alias; unanswerable -> abstained."""
+    `correct`: answerable -> answered and matches an alias; unanswerable -> abstained.
+    `f1`: answerable -> token_f1 of the answer (0 when abstained or on error); unanswerable -> 1 when abstained,
+    else 0 (SQuAD 2.0). `answer_words` / `verbatim_quote`: for a given answer (not abstained, no error), else
+    None / False."""
     ev = dict(zip(("source", "start", "end"), evidence_span)) if evidence_span else None
     text = answer.text if answer is not None else ""
     abstained = bool(answer.abstained) if answer is not None else False  # an error is not a refusal
@@ -286,17 +407,22 @@ def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span:
              for c in (answer.citations if answer is not None else ())]
     hits = [{"source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "score": round(float(h.score), 4)}
             for h in (answer.retrieved if answer is not None else ())]
+    given = answer is not None and not abstained
     if q["answerable"]:
         correct = not abstained and answer_matches(text, q["answers"])
+        f1 = token_f1(text, q["answers"]) if given else 0.0
     else:
         correct = abstained
+        f1 = 1.0 if abstained else 0.0
     rank = next((i for i, h in enumerate(hits, 1) if overlaps(h, ev)), None)
     return {
         "id": q["id"], "question": q["question"], "answer": text, "abstained": abstained,
         "citations": cites, "retrieved": hits, "latency_s": round(latency_s, 4),
-        "gold_answers": q["answers"], "answerable": q["answerable"], "correct": correct,
+        "gold_answers": q["answers"], "answerable": q["answerable"], "correct": correct, "f1": f1,
+        "answer_words": count_words(text) if given else None,
+        "verbatim_quote": given and is_verbatim_quote(text, haystacks),
         "timings": {k: round(float(v), 4) for k, v in (answer.timings if answer is not None else {}).items()},
-        "evidence": q["evidence"], "evidence_span": ev,
+        "evidence": q.get("evidence"), "source": q.get("source"), "evidence_span": ev,
         "first_relevant_rank": rank,
         "relevant_citations": [c["n"] for c in cites if overlaps(c, ev)],
         "unsupported_numbers": [] if abstained else unsupported_numbers(text, [c["text"] for c in cites]),
@@ -330,7 +456,8 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     """All figures from predictions rows (see the module docstring for definitions)."""
     ans = [r for r in records if r["answerable"]]
     unans = [r for r in records if not r["answerable"]]
-    located = [r for r in ans if r["evidence_span"] is not None]
+    with_evidence = [r for r in ans if r["evidence"] is not None]
+    located = [r for r in with_evidence if r["evidence_span"] is not None]
     ranks = [r["first_relevant_rank"] for r in located]
 
     tp = sum(r["abstained"] for r in unans)  # class "abstain"
@@ -343,15 +470,22 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     n_cites = sum(len(r["citations"]) for r in cited)
     n_relevant = sum(len(r["relevant_citations"]) for r in cited)
 
+    given = [r for r in records if not r["abstained"] and r["error"] is None]
+
     stages = sorted({k for r in records for k in r["timings"]})
     return {
         "n_questions": len(records), "n_answerable": len(ans), "n_unanswerable": len(unans),
-        "evidence_not_found": len(ans) - len(located),
+        "n_with_evidence": len(with_evidence), "evidence_not_found": len(with_evidence) - len(located),
         "n_errors": sum(r["error"] is not None for r in records),
         "n_retrieval_scored": len(located),
         **{f"recall@{k}": _ratio(sum(rk is not None and rk <= k for rk in ranks), len(ranks)) for k in (1, 3, 5)},
         "mrr": _ratio(sum(1 / rk for rk in ranks if rk), len(ranks)),
         "answer_accuracy": _ratio(sum(r["correct"] for r in ans), len(ans)),
+        "token_f1": _ratio(sum(r["f1"] for r in ans), len(ans)),
+        "token_f1_all": _ratio(sum(r["f1"] for r in records), len(records)),
+        "n_answered": len(given),
+        "answer_words_median": float(statistics.median(r["answer_words"] for r in given)) if given else None,
+        "verbatim_quote_share": _ratio(sum(r["verbatim_quote"] for r in given), len(given)),
         "refusal_recall": _ratio(tp, len(unans)),
         "false_refusal_rate": _ratio(fp, len(ans)),
         "abstention_macro_f1": round(sum(f1s) / len(f1s), 4) if f1s else None,
@@ -369,40 +503,59 @@ def compute_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- report
 
 
-HEADLINE = [  # (metrics key, label, is a rate)
-    ("answer_accuracy", "Answer accuracy", True),
-    ("recall@1", "Retrieval recall@1", True),
-    ("recall@3", "Retrieval recall@3", True),
-    ("recall@5", "Retrieval recall@5", True),
-    ("mrr", "Retrieval MRR", True),
-    ("refusal_recall", "Refusal recall (unanswerable)", True),
-    ("false_refusal_rate", "False-refusal rate (answerable)", True),
-    ("abstention_macro_f1", "Abstention macro-F1", True),
-    ("citation_precision", "Citation precision", True),
-    ("citation_recall", "Citation recall", True),
-    ("unsupported_numbers", "Unsupported numbers (count)", False),
-    ("latency_p50_s", "Latency p50 (s)", False),
-    ("latency_p95_s", "Latency p95 (s)", False),
+HEADLINE = [  # (metrics key, label, format of a float)
+    ("answer_accuracy", "Answer accuracy", ".3f"),
+    ("token_f1", "Token F1 (answerable)", ".3f"),
+    ("token_f1_all", "Token F1 (all, SQuAD 2.0)", ".3f"),
+    ("answer_words_median", "Answer length (median words)", "g"),  # 12.0 -> "12", 12.5 -> "12.5"
+    ("verbatim_quote_share", "Verbatim-quote answers (share)", ".3f"),
+    ("recall@1", "Retrieval recall@1", ".3f"),
+    ("recall@3", "Retrieval recall@3", ".3f"),
+    ("recall@5", "Retrieval recall@5", ".3f"),
+    ("mrr", "Retrieval MRR", ".3f"),
+    ("refusal_recall", "Refusal recall (unanswerable)", ".3f"),
+    ("false_refusal_rate", "False-refusal rate (answerable)", ".3f"),
+    ("abstention_macro_f1", "Abstention macro-F1", ".3f"),
+    ("citation_precision", "Citation precision", ".3f"),
+    ("citation_recall", "Citation recall", ".3f"),
+    ("unsupported_numbers", "Unsupported numbers (count)", ".3f"),
+    ("latency_p50_s", "Latency p50 (s)", ".3f"),
+    ("latency_p95_s", "Latency p95 (s)", ".3f"),
 ]
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, spec: str = ".3f") -> str:
     if v is None:
         return "n/a"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    return format(v, spec) if isinstance(v, float) else str(v)
 
 
 def _one_line(s: str) -> str:
     return " ".join(str(s).split())
 
 
+def _evidence_note(m: dict[str, Any]) -> str:
+    return (f"evidence given for {m['n_with_evidence']} answerable, not found in the corpus for "
+            f"{m['evidence_not_found']}, so retrieval and citations scored over {m['n_retrieval_scored']}")
+
+
+def _run_note(run: dict[str, Any]) -> str:
+    model = run.get("model")
+    model = ", ".join(f"{k} {v}" for k, v in model.items()) if isinstance(model, dict) else "not reported"
+    load = " → ".join(str(x[0]) if x else "n/a" for x in (run.get("loadavg_start"), run.get("loadavg_end")))
+    return (f"Run {run.get('started_at')} ({run.get('wall_s')} s), Python {run.get('python')}, "
+            f"{run.get('cpu_count')} CPUs, 1-minute load {load}. Model: {model}. Settings and paths: metrics.json.")
+
+
 def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title: str = "Evaluation") -> str:
     m = metrics
     lines = [f"# {title}", "",
              f"{m['n_questions']} questions: {m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
-             f"evidence not found for {m['evidence_not_found']}; errors: {m['n_errors']}.", "",
-             "| metric | value |", "| --- | --- |"]
-    lines += [f"| {label} | {_fmt(m[key])} |" for key, label, _ in HEADLINE]
+             f"{_evidence_note(m)}; errors: {m['n_errors']}.", ""]
+    if m.get("run"):
+        lines += [_run_note(m["run"]), ""]
+    lines += ["| metric | value |", "| --- | --- |"]
+    lines += [f"| {label} | {_fmt(m[key], spec)} |" for key, label, spec in HEADLINE]
     for stage, p in m["stage_latency"].items():
         lines.append(f"| Stage {stage} p50 / p95 (s) | {_fmt(p['p50_s'])} / {_fmt(p['p95_s'])} |")
 
@@ -416,6 +569,8 @@ def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title:
             lines.append(f"- Answer: {_one_line(r['answer']) or '(empty)'}"
                          + (f" (error: {_one_line(r['error'])})" if r["error"] else ""))
             lines.append(f"- Gold: {', '.join(r['gold_answers']) or '(unanswerable)'}")
+            if r["answerable"]:
+                lines.append(f"- Token F1: {r['f1']:.3f}")
             if r["evidence"]:
                 where = (f"{r['evidence_span']['source']} [{r['evidence_span']['start']}:{r['evidence_span']['end']}]"
                          if r["evidence_span"] else "not found in corpus")
@@ -437,16 +592,57 @@ def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title:
 # ---------------------------------------------------------------- running
 
 
+def _jsonable(value: Any) -> Any:
+    """A JSON-ready copy: paths as strings, tuples and sets as lists, other objects as str; entries of a mapping
+    whose name contains "key" (any case) are dropped, so no API key or key variable reaches metrics.json."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if "key" not in str(k).lower()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # PurePath and anything else
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # not on Windows
+        return None
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def describe_bot(bot: Any) -> dict[str, Any]:
+    """{"settings": dataclasses.asdict(bot.settings) or None, "model": bot.model_info() or None}, JSON-ready
+    (see _jsonable: nothing whose name contains "key"). A model_info() that fails is recorded as {"error": ...}."""
+    settings = getattr(bot, "settings", None)
+    is_instance = dataclasses.is_dataclass(settings) and not isinstance(settings, type)
+    model = None
+    if callable(getattr(bot, "model_info", None)):
+        try:
+            model = bot.model_info()
+        except Exception as exc:  # metadata: must not lose the run
+            model = {"error": f"{type(exc).__name__}: {exc}"}
+    return {"settings": _jsonable(dataclasses.asdict(settings)) if is_instance else None, "model": _jsonable(model)}
+
+
 def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, out_dir: str | Path,
              progress: bool = True) -> dict[str, Any]:
     """Warm the bot up (untimed), ask it every question, write predictions.jsonl, metrics.json and report.md into out_dir; return metrics.
 
     A QABotError from bot.ask (e.g. an invalid question) is recorded on that row and scored as a wrong,
-    non-abstained answer; any other exception propagates."""
+    non-abstained answer; any other exception propagates. metrics["run"] records what was run, on what and
+    when (see the module docstring)."""
     from tqdm import tqdm
 
+    started_at, load_start, t_start = _now(), _loadavg(), time.perf_counter()
     questions = load_questions(questions_path)
     corpus = read_corpus(corpus_dir)  # raises CorpusError when the folder is missing or unusable
+    check_sources(questions, corpus, questions_path, corpus_dir)  # before any model is loaded
+    haystacks = quote_haystacks(corpus)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -455,21 +651,32 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
     if callable(getattr(bot, "warm_up", None)):
         bot.warm_up()
     warm_up_s = time.perf_counter() - t0
+    bot_info = describe_bot(bot)  # after the warm-up: the model is loaded
 
     records = []
     bar = tqdm(questions, desc="eval", unit="q", file=sys.stderr, disable=not progress, dynamic_ncols=True)
     for q in bar:
-        span = locate_evidence(q["evidence"], corpus) if q["answerable"] else None
+        span = locate_evidence(q["evidence"], corpus, q["source"]) if q["answerable"] else None
         answer, error = None, None
         t0 = time.perf_counter()
         try:
             answer = bot.ask(q["question"])
         except QABotError as exc:
             error = str(exc) or type(exc).__name__
-        records.append(make_record(q, answer, time.perf_counter() - t0, span, error))
+        latency_s = time.perf_counter() - t0
+        records.append(make_record(q, answer, latency_s, span, error, haystacks))
         bar.set_postfix(correct=f"{sum(r['correct'] for r in records)}/{len(records)}")
 
-    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4)}
+    run = {
+        "questions": str(Path(questions_path).resolve()),
+        "questions_sha256": hashlib.sha256(Path(questions_path).read_bytes()).hexdigest(),
+        "corpus": str(Path(corpus_dir).resolve()),
+        **bot_info,
+        "started_at": started_at, "finished_at": _now(), "wall_s": round(time.perf_counter() - t_start, 3),
+        "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "loadavg_start": load_start, "loadavg_end": _loadavg(),
+    }
+    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4), "run": run}
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -493,11 +700,15 @@ def _unit_float(s: str) -> float:
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("questions", help="JSONL question file (id, question, answers, answerable, evidence)")
+    parser.add_argument("questions", help="JSONL question file: id, question, answers, answerable[, evidence, source] (docs/question_format.md)")
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the configured docs_corpus/)")
     parser.add_argument("--out", default=None, help="output folder (default: eval/runs/<YYYYmmdd-HHMMSS>/)")
     parser.add_argument("--min-accuracy", type=_unit_float, default=None, metavar="X",
                         help="exit 1 when answer accuracy is below X")
+    parser.add_argument("--min-token-f1", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when token F1 over answerable questions is below X")
+    parser.add_argument("--max-false-refusal", type=_unit_float, default=None, metavar="X",
+                        help="exit 1 when the false-refusal rate on answerable questions is above X")
     parser.add_argument("--min-abstention", type=_unit_float, default=None, metavar="X",
                         help="exit 1 when refusal recall on unanswerable questions is below X")
     parser.add_argument("--min-citation-precision", type=_unit_float, default=None, metavar="X",
@@ -505,8 +716,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     return parser
 
 
-THRESHOLDS = [("min_accuracy", "answer_accuracy"), ("min_abstention", "refusal_recall"),
-              ("min_citation_precision", "citation_precision")]
+THRESHOLDS = [  # (argument, metrics key); a min_ argument fails below its value, a max_ one above
+    ("min_accuracy", "answer_accuracy"), ("min_token_f1", "token_f1"), ("min_abstention", "refusal_recall"),
+    ("max_false_refusal", "false_refusal_rate"), ("min_citation_precision", "citation_precision")]
 
 
 def check_thresholds(metrics: dict[str, Any], args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -516,19 +728,21 @@ def check_thresholds(metrics: dict[str, Any], args: argparse.Namespace) -> tuple
         limit = getattr(args, attr, None)
         if limit is None:
             continue
-        value = metrics[key]
+        value, option = metrics[key], "--" + attr.replace("_", "-")
         if value is None:
-            notes.append(f"{key} is n/a for this question set; --{attr.replace('_', '-')} not applied")
-        elif value < limit:
-            failures.append(f"{key} {value:.3f} is below --{attr.replace('_', '-')} {limit:.3f}")
+            notes.append(f"{key} is n/a for this question set; {option} not applied")
+        elif attr.startswith("min_") and value < limit:
+            failures.append(f"{key} {value:.3f} is below {option} {limit:.3f}")
+        elif attr.startswith("max_") and value > limit:
+            failures.append(f"{key} {value:.3f} is above {option} {limit:.3f}")
     return failures, notes
 
 
 def headline(metrics: dict[str, Any]) -> str:
     m = metrics
-    lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable, "
-             f"evidence not found: {m['evidence_not_found']}, errors: {m['n_errors']})"]
-    lines += [f"  {label:<34} {_fmt(m[key])}" for key, label, _ in HEADLINE]
+    lines = [f"{m['n_questions']} questions ({m['n_answerable']} answerable, {m['n_unanswerable']} unanswerable; "
+             f"{_evidence_note(m)}; errors: {m['n_errors']})"]
+    lines += [f"  {label:<34} {_fmt(m[key], spec)}" for key, label, spec in HEADLINE]
     return "\n".join(lines)
 
 
