@@ -7,16 +7,15 @@
 
 Heavy modules (torch, sentence-transformers, faiss, langchain) are imported lazily, on first use.
 """
+from .prompts import REFUSAL, REFUSAL_MANY
 from .errors import BackendError, BusyError, CorpusError, InvalidQuestion, QABotError
 from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit
 
 __all__ = [
     "QABot", "Settings", "Answer", "Chunk", "Citation", "Hit",
-    "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "BusyError", "REFUSAL",
+    "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "BusyError", "REFUSAL", "REFUSAL_MANY",
 ]
-
-REFUSAL = "The article does not say."
 
 
 def __getattr__(name):  # lazy: `import qa_bot` stays cheap for the CLI's --help and for tests with fakes

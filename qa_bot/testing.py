@@ -5,20 +5,26 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 
 class MockLLM(FakeListChatModel):
-    """A LangChain chat model that replies with the given responses in turn and counts its calls."""
+    """A LangChain chat model that replies with the given responses in turn and records every prompt
+    it was sent, as [system text, user text]."""
 
     calls: int = 0
+    prompts: list = []
 
-    def _call(self, *args, **kwargs):
+    def _record(self, messages):
         self.calls += 1
-        return super()._call(*args, **kwargs)
+        self.prompts = [*self.prompts, [str(m.content) for m in messages]]
 
-    def _stream(self, *args, **kwargs):
-        self.calls += 1
-        yield from super()._stream(*args, **kwargs)
+    def _call(self, messages, *args, **kwargs):
+        self._record(messages)
+        return super()._call(messages, *args, **kwargs)
+
+    def _stream(self, messages, *args, **kwargs):
+        self._record(messages)
+        yield from super()._stream(messages, *args, **kwargs)
 
 
-def mock_bot(corpus_dir, cache_dir, responses=("I do not know.",), **settings):
+def mock_bot(corpus_dir, cache_dir, responses=('{"answer": "", "sentence": 0}',), **settings):
     """A QABot over corpus_dir with the hashing embedder and a MockLLM (returned as bot.llm)."""
     from .embed import HashEmbedder
     from .pipeline import QABot

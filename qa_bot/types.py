@@ -30,13 +30,15 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
-    """A numbered passage that the answer's [n] markers point to."""
+    """What an answer's [n] marker points to: the exact supporting sentence(s), file_text[start:end] == text."""
 
     n: int
     source: str
     start: int
     end: int
     text: str
+    title: str = ""  # the document's title
+    date: str = ""  # the document's publication date, when known
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class Answer:
     retrieved: tuple[Hit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     standalone_question: str | None = None  # the rewritten follow-up, when one was rewritten
-    draft: str = ""  # what the LLM wrote before verification (for debugging and eval reports)
+    draft: str = ""  # what the reader wrote before verification: for eval reports and debugging, never shown
+    evidence: tuple[Any, ...] = ()  # the sentences the reader was shown (retrieve.Sentence)
+    reason: str = ""  # why the answer was refused, when it was
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,5 +63,5 @@ class Answer:
             "retrieved": [h.to_dict() for h in self.retrieved],
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "standalone_question": self.standalone_question,
-            "draft": self.draft,
+            "reason": self.reason,
         }

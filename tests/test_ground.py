@@ -1,0 +1,121 @@
+"""Grounding rules and the lexical toolkit: pure functions, no model."""
+import pytest
+
+from qa_bot import cite, ground
+from qa_bot.retrieve import Sentence
+
+P1 = "Alibaba went public in New York back in 2014, marking the largest IPO at the time."
+P2 = ("Alibaba’s Dingtalk, an enterprise chat app, surpassed 600 million users as of Q3 2022, with 15 million "
+      "paid daily active users and 23 million enterprise users.")
+P3 = "The cloud business generated $2.7 billion in revenue during the first quarter, making up 9% of Alibaba’s total revenues."
+P4 = "Not long after Hong Kong relaxed rules in 2019, Alibaba sought a secondary listing in the city."
+DOC = " ".join([P1, P2, P3, "Rules changed.", P4])
+
+
+def sentences(label=""):
+    out, pos = [], 0
+    for p in [P1, P2, P3, P4]:
+        start = DOC.index(p)
+        prev = DOC.rfind(". ", 0, start - 1) if start else -1
+        out.append(Sentence("a.txt", start, start + len(p), p, prev + 2 if prev >= 0 else start, label, 1.0, 0.5))
+    return out
+
+
+def run(answer, question, n=0, label=""):
+    found, why = ground.ground(ground.ReaderDraft(answer, n), question, sentences(label), lambda s: DOC)
+    return found, why
+
+
+def test_markers_parse_lists_and_repeats():
+    assert cite.markers("a [2] b [1, 3] c [2]") == [2, 1, 3]
+    assert cite.strip_markers("Paris [1]. Rome [2, 3].") == "Paris. Rome."
+
+
+@pytest.mark.parametrize("raw,answer,n", [
+    ('{"answer": "9%", "sentence": 3}', "9%", 3),
+    ('Sure: {"answer": "Hong Kong.", "sentence": "x"}', "Hong Kong", 0),
+    ("9% [3]", "9%", 3),
+    ("The article does not say.", "", 0),
+    ('{"answer": 2014, "sentence": 1}', "2014", 1),
+    ("", "", 0),
+    ('{"answer": "Rising tensions between the U.S. and China.", "sentence": 2}', "Rising tensions between the U.S. and China", 2),
+])
+def test_reader_replies_are_parsed_leniently(raw, answer, n):
+    assert ground.parse_reader(raw) == ground.ReaderDraft(answer, n)
+
+
+def test_answer_is_cited_to_the_exact_sentence_even_when_the_reader_names_another():
+    found, _ = run("9%", "Roughly what portion of the group's sales came from cloud in Q1?", n=1)
+    assert found and found.text == P3 and DOC[found.start:found.end] == P3
+
+
+def test_answer_from_the_sentence_before_cites_both():
+    found, _ = run("Hong Kong", "In which city did Alibaba seek a secondary listing?", n=4)
+    assert found and found.text == P4  # "Hong Kong" is in P4 itself here
+    found, _ = run("Rules changed", "What happened before the listing in the city?", n=4)
+    assert found and found.text.startswith("Rules changed.") and found.text.endswith(P4)
+
+
+def test_invented_answers_are_refused():
+    assert run("1999", "When did Alibaba go public?")[0] is None
+    assert run("Jack Ma", "Who took Alibaba public?")[0] is None
+    assert run("23 million", "How many users?")[0] is not None
+    assert run("23", "How many users?")[0] is None, "23 without its scale is not 23 million"
+
+
+@pytest.mark.parametrize("question,missing", [
+    ("How much revenue did the cloud business make in the second quarter?", "2"),
+    ("How many users did Dingtalk have in Q3 2023?", "2023"),
+    ("When did Tencent go public in New York?", "tencent"),
+])
+def test_near_misses_on_the_question_s_own_numbers_and_names_are_refused(question, missing):
+    answers = {"2": "$2.7 billion", "2023": "600 million", "tencent": "2014"}
+    found, why = run(answers[missing], question)
+    assert found is None and missing in why
+
+
+def test_constraints_can_be_met_by_the_document_title_or_heading():
+    q = "In the 2014 annual report, how many users did Dingtalk have?"
+    assert run("600 million", q)[0] is None
+    assert run("600 million", q, label="Annual report 2014")[0] is not None
+
+
+def test_paraphrased_periods_and_abbreviations_do_not_block():
+    assert run("$2.7 billion", "What were cloud sales in Q1?")[0] is not None  # Q1 = first quarter
+    assert run("2014", "When was the IPO in New York?")[0] is not None  # IPO is an abbreviation, not a name
+    assert ground.missing_constraints("bash 5.2 added what?", "bash-5.2.15 released") == []
+    assert ground.missing_constraints("bash 5.3 added what?", "bash-5.2.15 released") == ["5.3"]
+
+
+def test_answers_of_the_wrong_kind_or_restating_the_question_are_refused():
+    assert run("New York", "In what year did Alibaba go public in New York?")[1]
+    assert run("Alibaba went public", "When did Alibaba go public?")[0] is None
+    assert run("the article discusses IPOs", "What is this about?")[0] is None
+
+
+def test_numbers_and_number_words():
+    assert cite.numbers("six companies, $2,000 and 2.50, third place, 3rd") >= {"6", "2000", "2.5", "3"}
+    assert cite.numbers_bound("split into 6 independent companies", "split itself into six independent companies")
+
+
+def test_coverage_weights_rare_terms():
+    idf = cite.idf_weights([P1, P2, P3, "Alibaba Alibaba"])
+    assert cite.coverage("What was Alibaba's net profit?", P3, idf, 3.0) < 0.5
+    assert cite.coverage("When did Alibaba go public in New York?", P1, idf, 3.0) == 1.0
+
+
+def test_number_scale_must_match():
+    assert not cite.numbers_bound("Dingtalk has 23 enterprise users.", P2)
+    assert cite.numbers_bound("Dingtalk has 23 million enterprise users.", P2)
+
+
+def test_stop_words_are_removed_before_stemming():
+    assert cite.content_words("How many employees does it have? This was so.") == cite.content_words("employees")
+    assert len(cite.content_words("employees")) == 1
+
+
+def test_numbers_inside_names_are_not_quantities():
+    assert cite.quantities("It trails GPT-3, ranked in Q3, is one of three with 3D printers.") == {"3"}
+    assert cite.quantities("It has 600 million users, the third largest, 9% and $2.7 billion.") >= {"600", "9", "2.7", "3"}
+    q = "How many parameters does the model have?"
+    assert not cite.answers_kind("The model is nowhere near GPT-3.", q)
