@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import anyio
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -257,9 +257,8 @@ class _Slots:
                 self.mean_seconds = 0.8 * self.mean_seconds + 0.2 * seconds
 
     def retry_after(self) -> int:
-        """Seconds until a slot is likely free: the queue ahead times the mean answer time, 1..60."""
-        with self._lock:
-            return int(max(1, min(60, round(self.mean_seconds * max(1, self.used - self.size + 1)))))
+        """Seconds until a slot is likely free (the answer being written ends): the mean answer time, 1..60."""
+        return int(max(1, min(60, round(self.mean_seconds))))
 
 
 class OpenAIAPI:
@@ -308,7 +307,8 @@ class OpenAIAPI:
                 log.exception("API request %s %s failed", request.method, request.url.path)
                 response = error_for(RuntimeError()).response()
             log.info("%s %s -> %d in %.3f s%s", request.method, request.url.path, response.status_code,
-                     time.perf_counter() - t0, " (stream)" if isinstance(response, StreamingResponse) else "")
+                     time.perf_counter() - t0, " (to the first piece of a stream)"
+                     if isinstance(response, StreamingResponse) else "")
             return response
 
         return endpoint
@@ -335,10 +335,13 @@ class OpenAIAPI:
             if int(declared) > cap:
                 raise too_big
         data = bytearray()
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > cap:
-                raise too_big
+        try:
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > cap:
+                    raise too_big
+        except ClientDisconnect:
+            raise ApiError(400, "The request body was cut off.") from None
         try:
             return json.loads(bytes(data))
         except (ValueError, RecursionError):

@@ -18,8 +18,9 @@ class TestQARetrieverStandard(RetrieversIntegrationTests):
     bot = None
 
     @pytest.fixture(autouse=True, scope="class")
-    def _shared_bot(self, real_bot, request):
-        request.cls.bot = real_bot  # built once per run: the standard tests construct many retrievers
+    @classmethod
+    def _shared_bot(cls, real_bot):
+        cls.bot = real_bot  # built once per run: the standard tests construct many retrievers
 
     @property
     def retriever_constructor(self) -> type[QARetriever]:
