@@ -1,6 +1,7 @@
 """Serve the chat: `python app.py [--host H] [--port P] [--corpus DIR]` (defaults: 127.0.0.1:7860, docs_corpus/).
 
-Host and port also follow Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; the flags win.
+Host and port also follow Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; the flags win. The same
+server answers the OpenAI-compatible API under /v1 (qa_bot/api.py; keys: QA_BOT_API_KEYS).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from qa_bot import QABot  # QABot loads nothing heavy until the first question
+    from qa_bot import QABot, QABotError  # QABot loads nothing heavy until the first question
 
     bot = QABot(args.corpus)  # settings from QA_BOT_* environment variables
     from qa_bot.ui import build_app, launch  # gradio first (~3 s): imports share one GIL, so the page opens sooner
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_warmup:  # load index, embedder and LLM while the page is already up, so question 1 is fast
         threading.Thread(target=_warm_up, args=(bot,), daemon=True).start()
     try:
-        launch(build_app(bot), host=args.host, port=args.port)
+        demo = build_app(bot)  # reads QA_BOT_API_KEYS: a malformed key or key file stops here, in one line
+    except QABotError as e:
+        raise SystemExit(f"app.py: {e}") from None
+    try:
+        launch(demo, host=args.host, port=args.port)
     finally:
         bot.close()
 

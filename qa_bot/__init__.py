@@ -13,7 +13,7 @@ from .settings import Settings
 from .types import Answer, Chunk, Citation, Hit
 
 __all__ = [
-    "QABot", "Settings", "Answer", "Chunk", "Citation", "Hit",
+    "QABot", "QARetriever", "Settings", "Answer", "Chunk", "Citation", "Hit",
     "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "BusyError", "REFUSAL", "REFUSAL_MANY",
 ]
 
@@ -23,4 +23,8 @@ def __getattr__(name):  # lazy: `import qa_bot` stays cheap for the CLI's --help
         from .pipeline import QABot
 
         return QABot
+    if name == "QARetriever":  # imports langchain-core
+        from .lc import QARetriever
+
+        return QARetriever
     raise AttributeError(name)

@@ -287,6 +287,12 @@ class QABot:
         query = answer_stage.clean_question(query, self.settings.max_question_chars)
         return self.retriever.search(query, session, k)
 
+    def as_retriever(self, k: int = 4):
+        """This bot's retrieval as a LangChain retriever (qa_bot.lc.QARetriever)."""
+        from .lc import QARetriever
+
+        return QARetriever(k=k, bot=self)
+
     def document_text(self, source: str, session: MemoryIndex | None = None) -> str:
         if session is not None and source in session.texts:
             return session.texts[source]

@@ -188,12 +188,52 @@ mark.qa-focus { background: #fde047; outline: 2px solid #eab308; }
 # ---------------------------------------------------------------------------------------------------
 
 
+def check_ask_inputs(question: Any, history: Any) -> tuple[str, list[tuple[str, str]]]:
+    """The /ask endpoint's inputs, checked: a malformed call gets a message saying what is wrong."""
+    if not isinstance(question, str):
+        raise gr.Error(f"/ask: question must be a string, not {type(question).__name__}.")
+    if history is None:
+        return question, []
+    shape = 'history must be a list of [question, answer] pairs of strings, e.g. [["Who is the CEO?", "…"]]'
+    if not isinstance(history, (list, tuple)):
+        raise gr.Error(f"/ask: {shape}; got {type(history).__name__}.")
+    pairs = []
+    for i, turn in enumerate(history):
+        if not (isinstance(turn, (list, tuple)) and len(turn) == 2 and all(isinstance(t, str) for t in turn)):
+            raise gr.Error(f"/ask: {shape}; item {i} is not.")
+        pairs.append((turn[0], turn[1]))
+    return question, pairs
+
+
+class Blocks(gr.Blocks):
+    """gr.Blocks whose API accepts a call that omits trailing optional inputs (listed in qa_optional_inputs:
+    api_name -> how many), e.g. a raw POST /gradio_api/call/ask with {"data": ["question"]}, and answers a
+    call with too few inputs with a message instead of {"error": null}. (gradio_client fills defaults
+    itself; raw HTTP callers do not.)"""
+
+    qa_optional_inputs: dict[str, int] = {}
+
+    def validate_inputs(self, block_fn, inputs: list[Any]):
+        missing = len(block_fn.inputs) - len(inputs)
+        if missing <= 0:
+            return super().validate_inputs(block_fn, inputs)
+        name = block_fn.api_name or block_fn.name
+        if missing <= self.qa_optional_inputs.get(name, 0):
+            inputs.extend([None] * missing)  # the handler's default for each omitted input
+            return None
+        needed = len(block_fn.inputs) - self.qa_optional_inputs.get(name, 0)
+        raise gr.Error(f"/{name} takes {needed} to {len(block_fn.inputs)} inputs; got {len(inputs)}.")
+
+
 def upload_limit(bot) -> int:
     return int(getattr(bot.settings, "max_upload_bytes", DEFAULT_UPLOAD_LIMIT))
 
 
-def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES) -> gr.Blocks:
-    """The chat app around `bot` (a qa_bot.QABot or anything with the same interface)."""
+def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, api: bool = True,
+              api_keys: Sequence[str] | None = None) -> gr.Blocks:
+    """The chat app around `bot` (a qa_bot.QABot or anything with the same interface), and, with api=True,
+    the OpenAI-compatible API (qa_bot.api) that launch() serves on the same port. api_keys: None reads
+    QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key."""
 
     def doc_for(items, session, idx: int) -> str:
         it = items[idx]
@@ -271,18 +311,24 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES) -
                          "</div>")
 
     def ask(question: str, history: list[list[str]] | None = None) -> dict:
-        """Answer a question about the article. history: [[question, answer], ...], oldest first, for
-        follow-ups. Returns the answer (text, abstained, citations, retrieved, timings, standalone_question)."""
+        """Answer a question about the article. history (optional): [[question, answer], ...], oldest first,
+        for follow-ups. Returns the answer (text, abstained, citations, retrieved, timings, standalone_question)."""
+        question, pairs = check_ask_inputs(question, history)
         try:
-            answer = bot.ask(question, history=[(str(q), str(a)) for q, a in history or []])
+            answer = bot.ask(question, history=pairs)
         except QABotError as e:
             raise gr.Error(str(e)) from None
-        return {"answer": answer.text, **answer.to_dict()}
+        except Exception:
+            log.exception("answering %r through /ask failed", question)
+            raise gr.Error("Something went wrong; please try again.") from None
+        out = answer.to_dict()
+        out.pop("draft", None)  # unverified model text never leaves the server
+        return {"answer": answer.text, **out}
 
     def clear():
         return [], [], [], render_sources([]), EMPTY_DOC, ""
 
-    with gr.Blocks(title="Ask the article", analytics_enabled=False) as demo:
+    with Blocks(title="Ask the article", analytics_enabled=False) as demo:
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
         items = gr.State([])  # the passages listed for the last answer, for source clicks
@@ -318,17 +364,31 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES) -
         upload.upload(add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", **model)
         gr.api(ask, api_name="ask", **model)
+    demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.qa_upload_limit = upload_limit(bot)  # read by launch() to cap uploads at the HTTP layer too
+    if api:  # the OpenAI-compatible API (/v1), served by launch() beside the chat, with the same queue bound
+        from .api import OpenAIAPI
+
+        demo.qa_api = OpenAIAPI(bot, queue_size=queue_size, api_keys=api_keys)
     return demo
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None, **kwargs):
     """Serve offline and locked down: no share link, no SSR node server, no MCP, and Gradio's file route
-    serves only its own upload cache (this repo, including corpus and cache, is explicitly blocked)."""
+    serves only its own upload cache (this repo, including corpus and cache, is explicitly blocked).
+    The app's OpenAI-compatible API, if build_app made one, is served on the same host and port under /v1."""
     limit = getattr(demo, "qa_upload_limit", DEFAULT_UPLOAD_LIMIT)
+    api = getattr(demo, "qa_api", None)
+    if api is not None:
+        from .api import exposure_warning
+
+        if warning := exposure_warning(host, api):
+            log.warning(warning)
+        # Routes given to the FastAPI app at creation come before all of Gradio's own.
+        kwargs["app_kwargs"] = {**kwargs.get("app_kwargs", {}), "routes": api.routes}
     return demo.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
         allowed_paths=[], blocked_paths=[str(REPO_ROOT)], show_error=False,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, Settings
-from qa_bot.errors import CorpusError, InvalidQuestion
+from qa_bot.errors import BackendError, CorpusError, InvalidQuestion
 
 _WORD = re.compile(r"[a-z0-9$%.]+")
 _STOP = set("a an the of in on to is was did does do how what when who which much many it its and for by "
@@ -88,6 +88,12 @@ class FakeBot:
             raise InvalidQuestion("Please type a question.")
         if question == "__crash__":  # an unexpected bug: its details must never reach the user
             raise RuntimeError("internal detail /secret/path")
+        if question == "__backend_down__":  # the LLM server is unreachable, before any text
+            raise BackendError("cannot reach the language model server at http://10.0.0.9:8000/v1")
+        if question == "__dies_midway__":  # the LLM server dies after a few verified words were streamed
+            yield "Alibaba went "
+            yield "public "
+            raise BackendError("the language model server stopped mid-answer (http://10.0.0.9:8000/v1)")
         t0 = time.perf_counter()
         standalone = None
         if history and re.search(r"\b(it|its|they|that)\b", question.lower()):
@@ -192,5 +198,8 @@ if __name__ == "__main__":  # python tests/fakes.py --port N: the real UI around
     ap.add_argument("--queue-size", type=int, default=8)
     ap.add_argument("--upload-bytes", type=int, default=20_000)
     a = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     launch(build_app(FakeBot(delay=a.delay, max_upload_bytes=a.upload_bytes), queue_size=a.queue_size),
            host="127.0.0.1", port=a.port)

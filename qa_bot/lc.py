@@ -1,0 +1,74 @@
+"""LangChain-native pieces: QARetriever, the bot's passage retrieval as a `BaseRetriever`.
+
+    from qa_bot import QARetriever
+    retriever = QARetriever(k=4)                       # docs_corpus/, builds its own QABot (loads lazily)
+    retriever = QARetriever(k=4, corpus_dir="my_docs/")
+    retriever = bot.as_retriever(k=4)                  # reuses a QABot you already have
+    docs = retriever.invoke("When did Alibaba go public?", k=2)   # k per call overrides the default
+
+Each Document is one passage: page_content is the chunk text, metadata holds source, start, end (character
+offsets into the source file: file_text[start:end] == page_content), title, date and score. The LLM is not
+involved: this is retrieval only (dense search + key-term re-ranking, no relevance gate).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field, model_validator
+
+__all__ = ["QARetriever", "hit_to_document"]
+
+
+def hit_to_document(hit) -> Document:
+    """A retrieved qa_bot Hit as a LangChain Document."""
+    c = hit.chunk
+    return Document(
+        page_content=c.text,
+        id=getattr(c, "id", None) or None,
+        metadata={"source": c.source, "start": c.start, "end": c.end, "title": getattr(c, "title", "") or "",
+                  "date": getattr(c, "date", "") or "", "score": float(hit.score)},
+    )
+
+
+class QARetriever(BaseRetriever):
+    """Passages of a qa_bot corpus for a query, best first. `k` is the default number returned; `invoke(q, k=n)`
+    overrides it for one call. Pass `bot` to reuse a QABot, else one is built for `corpus_dir` (default
+    docs_corpus/) with settings from the QA_BOT_* environment."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    k: int = Field(default=4, ge=1)
+    corpus_dir: str | Path | None = None
+    bot: Any = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _build_bot(self) -> "QARetriever":
+        if self.bot is None:
+            from .pipeline import QABot  # loads nothing heavy until the first query
+
+            self.bot = QABot(self.corpus_dir)
+        return self
+
+    def _k(self, k: int | None) -> int:
+        if k is None:
+            return self.k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, not {k!r}")
+        return k
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        return [hit_to_document(h) for h in self.bot.retrieve(query, k=self._k(k))]
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        # The embedder and FAISS are blocking: run them in a worker thread, not on the event loop.
+        return await run_in_executor(None, self._get_relevant_documents, query,
+                                     run_manager=run_manager.get_sync(), k=k)
