@@ -105,14 +105,12 @@ def content_words(text: str) -> set[str]:
 
 
 def numbers(text: str) -> set[str]:
-    """Numbers in the text as canonical strings: "2,000" -> "2000", "six" -> "6", "third" -> "3"."""
+    """Numbers in the text as canonical strings: "2,000" -> "2000", "six" -> "6", "third" -> "3". Dotted
+    numbers are kept as written: "1.10" is a release, not 1.1."""
     text = normalize(text)
     out = set()
     for m in _NUMBER.finditer(text):
-        s = m.group(0).replace(",", "")
-        if "." in s:
-            s = s.rstrip("0").rstrip(".")
-        out.add(s)
+        out.add(m.group(0).replace(",", ""))
     for w in _WORD.findall(text.lower()):
         base = w[:-2] if re.fullmatch(r"\d+(st|nd|rd|th)", w) else None
         if base:

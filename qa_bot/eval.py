@@ -427,6 +427,7 @@ def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span:
         "relevant_citations": [c["n"] for c in cites if overlaps(c, ev)],
         "unsupported_numbers": [] if abstained else unsupported_numbers(text, [c["text"] for c in cites]),
         "draft": getattr(answer, "draft", "") if answer is not None else "",
+        "reason": getattr(answer, "reason", "") if answer is not None else "",
         "error": error,
     }
 

@@ -131,12 +131,37 @@ def question_names(question: str) -> set[str]:
     return {n for n in _names(question) if n != first and n not in abbreviations}
 
 
+# An ordinal is a constraint when it names a period ("the second quarter", "the first half"); elsewhere it
+# is usually an adverb or a paraphrase ("which release first added", "a second listing" for "secondary").
+_PERIODS = frozenset("quarter quarters half halves week weeks month months year years day days edition round phase term".split())
+
+
+def question_numbers(question: str) -> set[str]:
+    """The numbers a question commits to: digits ("2022", "5.2", "Q3") and number words that count a period
+    ("the second quarter", "two weeks"). Other number words are left out: "when two binary files differ"
+    and "a second listing" describe, they do not pin down."""
+    tokens = re.findall(r"[A-Za-z]+|\d+(?:[.,]\d+)*", cite.normalize(question).lower())
+    out = set(cite.numbers(" ".join(t for t in tokens if t[0].isdigit())))
+    for i, t in enumerate(tokens):
+        if t in cite.NUMBER_WORDS and i + 1 < len(tokens) and tokens[i + 1] in _PERIODS:
+            out |= cite.numbers(t)
+    return out
+
+
 def missing_constraints(question: str, context: str) -> list[str]:
     """The numbers and names of the question that its evidence context lacks (empty when all hold)."""
     have_nums, forms = cite.numbers(context), _word_forms(context)
-    missing = [x for x in sorted(cite.numbers(question)) if not _number_in(x, have_nums)]
+    missing = [x for x in sorted(question_numbers(question)) if not _number_in(x, have_nums)]
     missing += [n for n in sorted(question_names(question)) if n not in forms and cite.stem(n) not in forms]
     return missing
+
+
+def needs_check(question: str, found: Grounded) -> bool:
+    """Whether the yes/no check must read this evidence: only when some key term of the question is not in
+    it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise
+    users" written; "net profit" asked, "revenue" written. When every term is there, the check is skipped."""
+    have = cite.content_words("\n".join([found.label, found.text, *(h for _, _, h in found.headings)]))
+    return not cite.key_terms(question) <= have
 
 
 def acceptable(answer: str, question: str) -> bool:

@@ -179,7 +179,7 @@ class QABot:
         query = standalone or question
         t1 = time.perf_counter()
         hits = self.retriever.search(query, session)
-        sentences = self.retriever.sentences(query, hits, s.reader_sentences, session)
+        sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
 
@@ -209,9 +209,9 @@ class QABot:
         return ground.parse_reader(raw)
 
     def _numbered(self, sentences: Sequence[Sentence]) -> str:
-        """The reader's sentences, numbered from 1; with several documents each run of sentences from one
-        section is preceded once by its label (title and heading), which is often where the release,
-        version or date a question names is written."""
+        """The reader's sentences, best first (small readers favour the first ones), numbered from 1; with
+        several documents a sentence is preceded by its label (title and heading, where the release, version
+        or date a question names is often written) unless the sentence before had the same one."""
         labelled = len(self.documents) > 1 or len({s.source for s in sentences}) > 1
         lines, last = [], None
         for i, s in enumerate(sentences, 1):
@@ -260,7 +260,7 @@ class QABot:
             draft = self._read(p)
             timings["read"] = time.perf_counter() - t
             found, why = ground.ground(draft, p.query, p.sentences, self._document(session))
-            if found is not None and s.reader_check:
+            if found is not None and s.reader_check and ground.needs_check(p.query, found):
                 t = time.perf_counter()
                 if not self._confirmed(found, p, found.label if len(self.documents) > 1 else ""):
                     found, why = None, "the check found the evidence does not answer this exact question"

@@ -14,7 +14,8 @@ def refusal_text(n_documents: int) -> str:
 
 # The reader: find the sentence that answers, copy the shortest exact answer from it.
 READER_SYSTEM = (
-    "You answer a question using only the numbered sentences you are given. "
+    "You answer a question using only the numbered sentences you are given. A line in parentheses names "
+    "the document and section (release, version, date) of the sentences below it. "
     "Reply with JSON: \"answer\" is the shortest exact answer, copied from one sentence "
     "(a number with its unit, a name, a date, or a short phrase), and \"sentence\" is that sentence's number. "
     "The sentence must state exactly what is asked: the same thing, the same company, person, product or "

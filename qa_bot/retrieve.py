@@ -92,11 +92,13 @@ def headings(text: str) -> list[tuple[int, int]]:
         nxt = lines[i + 1] if i + 1 < len(lines) else "\n"
         blank_before = i == 0 or not lines[i - 1].strip()
         if body:
-            marked = body[0] in "#*" and body.lstrip("#* ") != ""
             indent = len(line) - len(line.lstrip())
-            short = len(body) <= 90 and len(body.split()) <= 12 and body[-1] not in ".,;:" and re.search(r"[A-Za-z0-9]", body)
+            short = len(body) <= 90 and len(body.split()) <= 12 and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body)
             ends = not nxt.strip() or set(nxt.strip()) <= set("=-~") or len(nxt) - len(nxt.lstrip()) > indent
-            if marked or (blank_before and short and indent == 0 and ends):
+            # "#" lines are headings; "*" lines only when short and standing alone ("* Noteworthy changes in
+            # release 9.1", "** Bug fixes"), not "* Fixed a crash." bullets.
+            marked = body.startswith("#") or (body.startswith("*") and short and ends and indent == 0)
+            if body.lstrip("#* ") and (marked or (blank_before and short and indent == 0 and ends)):
                 m = _MARKUP.sub("", body)
                 if m:
                     start = pos + line.index(m)
@@ -246,8 +248,10 @@ class Retriever:
         order = sorted(fused, key=lambda cid: -fused[cid])[:k]
         return [Hit(by_id[cid], fused[cid]) for cid in order]
 
-    def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None) -> list[Sentence]:
-        """The n sentences of the retrieved chunks that best match the question, in reading order.
+    def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
+                  max_chars: int | None = None) -> list[Sentence]:
+        """The sentences of the retrieved chunks that best match the question, best first: at most n, and at
+        most max_chars characters in all (the first two whatever their length).
 
         score = cosine(question, sentence) + weight * coverage of the question's key terms by the sentence,
         the sentence before it and its document's title/heading (the words a question uses to name the
@@ -272,15 +276,24 @@ class Retriever:
             doc = own[c.source] if c.source in own else self.docs.text(c.source)
             ctx = _previous_sentence_start(doc, s)
             label, heads = self.docs.label(c.source, e - 1, doc if c.source in own else None)
-            if heads and heads[-1][0] >= s and _MARKUP.sub("", doc[s:e]) == doc[heads[-1][0]:heads[-1][1]]:
-                continue  # a heading line: it reaches the reader as the label of the sentences below it
-            if heads and heads[-1][0] >= s:  # a sentence that starts with its heading: label it from above
+            if heads and heads[-1][0] >= s:  # a heading line, or a sentence that starts with one: label it from above
+                is_heading = _MARKUP.sub("", doc[s:e]) == doc[heads[-1][0]:heads[-1][1]]
                 label, heads = self.docs.label(c.source, s, doc if c.source in own else None)
-            cov = cite.coverage(query, f"{label}\n{doc[ctx:e]}", idf, default)
+            else:
+                is_heading = False
+            # A heading line ("version 1.33 - 2021-01-07") can be the answer itself, but scores on its own words
+            # only: otherwise every "Changes in Wget 1.20.x" line would outrank the sentences below it.
+            covered = doc[s:e] if is_heading else f"{label}\n{doc[ctx:e]}"
+            cov = cite.coverage(query, covered, idf, default)
             scored.append(Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
                                    float(sim), heads))
-        best = sorted(scored, key=lambda x: -x.score)[:n]
-        return sorted(best, key=lambda x: (x.source, x.start))
+        out, used = [], 0
+        for x in sorted(scored, key=lambda x: -x.score)[:n]:
+            if max_chars is not None and len(out) >= 2 and used + len(x.text) > max_chars:
+                break
+            out.append(x)
+            used += len(x.text)
+        return out
 
     @property
     def idf(self) -> tuple[dict[str, float], float]:

@@ -40,8 +40,12 @@ class Settings:
     # Retrieval: BM25 and dense rankings of chunks fused by reciprocal rank, then the best sentences.
     top_k: int = 6  # chunks retrieved (and listed as the closest passages on a refusal)
     rerank_candidates: int = 30  # candidates taken from each of the dense and BM25 rankings before fusion
-    reader_sentences: int = 5  # sentences the reader sees: prompt reading is ~10 ms a token for the 1.5B model
-    sentence_lexical_weight: float = 0.3  # sentence score = cosine + this * key-term coverage (see retrieve.py)
+    # What the reader sees: the best sentences, at most reader_sentences of them and at most reader_chars
+    # characters in all (but never fewer than two): prompt reading is ~10 ms a token for the 1.5B model.
+    # Sentence recall on the tuning halves saturates at 3-4 (eval/README.md).
+    reader_sentences: int = 4
+    reader_chars: int = 800
+    sentence_lexical_weight: float = 1.0  # sentence score = cosine + this * key-term coverage; fit on the tuning halves
     # Refuse without asking the reader when no retrieved sentence has at least this cosine to the question
     # ("Write me a poem"). Set low enough to cost no false refusal on the tuning sets (see eval/README.md).
     min_similarity: float = 0.15

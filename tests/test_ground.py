@@ -94,7 +94,17 @@ def test_answers_of_the_wrong_kind_or_restating_the_question_are_refused():
 
 
 def test_numbers_and_number_words():
-    assert cite.numbers("six companies, $2,000 and 2.50, third place, 3rd") >= {"6", "2000", "2.5", "3"}
+    assert cite.numbers("six companies, $2,000 and 2.50, third place, 3rd") >= {"6", "2000", "2.50", "3"}
+    assert cite.numbers("gzip 1.10, OpenSSL 3.0.0") == {"1.10", "3.0.0"}, "releases are not decimals"
+
+
+def test_ordinals_constrain_periods_only():
+    assert ground.question_numbers("How much revenue in the second quarter?") == {"2"}
+    assert ground.question_numbers("Where did Alibaba seek a second listing?") == set()
+    assert ground.question_numbers("Which release first added TLSv1.3?") == {"1.3"}
+    assert ground.question_numbers("What were sales in Q1 2023 for the six units?") == {"1", "2023"}
+    assert ground.question_numbers("What does diff return when two binary files differ?") == set()
+    assert ground.question_numbers("What happened two weeks later?") == {"2"}
     assert cite.numbers_bound("split into 6 independent companies", "split itself into six independent companies")
 
 
@@ -119,3 +129,9 @@ def test_numbers_inside_names_are_not_quantities():
     assert cite.quantities("It has 600 million users, the third largest, 9% and $2.7 billion.") >= {"600", "9", "2.7", "3"}
     q = "How many parameters does the model have?"
     assert not cite.answers_kind("The model is nowhere near GPT-3.", q)
+
+
+def test_the_check_is_needed_only_when_a_key_term_is_missing_from_the_evidence():
+    found, _ = run("15 million", "How many paid daily active users does Dingtalk have?")
+    assert found and not ground.needs_check("How many paid daily active users does Dingtalk have?", found)
+    assert ground.needs_check("How many employees does Dingtalk have?", found)
