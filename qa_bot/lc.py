@@ -1,4 +1,5 @@
-"""LangChain-native pieces: QARetriever, the bot's passage retrieval as a `BaseRetriever`.
+"""LangChain-native pieces: QARetriever, the bot's passage retrieval as a `BaseRetriever`, and QAChain,
+the whole bot as an LCEL runnable that streams.
 
     from qa_bot import QARetriever
     retriever = QARetriever(k=4)                       # docs_corpus/, builds its own QABot (loads lazily)
@@ -21,18 +22,73 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, model_validator
 
-__all__ = ["QARetriever", "hit_to_document"]
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import BaseModel
+
+__all__ = ["QAChain", "QARetriever", "hit_to_document"]
 
 
-def hit_to_document(hit) -> Document:
+def hit_to_document(hit, title: str = "") -> Document:
     """A retrieved qa_bot Hit as a LangChain Document."""
     c = hit.chunk
     return Document(
         page_content=c.text,
         id=getattr(c, "id", None) or None,
-        metadata={"source": c.source, "start": c.start, "end": c.end, "title": getattr(c, "title", "") or "",
+        metadata={"source": c.source, "start": c.start, "end": c.end, "title": title or getattr(c, "title", "") or "",
                   "date": getattr(c, "date", "") or "", "score": float(hit.score)},
     )
+
+
+class QAInput(BaseModel):
+    """What QAChain takes: the question, and earlier (question, answer) turns for follow-ups."""
+
+    question: str
+    history: list[tuple[str, str]] = []
+
+
+class QAChain(Runnable):
+    """A QABot as an LCEL runnable: {"question", "history"?, "session"?} -> Answer. `invoke` returns the
+    Answer; `stream`/`astream` yield the verified text pieces as they pass, then the Answer (the same
+    object `QABot.ask_stream` yields), so it composes and streams like any LangChain runnable."""
+
+    name = "qa_bot"
+
+    def __init__(self, bot):
+        self.bot = bot
+
+    @property
+    def InputType(self):
+        return QAInput
+
+    @property
+    def OutputType(self):
+        from .types import Answer
+
+        return Answer
+
+    def get_input_schema(self, config: RunnableConfig | None = None):
+        return QAInput
+
+    def _args(self, x) -> tuple[str, dict]:
+        if isinstance(x, str):
+            return x, {}
+        x = dict(x)
+        return x.get("question"), {"history": x.get("history") or (), "session": x.get("session")}
+
+    def invoke(self, input, config: RunnableConfig | None = None, **kwargs):
+        question, kw = self._args(input)
+        return self._call_with_config(lambda _: self.bot.ask(question, **kw), input, config)
+
+    def stream(self, input, config: RunnableConfig | None = None, **kwargs):
+        question, kw = self._args(input)
+        yield from self.bot.ask_stream(question, **kw)
+
+    async def astream(self, input, config: RunnableConfig | None = None, **kwargs):
+        # The bot is blocking (embedder, llama.cpp): step its generator in a worker thread.
+        question, kw = self._args(input)
+        pieces, done = iter(self.bot.ask_stream(question, **kw)), object()
+        while (piece := await run_in_executor(None, next, pieces, done)) is not done:
+            yield piece
 
 
 class QARetriever(BaseRetriever):
@@ -64,7 +120,8 @@ class QARetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
-        return [hit_to_document(h) for h in self.bot.retrieve(query, k=self._k(k))]
+        titles = getattr(self.bot, "titles", {})
+        return [hit_to_document(h, titles.get(h.chunk.source, "")) for h in self.bot.retrieve(query, k=self._k(k))]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None

@@ -138,10 +138,11 @@ class QABot:
 
     @cached_property
     def chain(self):
-        """The pipeline as a LangChain runnable: {"question", "history"?, "session"?} -> Answer."""
-        from langchain_core.runnables import RunnableLambda
+        """The pipeline as a LangChain runnable (qa_bot.lc.QAChain): {"question", "history"?} -> Answer;
+        `chain.stream`/`astream` yield verified text pieces, then the Answer."""
+        from .lc import QAChain
 
-        return RunnableLambda(lambda x: self.ask(x["question"], history=x.get("history") or (), session=x.get("session")))
+        return QAChain(self)
 
     def warm_up(self) -> "QABot":
         """Load the corpus, index, embedder and LLM now rather than on the first question. The LLM server

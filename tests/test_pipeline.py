@@ -172,10 +172,21 @@ def test_bad_uploads_get_clear_errors(make, name, data, msg):
         make().add_document(None, name, data)
 
 
-def test_lcel_chain_is_the_same_pipeline(make):
-    bot = make(reply("2014"), YES)
+def test_lcel_chain_is_the_same_pipeline_and_streams(make):
+    import asyncio
+
+    bot = make(reply("2014"), reply("2014"), reply("2014"))
     a = bot.chain.invoke({"question": Q_IPO})
     assert isinstance(a, Answer) and a.text == "2014 [1]"
+    parts = list(bot.chain.stream({"question": Q_IPO}))
+    assert parts[0] == "2014 [1]" and isinstance(parts[-1], Answer)
+
+    async def collect():
+        return [p async for p in bot.chain.astream({"question": Q_IPO, "history": []})]
+
+    parts = asyncio.run(collect())
+    assert parts[0] == "2014 [1]" and isinstance(parts[-1], Answer)
+    assert bot.chain.get_input_schema().model_json_schema()["required"] == ["question"]
 
 
 def test_unverified_draft_is_not_in_the_public_dict(make):
