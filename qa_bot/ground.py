@@ -25,6 +25,7 @@ from .ingest import sentence_spans
 from .retrieve import Sentence
 
 MAX_ANSWER_WORDS = 40  # a longer "answer" is a copied paragraph, not an answer
+SECTION_SPAN = 1500  # characters: a heading this close above its sentence is cited with it as one span
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def clean_answer(answer: str) -> str:
 
 def _word_forms(text: str) -> set[str]:
     raw = {w.lower().strip("'’-") for w in cite.WORD.findall(cite.normalize(text))}
+    raw |= {part for w in raw if "-" in w for part in w.split("-") if part}  # "Apache-2" also gives "apache"
     return raw | {cite.stem(w) for w in raw}
 
 
@@ -203,5 +205,10 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
             if missing:
                 why = f"the evidence does not match the question's {', '.join(missing)}"
                 break
+            if used and s.start - min(a for a, _, _ in used) <= SECTION_SPAN:
+                # The heading is close above: cite heading through sentence as one span, the section that
+                # states both ("release 4.6 ... New option --debug"), rather than two citations.
+                start = min(a for a, _, _ in used)
+                return Grounded(draft.answer, s.source, start, s.end, doc[start:s.end], s.label), ""
             return Grounded(draft.answer, s.source, start, s.end, text, s.label, used), ""
     return None, why

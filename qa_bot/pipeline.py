@@ -87,7 +87,9 @@ class QABot:
 
     @cached_property
     def titles(self) -> dict[str, str]:
-        """Document titles: "title" of a sidecar NAME.meta.json when there is one, else the file name."""
+        """Document titles: "title" of a sidecar NAME.meta.json when there is one; else the document's
+        first line when it reads as a title, with the file name after it when that adds words
+        ("Mozilla Public License Version 2.0 (MPL-2.0)"); else the file name."""
         out = {}
         for source in self.documents:
             path = Path(self.settings.corpus_dir) / source
@@ -98,7 +100,7 @@ class QABot:
                     title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
             except (OSError, ValueError, AttributeError):
                 log.warning("ignored %s: not a JSON object with a title", meta.name)
-            out[source] = " ".join(title.split()) or _title_from_name(source)
+            out[source] = " ".join(title.split()) or _title_from_text(self.documents[source].text, source)
         return out
 
     @property
@@ -330,6 +332,17 @@ def _title_from_name(source: str) -> str:
     name = Path(source).name
     stem = name.rsplit(".", 1)[0] if "." in name else name
     return " ".join(stem.replace("_", " ").split())
+
+
+def _title_from_text(text: str, source: str) -> str:
+    name = _title_from_name(source)
+    first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
+    if not first or len(first) > 90 or len(first.split()) > 12 or first[-1:] in ".,;:":
+        return name
+    first = " ".join(first.strip("#*=- ").split())
+    from .cite import content_words
+
+    return first if content_words(name) <= content_words(first) else f"{first} ({name})"
 
 
 def _draft_json(draft: ground.ReaderDraft) -> str:

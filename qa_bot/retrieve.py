@@ -78,6 +78,7 @@ def lexical_terms(text: str) -> list[str]:
     return out
 
 
+_NUMBERED = re.compile(r"(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?(?:\s+[A-Z][^.\n]{0,70}\.?)?(?=\s|$)")
 _MARKUP = re.compile(r"^[#*=\-\s]+|[#*=\-\s]+$")
 
 
@@ -98,11 +99,17 @@ def headings(text: str) -> list[tuple[int, int]]:
             # "#" lines are headings; "*" lines only when short and standing alone ("* Noteworthy changes in
             # release 9.1", "** Bug fixes"), not "* Fixed a crash." bullets.
             marked = body.startswith("#") or (body.startswith("*") and short and ends and indent == 0)
+            numbered = _NUMBERED.match(body) if blank_before and indent <= 4 else None
             if body.lstrip("#* ") and (marked or (blank_before and short and indent == 0 and ends)):
                 m = _MARKUP.sub("", body)
                 if m:
                     start = pos + line.index(m)
                     out.append((start, start + len(m)))
+            elif numbered:
+                # A numbered section ("  8. Termination.", "2. Grant of Copyright License. Subject to ...",
+                # "Section 4."): its number and title, up to the title's full stop, are the heading.
+                start = pos + line.index(body)
+                out.append((start, start + len(numbered.group(0).rstrip())))
         pos += len(line)
     return out
 

@@ -135,3 +135,19 @@ def test_the_check_is_needed_only_when_a_key_term_is_missing_from_the_evidence()
     found, _ = run("15 million", "How many paid daily active users does Dingtalk have?")
     assert found and not ground.needs_check("How many paid daily active users does Dingtalk have?", found)
     assert ground.needs_check("How many employees does Dingtalk have?", found)
+
+
+def test_an_answer_from_a_close_heading_cites_heading_through_sentence():
+    news = "Release notes\n\n* Changes in release 4.6 (2018-12-19)\n\n  New option, --debug: print the script.\n"
+    start = news.index("New option")
+    heading = news.index("Changes in release 4.6")
+    s = Sentence("n.txt", start, len(news) - 1, news[start:-1], start, "n — Changes in release 4.6 (2018-12-19)",
+                 1.0, 0.5, ((heading, news.index("\n", heading)),))
+    found, _ = ground.ground(ground.ReaderDraft("4.6", 1), "Which release added the --debug option?", [s], lambda _: news)
+    assert found and found.start == heading and found.text == news[heading:len(news) - 1] and not found.headings
+    far = news.replace("\n\n  New", "\n\n" + "  x.\n" * 600 + "\n  New")
+    start = far.index("New option")
+    s = Sentence("n.txt", start, len(far) - 1, far[start:-1], start, "n — Changes in release 4.6", 1.0, 0.5,
+                 ((heading, far.index("\n", heading)),))
+    found, _ = ground.ground(ground.ReaderDraft("4.6", 1), "Which release added the --debug option?", [s], lambda _: far)
+    assert found and found.text.startswith("New option") and found.headings[0][2].startswith("Changes in release 4.6")
