@@ -257,7 +257,8 @@ class QABot:
             if not p.sentences or max(x.similarity for x in p.sentences) < s.min_similarity:
                 # Nothing in the corpus is even near the question: refuse without the reader.
                 timings["total"] = time.perf_counter() - p.t0
-                yield self._refuse(p, "nothing relevant was retrieved")
+                # Nothing is listed as "closest passages" either: they would be unrelated.
+                yield self._refuse(p, "nothing in the documents is near the question", off_topic=True)
                 return
             t = time.perf_counter()
             draft = self._read(p)
@@ -281,9 +282,9 @@ class QABot:
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
                          evidence=tuple(p.sentences))
 
-    def _refuse(self, p: Prepared, why: str, draft: ground.ReaderDraft | None = None) -> Answer:
-        return Answer(p.question, self.refusal, True, (), p.hits, p.timings, p.standalone,
-                      _draft_json(draft) if draft else "", evidence=tuple(p.sentences), reason=why)
+    def _refuse(self, p: Prepared, why: str, draft: ground.ReaderDraft | None = None, off_topic: bool = False) -> Answer:
+        return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, p.timings, p.standalone,
+                      _draft_json(draft) if draft else "", evidence=() if off_topic else tuple(p.sentences), reason=why)
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
         """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""

@@ -126,7 +126,7 @@ def test_single_document_refusal_names_the_article(make, small_corpus):
 def test_off_topic_question_is_refused_without_the_reader(make):
     bot = make(reply("anything"), min_similarity=0.99)
     a = bot.ask("Write me a poem about the sea")
-    assert a.abstained and bot.llm.calls == 0
+    assert a.abstained and bot.llm.calls == 0 and a.retrieved == () and a.reason
 
 
 def test_stream_yields_verified_text_then_the_final_answer(make):
