@@ -84,6 +84,12 @@ def clean_answer(answer: str) -> str:
     return text
 
 
+def _variants(answer: str) -> list[str]:
+    """The answer without a trailing parenthesis first (readers copy a label's "(GPL-3)" into answers), then as written."""
+    bare = re.sub(r"\s*\([^()]*\)$", "", answer).strip()
+    return [bare, answer] if bare and bare != answer else [answer]
+
+
 def _word_forms(text: str) -> set[str]:
     raw = {w.lower().strip("'’-") for w in cite.WORD.findall(cite.normalize(text))}
     raw |= {part for w in raw if "-" in w for part in w.split("-") if part}  # "Apache-2" also gives "apache"
@@ -189,6 +195,14 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
         order.remove(draft.sentence - 1)
         order.insert(0, draft.sentence - 1)
     why = "the answer is not in the sentences shown"
+    for answer in _variants(draft.answer):
+        found, why = _ground_one(answer, question, sentences, order, document, why)
+        if found:
+            return found, ""
+    return None, why
+
+
+def _ground_one(answer, question, sentences, order, document, why):
     for i in order:
         s = sentences[i]
         doc = document(s.source)
@@ -199,7 +213,7 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
         windows = [(s.start, ()), (s.context_start, ()), *((s.start, (h,)) for h in heads), (s.start, heads)]
         for start, used in dict.fromkeys(windows):
             text = doc[start:s.end]
-            if not supports_answer(draft.answer, "\n".join([*(h for _, _, h in used), text])):
+            if not supports_answer(answer, "\n".join([*(h for _, _, h in used), text])):
                 continue
             missing = missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}")
             if missing:
@@ -209,6 +223,6 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
                 # The heading is close above: cite heading through sentence as one span, the section that
                 # states both ("release 4.6 ... New option --debug"), rather than two citations.
                 start = min(a for a, _, _ in used)
-                return Grounded(draft.answer, s.source, start, s.end, doc[start:s.end], s.label), ""
-            return Grounded(draft.answer, s.source, start, s.end, text, s.label, used), ""
+                return Grounded(answer, s.source, start, s.end, doc[start:s.end], s.label), ""
+            return Grounded(answer, s.source, start, s.end, text, s.label, used), ""
     return None, why

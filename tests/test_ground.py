@@ -151,3 +151,10 @@ def test_an_answer_from_a_close_heading_cites_heading_through_sentence():
                  ((heading, far.index("\n", heading)),))
     found, _ = ground.ground(ground.ReaderDraft("4.6", 1), "Which release added the --debug option?", [s], lambda _: far)
     assert found and found.text.startswith("New option") and found.headings[0][2].startswith("Changes in release 4.6")
+
+
+def test_a_label_copied_into_the_answer_is_dropped():
+    found, _ = run("Daniel Zhang (Alibaba article)", "Who took Alibaba public?")
+    assert found is None
+    found, _ = run("New York (Alibaba article)", "Where did Alibaba go public?")
+    assert found and found.answer == "New York"
