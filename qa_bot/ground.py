@@ -210,11 +210,14 @@ def _ground_one(answer, question, sentences, order, document, why):
         head_text = "\n".join(h for _, _, h in heads)
         # The sentence alone; with the sentence before it ("the city"); with its section headings (the
         # release a change belongs to is often only in the heading above it).
-        windows = [(s.start, ()), (s.context_start, ()), *((s.start, (h,)) for h in heads), (s.start, heads)]
+        # Last, with the document's title: "which program dropped the L command" is answered by whose NEWS it is.
+        windows = [(s.start, ()), (s.context_start, ()), *((s.start, (h,)) for h in heads), (s.start, heads), (s.start, "title")]
         for start, used in dict.fromkeys(windows):
             text = doc[start:s.end]
-            if not supports_answer(answer, "\n".join([*(h for _, _, h in used), text])):
+            extra = [s.label] if used == "title" else [h for _, _, h in used]
+            if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
+            used = () if used == "title" else used
             missing = missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}")
             if missing:
                 why = f"the evidence does not match the question's {', '.join(missing)}"

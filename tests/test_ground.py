@@ -158,3 +158,10 @@ def test_a_label_copied_into_the_answer_is_dropped():
     assert found is None
     found, _ = run("New York (Alibaba article)", "Where did Alibaba go public?")
     assert found and found.answer == "New York"
+
+
+def test_the_document_title_can_answer_which_document_questions():
+    q = "Which company's IPO was the largest at the time?"
+    assert run("Tencent", q, label="Tencent news")[0] is not None
+    found, _ = run("Alibaba", q, label="Tencent news")
+    assert found and found.text == P1
