@@ -239,7 +239,13 @@ def adds_information(sentence: str, question: str) -> bool:
         (content_words(s) - content_words(question))
         or (numbers(s) - numbers(question))
         or (proper_names(s) - proper_names(question))
+        or (symbols(s) - symbols(question))
     )
+
+
+def symbols(text: str) -> set[str]:
+    """Tokens with no letters or digits to speak of ("%Q", "-z", "&&"): an answer can be one."""
+    return {t for t in normalize(text).lower().split() if not content_words(t) and not numbers(t) and not proper_names(t)}
 
 
 _WANTS_NUMBER = re.compile(
@@ -253,7 +259,8 @@ def quantities(text: str) -> set[str]:
     """Numbers that stand as quantities: not part of a name or code like "GPT-3", "Q3" or "3D", and not
     the pronoun "one" ("one of China's most promising...")."""
     text = re.sub(r"\bones?\b", " ", text, flags=re.IGNORECASE)
-    text = re.sub(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)", " ", normalize(text))
+    # "10x" and "128K" are amounts (a factor, a size), not codes.
+    text = re.sub(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)(?<!\d[xXkKMG])(?<!\d[KMG]B)", " ", normalize(text))
     return numbers(text)
 
 

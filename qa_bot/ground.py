@@ -105,8 +105,9 @@ def supports_answer(answer: str, text: str) -> bool:
     """The answer is backed by text: every number and name in it occurs there, and at least three
     quarters of its content words (all of them for short answers)."""
     nums, names, words = cite.numbers(answer), _names(answer), cite.content_words(answer)
-    if not (nums or names or words):
-        return False
+    if not (nums or names or words):  # "%Q", "-z": the token itself must be in the text
+        marks = cite.symbols(answer)
+        return bool(marks) and all(m in cite.normalize(text).lower() for m in marks)
     have_nums = cite.numbers(text)
     if not all(_number_in(x, have_nums) for x in nums) or (nums and not cite.numbers_bound(answer, text)):
         return False

@@ -165,3 +165,10 @@ def test_the_document_title_can_answer_which_document_questions():
     assert run("Tencent", q, label="Tencent news")[0] is not None
     found, _ = run("Alibaba", q, label="Tencent news")
     assert found and found.text == P1
+
+
+def test_symbol_and_factor_answers_are_answers():
+    assert cite.quantities("about 10x faster, 128K bytes") >= {"10", "128"}
+    assert cite.adds_information("%Q", "What new format specifier does printf get?")
+    assert ground.supports_answer("%Q", "The printf builtin has a new %Q format specifier.")
+    assert not ground.supports_answer("%Z", "The printf builtin has a new %Q format specifier.")
