@@ -1,26 +1,30 @@
-"""Answer latency of the real bot (all-MiniLM-L6-v2 + FAISS + the local SmolLM2 llama.cpp server).
+"""Answer latency of the real bot (all-MiniLM-L6-v2 + FAISS + BM25, the local reader on llama.cpp's server).
 
     .venv/bin/python benchmarks/latency.py [--questions eval/article_qa.jsonl] [--repeat 3] [--no-cold]
 
-Measures, with the default settings (QA_BOT_* variables apply) and an existing index (built first if missing):
+Measures, with the default settings (QA_BOT_* variables apply: QA_BOT_READER=smollm2-135m for the fast reader)
+and an existing index (built first if missing):
   warm      end-to-end wall time of QABot.ask per question (after warm_up and one discarded question):
             p50/p95/mean, answered and refused questions apart
-  stages    Answer.timings split: rewrite, retrieve, generate (the LLM call), verify, other (= wall minus
-            the four); overhead = everything but generate, as a share of end-to-end time
-  stream    QABot.ask_stream: time to the first streamed piece the user sees (a complete, verified
-            sentence) and to the LLM's first token (Answer.timings["first_token"])
-  retrieve  the retrieve stage taken apart: query embedding, FAISS search, relevance (embeds the
-            question plus every sentence of the top-k passages)
-  llm       the same prompts posted straight to llama.cpp's server: its own prompt/generation token
-            counts and speeds (prompt tokens served from its cache included), and the HTTP+LangChain share
+  stages    Answer.timings split: rewrite, retrieve, read (the reader's call), check (the yes/no call, when the
+            code asks for it), other (= wall minus the four); overhead = everything but read + check
+            (Answer.timings["generate"]), as a share of end-to-end time
+  stream    QABot.ask_stream: time to the first piece the user sees (the verified short answer, shown once the
+            reader and the check are done)
+  retrieve  the retrieve stage taken apart: query embedding, FAISS (dense) search, BM25 search, the hybrid
+            search as the bot runs it (both, fused by reciprocal rank; query vector cached), and sentence
+            selection (embeds the retrieved chunks' sentences, memoised, and picks the few the reader sees)
+  llm       the same reader and check prompts posted straight to llama.cpp's server (JSON-schema output, as the
+            pipeline asks): its own prompt/generation token counts and speeds (prompt tokens served from its
+            cache included), and the HTTP+LangChain share
   cold      launch `python app.py --port <free>` and time until the first answer over gradio_client's
             "/ask" endpoint (no warm-up question before it); also `python -c` constructing QABot and
             answering one question (the library's cold start)
 
-Prints a table and writes benchmarks/results/latency.json. Timings on a busy machine are inflated: the load
-average before and after is recorded in the JSON, re-run on a quiet machine for figures to quote.
-Goals (issue "Fast on 2 cores"): warm p50 <= 1.0 s, p95 <= 2.0 s; first piece p50 <= 0.3 s; overhead <= 10 %;
-cold start to first answer <= 10 s.
+Prints a table with the machine's load average and writes benchmarks/results/latency.json. Timings on a busy
+machine are inflated: the load average before and after is recorded in the JSON, re-run on a quiet machine for
+figures to quote. Goals (issue "Fast on 2 cores", set for the 135M reader): warm p50 <= 1.0 s, p95 <= 2.0 s;
+first piece p50 <= 0.3 s; overhead <= 10 %; cold start to first answer <= 10 s.
 """
 from __future__ import annotations
 
@@ -45,7 +49,8 @@ from qa_bot import Answer  # noqa: E402
 from qa_bot.settings import Settings  # noqa: E402
 
 GOALS = {"warm_p50_s": 1.0, "warm_p95_s": 2.0, "first_piece_p50_s": 0.3, "overhead_share": 0.10, "cold_start_s": 10.0}
-STAGES = ("rewrite", "retrieve", "generate", "verify")
+STAGES = ("rewrite", "retrieve", "read", "check")
+READER_STAGES = ("read", "check")  # Answer.timings["generate"] = read + check
 
 
 def load_questions(path: Path, limit: int | None) -> list[dict]:
@@ -101,8 +106,11 @@ def stage_split(rows: list[dict]) -> dict:
         out[k] = {"mean_s": v / len(rows), "share": v / total}
     other = total - sum(sum(r["timings"].get(k, 0.0) for k in STAGES) for r in rows)
     out["other"] = {"mean_s": other / len(rows), "share": other / total}
-    over = total - sum(r["timings"].get("generate", 0.0) for r in rows)
+    over = total - sum(sum(r["timings"].get(k, 0.0) for k in READER_STAGES) for r in rows)
     out["overhead"] = {"mean_s": over / len(rows), "share": over / total}
+    asked = [r for r in rows if "read" in r["timings"]]
+    out["reader_asked_share"] = len(asked) / len(rows)
+    out["check_asked_share"] = sum("check" in r["timings"] for r in rows) / len(rows)
     return out
 
 
@@ -118,8 +126,7 @@ def run_stream(bot, questions: list[dict]) -> list[dict]:
                 first_piece = time.perf_counter() - t
         wall = time.perf_counter() - t
         rows.append({"id": q.get("id"), "wall": wall, "abstained": final.abstained,
-                     "first_piece": first_piece if first_piece is not None else wall,
-                     "first_token": final.timings.get("first_token"), "timings": dict(final.timings)})
+                     "first_piece": first_piece if first_piece is not None else wall, "timings": dict(final.timings)})
     return rows
 
 
@@ -128,75 +135,111 @@ def run_stream(bot, questions: list[dict]) -> list[dict]:
 
 def run_retrieve_detail(bot, questions: list[dict]) -> dict:
     """Where the retrieve stage's time goes (per question, seconds)."""
-    from qa_bot.ingest import sentence_spans
+    import inspect
 
-    r = bot.retriever
-    embed_q, search, rel, n_sent = [], [], [], []
+    r, s = bot.retriever, bot.settings
+    n = max(r.top_k, r.candidates)
+    extra = {"max_chars": s.reader_chars} if "max_chars" in inspect.signature(r.sentences).parameters and hasattr(
+        s, "reader_chars") else {}
+    _ = r.bm25, r.idf  # built once per index (warm_up does it): not a per-question cost
+    embed_q, dense, bm25, hybrid, select, n_cand = [], [], [], [], [], []
     for q in questions:
         text = q["question"]
+        r._last_query = None  # the retriever keeps the last query's vector: embed this one afresh
         t0 = time.perf_counter()
-        vec = bot.embedder.embed([text])[0]
+        vec = r.query_vector(text)  # search() and sentences() below reuse it, as in the bot
         t1 = time.perf_counter()
-        hits = bot.index.search(vec, r.top_k)
+        bot.index.search(vec, n)
         t2 = time.perf_counter()
-        r.relevance(text, hits)
+        r._lexical(text, n)
         t3 = time.perf_counter()
+        hits = r.search(text)  # as the bot runs it: query vector (cached by now), FAISS, BM25, RRF
+        t4 = time.perf_counter()
+        r.sentences(text, hits, s.reader_sentences, None, **extra)
+        t5 = time.perf_counter()
         embed_q.append(t1 - t0)
-        search.append(t2 - t1)
-        rel.append(t3 - t2)
-        n_sent.append(sum(len(sentence_spans(h.chunk.text)) for h in hits))
-    return {"embed_query_s": summary(embed_q), "faiss_search_s": summary(search), "relevance_s": summary(rel),
-            "sentences_embedded_per_question": statistics.fmean(n_sent), "index_chunks": len(bot.index.chunks)}
+        dense.append(t2 - t1)
+        bm25.append(t3 - t2)
+        hybrid.append(t4 - t3)
+        select.append(t5 - t4)
+        from qa_bot.ingest import sentence_spans
+
+        n_cand.append(sum(len(sentence_spans(h.chunk.text)) for h in hits))
+    return {"embed_query_s": summary(embed_q), "faiss_search_s": summary(dense), "bm25_search_s": summary(bm25),
+            "hybrid_search_s": summary(hybrid), "sentence_selection_s": summary(select),
+            "candidate_sentences_per_question": statistics.fmean(n_cand), "reader_sentences": s.reader_sentences,
+            "index_chunks": len(bot.index.chunks)}
+
+
+def _reader_and_check_messages(bot, question: str) -> list[tuple[str, list, dict]]:
+    """The pipeline's prompts for a question: the reader's, and the check's when the code would ask for it (built
+    here from the reader's real reply, fetched through the bot's own model)."""
+    from qa_bot import ground, prompts
+
+    p = bot._prepare(question, (), None)
+    if not p.sentences:
+        return []
+    user = prompts.READER_USER.format(sentences=bot._numbered(p.sentences), question=p.query)
+    out = [("read", [{"role": "system", "content": prompts.READER_SYSTEM}, {"role": "user", "content": user}],
+            prompts.READER_SCHEMA)]
+    draft = bot._read(p)
+    found, _ = ground.ground(draft, p.query, p.sentences, bot._document(None))
+    needs_check = getattr(ground, "needs_check", lambda question, found: True)
+    if found is not None and bot.settings.reader_check and needs_check(p.query, found):
+        label = found.label if len(bot.documents) > 1 else ""
+        evidence = f"({label}) {' '.join(found.text.split())}" if label else " ".join(found.text.split())
+        check = prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer)
+        out.append(("check", [{"role": "system", "content": prompts.CHECK_SYSTEM}, {"role": "user", "content": check}],
+                    prompts.CHECK_SCHEMA))
+    return out
 
 
 def run_llm_detail(bot, questions: list[dict]) -> dict:
-    """Post each question's real prompt straight to llama.cpp's server; read its own timings."""
+    """Post each question's real reader (and check) prompt straight to llama.cpp's server; read its own timings."""
     import urllib.request
-
-    from qa_bot import answer as answer_stage
 
     server = bot._provider._server
     if server is None:
         return {"skipped": "not the local llama.cpp backend"}
     s = bot.settings
-    prompt = bot.generator.first  # the ChatPromptTemplate of prompt | llm | parser
-    role = {"system": "system", "human": "user", "ai": "assistant"}
     rows = []
     for q in questions:
-        hits = bot.retriever.search(q["question"])
-        msgs = prompt.format_messages(passages=answer_stage.format_passages(hits), question=q["question"])
-        body = {"model": server.alias, "messages": [{"role": role[m.type], "content": m.content} for m in msgs],
-                "max_tokens": s.llm_max_tokens, "temperature": s.llm_temperature}
-        req = urllib.request.Request(server.base_url + "/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        t = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            out = json.loads(resp.read())
-        wall = time.perf_counter() - t
-        tm = out.get("timings", {})
-        rows.append({"wall": wall, "prompt_n": tm.get("prompt_n"), "prompt_ms": tm.get("prompt_ms"),
-                     "cache_n": tm.get("cache_n"), "predicted_n": tm.get("predicted_n"),
-                     "predicted_ms": tm.get("predicted_ms"), "finish": out["choices"][0].get("finish_reason")})
-    ok = [r for r in rows if r["prompt_ms"] is not None]
-    if not ok:
-        return {"rows": rows}
-    p_n = sum(r["prompt_n"] for r in ok)
-    p_ms = sum(r["prompt_ms"] for r in ok)
-    g_n = sum(r["predicted_n"] for r in ok)
-    g_ms = sum(r["predicted_ms"] for r in ok)
-    server_ms = p_ms + g_ms
-    wall_ms = 1000 * sum(r["wall"] for r in ok)
-    return {
-        "n": len(ok), "mean_wall_s": wall_ms / 1000 / len(ok),
-        "mean_prompt_tokens_evaluated": p_n / len(ok),
-        "mean_prompt_tokens_cached": statistics.fmean(r["cache_n"] or 0 for r in ok),
-        "prompt_tok_per_s": 1000 * p_n / p_ms if p_ms else None, "mean_prompt_s": p_ms / 1000 / len(ok),
-        "mean_generated_tokens": g_n / len(ok), "gen_tok_per_s": 1000 * g_n / g_ms if g_ms else None,
-        "mean_generation_s": g_ms / 1000 / len(ok),
-        "hit_max_tokens_share": sum(r["finish"] == "length" for r in ok) / len(ok),
-        "http_share_of_direct_call": (wall_ms - server_ms) / wall_ms if wall_ms else None,
-        "rows": rows,
-    }
+        for kind, msgs, schema in _reader_and_check_messages(bot, q["question"]):
+            body = {"model": server.alias, "messages": msgs, "max_tokens": s.llm_max_tokens,
+                    "temperature": s.llm_temperature,
+                    "response_format": {"type": "json_schema", "json_schema": {"name": kind, "schema": schema, "strict": True}}}
+            req = urllib.request.Request(server.base_url + "/chat/completions", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            t = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                out = json.loads(resp.read())
+            wall = time.perf_counter() - t
+            tm = out.get("timings", {})
+            rows.append({"kind": kind, "wall": wall, "prompt_n": tm.get("prompt_n"), "prompt_ms": tm.get("prompt_ms"),
+                         "cache_n": tm.get("cache_n"), "predicted_n": tm.get("predicted_n"),
+                         "predicted_ms": tm.get("predicted_ms"), "finish": out["choices"][0].get("finish_reason")})
+    result = {"rows": rows}
+    for kind in ("read", "check"):
+        ok = [r for r in rows if r["kind"] == kind and r["prompt_ms"] is not None]
+        if not ok:
+            continue
+        p_n = sum(r["prompt_n"] for r in ok)
+        p_ms = sum(r["prompt_ms"] for r in ok)
+        g_n = sum(r["predicted_n"] for r in ok)
+        g_ms = sum(r["predicted_ms"] for r in ok)
+        server_ms = p_ms + g_ms
+        wall_ms = 1000 * sum(r["wall"] for r in ok)
+        result[kind] = {
+            "n": len(ok), "mean_wall_s": wall_ms / 1000 / len(ok),
+            "mean_prompt_tokens_evaluated": p_n / len(ok),
+            "mean_prompt_tokens_cached": statistics.fmean(r["cache_n"] or 0 for r in ok),
+            "prompt_tok_per_s": 1000 * p_n / p_ms if p_ms else None, "mean_prompt_s": p_ms / 1000 / len(ok),
+            "mean_generated_tokens": g_n / len(ok), "gen_tok_per_s": 1000 * g_n / g_ms if g_ms else None,
+            "mean_generation_s": g_ms / 1000 / len(ok),
+            "hit_max_tokens_share": sum(r["finish"] == "length" for r in ok) / len(ok),
+            "http_share_of_direct_call": (wall_ms - server_ms) / wall_ms if wall_ms else None,
+        }
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ cold
@@ -302,6 +345,7 @@ def main(argv=None) -> int:
 
     questions = load_questions(args.questions, args.limit)
     load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} on {os.cpu_count()} CPUs")
     from qa_bot import QABot
 
     settings = Settings.from_env()
@@ -315,6 +359,7 @@ def main(argv=None) -> int:
     bot.warm_up()
     result["warm_up_s"] = time.perf_counter() - t
     result["index"] = {k: bot.index.info.get(k) for k in ("how", "n_chunks", "index_type", "n_embedded")}
+    result["model"] = bot.model_info()
     t = time.perf_counter()
     bot.ask(questions[0]["question"])  # first LLM call: llama.cpp allocates buffers, caches the system prompt
     result["first_question_after_warm_up_s"] = time.perf_counter() - t
@@ -331,7 +376,6 @@ def main(argv=None) -> int:
     s_ans = [r for r in srows if not r["abstained"]]
     result["stream"] = {"first_piece_all": summary(r["first_piece"] for r in srows),
                         "first_piece_answered": summary(r["first_piece"] for r in s_ans),
-                        "first_token_answered": summary(r["first_token"] for r in s_ans if r["first_token"]),
                         "wall_all": summary(r["wall"] for r in srows), "rows": srows}
     if not args.no_detail:
         result["retrieve_detail"] = run_retrieve_detail(bot, questions)
@@ -359,7 +403,8 @@ def main(argv=None) -> int:
 
 def print_report(r: dict) -> None:
     m = r["machine"]
-    print(f"\nlatency: {r['n_questions']} questions x {r['repeat']}; index {r['index']}; threads {r['threads']}")
+    print(f"\nlatency: {r['n_questions']} questions x {r['repeat']}; reader {r['model'].get('model')}; index {r['index']}; "
+          f"threads {r['threads']}")
     print(f"load average before {m['loadavg_before'][0]:.1f}, after {m['loadavg_after'][0]:.1f} "
           f"on {m['cpus']} CPUs (figures on a busy machine are inflated)")
     print(f"warm_up() {r['warm_up_s']:.2f} s, first question after it {r['first_question_after_warm_up_s']:.2f} s\n")
@@ -371,11 +416,10 @@ def print_report(r: dict) -> None:
          f"p50<={GOALS['warm_p50_s']} {verdict(w['all'].get('p50'), GOALS['warm_p50_s'])}, "
          f"p95<={GOALS['warm_p95_s']} {verdict(w['all'].get('p95'), GOALS['warm_p95_s'])}")
     line("warm ask, answered", w["answered"])
-    line("warm ask, refused (no LLM call)", w["refused"])
+    line("warm ask, refused", w["refused"])
     line("stream: first piece shown, all", st["first_piece_all"],
          f"p50<={GOALS['first_piece_p50_s']} {verdict(st['first_piece_all'].get('p50'), GOALS['first_piece_p50_s'])}")
     line("stream: first piece shown, answered", st["first_piece_answered"])
-    line("stream: first LLM token, answered", st["first_token_answered"])
 
     print(f"\n{'stage (mean s / share of end-to-end)':44} {'all':>16} {'answered':>16} {'refused':>16}")
     for k in (*STAGES, "other", "overhead"):
@@ -383,22 +427,29 @@ def print_report(r: dict) -> None:
         for key in ("stages_all", "stages_answered", "stages_refused"):
             v = w[key].get(k)
             cells.append(f"{v['mean_s']:.3f} {v['share'] * 100:4.0f} %" if v else "-")
-        label = "overhead (all but generate)" if k == "overhead" else k
+        label = "overhead (all but read + check)" if k == "overhead" else k
         print(f"{label:44} {cells[0]:>16} {cells[1]:>16} {cells[2]:>16}")
+    print(f"{'questions that asked the reader / the check':44} " + " ".join(
+        f"{w[key].get('reader_asked_share', 0) * 100:6.0f} % /{w[key].get('check_asked_share', 0) * 100:4.0f} %"
+        if w[key] else f"{'-':>16}" for key in ("stages_all", "stages_answered", "stages_refused")))
     ov = w["stages_answered"].get("overhead", {}).get("share")
     print(f"overhead share of answered questions: {fmt(ov, '%')} (goal <= 10 %: {verdict(ov, GOALS['overhead_share'])})")
 
     if "retrieve_detail" in r:
         d = r["retrieve_detail"]
         print(f"\nretrieve stage, per question (p50 s): embed query {fmt(d['embed_query_s']['p50'])}, "
-              f"FAISS search {fmt(d['faiss_search_s']['p50'])}, relevance {fmt(d['relevance_s']['p50'])} "
-              f"(embeds ~{d['sentences_embedded_per_question']:.0f} passage sentences + the question each time)")
-    if "llm_detail" in r and "n" in r["llm_detail"]:
-        d = r["llm_detail"]
-        print(f"llama.cpp direct: prompt {d['mean_prompt_tokens_evaluated']:.0f} tok evaluated "
-              f"(+{d['mean_prompt_tokens_cached']:.0f} cached) at {d['prompt_tok_per_s']:.0f} tok/s = "
-              f"{d['mean_prompt_s']:.3f} s; generation {d['mean_generated_tokens']:.0f} tok at "
-              f"{d['gen_tok_per_s']:.0f} tok/s = {d['mean_generation_s']:.3f} s; "
+              f"FAISS {fmt(d['faiss_search_s']['p50'])}, BM25 {fmt(d['bm25_search_s']['p50'])}, "
+              f"hybrid search as run (cached query vector, FAISS + BM25 + RRF) {fmt(d['hybrid_search_s']['p50'])}, "
+              f"sentence selection {fmt(d['sentence_selection_s']['p50'])} "
+              f"(~{d['candidate_sentences_per_question']:.0f} candidate sentences, {d['reader_sentences']} shown at most)")
+    for kind in ("read", "check"):
+        d = r.get("llm_detail", {}).get(kind)
+        if not d:
+            continue
+        print(f"llama.cpp direct, {kind}: prompt {d['mean_prompt_tokens_evaluated']:.0f} tok evaluated "
+              f"(+{d['mean_prompt_tokens_cached']:.0f} cached) at {fmt(d['prompt_tok_per_s'])} tok/s = "
+              f"{d['mean_prompt_s']:.3f} s; generation {d['mean_generated_tokens']:.1f} tok at "
+              f"{fmt(d['gen_tok_per_s'])} tok/s = {d['mean_generation_s']:.3f} s; "
               f"{d['hit_max_tokens_share'] * 100:.0f} % stop at max_tokens; HTTP share {fmt(d['http_share_of_direct_call'], '%')}")
     for key in ("cold_app", "cold_library"):
         c = r.get(key)

@@ -1,5 +1,7 @@
-"""Shared fixtures. `real_bot` is the product as shipped: the bundled MiniLM embedder, a FAISS index in a
-temporary cache, and SmolLM2 through llama.cpp's server on 127.0.0.1. One instance serves a whole run."""
+"""Shared fixtures. `real_bot` is the product as shipped: the bundled MiniLM embedder, a FAISS index and BM25 in
+a temporary cache, and the default reader (Qwen2.5-Coder-1.5B-Instruct, joined and hash-verified once in
+Settings.model_cache_dir) through llama.cpp's server on 127.0.0.1; about 2-5 s a question on 2 cores, so tests
+ask it few questions. One instance serves a whole run."""
 from __future__ import annotations
 
 import os

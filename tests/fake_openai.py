@@ -1,13 +1,19 @@
 """A tiny OpenAI-compatible chat server on 127.0.0.1 whose behaviour the test switches at will.
 
 Modes (FakeOpenAI.mode):
-    "ok"       streams ANSWER as SSE chunks, a finish_reason and [DONE]
+    "ok"       streams a reply as SSE chunks, a finish_reason and [DONE]. The reply plays qa_bot's two calls:
+               to a check prompt (its JSON schema asks for a "verdict") it says {"verdict": "yes"}; to a reader
+               prompt it answers like a dumb reader from the numbered sentences it was sent (tests/fakes.py:
+               dumb_reader), e.g. {"answer": "2014", "sentence": 1}
     "hang"     accepts the request and never answers
     "trickle"  sends headers, then an SSE comment every 0.3 s forever (defeats per-read timeouts)
     "die"      streams a few chunks in chunked encoding, then closes the socket mid-body
     "cut"      streams a few chunks (no Content-Length, no chunking), then closes: looks like a clean end
     "echo500"  answers 500 with the request headers in the body (a proxy that echoes them)
-Requests are counted in .requests; raw sockets, so nothing is buffered or retried behind the test's back.
+    "length"   streams the start of a reader reply that never closes its JSON, then finish_reason "length" and
+               [DONE]: a reader that rambled until max_tokens (SmolLM2 does on some questions)
+The fault modes stream (part of) ANSWER. Requests are counted in .requests (.bodies keeps their JSON); raw
+sockets, so nothing is buffered or retried behind the test's back.
 """
 from __future__ import annotations
 
@@ -16,11 +22,32 @@ import socket
 import threading
 import time
 
-ANSWER = ["Alibaba ", "went public ", "in New York ", "in 2014", " [1]", "."]
+ANSWER = ['{"answer": ', '"20', '14", ', '"sentence": ', '1}']  # the reader's JSON, in pieces
 
 
-def _chunk(content: str | None, finish: str | None = None) -> bytes:
+def _pieces(text: str, n: int = 5) -> list[str]:
+    size = max(1, -(-len(text) // n))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def reply_to(body: bytes) -> list[str]:
+    """What the "ok" server streams for a request body: the check's verdict, or the dumb reader's answer."""
+    from fakes import YES, dumb_reader
+
+    try:
+        messages = json.loads(body or b"{}").get("messages") or []
+    except ValueError:
+        messages = []
+    if b"verdict" in body:
+        return _pieces(YES)
+    user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "") or ""
+    return _pieces(dumb_reader(user if isinstance(user, str) else str(user)))
+
+
+def _chunk(content: str | None, finish: str | None = None, first: bool = False) -> bytes:
     delta = {"content": content} if content is not None else {}
+    if first:
+        delta["role"] = "assistant"  # as real servers do: the openai SDK's stream helper needs it
     body = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "fake",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
     return f"data: {json.dumps(body)}\n\n".encode()
@@ -30,6 +57,7 @@ class FakeOpenAI:
     def __init__(self, mode: str = "ok"):
         self.mode = mode
         self.requests = 0
+        self.bodies: list[dict] = []
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -60,12 +88,12 @@ class FakeOpenAI:
                 return
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
-    def _read_request(self, conn: socket.socket) -> bytes:
+    def _read_request(self, conn: socket.socket) -> tuple[bytes, bytes]:
         data = b""
         while b"\r\n\r\n" not in data:
             part = conn.recv(65536)
             if not part:
-                return data
+                return data, b""
             data += part
         head, _, body = data.partition(b"\r\n\r\n")
         length = 0
@@ -77,15 +105,19 @@ class FakeOpenAI:
             if not part:
                 break
             body += part
-        return head
+        return head, body
 
     def _handle(self, conn: socket.socket) -> None:
         try:
-            head = self._read_request(conn)
+            head, body = self._read_request(conn)
             if not head:
                 conn.close()
                 return
             self.requests += 1
+            try:
+                self.bodies.append(json.loads(body))
+            except ValueError:
+                self.bodies.append({})
             mode = self.mode
             sse = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
             if mode == "hang":
@@ -107,15 +139,25 @@ class FakeOpenAI:
                 return
             if mode == "cut":
                 conn.sendall(sse + b"Connection: close\r\n\r\n")
-                for piece in ANSWER[:3]:
-                    conn.sendall(_chunk(piece))
+                for i, piece in enumerate(ANSWER[:3]):
+                    conn.sendall(_chunk(piece, first=i == 0))
                     time.sleep(0.02)
                 conn.close()  # no [DONE], no finish_reason: the body simply ends
                 return
             conn.sendall(sse + b"Transfer-Encoding: chunked\r\n\r\n")
-            pieces = ANSWER[:3] if mode == "die" else ANSWER
-            for piece in pieces:
-                data = _chunk(piece)
+            if mode == "length" and b"verdict" not in body:
+                pieces = ['{"answer": "', "2.7 billion, ", "9% of Alibaba's total revenues, "] + ["2018-01-0%d, " % i for i in range(1, 9)]
+                for i, piece in enumerate(pieces):
+                    data = _chunk(piece, first=i == 0)
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                for data in (_chunk(None, "length"), b"data: [DONE]\n\n"):
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                conn.sendall(b"0\r\n\r\n")
+                conn.close()
+                return
+            pieces = ANSWER[:3] if mode == "die" else reply_to(body)
+            for i, piece in enumerate(pieces):
+                data = _chunk(piece, first=i == 0)
                 conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 time.sleep(0.02)
             if mode == "die":

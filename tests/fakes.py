@@ -1,11 +1,18 @@
-"""A fast stand-in for qa_bot.QABot with the same interface, for UI tests that must not load models.
+"""Fast stand-ins for the models, for tests that must not load them.
 
-Retrieval is word overlap over sentences; the "answer" is the best sentence with a [1] marker. It is
-deliberately dumb but honest: it returns real spans into real document text, abstains on unrelated
-questions, and rewrites follow-ups using the history, so the UI plumbing can be checked end to end.
+- FakeBot: a stand-in for qa_bot.QABot with the same interface, for UI tests. Retrieval is word overlap
+  over sentences; the answer is short (a number with its unit, or a name) taken from the best sentence,
+  with a [1] marker, and its citation is that exact sentence, as QABot's answers are. It is deliberately
+  dumb but honest: real spans into real document text, refusals listing the closest passages when some
+  words are shared and nothing at all for unrelated questions (QABot's off-topic refusals), follow-ups
+  rewritten from the history.
+- ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader and the check by prompt, not by turn: the
+  reader's reply is chosen by the question (or computed from the numbered sentences by `short_answer`), the
+  check always gets `verdict`. Concurrent or reordered questions then get consistent replies.
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -13,32 +20,133 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, Settings
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer, Chunk, Citation, Hit, Settings
 from qa_bot.errors import BackendError, CorpusError, InvalidQuestion
+from qa_bot.testing import MockLLM
 
 _WORD = re.compile(r"[a-z0-9$%.]+")
 _STOP = set("a an the of in on to is was did does do how what when who which much many it its and for by "
             "with at from as be are this that make made".split())
+_EDGE = ".,;:!?()[]“”\"'’"
+
+READ_NOTHING = '{"answer": "", "sentence": 0}'
+YES, NO = '{"verdict": "yes"}', '{"verdict": "no"}'
+
+
+def read(answer: str, sentence: int = 1) -> str:
+    """A reader reply as the JSON-schema output gives it."""
+    return json.dumps({"answer": answer, "sentence": sentence}, ensure_ascii=False)
 
 
 def _words(text: str) -> set[str]:
     return {w.strip(".") for w in _WORD.findall(text.lower())} - _STOP - {""}
 
 
-@dataclass(frozen=True)
-class _FakeSettings(Settings):
-    max_upload_bytes: int = 20_000  # the lead is adding this field to the real Settings
+def short_answer(question: str, sentence: str) -> str:
+    """The dumb reader: from `sentence`, a name for "who" questions (the first run of two or more capitalised
+    words that are not the question's own), else the first number (with the word after it: "$2.7 billion",
+    "42 gold"), searched after the last word the question shares with the sentence, then from the start.
+    Falls back to the sentence itself. Tokens are kept as written (markup included)."""
+    q = _words(question)
+    tokens = sentence.split()
+    if question.strip().lower().startswith("who"):
+        runs, run = [], []
+        for t in tokens + [""]:
+            w = t.strip(_EDGE)
+            if w[:1].isupper():
+                run.append(w)
+            if run and (not w[:1].isupper() or t.endswith((",", ".", ";", ":"))):
+                runs.append(run)
+                run = []
+        own = [r for r in runs if not (_words(" ".join(r)) & q)]
+        best = next((r for r in own if len(r) >= 2), own[0] if own else None)
+        if best:
+            return " ".join(best)
+    last = max((i for i, t in enumerate(tokens) if _words(t) & q), default=-1)
+    for start in (last + 1, 0):
+        for i in range(start, len(tokens)):
+            t = tokens[i]
+            if any(ch.isdigit() for ch in t):
+                core = t.rstrip(_EDGE)
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+                if core == t and nxt[:1].islower() and nxt.strip(_EDGE).lower() not in _STOP | {"of", "in", "on"}:
+                    core += " " + nxt.rstrip(_EDGE)
+                return core.lstrip("(“\"")
+    return sentence.strip().rstrip(".")
+
+
+def numbered_sentences(user_prompt: str) -> list[tuple[int, str]]:
+    """The reader prompt's "[n] sentence" lines."""
+    return [(int(m.group(1)), m.group(2)) for m in re.finditer(r"^\[(\d+)\] (.*)$", user_prompt, re.M)]
+
+
+def dumb_reader(user_prompt: str) -> str:
+    """A reader reply computed from the prompt: the shown sentence sharing most words with the question, and
+    `short_answer` from it; nothing when no sentence shares a word."""
+    question = user_prompt.rsplit("Question:", 1)[-1].strip()
+    q = _words(question)
+    scored = [(len(q & _words(text)), n, text) for n, text in numbered_sentences(user_prompt)]
+    best = max(scored, key=lambda x: (x[0], -x[1]), default=None)
+    if not best or best[0] == 0:
+        return READ_NOTHING
+    return read(short_answer(question, best[2]), best[1])
+
+
+class ScriptedLLM(MockLLM):
+    """Reader replies by question: the first `script` key found in the question (case-insensitive) gives the
+    reply, else `default` (None: `dumb_reader`); check prompts get `verdict`. Prompts are recorded as MockLLM does.
+    `delay` seconds are slept per call (a model's think time)."""
+
+    responses: list = []
+    script: dict = {}
+    default: str | None = READ_NOTHING
+    verdict: str = YES
+    delay: float = 0.0
+
+    def _reply(self, messages) -> str:
+        from qa_bot import prompts
+
+        self._record(messages)
+        if self.delay:
+            time.sleep(self.delay)
+        system, user = str(messages[0].content), str(messages[-1].content)
+        if system == prompts.CHECK_SYSTEM:
+            return self.verdict
+        question = user.rsplit("Question:", 1)[-1].lower()
+        for key, reply in self.script.items():
+            if key.lower() in question:
+                return reply
+        return dumb_reader(user) if self.default is None else self.default
+
+    def _call(self, messages, *args, **kwargs):
+        return self._reply(messages)
+
+    def _stream(self, messages, *args, **kwargs):
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        yield ChatGenerationChunk(message=AIMessageChunk(content=self._reply(messages)))
+
+
+def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, **settings):
+    """A real QABot over corpus_dir with the hashing embedder and a ScriptedLLM (bot.llm)."""
+    from qa_bot.embed import HashEmbedder
+    from qa_bot.pipeline import QABot
+
+    s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, **settings)
+    return QABot(settings=s, llm=ScriptedLLM(script=dict(script or {}), default=default, verdict=verdict),
+                 embedder=HashEmbedder())
 
 
 @dataclass(frozen=True)
 class FakeSessionDocs:
-    docs: tuple[tuple[str, str], ...] = ()  # (name, text); immutable like the real SessionDocs
+    docs: tuple[tuple[str, str], ...] = ()  # (name, text); immutable like the real session index
 
 
 @dataclass
 class FakeBot:
     corpus_dir: Path | None = None
-    delay: float = 0.0  # seconds per streamed piece, to make streaming and queueing observable
+    delay: float = 0.0  # seconds per streamed piece, and 12 times that to "read" first (queueing is then observable)
     gate: threading.Event | None = None  # when set, ask() blocks until the event is set (queue tests)
     max_upload_bytes: int = 20_000
     settings: Settings = field(default_factory=Settings)
@@ -47,16 +155,29 @@ class FakeBot:
     def __post_init__(self):
         folder = Path(self.corpus_dir or self.settings.corpus_dir)
         self._corpus = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
-        self.settings = _FakeSettings(corpus_dir=folder, max_upload_bytes=self.max_upload_bytes)
+        self.settings = self.settings.replace(corpus_dir=folder, max_upload_bytes=self.max_upload_bytes)
 
     # --- the QABot interface ---------------------------------------------------------------------
+    @property
+    def refusal(self) -> str:
+        return REFUSAL if len(self._corpus) <= 1 else REFUSAL_MANY
+
+    def model_info(self) -> dict:
+        return {"backend": "fake", "model": "FakeBot"}
+
+    def warm_up(self) -> "FakeBot":
+        return self
+
+    def retrieve(self, query: str, k: int | None = None, session=None) -> list[Hit]:
+        return self._retrieve(query, session)[: k or 3]
+
     def document_text(self, source: str, session: FakeSessionDocs | None = None) -> str:
         for name, text in (session.docs if session else ()):
             if name == source:
                 return text
         if source in self._corpus:
             return self._corpus[source]
-        raise KeyError(source)
+        raise CorpusError(f"no document named {source!r}")
 
     def add_document(self, session: FakeSessionDocs | None, name: str, data: bytes) -> FakeSessionDocs:
         if len(data) > self.max_upload_bytes:
@@ -101,21 +222,32 @@ class FakeBot:
         hits = self._retrieve(standalone or question, session)
         t1 = time.perf_counter()
         best = hits[0] if hits else None
+        evidence = tuple(h.chunk for h in hits)
         if best is None or best.score < 0.34:
-            yield REFUSAL
-            yield Answer(question, REFUSAL, True, (), tuple(hits), {"retrieve": t1 - t0, "generate": 0.0,
-                                                                    "total": time.perf_counter() - t0},
-                         standalone)
+            # No shared word at all: off topic, refused listing nothing (as QABot does below min_similarity);
+            # some shared words: refused, listing the closest passages.
+            off_topic = best is None or best.score == 0
+            timings = {"retrieve": t1 - t0, "total": time.perf_counter() - t0}
+            if not off_topic:
+                timings.update(read=0.0, generate=0.0)
+            yield self.refusal
+            yield Answer(question, self.refusal, True, (), () if off_topic else tuple(hits), timings, standalone,
+                         evidence=() if off_topic else evidence,
+                         reason="nothing in the documents is near the question" if off_topic else "the reader found no answer")
             return
+        if self.delay:
+            time.sleep(12 * self.delay)  # the reader and the check
         c = best.chunk
-        text = f"{c.text} [1]"
-        for word in re.findall(r"\S+\s*", text):
+        short = short_answer(standalone or question, c.text)
+        text = f"{short} [1]"
+        for piece in re.findall(r"\w+|\s+|[^\w\s]", text):  # "2014", " ", "[", "1", "]": streaming is observable
             if self.delay:
                 time.sleep(self.delay)
-            yield word
-        timings = {"retrieve": t1 - t0, "generate": time.perf_counter() - t1, "total": time.perf_counter() - t0}
+            yield piece
+        t2 = time.perf_counter()
+        timings = {"retrieve": t1 - t0, "read": t2 - t1, "check": 0.0, "generate": t2 - t1, "total": t2 - t0}
         yield Answer(question, text, False, (Citation(1, c.source, c.start, c.end, c.text),), tuple(hits),
-                     timings, standalone)
+                     timings, standalone, read(short), evidence=evidence)
 
     def close(self) -> None:
         pass

@@ -4,7 +4,7 @@ Fast tests run the real app (Gradio + the API routes) in a thread of this proces
 `gate` can hold answers to fill the queue; they check every error case (status and OpenAI-shaped body), API
 keys, body limits, 429 with Retry-After, and 20 concurrent clients. One test starts `python tests/fakes.py`
 in a subprocess to check QA_BOT_API_KEYS from the environment and that no key reaches the server log.
-The `slow` tests serve the real bot (MiniLM + SmolLM2 through llama.cpp) and talk to it with the official
+The `slow` tests serve the real bot (MiniLM + the default reader through llama.cpp) and talk to it with the official
 `openai` client and LangChain's ChatOpenAI, unchanged.
 """
 from __future__ import annotations

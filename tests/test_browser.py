@@ -162,7 +162,7 @@ def test_follow_up_refusal_examples_and_clear(browser, fake_app):
     bubble = ask(browser, "How much revenue did it make?")
     assert "2.7 billion" in bubble.text
     assert "searched for" in browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-meta")[-1].text
-    refusal = ask(browser, "What colour is the sky over Paris?")
+    refusal = ask(browser, "What colour is the sky over Alibaba's Paris office?")  # about the article, not in it
     assert "qa-refusal" in refusal.get_attribute("class") and "The article does not say." in refusal.text
     assert refusal.value_of_css_property("font-style") == "italic"  # looks different from an answer
     head = browser.find_element(By.CSS_SELECTOR, "#qa-sources .qa-closest .qa-head")

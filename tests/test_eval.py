@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib.util
 import json
 import platform
 import sys
@@ -799,17 +798,10 @@ def test_cli_threshold_miss_exits_1_and_pass_exits_0(tmp_path, capsys, fake_pipe
 
 
 @pytest.mark.slow
-def test_run_eval_end_to_end(tmp_path):
-    if importlib.util.find_spec("qa_bot.pipeline") is None:
-        pytest.skip("qa_bot.pipeline is not written yet")
-    from qa_bot.pipeline import QABot
-
-    bot = QABot(corpus_dir=ROOT / "docs_corpus")
-    try:
-        m = ev.run_eval(small_question_file(tmp_path), bot=bot, corpus_dir=ROOT / "docs_corpus",
-                        out_dir=tmp_path / "run", progress=False)
-    finally:
-        bot.close()
+def test_run_eval_end_to_end(tmp_path, real_bot):
+    """run_eval with the real bot (conftest's shared one: MiniLM, the default reader)."""
+    m = ev.run_eval(small_question_file(tmp_path), bot=real_bot, corpus_dir=ROOT / "docs_corpus",
+                    out_dir=tmp_path / "run", progress=False)
     out = tmp_path / "run"
     rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 4
@@ -828,5 +820,11 @@ def test_run_eval_end_to_end(tmp_path):
         assert 0.0 <= m[key] <= 1.0, key
     for key in ("citation_precision", "citation_recall"):
         assert m[key] is None or 0.0 <= m[key] <= 1.0, key
-    assert m["latency_p50_s"] > 0 and "retrieve" in m["stage_latency"]
+    assert m["latency_p50_s"] > 0 and "retrieve" in m["stage_latency"] and "read" in m["stage_latency"]
+    from qa_bot.weights import READERS
+
+    model = m["run"]["model"]  # which reader answered, with the hash its weights were verified against
+    assert model["model"] == real_bot.settings.reader and model["sha256"] == (READERS[model["model"]].sha256 or None)
+    for r in rows:  # answers are short and never carry the reader's unverified draft into the answer text
+        assert r["abstained"] or len(ev.answer_core(r["answer"]).split()) <= 10, r["answer"]
     assert "| Answer accuracy |" in (out / "report.md").read_text()

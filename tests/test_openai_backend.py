@@ -1,12 +1,14 @@
 """The OpenAI-compatible path: a real llama.cpp server (xllamacpp) started by the test on 127.0.0.1, and
-QABot pointed at it by settings alone, as it would be at vLLM or Ollama."""
+QABot pointed at it by settings alone, as it would be at vLLM or Ollama. The server runs the fast packaged
+reader (SmolLM2-135M): this checks the plumbing (JSON-schema replies, the check, API key), not the reader."""
 import socket
 
 import pytest
 
 from qa_bot import QABot, Settings
 from qa_bot.errors import BackendError
-from qa_bot.llm import LocalLlamaServer, packaged_gguf
+from qa_bot.llm import LLMProvider, LocalLlamaServer
+from qa_bot.weights import model_path
 
 from conftest import CORPUS
 
@@ -15,7 +17,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server():
-    s = LocalLlamaServer(packaged_gguf(), alias="smollm2-135m")
+    gguf = model_path("smollm2-135m", Settings().model_cache_dir)
+    assert gguf == LLMProvider(Settings(reader="smollm2-135m")).gguf() and gguf.is_file()
+    s = LocalLlamaServer(gguf, alias="smollm2-135m")
     assert s.base_url.startswith("http://127.0.0.1:")
     yield s
     s.close()
@@ -30,6 +34,11 @@ def test_answers_through_a_separate_openai_compatible_server(server, tmp_path, m
         assert bot.llm.openai_api_key.get_secret_value() == "secret-not-checked-by-llama.cpp"
         a = bot.ask("Who is the chairman and chief executive officer of Alibaba Group?")
         assert not a.abstained and "Daniel Zhang" in a.text and a.citations
+        assert a.text.endswith("[1]") and len(a.text.split()) <= 6, a.text  # a short answer
+        text = (CORPUS / a.citations[0].source).read_text(encoding="utf-8")
+        c = a.citations[0]
+        assert text[c.start:c.end] == c.text and "Daniel Zhang" in c.text
+        assert bot.model_info() == {"backend": "openai", "model": "smollm2-135m", "base_url": server.base_url}
 
 
 def test_refused_connection_is_a_clear_backend_error(tmp_path):

@@ -1,7 +1,8 @@
 """Reliability: hostile questions (API, CLI, Gradio), faulty corpus files, a damaged or contested index cache,
 a failing LLM backend, and per-session documents. Everything here runs without the real models: the real
-QABot pipeline with the hashing embedder, and either qa_bot.testing.MockLLM or a fake OpenAI-compatible server
-on 127.0.0.1 (tests/fake_openai.py) in place of llama.cpp. See docs/reliability.md for the table.
+QABot pipeline with the hashing embedder, and either a MockLLM (qa_bot.testing; tests/fakes.ScriptedLLM, which
+replies to the reader and to the check by prompt) or a fake OpenAI-compatible server on 127.0.0.1
+(tests/fake_openai.py) in place of llama.cpp. See docs/reliability.md for the table.
 """
 from __future__ import annotations
 
@@ -21,17 +22,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_openai import FakeOpenAI, closed_port  # noqa: E402
+from fakes import ScriptedLLM, read, scripted_bot  # noqa: E402
 
 from qa_bot import REFUSAL, Settings  # noqa: E402
 from qa_bot.embed import HashEmbedder  # noqa: E402
 from qa_bot.errors import BackendError, CorpusError, InvalidQuestion  # noqa: E402
 from qa_bot.index import index_home  # noqa: E402
-from qa_bot.testing import MockLLM, mock_bot  # noqa: E402
+from qa_bot.testing import mock_bot  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTICLE = ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt"
 Q = "When did Alibaba go public in New York?"
-GOOD = "Alibaba went public in New York in 2014 [1]."
+IPO_SENTENCE = "Alibaba went public in New York back in 2014, marking the largest IPO at the time."
 PY = sys.executable
 
 
@@ -40,25 +42,10 @@ def tags(text: str) -> str:
     return "".join(chr(0xE0000 + ord(c)) for c in text)
 
 
-class RecordingLLM(MockLLM):
-    """MockLLM that also keeps every prompt it was sent."""
-
-    prompts: list = []
-
-    def _call(self, messages, *args, **kwargs):
-        self.prompts = [*self.prompts, "\n".join(str(m.content) for m in messages)]
-        return super()._call(messages, *args, **kwargs)
-
-    def _stream(self, messages, *args, **kwargs):
-        self.prompts = [*self.prompts, "\n".join(str(m.content) for m in messages)]
-        yield from super()._stream(messages, *args, **kwargs)
-
-
-def recording_bot(corpus_dir, cache_dir, responses=(GOOD,), **settings):
-    from qa_bot.pipeline import QABot
-
-    s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, **settings)
-    return QABot(settings=s, llm=RecordingLLM(responses=list(responses)), embedder=HashEmbedder())
+def answering_bot(corpus_dir, cache_dir, **settings):
+    """The real pipeline whose reader always replies "2014" and whose check says yes (tests/fakes.py:
+    ScriptedLLM, which records every prompt as [system, user])."""
+    return scripted_bot(corpus_dir, cache_dir, default=read("2014"), **settings)
 
 
 def finished_within(seconds: float, fn):
@@ -124,7 +111,7 @@ OFF_TOPIC = {
 def qbot(tmp_path_factory):
     d = tmp_path_factory.mktemp("qcorpus")
     shutil.copy(ARTICLE, d / ARTICLE.name)
-    return recording_bot(d, tmp_path_factory.mktemp("qcache"), responses=[GOOD] * 1000)
+    return answering_bot(d, tmp_path_factory.mktemp("qcache"))
 
 
 @pytest.mark.parametrize("case", list(REJECTED))
@@ -143,14 +130,17 @@ def test_api_rejects_bad_question_before_any_model(qbot, case, monkeypatch):
 def test_api_cleans_invisible_characters_before_the_llm(qbot, case):
     n = len(qbot.llm.prompts)
     answer = qbot.ask(WEIRD[case])
-    assert not answer.abstained and "2014" in answer.text and answer.citations
+    assert not answer.abstained and answer.text == "2014 [1]" and answer.citations[0].text == IPO_SENTENCE
     assert answer.question == "When did Alibaba go public in New York?"
-    prompt = qbot.llm.prompts[n]
+    sent = qbot.llm.prompts[n:]
+    assert 1 <= len(sent) <= 2  # the reader (and the check, when the code asks for it)
     import unicodedata
 
-    # Nothing invisible reached the model (tabs/newlines of the prompt template itself aside).
-    assert not [c for c in prompt if unicodedata.category(c).startswith("C") and c not in "\n"], case
-    assert "PWNED" not in prompt and "PWNED" not in answer.text
+    for prompt in ("\n".join(p) for p in sent):
+        # Nothing invisible reached the model (tabs/newlines of the prompt template itself aside).
+        assert not [c for c in prompt if unicodedata.category(c).startswith("C") and c not in "\n"], case
+        assert "PWNED" not in prompt and "When did Alibaba go public in New York?" in prompt
+    assert "PWNED" not in answer.text
 
 
 @pytest.mark.parametrize("case", list(OFF_TOPIC))
@@ -162,6 +152,7 @@ def test_api_refuses_other_languages_and_junk_without_llm(qbot, case):
         pass  # also fine: a clear message
     else:
         assert answer.abstained and answer.text == REFUSAL and not answer.citations
+        assert answer.retrieved == ()  # off topic: no unrelated "closest passages" either
     assert qbot.llm.calls == calls
 
 
@@ -193,14 +184,17 @@ def test_cli_subprocess_bad_argv_never_tracebacks(tmp_path):
 def test_cli_weird_but_valid_questions_answer_or_refuse(monkeypatch, capsys, corpus, tmp_path):
     from qa_bot import cli, pipeline
 
-    bot = mock_bot(corpus, tmp_path / "c", [GOOD] * 20)  # built before QABot is swapped for a factory
+    bot = answering_bot(corpus, tmp_path / "c")  # built before QABot is swapped for a factory
     monkeypatch.setattr(pipeline, "QABot", lambda *a, **k: bot)
     for q in [*WEIRD.values(), *OFF_TOPIC.values()]:
         assert cli.main(["ask", q, "--json"]) == 0
         out, err = capsys.readouterr()
         data = json.loads(out)
-        assert data["text"] == REFUSAL or "2014" in data["text"], data
+        assert data["text"] in (REFUSAL, "2014 [1]"), data
         assert "Traceback" not in err
+    for q in WEIRD.values():
+        assert cli.main(["ask", q, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["text"] == "2014 [1]"  # cleaned, then answered
 
 
 # --- the Gradio endpoint ----------------------------------------------------------------------------------------
@@ -308,7 +302,7 @@ def test_faulty_corpus_files_are_skipped_with_named_warnings(corpus, tmp_path, c
     import psutil
 
     rss0 = psutil.Process().memory_info().rss
-    bot = mock_bot(corpus, tmp_path / "cache", [GOOD], max_file_bytes=BIG_LIMIT)
+    bot = answering_bot(corpus, tmp_path / "cache", max_file_bytes=BIG_LIMIT)
     caplog.set_level(logging.WARNING, logger="qa_bot")
     t = time.monotonic()
     answer = bot.ask(Q)
@@ -320,7 +314,7 @@ def test_faulty_corpus_files_are_skipped_with_named_warnings(corpus, tmp_path, c
         assert any(name in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING), name
     assert "UTF-8" in skipped["latin1.txt"] and "binary" in skipped["image.txt"] and "limit" in skipped["huge.txt"]
     assert bot.index.info["sources"] == [ARTICLE.name]
-    assert not answer.abstained and "2014" in answer.text and answer.citations[0].source == ARTICLE.name
+    assert not answer.abstained and answer.text == "2014 [1]" and answer.citations[0].source == ARTICLE.name
     assert elapsed < 30 and psutil.Process().memory_info().rss - rss0 < 40 * 1024 * 1024  # huge.txt was never read
 
 
@@ -375,15 +369,15 @@ DAMAGE = {
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_damaged_index_cache_is_detected_and_rebuilt(corpus, tmp_path, case, caplog):
     cache = tmp_path / "cache"
-    first = mock_bot(corpus, cache, [GOOD])
+    first = answering_bot(corpus, cache)
     assert first.index.info["how"] == "built"
     DAMAGE[case](live_version(cache, corpus))
     caplog.set_level(logging.INFO, logger="qa_bot")
-    second = mock_bot(corpus, cache, [GOOD])
+    second = answering_bot(corpus, cache)
     answer = second.ask(Q)
     assert second.index.info["how"] == "built", case
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
-    assert "2014" in answer.text and "2041" not in answer.text
+    assert answer.text == "2014 [1]" and answer.citations[0].text == IPO_SENTENCE  # not an edited "2041"
     assert mock_bot(corpus, cache).index.info["how"] == "loaded"  # the rebuilt cache is valid again
 
 
@@ -396,7 +390,7 @@ def test_index_from_another_embedding_model_is_rebuilt(corpus, tmp_path):
     from qa_bot.pipeline import QABot
 
     s = Settings.from_env({}, corpus_dir=corpus, cache_dir=cache)
-    other = QABot(settings=s, llm=MockLLM(responses=[GOOD]), embedder=OtherEmbedder(dim=64))
+    other = QABot(settings=s, llm=ScriptedLLM(default=read("2014")), embedder=OtherEmbedder(dim=64))
     answer = other.ask(Q)  # a 256-d index searched with 64-d vectors would fail inside FAISS
     assert other.index.info["how"] == "built" and other.index.info["embedding_model"] == "another-model:v7"
     assert other.index.faiss_index.d == 64 and "2014" in answer.text
@@ -405,7 +399,7 @@ def test_index_from_another_embedding_model_is_rebuilt(corpus, tmp_path):
 
 def test_cache_deleted_mid_run(corpus, tmp_path):
     cache = tmp_path / "cache"
-    bot = mock_bot(corpus, cache, [GOOD] * 3)
+    bot = answering_bot(corpus, cache)
     assert "2014" in bot.ask(Q).text
     shutil.rmtree(cache)  # e.g. a user clearing ~/.cache while the app runs
     assert "2014" in bot.ask(Q).text  # the live index is in memory
@@ -470,13 +464,13 @@ def test_process_killed_while_writing_index_leaves_previous_index_usable(corpus,
     new_is_live = point == "after"
     extra.unlink()
     # The previous corpus: its index is still there and loads as is (unless the new version had gone live).
-    back = mock_bot(corpus, cache, [GOOD])
+    back = answering_bot(corpus, cache)
     assert back.index.info["how"] == ("built" if new_is_live else "loaded"), point
     assert [c.id for c in back.index.chunks] == old_chunks and "2014" in back.ask(Q).text
     # The new corpus: built (or, after a completed swap, loaded) cleanly, and the debris is cleaned up.
     extra.write_text("The extra document says the zorblax budget is 42 gold coins.", encoding="utf-8")
-    new = mock_bot(corpus, cache, ["The zorblax budget is 42 gold coins [1]."])
-    assert "42 gold" in new.ask("What is the zorblax budget?").text
+    new = scripted_bot(corpus, cache, default=read("42 gold coins"))
+    assert new.ask("What is the zorblax budget?").text == "42 gold coins [1]"
     if new.index.info["how"] == "built":
         assert [p.name for p in home.iterdir() if p.name.startswith(("v-", "CURRENT.tmp"))] == [
             (home / "CURRENT").read_text().strip()]
@@ -523,7 +517,7 @@ def test_two_processes_building_the_same_index_do_not_corrupt_it(corpus, tmp_pat
     assert len({o.split()[1] for o, _ in outs}) == 1
     home = index_home(cache, corpus)
     assert len([p for p in home.iterdir() if p.name.startswith("v-")]) == 1
-    bot = mock_bot(corpus, cache, [GOOD])
+    bot = answering_bot(corpus, cache)
     assert bot.index.info["how"] == "loaded" and "2014" in bot.ask(Q).text
 
 
@@ -568,12 +562,32 @@ def test_backend_fault_is_a_clear_error_within_the_timeout(backend, mode, how):
     assert "2014" in bot.ask(Q).text  # and the bot keeps serving
 
 
+@pytest.mark.xfail(strict=True, reason="qa_bot bug: a reader reply cut off at llm_max_tokens (finish_reason "
+                   "'length', JSON never closed) makes the openai SDK's JSON-schema stream parser raise "
+                   "LengthFinishReasonError, which QABot._call reports as BackendError 'the language model failed: "
+                   "LengthFinishReasonError ...' instead of treating the reply as no answer (a refusal). Seen with "
+                   "QA_BOT_READER=smollm2-135m on 'How much revenue did the cloud business generate?': it lists "
+                   "dates until max_tokens, and every such question is an error for the user")
+@pytest.mark.parametrize("how", ["ask", "ask_stream"])
+def test_reader_reply_cut_at_max_tokens_is_a_refusal_not_an_error(corpus, tmp_path, fake_llm_server, how):
+    fake_llm_server.mode = "length"
+    try:
+        bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
+        q = "How much revenue did the cloud business generate?"
+        answer = bot.ask(q) if how == "ask" else list(bot.ask_stream(q))[-1]
+        assert answer.abstained and answer.text == REFUSAL and answer.reason
+    finally:
+        fake_llm_server.mode = "ok"
+
+
 def test_backend_refusing_connections(corpus, tmp_path):
     bot = openai_bot(corpus, tmp_path / "cache", f"http://127.0.0.1:{closed_port()}/v1")
     err, elapsed = finished_within(20, lambda: bot.ask(Q))
     assert isinstance(err, BackendError) and "cannot reach the language model server" in str(err)
     assert elapsed < 5
-    assert bot.ask("What is the capital of Australia?").abstained  # what needs no LLM still works
+    # What needs no LLM still works: a question below min_similarity is refused before the reader.
+    refused = bot.ask(OFF_TOPIC["another language (Chinese)"])
+    assert refused.abstained and refused.reason and refused.retrieved == ()
 
 
 @pytest.mark.parametrize("retries", [0, 3])

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer, Chunk, Citation, Hit
 from qa_bot.ui import (EXAMPLES, esc, format_timings, render_answer_text, render_document, render_error,
                        render_message, render_sources, render_streaming, render_user, source_items)
 
@@ -39,8 +39,9 @@ def assert_inert(markup: str, *, source_text: str = EVIL):
     assert source_text in html.unescape(tags.text)
 
 
-def answer(text="Alibaba listed in 2014 [1].", abstained=False, citations=None, retrieved=(), **kw):
-    cits = (Citation(1, "a.txt", 10, 30, "Alibaba listed in 2014"),) if citations is None else citations
+def answer(text="2014 [1]", abstained=False, citations=None, retrieved=(), **kw):
+    """A short answer whose citation is the exact supporting sentence, as QABot gives them."""
+    cits = (Citation(1, "a.txt", 10, 33, "Alibaba listed in 2014."),) if citations is None else citations
     return Answer("When?", text, abstained, cits, retrieved, **kw)
 
 
@@ -63,11 +64,12 @@ def test_citation_markers_become_badges_only_for_numbers():
 
 
 def test_answer_message_shows_timings_and_rewritten_question():
-    a = answer(timings={"retrieve": 0.0123, "generate": 0.4567, "verify": 0.001, "total": 0.5},
+    a = answer(timings={"retrieve": 0.0123, "read": 0.4, "check": 0.0567, "generate": 0.4567, "total": 0.5},
                standalone_question="How much revenue did <the cloud unit> make?")
     out = render_message(a)
     assert "qa-answer" in out and "qa-refusal" not in out
-    assert "retrieval 12 ms" in out and "generation 457 ms" in out
+    assert re.search(r'2014 <sup class="qa-cite" data-n="1">\[1\]</sup>', out)
+    assert "retrieval 12 ms" in out and "generation 457 ms" in out  # generation = read + check
     assert "searched for" in out and "&lt;the cloud unit&gt;" in out
     assert format_timings({"rewrite": 0.2, "retrieve": 0.001}) == "rewrite 200 ms · retrieval 1 ms"
 
@@ -82,6 +84,8 @@ def test_refusal_looks_different_and_lists_closest_passages():
     a = answer(REFUSAL, abstained=True, citations=(), retrieved=hits)
     msg = render_message(a)
     assert "qa-refusal" in msg and "qa-answer" not in msg and REFUSAL in msg
+    many = render_message(answer(REFUSAL_MANY, abstained=True, citations=(), retrieved=hits))
+    assert REFUSAL_MANY in many and REFUSAL not in many  # a corpus of several documents: its own wording
     items = source_items(a)
     assert [(i["n"], i["source"], i["cited"]) for i in items] == [(1, "a.txt", False), (2, "b.md", False)]
     out = render_sources(items, abstained=True)
