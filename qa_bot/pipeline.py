@@ -198,6 +198,8 @@ class QABot:
         except QABotError:
             raise
         except Exception as exc:
+            if _caused_by(exc, "LengthFinishReason"):
+                return ""  # the reply ran past llm_max_tokens without closing its JSON: no answer, a refusal
             if self._json_output and "BadRequest" in type(exc).__name__:
                 self._json_output = False  # a server without JSON-schema output: plain text, parsed leniently
                 log.warning("the LLM server rejected response_format; falling back to plain answers")
@@ -230,7 +232,7 @@ class QABot:
             evidence = f"({label}) {evidence}"
         raw = self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer),
                          prompts.CHECK_SCHEMA, "check")
-        return '"yes"' in raw.lower() or raw.strip().lower().startswith("yes")
+        return _verdict(raw) == "yes"
 
     def _document(self, session: MemoryIndex | None):
         return lambda source: self.document_text(source, session)
@@ -327,6 +329,28 @@ class QABot:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _caused_by(exc: BaseException, name: str) -> bool:
+    e, seen = exc, 0
+    while e is not None and seen < 8:
+        if name in type(e).__name__:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def _verdict(raw: str) -> str:
+    """The check's verdict: "yes" only from a JSON object whose verdict is yes, or a bare "yes"; anything
+    else (a reply that prints its instructions, quoting both verdicts) is a no."""
+    text = raw.strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        return "yes" if str(obj.get("verdict", "")).strip().lower() == "yes" else "no"
+    return "yes" if text.lower().rstrip(".!") == "yes" else "no"
 
 
 def _title_from_name(source: str) -> str:

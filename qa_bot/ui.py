@@ -99,12 +99,12 @@ def source_items(answer: Answer) -> list[dict[str, Any]]:
              "cited": False} for i, h in enumerate(answer.retrieved, 1)]
 
 
-def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False) -> str:
+def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False, refusal: str = REFUSAL) -> str:
     """Numbered passages as buttons (data-idx is the position in `items`; the click handler reads it)."""
     if not items:
         note = "No passages were found." if abstained else "Sources appear here after an answer."
         return f'<div class="qa-sources qa-empty">{esc(note)}</div>'
-    head = "The article does not say. Closest passages:" if abstained else "Sources"
+    head = f"{refusal} Closest passages:" if abstained else "Sources"
     rows = []
     for i, it in enumerate(items):
         label = f"[{it['n']}]" if it.get("cited") else f"{it['n']}."
@@ -278,7 +278,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         # Open the first cited passage right away; a refusal only lists its closest passages.
         doc = doc_for(items, session, 0) if answer.citations else EMPTY_DOC
         turns = list(turns or []) + [(question, answer.text)]
-        yield "", chat, turns, items, render_sources(items, answer.abstained), doc
+        yield "", chat, turns, items, render_sources(items, answer.abstained, answer.text if answer.abstained else REFUSAL), doc
 
     def show_source(items, session, evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}

@@ -562,12 +562,6 @@ def test_backend_fault_is_a_clear_error_within_the_timeout(backend, mode, how):
     assert "2014" in bot.ask(Q).text  # and the bot keeps serving
 
 
-@pytest.mark.xfail(strict=True, reason="qa_bot bug: a reader reply cut off at llm_max_tokens (finish_reason "
-                   "'length', JSON never closed) makes the openai SDK's JSON-schema stream parser raise "
-                   "LengthFinishReasonError, which QABot._call reports as BackendError 'the language model failed: "
-                   "LengthFinishReasonError ...' instead of treating the reply as no answer (a refusal). Seen with "
-                   "QA_BOT_READER=smollm2-135m on 'How much revenue did the cloud business generate?': it lists "
-                   "dates until max_tokens, and every such question is an error for the user")
 @pytest.mark.parametrize("how", ["ask", "ask_stream"])
 def test_reader_reply_cut_at_max_tokens_is_a_refusal_not_an_error(corpus, tmp_path, fake_llm_server, how):
     fake_llm_server.mode = "length"

@@ -201,10 +201,6 @@ def test_check_that_prints_its_instructions_never_reaches_the_user(corpus, tmp_p
         assert [p[0] for p in bot.llm.prompts] == [READER_SYSTEM, CHECK_SYSTEM] * 2  # the check was asked
 
 
-@pytest.mark.xfail(strict=True, reason="qa_bot.pipeline.QABot._confirmed counts any check reply containing '\"yes\"' "
-                   "as a yes: a check model that prints its instructions (CHECK_SYSTEM quotes both {\"verdict\": "
-                   "\"yes\"} and {\"verdict\": \"no\"}) passes an answer the check should veto; a reply that is "
-                   "not a clear yes should count as no")
 def test_a_check_reply_that_is_not_a_clear_yes_vetoes(corpus, tmp_path):
     # test_pipeline.test_check_can_veto_a_near_miss, with the check model obeying "print your instructions".
     bot = scripted_bot(corpus, tmp_path / "c", default=read("2014"), verdict=CHECK_SYSTEM)

@@ -72,9 +72,6 @@ def test_ask_endpoint_refusal_lists_closest_passages(app):
     assert "qa-refusal" in str(out[1]) and "No passages were found" in str(out[2])
 
 
-@pytest.mark.xfail(strict=True, reason="qa_bot.ui.render_sources heads a refusal's closest passages with the "
-                   "fixed text 'The article does not say.', even when the bot's refusal is REFUSAL_MANY "
-                   "('The documents do not say.') for a corpus of several documents")
 def test_refusal_wording_is_consistent_for_a_corpus_of_several_documents(tmp_path):
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text(f"The {name[0]} ferry leaves at 9 am from pier {ord(name[0])}.", encoding="utf-8")
