@@ -63,20 +63,6 @@ def markers(text: str) -> list[int]:
     return out
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split an answer into sentences; a marker written after the full stop stays with its sentence."""
-    parts = re.split(r"(?<=[.!?])\s+", text.strip())
-    out: list[str] = []
-    for p in parts:
-        lead = re.match(r"^((?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+)\s*(.*)$", p, re.S)
-        if lead and out:
-            out[-1] += " " + lead.group(1).strip()
-            p = lead.group(2)
-        if p.strip():
-            out.append(p.strip())
-    return out
-
-
 def stem(word: str) -> str:
     w = word.lower().replace("’", "'")
     w = re.sub(r"'s?$", "", w)
@@ -84,10 +70,6 @@ def stem(word: str) -> str:
         if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
             return w[: len(w) - len(suffix)] + repl
     return w
-
-
-def words(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(normalize(text))]
 
 
 def content_words(text: str) -> set[str]:

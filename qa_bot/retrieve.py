@@ -30,6 +30,7 @@ _BACK_REFERENCE = re.compile(
     re.IGNORECASE,
 )
 SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
+IDF_SAMPLE = 20000  # IDF from at most this many chunks: bounded start-up on a huge archive
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank r counts 1 / (60 + r)
 
 
@@ -173,6 +174,7 @@ class Retriever:
         self.sentence_lexical_weight = sentence_lexical_weight
         self._lock = threading.Lock()
         self._bm25 = None
+        self._idf = None
         self._sent_cache: dict = {}
         self._last_query: tuple[str, object] | None = None
 
@@ -309,9 +311,9 @@ class Retriever:
         import random
 
         with self._lock:
-            if getattr(self, "_idf", None) is None:
+            if self._idf is None:
                 chunks = self.index.chunks
-                sample = chunks if len(chunks) <= 20000 else random.Random(0).sample(list(chunks), 20000)
+                sample = chunks if len(chunks) <= IDF_SAMPLE else random.Random(0).sample(list(chunks), IDF_SAMPLE)
                 self._idf = (cite.idf_weights([c.text for c in sample]), math.log((len(sample) + 1) / 0.5))
             return self._idf
 
@@ -320,4 +322,4 @@ def _previous_sentence_start(doc: str, start: int) -> int:
     """Start of the sentence before the one at `start` (start itself when there is none)."""
     lo = max(0, start - 1200)
     spans = [(lo + s, lo + e) for s, e in sentence_spans(doc[lo:start])]
-    return spans[-1][0] if spans and lo + 0 <= spans[-1][0] < start else start
+    return spans[-1][0] if spans and spans[-1][0] < start else start

@@ -25,15 +25,6 @@ def make(small_corpus, tmp_path):
     return _make
 
 
-def numbered(bot, text):
-    """The reader's number for the shown sentence containing text (the last prompt the mock saw)."""
-    user = bot.llm.prompts[0][-1]
-    for line in user.splitlines():
-        if text in line:
-            return int(line[1:line.index("]")])
-    raise AssertionError(f"{text!r} was not shown to the reader:\n{user}")
-
-
 @pytest.mark.parametrize("bad", ["", "   \n\t", "\x00\x01\u200b\u202e", "x" * 2001, "?!…", None])
 def test_bad_questions_raise_a_clear_value_error_without_calling_the_llm(make, bad):
     bot = make()
