@@ -153,7 +153,7 @@ class QABot:
 
         def start_llm():
             try:
-                _ = self.llm
+                self._prime()
             except BaseException as exc:  # re-raised below, in the caller's thread
                 errors.append(exc)
 
@@ -166,6 +166,15 @@ class QABot:
         if errors:
             raise errors[0]
         return self
+
+    def _prime(self) -> None:
+        """Start the LLM and have it read the reader's and the check's fixed instructions once, so that the
+        first question reads only its own sentences: unprimed, question 1 took 7.0 s and question 2 2.0 s
+        with the 1.5B reader (measured 2026-11-26, load ~0.5). With a remote server this is one short call each."""
+        filler = prompts.SENTENCE_LINE.format(n=1, text="-")
+        self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=filler, question="-"), prompts.READER_SCHEMA, "reader")
+        if self.settings.reader_check:
+            self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence="-", question="-", answer="-"), prompts.CHECK_SCHEMA, "check")
 
     def build_index(self, force: bool = True) -> VectorIndex:
         """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid."""

@@ -184,3 +184,13 @@ def test_unverified_draft_is_not_in_the_public_dict(make):
     bot = make(reply("1999"), YES)
     d = bot.ask(Q_IPO).to_dict()
     assert "draft" not in d and "1999" not in json.dumps(d)
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_warm_up_has_the_llm_read_the_fixed_instructions_once(make, check):
+    # The server caches what it has read, so question 1 then reads only its own sentences.
+    from qa_bot import prompts
+
+    bot = make(reply(""), YES, reader_check=check).warm_up()
+    systems = [p[0] for p in bot.llm.prompts]
+    assert systems == [prompts.READER_SYSTEM, *([prompts.CHECK_SYSTEM] if check else [])]
