@@ -77,7 +77,7 @@ def clean_answer(answer: str) -> str:
     spans = sentence_spans(text)
     text = text[: spans[0][1]] if spans else ""
     text = text.strip().strip('"“”\'').strip()
-    if text.endswith(".") and not re.search(r"\b[A-Z]\.$|\d\.$", text[-3:]):
+    if text.endswith(".") and not re.search(r"\b[A-Z]\.$", text[-3:]):  # keep "U.S.", drop "2014."
         text = text[:-1].rstrip()
     if cite.is_refusal(text) and not cite.numbers(text):
         return ""

@@ -37,6 +37,9 @@ def test_markers_parse_lists_and_repeats():
     ("9% [3]", "9%", 3),
     ("The article does not say.", "", 0),
     ('{"answer": 2014, "sentence": 1}', "2014", 1),
+    ('{"answer": "In 2014.", "sentence": 1}', "In 2014", 1),
+    ('{"answer": "Alibaba Group Holding Ltd.", "sentence": 1}', "Alibaba Group Holding Ltd", 1),
+    ('{"answer": "the U.S.", "sentence": 1}', "the U.S.", 1),
     ("", "", 0),
     ('{"answer": "Rising tensions between the U.S. and China.", "sentence": 2}', "Rising tensions between the U.S. and China", 2),
 ])
