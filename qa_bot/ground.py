@@ -5,8 +5,9 @@ sentence it cites. The reader is never trusted:
 2. the answer must be copied from a shown sentence (or that sentence with the one before it, for "the
    city" or "it"): all its numbers and names, and most of its words, are there;
 3. the question's own constraints must hold in that evidence: every number it names (a year, a quarter,
-   a version) and every name it uses occurs in the sentence, the one before it, or the document's title
-   and section heading ("2022" is not "2021"; release 5 is not release 4);
+   a version) occurs in the sentence, the one before it, or the document's title and section heading, and
+   every name it uses there or one sentence further back ("Tongyi Qianwen ... It ... the integration");
+   "2022" is not "2021", release 5 is not release 4;
 4. the answer must be of the asked kind (a number for "how many", a name for "who") and add something
    to the question.
 
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from . import cite
 from .ingest import sentence_spans
-from .retrieve import Sentence
+from .retrieve import Sentence, previous_sentence_start
 
 MAX_ANSWER_WORDS = 40  # a longer "answer" is a copied paragraph, not an answer
 SECTION_SPAN = 1500  # characters: a heading this close above its sentence is cited with it as one span
@@ -157,9 +158,11 @@ def question_numbers(question: str) -> set[str]:
     return out
 
 
-def missing_constraints(question: str, context: str) -> list[str]:
-    """The numbers and names of the question that its evidence context lacks (empty when all hold)."""
-    have_nums, forms = cite.numbers(context), _word_forms(context)
+def missing_constraints(question: str, context: str, name_context: str | None = None) -> list[str]:
+    """The numbers and names of the question that its evidence context lacks (empty when all hold). Names
+    may be sought in a wider name_context: a text refers back to a name ("it", "the integration"), but
+    not to a year or a version, which a neighbouring sentence may state about something else."""
+    have_nums, forms = cite.numbers(context), _word_forms(name_context or context)
     missing = [x for x in sorted(question_numbers(question)) if not _number_in(x, have_nums)]
     missing += [n for n in sorted(question_names(question)) if n not in forms and cite.stem(n) not in forms]
     return missing
@@ -185,6 +188,22 @@ def acceptable(answer: str, question: str) -> bool:
     )
 
 
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
+_FULL_DATE = re.compile(rf"\b(?:\d{{1,2}}\s+{_MONTH},?\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b")
+_ASKS_DATE = re.compile(r"^\s*(?:when\b|(?:on|at|by)?\s*(?:what|which)\s+(?:date|day)\b)", re.I)
+
+
+def specific_date(answer: str, question: str, evidence: str) -> str:
+    """For a "when"/"what date" question answered with a bare year (readers often copy "2021" out of
+    "7 Sep 2021"), the evidence's full date, if it states exactly one with that year; else the answer."""
+    year = answer.strip()
+    if not (re.fullmatch(r"(?:in\s+)?\d{4}", year, re.I) and _ASKS_DATE.match(question)):
+        return answer
+    year = year.split()[-1]
+    dates = {" ".join(d.split()) for d in _FULL_DATE.findall(evidence) if year in d}
+    return dates.pop() if len(dates) == 1 else answer
+
+
 def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], document: Callable[[str], str]) -> tuple[Grounded | None, str]:
     """The evidence for the draft's answer among the shown sentences, or (None, why not)."""
     if not draft.answer:
@@ -199,7 +218,8 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
     for answer in _variants(draft.answer):
         found, why = _ground_one(answer, question, sentences, order, document, why)
         if found:
-            return found, ""
+            evidence = "\n".join([found.text, *(h for _, _, h in found.headings)])
+            return replace(found, answer=specific_date(found.answer, question, evidence)), ""
     return None, why
 
 
@@ -219,7 +239,11 @@ def _ground_one(answer, question, sentences, order, document, why):
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
             used = () if used == "title" else used
-            missing = missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}")
+            # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
+            # integration has started, first with a copilot for Dingtalk."
+            before = previous_sentence_start(doc, s.context_start)
+            missing = missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
+                                          f"{s.label}\n{head_text}\n{doc[before:s.end]}")
             if missing:
                 why = f"the evidence does not match the question's {', '.join(missing)}"
                 break

@@ -283,7 +283,7 @@ class Retriever:
         scored = []
         for (c, s, e), sim in zip(cands, sims):
             doc = own[c.source] if c.source in own else self.docs.text(c.source)
-            ctx = _previous_sentence_start(doc, s)
+            ctx = previous_sentence_start(doc, s)
             label, heads = self.docs.label(c.source, e - 1, doc if c.source in own else None)
             if heads and heads[-1][0] >= s:  # a heading line, or a sentence that starts with one: label it from above
                 is_heading = _MARKUP.sub("", doc[s:e]) == doc[heads[-1][0]:heads[-1][1]]
@@ -318,7 +318,7 @@ class Retriever:
             return self._idf
 
 
-def _previous_sentence_start(doc: str, start: int) -> int:
+def previous_sentence_start(doc: str, start: int) -> int:
     """Start of the sentence before the one at `start` (start itself when there is none)."""
     lo = max(0, start - 1200)
     spans = [(lo + s, lo + e) for s, e in sentence_spans(doc[lo:start])]

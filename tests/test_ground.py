@@ -175,3 +175,34 @@ def test_symbol_and_factor_answers_are_answers():
     assert cite.adds_information("%Q", "What new format specifier does printf get?")
     assert ground.supports_answer("%Q", "The printf builtin has a new %Q format specifier.")
     assert not ground.supports_answer("%Z", "The printf builtin has a new %Q format specifier.")
+
+
+def test_a_name_may_be_two_sentences_back_but_a_number_may_not():
+    doc = ("Tongyi Qianwen is Alibaba's flagship large language model. It is applied to many products. "
+           "In fact, the integration has started, first with a copilot for Dingtalk. Sales rose in 2021.")
+    start = doc.index("In fact")
+    s = [Sentence("a.txt", start, doc.index(" Sales"), doc[start:doc.index(" Sales")], doc.index("It is"), "", 1.0, 0.5)]
+    found, why = ground.ground(ground.ReaderDraft("Dingtalk", 1), "Which product did Tongyi Qianwen reach first?", s, lambda _: doc)
+    assert found is not None and found.text.startswith("In fact"), why
+    # a year (or version) must be in the sentence or the one before it: two back is another fact's
+    doc2 = doc.replace("many products", "many products since 2019")
+    s2 = [Sentence("a.txt", start + 11, doc2.index(" Sales"), doc2[start + 11:doc2.index(" Sales")], doc2.index("It is"), "", 1.0, 0.5)]
+    assert ground.ground(ground.ReaderDraft("Dingtalk", 1), "Which product did Tongyi Qianwen reach first in 2019?", s2, lambda _: doc2)[0] is not None
+    doc3 = doc.replace("flagship", "2019 flagship")
+    s3 = [Sentence("a.txt", start + 5, doc3.index(" Sales"), doc3[start + 5:doc3.index(" Sales")], doc3.index("It is"), "", 1.0, 0.5)]
+    found, why = ground.ground(ground.ReaderDraft("Dingtalk", 1), "Which product did Tongyi Qianwen reach first in 2019?", s3, lambda _: doc3)
+    assert found is None and "2019" in why
+
+
+@pytest.mark.parametrize("answer,question,evidence,out", [
+    ("2021", "When did OpenSSL 3.0.0 come out?", "OpenSSL 3.0.0 [7 Sep 2021]\n * Added a FIPS provider.", "7 Sep 2021"),
+    ("in 2007", "On what date was it issued?", "Version 3, 29 June 2007", "29 June 2007"),
+    ("2021", "When was tar 1.33 released?", "version 1.33 - Sergey Poznyakoff, 2021-01-07", "2021-01-07"),
+    ("2021", "When was it released?", "Released January 7th, 2021.", "January 7th, 2021"),
+    ("2021", "When was it released?", "Beta on 3 May 2021, final on 7 Sep 2021.", "2021"),  # two dates: keep the year
+    ("2014", "When did Alibaba go public?", "Alibaba went public in New York back in 2014.", "2014"),  # no full date
+    ("2021", "How many releases were there?", "7 Sep 2021", "2021"),  # not a date question
+    ("2020", "When was it released?", "7 Sep 2021", "2020"),  # another year
+])
+def test_a_bare_year_becomes_the_evidence_s_one_full_date(answer, question, evidence, out):
+    assert ground.specific_date(answer, question, evidence) == out
