@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
@@ -188,22 +188,6 @@ def acceptable(answer: str, question: str) -> bool:
     )
 
 
-_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
-_FULL_DATE = re.compile(rf"\b(?:\d{{1,2}}\s+{_MONTH},?\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b")
-_ASKS_DATE = re.compile(r"^\s*(?:when\b|(?:on|at|by)?\s*(?:what|which)\s+(?:date|day)\b)", re.I)
-
-
-def specific_date(answer: str, question: str, evidence: str) -> str:
-    """For a "when"/"what date" question answered with a bare year (readers often copy "2021" out of
-    "7 Sep 2021"), the evidence's full date, if it states exactly one with that year; else the answer."""
-    year = answer.strip()
-    if not (re.fullmatch(r"(?:in\s+)?\d{4}", year, re.I) and _ASKS_DATE.match(question)):
-        return answer
-    year = year.split()[-1]
-    dates = {" ".join(d.split()) for d in _FULL_DATE.findall(evidence) if year in d}
-    return dates.pop() if len(dates) == 1 else answer
-
-
 def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], document: Callable[[str], str]) -> tuple[Grounded | None, str]:
     """The evidence for the draft's answer among the shown sentences, or (None, why not)."""
     if not draft.answer:
@@ -218,8 +202,7 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
     for answer in _variants(draft.answer):
         found, why = _ground_one(answer, question, sentences, order, document, why)
         if found:
-            evidence = "\n".join([found.text, *(h for _, _, h in found.headings)])
-            return replace(found, answer=specific_date(found.answer, question, evidence)), ""
+            return found, ""
     return None, why
 
 
