@@ -48,7 +48,7 @@ def _print_answer(answer) -> None:
 
 
 def _ask(args) -> int:
-    from .answer import clean_question
+    from .question import clean_question
     from .pipeline import QABot
     from .settings import Settings
 

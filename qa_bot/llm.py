@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 from .errors import BackendError, QABotError
-from .settings import Settings
+from .settings import LLM_SLOTS, Settings
 
 log = logging.getLogger("qa_bot")
 
 class LocalLlamaServer:
     """llama.cpp's OpenAI-compatible server in this process, on 127.0.0.1 only."""
 
-    def __init__(self, gguf_path: Path, *, threads: int = 2, n_ctx: int = 4096, alias: str = "local", slots: int = 2):
+    def __init__(self, gguf_path: Path, *, threads: int = 2, n_ctx: int = 4096, alias: str = "local", slots: int = LLM_SLOTS):
         import xllamacpp
 
         if not Path(gguf_path).is_file():
@@ -206,6 +206,19 @@ def backend_error(exc: Exception, settings: Settings) -> BackendError:
     if "NotFound" in names:
         return BackendError(f"the language model server has no model named {settings.llm_model!r}")
     return BackendError(f"the language model failed: {type(exc).__name__}: {_redact(str(exc), settings)[:200]}")
+
+
+def is_context_overflow(exc: BaseException) -> bool:
+    """The server refused a prompt longer than its context ("the request exceeds the available context size",
+    "input (12187 tokens) is too large", "maximum context length is 2048 tokens")."""
+    import re
+
+    e, seen = exc, 0
+    while e is not None and seen < 8:
+        if re.search(r"exceeds? (the )?(available )?context|context length|too large to process|tokens? exceeds?", str(e), re.I):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def _redact(text: str, settings: Settings) -> str:

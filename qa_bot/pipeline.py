@@ -1,6 +1,6 @@
 """QABot: the public API. One question walks through these steps, all in `QABot.ask_stream`:
 
-    clean + follow-up rewrite (answer.py, retrieve.py)
+    question, history and follow-up rewrite checked and cleaned (question.py)
     -> hybrid retrieval of chunks, then the few best sentences (retrieve.Retriever)
     -> the reader: short answer + sentence number, JSON-schema constrained (prompts.READER_*)
     -> grounding rules in code (ground.py), then an optional yes/no check by the reader (prompts.CHECK_*)
@@ -19,13 +19,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from . import answer as answer_stage
 from . import ground, prompts
-from .errors import CorpusError, QABotError
+from . import question as question_stage
+from .errors import CorpusError, InvalidQuestion, QABotError
 from .ingest import Document, chunk_text, document_from_bytes, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
-from .llm import LLMProvider, backend_error
-from .retrieve import DocumentInfo, Retriever, Sentence, standalone_question
+from .llm import LLMProvider, backend_error, is_context_overflow
+from .retrieve import DocumentInfo, Retriever, Sentence
 from .settings import Settings
 from .types import Answer, Citation, Hit
 
@@ -186,8 +186,9 @@ class QABot:
     def _prepare(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None) -> Prepared:
         t0 = time.perf_counter()
         s = self.settings
-        question = answer_stage.clean_question(question, s.max_question_chars)
-        standalone = standalone_question(question, history or ()) if s.rewrite_followups else None
+        question = question_stage.clean_question(question, s.max_question_chars)
+        history = question_stage.clean_history(history, s.max_question_chars)
+        standalone = question_stage.standalone_question(question, history) if s.rewrite_followups else None
         query = standalone or question
         t1 = time.perf_counter()
         hits = self.retriever.search(query, session)
@@ -209,6 +210,9 @@ class QABot:
         except Exception as exc:
             if _caused_by(exc, "LengthFinishReason"):
                 return ""  # the reply ran past llm_max_tokens without closing its JSON: no answer, a refusal
+            if is_context_overflow(exc):  # a safety net under check_prompt_budget's estimate
+                raise InvalidQuestion("the question with its follow-up context is too long for the reader: "
+                                      "ask a shorter question") from None
             if self._json_output and "BadRequest" in type(exc).__name__:
                 self._json_output = False  # a server without JSON-schema output: plain text, parsed leniently
                 log.warning("the LLM server rejected response_format; falling back to plain answers")
@@ -218,8 +222,9 @@ class QABot:
         return content[: self.settings.max_reader_chars]
 
     def _read(self, p: Prepared) -> ground.ReaderDraft:
-        raw = self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query),
-                         prompts.READER_SCHEMA, "reader")
+        user = prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query)
+        question_stage.check_prompt_budget((prompts.READER_SYSTEM, user), self.settings.prompt_token_budget)
+        raw = self._call(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader")
         return ground.parse_reader(raw)
 
     def _numbered(self, sentences: Sequence[Sentence]) -> str:
@@ -299,7 +304,7 @@ class QABot:
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
         """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""
-        query = answer_stage.clean_question(query, self.settings.max_question_chars)
+        query = question_stage.clean_question(query, self.settings.max_question_chars)
         return self.retriever.search(query, session, k)
 
     def as_retriever(self, k: int = 4):

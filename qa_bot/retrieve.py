@@ -22,33 +22,9 @@ from .index import MemoryIndex, VectorIndex
 from .ingest import sentence_spans
 from .types import Chunk, Hit
 
-# Words that point back to something said before. A question using one and naming nothing itself is a
-# follow-up; one that names its subject ("How much revenue did Alibaba Cloud make?") stands alone.
-_BACK_REFERENCE = re.compile(
-    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|then|"
-    r"the (company|firm|unit|group|business|model|product|deal|plan|move|spin-?off|release|version|licen[cs]e))\b",
-    re.IGNORECASE,
-)
 SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
 IDF_SAMPLE = 20000  # IDF from at most this many chunks: bounded start-up on a huge archive
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank r counts 1 / (60 + r)
-
-
-def is_followup(question: str) -> bool:
-    names = cite.proper_names(question) - {question.split()[0].lower()} if question.split() else set()
-    return bool(_BACK_REFERENCE.search(question)) and not names and len(question.split()) <= 14
-
-
-def standalone_question(question: str, history: Sequence[tuple[str, str]]) -> str | None:
-    """A follow-up rewritten to stand alone by carrying the previous question's subject; None when the
-    question already stands alone (no rewrite, no cost). Deterministic on purpose: small models
-    rewriting questions change their meaning too often to be trusted."""
-    if not history or not is_followup(question):
-        return None
-    previous = next((q for q, _ in reversed(history) if q and q.strip()), "")
-    if not previous:
-        return None
-    return f"{question.rstrip()} (following up on: {previous.strip()})"
 
 
 @dataclass(frozen=True)

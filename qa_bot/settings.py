@@ -11,6 +11,8 @@ DEFAULT_CORPUS = REPO_ROOT / "docs_corpus"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qa_bot"
 
 
+LLM_SLOTS = 2  # llama.cpp server slots (llm.LocalLlamaServer): one per prompt kind, reader and check
+
 # Fields that take one of a few values; checked when Settings is built.
 CHOICES = {
     "llm_backend": ("local", "openai"),
@@ -66,7 +68,7 @@ class Settings:
     max_reader_chars: int = 4000  # what is kept of a reply: a server that ignores max_tokens cannot flood us
     llm_temperature: float = 0.0
     llm_threads: int = 2
-    llm_ctx: int = 4096  # shared by the server's two slots
+    llm_ctx: int = 4096  # shared by the server's LLM_SLOTS slots: a prompt and its reply must fit in one slot's share
     rewrite_followups: bool = True
 
     max_question_chars: int = 2000
@@ -83,6 +85,15 @@ class Settings:
                 raise QABotError(f"QA_BOT_{name.upper()} must be at least 1")
         if self.llm_timeout <= 0:
             raise QABotError("QA_BOT_LLM_TIMEOUT must be more than 0 seconds")
+        if self.prompt_token_budget < 256:
+            raise QABotError(f"QA_BOT_LLM_CTX={self.llm_ctx} leaves {self.prompt_token_budget} tokens per prompt after "
+                             f"QA_BOT_LLM_MAX_TOKENS={self.llm_max_tokens} (each of {LLM_SLOTS} slots gets "
+                             f"llm_ctx / {LLM_SLOTS}); at least 256 are needed")
+
+    @property
+    def prompt_token_budget(self) -> int:
+        """Tokens a prompt may take: one server slot's share of the context, less the reply's."""
+        return self.llm_ctx // LLM_SLOTS - self.llm_max_tokens
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":

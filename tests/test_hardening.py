@@ -1,0 +1,120 @@
+"""Issue 14, library and CLI half: attacks the earlier suites never tried (docs/reliability.md, "Hardening round
+two"). Each test is named in that table; each failed on the main the issue was filed against unless the table
+says the row was already closed by the reader redesign.
+
+Fast: the real pipeline with the hashing embedder and a scripted reader (tests/fakes.py), or the fake
+OpenAI-compatible server (tests/fake_openai.py). The planted-document test (I4) uses the real reader.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fakes import read, scripted_bot  # noqa: E402
+
+from qa_bot import REFUSAL, Settings  # noqa: E402
+from qa_bot.errors import BackendError, InvalidQuestion  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTICLE = ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt"
+Q = "When did Alibaba go public in New York?"
+FOLLOW_UP = "How much revenue did it make?"
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
+
+
+def hash_embedder():
+    try:
+        from qa_bot.testing import HashEmbedder
+    except ImportError:  # before it moved to qa_bot.testing
+        from qa_bot.embed import HashEmbedder
+    return HashEmbedder()
+
+
+def _reader_prompts(bot) -> list[str]:
+    from qa_bot import prompts
+
+    return [user for system, user in bot.llm.prompts if system == prompts.READER_SYSTEM]
+
+
+# --- W14: the history goes through the question's checks --------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["ask", "ask_stream"])
+@pytest.mark.parametrize("history, message", [
+    ([("Tell me about the cloud unit " + "x" * 7300, "…")], "history turn 1 is too long (7,329 characters; the limit is 2,000)"),
+    ([("Who?", "a"), ("When? " + "y " * 24_000, "b")], "history turn 2 is too long"),
+    ([(None, "a")], "history turn 1 must be text"),
+    ([("😀🔥", "a")], "history turn 1 has no words"),
+    ("not a list", "list of (question, answer) pairs"),
+    ([("just one item",)], "history turn 1 must be a (question, answer) pair"),
+])
+def test_w14_history_is_checked_like_the_question(corpus, tmp_path, how, history, message):
+    bot = scripted_bot(corpus, tmp_path / "c", default=read("2014"))
+    run = (lambda: bot.ask(FOLLOW_UP, history=history)) if how == "ask" else (lambda: list(bot.ask_stream(FOLLOW_UP, history=history)))
+    with pytest.raises(InvalidQuestion) as err:
+        run()
+    assert message in str(err.value) and bot.llm.calls == 0  # refused before the model
+
+
+def test_w14_history_turn_of_invisible_characters_only_is_dropped(corpus, tmp_path):
+    bot = scripted_bot(corpus, tmp_path / "c", default=read("2014"))
+    answer = bot.ask(FOLLOW_UP, history=[("\x1b\x07\u202e\x00", "a")])
+    assert answer.standalone_question is None  # nothing to follow up on
+
+
+def test_w14_control_characters_of_the_history_never_reach_the_reader(corpus, tmp_path):
+    bot = scripted_bot(corpus, tmp_path / "c", default=read("$2.7 billion"))
+    history = [("How was\x1b[2J the\x07 cloud\u202e unit\x00 doing after the IPO\x1b]52;c;cHduZWQ=\x07?", "Well.")]
+    answer = bot.ask(FOLLOW_UP, history=history)
+    assert answer.standalone_question and not CONTROL.search(answer.standalone_question)
+    prompts = _reader_prompts(bot)
+    assert prompts and not any(CONTROL.search(p) for p in prompts)
+    assert "How was[2J the cloud unit doing" in prompts[0]  # cleaned like a question: ESC, BEL, RLO, NUL gone
+
+
+def test_w14_prompt_over_the_token_budget_is_refused_before_the_model(corpus, tmp_path):
+    # llm_ctx 1024: 416 tokens per prompt after the reply. A long question that follows up on another long one.
+    bot = scripted_bot(corpus, tmp_path / "c", default=read("2014"), llm_ctx=1024)
+    long_q = "What did the company say about the cloud business revenue " + "and its growth " * 110 + "?"
+    with pytest.raises(InvalidQuestion, match="too long for the reader"):
+        bot.ask(FOLLOW_UP, history=[(long_q, "…")])
+    assert bot.llm.calls == 0
+    assert "2014" in bot.ask(Q).text  # a normal question still fits
+
+
+def test_w14_estimate_is_generous_for_prose_and_junk():
+    from qa_bot.question import estimate_tokens
+
+    prose = ARTICLE.read_text(encoding="utf-8")[:2000]
+    assert 400 <= estimate_tokens(prose) <= 750  # Qwen2.5: ~450 tokens for these 2,000 characters
+    assert estimate_tokens("xq7zv9kw" * 100) > estimate_tokens("revenue " * 100)
+
+
+def test_w14_server_context_overflow_is_a_clear_error(corpus, tmp_path):
+    """The server's own refusal of an over-long prompt (the estimate is an estimate) is a clear InvalidQuestion,
+    and does not switch the bot to plain-text output."""
+    from fakes import ScriptedLLM
+
+    class BadRequestError(Exception):
+        pass
+
+    class Overflowing(ScriptedLLM):
+        def _reply(self, messages):
+            self._record(messages)
+            raise BadRequestError("Error code: 400 - {'error': {'message': 'the request exceeds the available context "
+                                  "size, try increasing it', 'type': 'exceed_context_size_error', 'n_prompt_tokens': 12187, 'n_ctx': 2048}}")
+
+    bot = scripted_bot(corpus, tmp_path / "c")
+    bot._llm_override = Overflowing(script={}, default=read("2014"))
+    with pytest.raises(InvalidQuestion, match="too long for the reader"):
+        bot.ask(Q)
+    assert bot._json_output  # still asking for JSON-schema output
