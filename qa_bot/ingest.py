@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -52,7 +54,7 @@ def read_document(path: Path, source: str, max_bytes: int) -> Document:
 def document_from_bytes(source: str, data: bytes) -> Document:
     if not data.strip():
         raise CorpusError(f"{source}: empty file")
-    if b"\x00" in data[:65536]:
+    if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
         raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
     try:
         text = data.decode("utf-8")
@@ -62,30 +64,79 @@ def document_from_bytes(source: str, data: bytes) -> Document:
 
 
 def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
-    """All .txt/.md files below corpus_dir (hidden ones excluded), sorted; unreadable ones are skipped
-    with a warning naming the file. Raises CorpusError when the folder is missing or nothing is usable."""
+    """All .txt/.md files below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
+    warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be
+    indexed and quoted), broken links and link loops, FIFOs and other special files. Links to folders are not
+    followed. Raises CorpusError when the folder is missing or nothing is usable."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    root = corpus_dir.resolve()
     docs, skipped = [], []
-    for path in sorted(corpus_dir.rglob("*")):
-        rel = path.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in DOC_SUFFIXES:
+
+    def skip(rel: str, reason: str) -> None:
+        skipped.append(Skipped(rel, f"{rel}: {reason}"))
+        log.warning("skipped %s: %s", rel, reason)
+
+    for path, is_dir_link in _walk(corpus_dir):
+        rel = path.relative_to(corpus_dir).as_posix()
+        if is_dir_link:
+            if not _inside(path, root):
+                skip(rel + "/", "a link to a folder outside the corpus folder (not followed)")
             continue
-        if not path.is_file():
+        if path.suffix.lower() not in DOC_SUFFIXES:
+            continue
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except (OSError, RuntimeError):  # RuntimeError: a loop, on Python < 3.13
+                skip(rel, "a broken link or a link loop")
+                continue
+            if not _inside(path, root):
+                skip(rel, "a link to a file outside the corpus folder (not followed)")
+                continue
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            skip(rel, f"unreadable ({exc.strerror})")
+            continue
+        if not stat.S_ISREG(mode):
+            if not stat.S_ISDIR(mode):  # a folder named x.txt is just a folder
+                skip(rel, "not a regular file (a FIFO, socket or device), not read")
             continue
         try:
-            docs.append(read_document(path, rel.as_posix(), max_bytes))
+            docs.append(read_document(path, rel, max_bytes))
         except CorpusError as exc:
-            skipped.append(Skipped(rel.as_posix(), str(exc)))
+            skipped.append(Skipped(rel, str(exc)))
             log.warning("skipped %s", exc)
         except OSError as exc:
-            skipped.append(Skipped(rel.as_posix(), f"{rel.as_posix()}: unreadable ({exc.strerror})"))
-            log.warning("skipped %s: %s", rel, exc)
+            skip(rel, f"unreadable ({exc.strerror})")
     if not docs:
         detail = "; ".join(s.reason for s in skipped) or "no .txt or .md files"
         raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
     return docs, skipped
+
+
+def _walk(corpus_dir: Path) -> list[tuple[Path, bool]]:
+    """(path, is a link to a folder) for every entry below corpus_dir, hidden ones (and all below them)
+    excluded, links to folders listed but not entered, sorted by path."""
+    out = []
+    for folder, dirs, files in os.walk(corpus_dir, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for d in dirs:
+            if os.path.islink(os.path.join(folder, d)):
+                out.append((Path(folder, d), True))
+        out.extend((Path(folder, f), False) for f in files if not f.startswith("."))
+    return sorted(out)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether path, all links resolved, lies inside root (itself resolved)."""
+    try:
+        path.resolve(strict=True).relative_to(root)
+        return True
+    except (OSError, RuntimeError, ValueError):
+        return False
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

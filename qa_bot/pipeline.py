@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 from . import ground, prompts
 from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
-from .ingest import Document, chunk_text, document_from_bytes, load_corpus
+from .ingest import Document, _inside, chunk_text, document_from_bytes, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import LLMProvider, backend_error, is_context_overflow
 from .retrieve import DocumentInfo, Retriever, Sentence
@@ -96,7 +96,7 @@ class QABot:
             meta = path.with_name(path.stem + ".meta.json")
             title = ""
             try:
-                if meta.is_file():
+                if meta.is_file() and _inside(meta, Path(self.settings.corpus_dir).resolve()):  # no link out
                     title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
             except (OSError, ValueError, AttributeError):
                 log.warning("ignored %s: not a JSON object with a title", meta.name)

@@ -118,3 +118,48 @@ def test_w14_server_context_overflow_is_a_clear_error(corpus, tmp_path):
     with pytest.raises(InvalidQuestion, match="too long for the reader"):
         bot.ask(Q)
     assert bot._json_output  # still asking for JSON-schema output
+
+
+# --- C2, C8: the corpus folder ------------------------------------------------------------------------------------
+
+def test_c2_links_out_of_the_corpus_loops_and_fifos_are_skipped_with_named_warnings(corpus, tmp_path, caplog):
+    from qa_bot.ingest import load_corpus
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("root:x:0:0:root:/root:/bin/bash PWNED-4471\n", encoding="utf-8")
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "readme.md").symlink_to(ROOT / "README.md")
+    (corpus / "secret.txt").symlink_to(outside / "secret.txt")
+    (corpus / "elsewhere").symlink_to(outside, target_is_directory=True)
+    (corpus / "loop.txt").symlink_to(corpus / "loop.txt")
+    (corpus / "dangling.md").symlink_to(tmp_path / "nothing.md")
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "sub").mkdir()
+    (corpus / "sub" / "same_article.txt").symlink_to(corpus / ARTICLE.name)  # a link inside the folder: fine
+    with caplog.at_level(logging.WARNING, logger="qa_bot"):
+        docs, skipped = load_corpus(corpus, 8 << 20)  # returns: the FIFO is never opened (it would block)
+    assert sorted(d.source for d in docs) == [ARTICLE.name, "sub/same_article.txt"]
+    reasons = {s.source: s.reason for s in skipped}
+    assert set(reasons) == {"passwd.txt", "readme.md", "secret.txt", "elsewhere/", "loop.txt", "dangling.md", "pipe.txt"}
+    assert "outside the corpus folder" in reasons["passwd.txt"] and "outside" in reasons["elsewhere/"]
+    assert "link loop" in reasons["loop.txt"] and "FIFO" in reasons["pipe.txt"]
+    for name in reasons:
+        assert sum(name in r.getMessage() for r in caplog.records) == 1, name  # each named, once
+
+
+def test_c2_no_link_out_of_the_corpus_is_served(corpus, tmp_path):
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    bot = scripted_bot(corpus, tmp_path / "c")
+    answer = bot.ask("Who is root? What is the root user's shell, /bin/bash?")
+    assert "passwd.txt" not in bot.documents
+    assert all(h.chunk.source == ARTICLE.name for h in answer.retrieved) and "root:x" not in json.dumps(answer.to_dict())
+
+
+def test_c8_nul_bytes_after_the_first_64_kb_mean_binary(corpus, tmp_path):
+    from qa_bot.ingest import load_corpus
+
+    (corpus / "late_nul.txt").write_bytes(b"Plain text. " * 6000 + b"\x00\x01\x02 hidden binary tail")
+    docs, skipped = load_corpus(corpus, 8 << 20)
+    assert [d.source for d in docs] == [ARTICLE.name]
+    assert [s.source for s in skipped] == ["late_nul.txt"] and "binary" in skipped[0].reason
