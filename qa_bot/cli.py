@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 
@@ -33,18 +34,46 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Terminal escape sequences (CSI "ESC [ ... m", OSC "ESC ] ... BEL" such as a clipboard write, other ESC pairs)
+# and every other control or bidi character: a document or a file name must not drive the user's terminal.
+_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P^_X][^\x1b]*(?:\x1b\\)?|\x1b.?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# The same characters, escaped in --json output (JSON escapes C0 itself; C1 and bidi ones it leaves raw).
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def terminal_safe(text: object) -> str:
+    """text with escape sequences and control characters removed (newlines and tabs kept)."""
+    return _CONTROL.sub("", _ESCAPE.sub("", str(text)))
+
+
+def _out(*parts: object, file=None) -> None:
+    print(*(terminal_safe(p) for p in parts), file=file)
+
+
 def _print_answer(answer) -> None:
-    print(answer.text)
+    _out(answer.text)
     if answer.standalone_question:
-        print(f"(searched for: {answer.standalone_question})")
+        _out(f"(searched for: {answer.standalone_question})")
     if answer.citations:
-        print("\nSources:")
+        _out("\nSources:")
         for c in answer.citations:
-            print(f"[{c.n}] {c.source} [{c.start}:{c.end}]: {' '.join(c.text.split())}")
+            _out(f"[{c.n}] {c.source} [{c.start}:{c.end}]: {' '.join(c.text.split())}")
     elif answer.retrieved:
-        print("\nClosest passages:")
+        _out("\nClosest passages:")
         for h in answer.retrieved[:3]:
-            print(f"- {h.chunk.source} [{h.chunk.start}:{h.chunk.end}] (score {h.score:.2f}): {' '.join(h.chunk.text.split())[:160]}")
+            _out(f"- {h.chunk.source} [{h.chunk.start}:{h.chunk.end}] (score {h.score:.2f}): {' '.join(h.chunk.text.split())[:160]}")
+
+
+def json_safe(obj) -> str:
+    """obj as indented JSON in which no character can drive a terminal (all are escaped, as \\uXXXX)."""
+    text = json.dumps(obj, ensure_ascii=False, indent=1)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+class _SafeFormatter(logging.Formatter):
+    def format(self, record):
+        return terminal_safe(super().format(record))
 
 
 def _ask(args) -> int:
@@ -59,7 +88,7 @@ def _ask(args) -> int:
         for s in bot.skipped:
             logging.getLogger("qa_bot").debug("skipped %s", s.reason)
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1))
+        print(json_safe(answer.to_dict()))
     else:
         _print_answer(answer)
     return 0
@@ -72,15 +101,19 @@ def _index(args) -> int:
     t = time.perf_counter()
     index = bot.build_index(force=True)
     info = index.info
-    print(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {time.perf_counter() - t:.1f} s "
-          f"({info.get('n_embedded', 0)} embedded, index {info.get('index_type', '?')})")
-    for s in bot.skipped:
-        print(f"skipped: {s.reason}", file=sys.stderr)
+    _out(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {time.perf_counter() - t:.1f} s "
+         f"({info.get('n_embedded', 0)} embedded, index {info.get('index_type', '?')})")
+    # Skipped files were already named by their warnings, once each.
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="qa-bot: %(levelname)s: %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, with warnings made terminal-safe (they name files)
+        handler = logging.StreamHandler()
+        handler.setFormatter(_SafeFormatter("qa-bot: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.command:
@@ -95,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_eval(args)
     except (InvalidQuestion, QuestionFileError) as exc:  # bad input: exit 2
-        print(f"qa-bot: error: {exc}", file=sys.stderr)
+        _out(f"qa-bot: error: {exc}", file=sys.stderr)
         return 2
     except QABotError as exc:
-        print(f"qa-bot: error: {exc}", file=sys.stderr)
+        _out(f"qa-bot: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("qa-bot: interrupted", file=sys.stderr)
@@ -106,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for a user; QA_BOT_DEBUG=1 shows it
         if os.environ.get("QA_BOT_DEBUG"):
             raise
-        print(f"qa-bot: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _out(f"qa-bot: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -77,7 +77,9 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from .errors import QABotError, QuestionFileError
+from .errors import InvalidQuestion, QABotError, QuestionFileError
+from .question import clean_question
+from .settings import Settings
 
 REQUIRED_FIELDS = ("id", "question", "answers", "answerable")
 OPTIONAL_FIELDS = ("evidence", "source")  # absent = null
@@ -91,6 +93,8 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
     the first problem. Each question comes back with every field of the format (absent optional ones as None)
     and its line number."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO that would block the read forever
+        raise QuestionFileError(f"question file {path} is not a regular file")
     try:
         raw = path.read_text(encoding="utf-8-sig")  # -sig: tolerate a BOM from Windows editors
     except FileNotFoundError:
@@ -106,6 +110,8 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise QuestionFileError(f"{where}: invalid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number; arrays nested 100,000 deep
+            raise QuestionFileError(f"{where}: unusable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
         if not isinstance(obj, dict):
             raise QuestionFileError(f"{where}: expected a JSON object")
         missing = [f for f in REQUIRED_FIELDS if f not in obj]
@@ -119,6 +125,10 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
             raise QuestionFileError(f"{where}: duplicate id {qid!r}")
         if not isinstance(question, str) or not question.strip():
             raise QuestionFileError(f"{where}: 'question' must be a non-empty string")
+        try:  # the checks every question passes in QABot.ask, here rather than as an error per question
+            clean_question(question, Settings.max_question_chars, "'question'")
+        except InvalidQuestion as exc:
+            raise QuestionFileError(f"{where}: {exc}") from None
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
             raise QuestionFileError(f"{where}: 'answers' must be a list of strings")
         if not isinstance(answerable, bool):

@@ -163,3 +163,66 @@ def test_c8_nul_bytes_after_the_first_64_kb_mean_binary(corpus, tmp_path):
     docs, skipped = load_corpus(corpus, 8 << 20)
     assert [d.source for d in docs] == [ARTICLE.name]
     assert [s.source for s in skipped] == ["late_nul.txt"] and "binary" in skipped[0].reason
+
+
+# --- P4: what the CLI prints --------------------------------------------------------------------------------------
+
+ESCAPES = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x1b[H\x1b[31m\x07\u202e\x9b6n"  # clipboard write, clear screen, colour, bidi, C1 CSI
+
+
+def test_p4_cli_strips_escape_sequences_from_documents_and_file_names(monkeypatch, capsys, corpus, tmp_path):
+    from qa_bot import cli, pipeline
+
+    text = ARTICLE.read_text(encoding="utf-8").replace("back in 2014,", f"back in 2014{ESCAPES},", 1)
+    (corpus / ARTICLE.name).unlink()
+    (corpus / f"alibaba{ESCAPES[:12]}.txt").write_text(text, encoding="utf-8")
+    bot = scripted_bot(corpus, tmp_path / "c", default=read("2014"))
+    monkeypatch.setattr(pipeline, "QABot", lambda *a, **k: bot)
+    for args in (["ask", Q], ["ask", "What is the weather on Mars?"]):  # sources, then closest passages
+        assert cli.main(args) == 0
+        out, err = capsys.readouterr()
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", out + err), repr(out + err)
+        assert "alibaba" in out and ("2014" in out or REFUSAL in out)
+    assert cli.main(["ask", Q, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", out) and "\\u001b" in out and "\\u202e" in out
+    assert "\x1b" in json.loads(out)["citations"][0]["text"]  # escaped, not lost
+
+
+def test_p4_cli_warnings_and_errors_are_terminal_safe(tmp_path, capsys):
+    from qa_bot import cli
+
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / f"evil{ESCAPES[:12]}.txt").write_bytes(b"\x00\x01")
+    logging.getLogger().handlers.clear()  # as in a fresh process, so main installs its own handler
+    try:
+        assert cli.main(["index", "--corpus", str(d)]) == 1
+    finally:
+        logging.getLogger().handlers.clear()
+    out, err = capsys.readouterr()
+    assert "evil" in err and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", out + err), repr(err)
+    assert err.count("evil") == 2  # the warning, then the error naming it: never the same warning twice
+
+
+# --- eval files: exit 2 -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    '{"id": "a", "question": "' + "x" * 2100 + '", "answers": ["1"], "answerable": true}',
+    '{"id": "a", "question": "\\u0000\\u001b\\u202e", "answers": ["1"], "answerable": true}',
+    '{"id": ' + "9" * 5000 + ', "question": "Who?", "answers": ["1"], "answerable": true}',
+    "[" * 100_000 + "]" * 100_000,
+    None,  # the file is a FIFO
+])
+def test_bad_eval_files_exit_2(tmp_path, capsys, monkeypatch, line):
+    from qa_bot import cli, pipeline
+
+    monkeypatch.setattr(pipeline, "QABot", lambda *a, **k: pytest.fail("a model was loaded for a bad question file"))
+    path = tmp_path / "q.jsonl"
+    if line is None:
+        os.mkfifo(path)
+    else:
+        path.write_text(line + "\n", encoding="utf-8")
+    assert cli.main(["eval", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qa-bot: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
