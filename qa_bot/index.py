@@ -123,13 +123,14 @@ def _matches(manifest: dict, expected: dict) -> bool:
     return all(manifest.get(k) == v for k, v in expected.items())
 
 
-def _try_load(home: Path, expected: dict) -> VectorIndex | None:
-    if not (home / "CURRENT").exists():
-        return None
+def _try_load(home: Path, expected: dict, warn: bool = True) -> VectorIndex | None:
     try:
+        if not (home / "CURRENT").exists():
+            return None
         _, manifest, chunks, _, index = _read_version(home)
     except Exception as exc:  # corrupt cache of any kind: log and rebuild, never crash
-        log.warning("index cache in %s is unusable (%s); rebuilding", home, exc)
+        # warn=False on the second look under the lock: the same warning is not printed twice.
+        log.log(logging.WARNING if warn else logging.DEBUG, "index cache in %s is unusable (%s); rebuilding", home, exc)
         return None
     if not _matches(manifest, expected):
         log.info("index cache in %s is from other settings or another corpus; rebuilding", home)
@@ -149,9 +150,24 @@ def _previous_vectors(home: Path, embedding_model: str) -> dict[str, np.ndarray]
 
 
 def _write_version(home: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, index) -> Path:
+    vdir = home / f"v-{uuid.uuid4().hex[:12]}"
+    tmp = home / f"CURRENT.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        _write_files(home, vdir, tmp, manifest, chunks, vectors, index)
+    except BaseException:
+        # A write that failed (disk full, CURRENT is a folder) leaves no half version behind, run after run.
+        shutil.rmtree(vdir, ignore_errors=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise
+    return vdir
+
+
+def _write_files(home: Path, vdir: Path, tmp: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray, index) -> None:
     import faiss
 
-    vdir = home / f"v-{uuid.uuid4().hex[:12]}"
     vdir.mkdir(parents=True)
     faiss.write_index(index, str(vdir / "index.faiss"))
     lines = "".join(json.dumps(c.__dict__, ensure_ascii=False) + "\n" for c in chunks)
@@ -163,7 +179,6 @@ def _write_version(home: Path, manifest: dict, chunks: list[Chunk], vectors: np.
     manifest = {**manifest, "files": {f: _sha256_file(vdir / f) for f in FILES}}
     _fsync_write(vdir / "manifest.json", json.dumps(manifest, indent=1).encode())
     # The switch is a single atomic rename: readers see the old version or the new one, never half.
-    tmp = home / f"CURRENT.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     _fsync_write(tmp, vdir.name.encode())
     os.replace(tmp, home / "CURRENT")
     dfd = os.open(home, os.O_RDONLY)
@@ -171,7 +186,6 @@ def _write_version(home: Path, manifest: dict, chunks: list[Chunk], vectors: np.
         os.fsync(dfd)
     finally:
         os.close(dfd)
-    return vdir
 
 
 def _remove_stale(home: Path, keep: str) -> None:
@@ -205,38 +219,67 @@ def load_or_build(
     chunk_max_tokens: int,
     force: bool = False,
 ) -> VectorIndex:
-    """The index for these documents: loaded from the cache when valid, else built and saved atomically."""
+    """The index for these documents: loaded from the cache when valid, else built and saved atomically. A cache
+    that cannot be written (its folder is a file, CURRENT or the lock is a folder, no permission, disk full) does
+    not stop the bot: the index is built in memory for this run, with one warning saying what to delete."""
     from filelock import FileLock
 
     expected = expected_manifest(docs, embedder, chunk_chars, chunk_max_tokens)
     home = index_home(cache_dir, corpus_dir)
     if not force and (found := _try_load(home, expected)):
         return found
-    home.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(home / ".lock"), timeout=900):
+    build = lambda reuse: _build(docs, expected, embedder, chunk_chars, chunk_max_tokens, reuse)  # noqa: E731
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(home / ".lock"), timeout=900)
+        lock.acquire()
+    except OSError as exc:
+        _warn_unwritable(home, exc)
+        return build({})[0]
+    try:
         # Another process may have built it while we waited for the lock.
-        if not force and (found := _try_load(home, expected)):
+        if not force and (found := _try_load(home, expected, warn=False)):
             return found
-        t0 = time.perf_counter()
-        chunks = chunk_documents(
-            docs, max_chars=chunk_chars, max_tokens=chunk_max_tokens, count_tokens=embedder.count_tokens
-        )
-        t1 = time.perf_counter()
-        vectors, n_embedded = build_vectors(chunks, embedder, _previous_vectors(home, embedder.fingerprint))
-        t2 = time.perf_counter()
-        index = ann.build_index(vectors)
-        manifest = {
-            **expected,
-            "n_chunks": len(chunks),
-            "index_type": ann.describe(index) if hasattr(ann, "describe") else type(index).__name__,
-            "sources": sorted({c.source for c in chunks}),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        vdir = _write_version(home, manifest, chunks, vectors, index)
-        _remove_stale(home, keep=vdir.name)
-        timing = {"chunk_s": t1 - t0, "embed_s": t2 - t1, "index_s": time.perf_counter() - t2}
-        log.info("built index: %d chunks (%d embedded) in %s", len(chunks), n_embedded, home)
-        return VectorIndex(chunks, index, {**manifest, "how": "built", "n_embedded": n_embedded, **timing})
+        built, chunks, vectors, index = build(_previous_vectors(home, embedder.fingerprint))
+        try:
+            vdir = _write_version(home, {k: v for k, v in built.info.items() if k not in _RUN_INFO}, chunks, vectors, index)
+            _remove_stale(home, keep=vdir.name)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: faiss's own write failed
+            _warn_unwritable(home, exc)
+            return built
+        log.info("built index: %d chunks (%d embedded) in %s", len(chunks), built.info["n_embedded"], home)
+        return built
+    finally:
+        lock.release()
+
+
+_RUN_INFO = ("how", "n_embedded", "chunk_s", "embed_s", "index_s")  # of this run, not of the saved version
+
+
+def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max_tokens: int, reuse: dict):
+    """(VectorIndex, chunks, vectors, faiss index) built in memory."""
+    t0 = time.perf_counter()
+    chunks = chunk_documents(docs, max_chars=chunk_chars, max_tokens=chunk_max_tokens, count_tokens=embedder.count_tokens)
+    t1 = time.perf_counter()
+    vectors, n_embedded = build_vectors(chunks, embedder, reuse)
+    t2 = time.perf_counter()
+    index = ann.build_index(vectors)
+    manifest = {
+        **expected,
+        "n_chunks": len(chunks),
+        "index_type": ann.describe(index) if hasattr(ann, "describe") else type(index).__name__,
+        "sources": sorted({c.source for c in chunks}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    timing = {"chunk_s": t1 - t0, "embed_s": t2 - t1, "index_s": time.perf_counter() - t2}
+    info = {**manifest, "how": "built", "n_embedded": n_embedded, **timing}
+    return VectorIndex(chunks, index, info), chunks, vectors, index
+
+
+def _warn_unwritable(home: Path, exc: Exception) -> None:
+    log.warning("index cache %s cannot be written (%s); using an index in memory for this run. "
+                "Delete %s (or set QA_BOT_CACHE_DIR to another folder) to fix it", home,
+                getattr(exc, "strerror", None) or exc, home)
 
 
 class MemoryIndex:

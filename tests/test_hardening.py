@@ -226,3 +226,62 @@ def test_bad_eval_files_exit_2(tmp_path, capsys, monkeypatch, line):
     assert cli.main(["eval", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qa-bot: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+# --- C10: a cache that cannot be used ----------------------------------------------------------------------------
+
+def _break_current_dir(home: Path):
+    (home / "CURRENT").unlink()
+    (home / "CURRENT").mkdir()
+
+
+def _break_lock_dir(home: Path):
+    (home / ".lock").unlink(missing_ok=True)
+    (home / ".lock").mkdir()
+    (home / "CURRENT").write_text("v-gone")  # so that a rebuild, and so the lock, is needed
+
+
+def _break_home_file(home: Path):
+    shutil.rmtree(home)
+    home.write_text("not a folder")
+
+
+@pytest.mark.parametrize("breaks", [_break_current_dir, _break_lock_dir, _break_home_file, "unwritable"])
+def test_c10_unusable_cache_still_answers_and_names_what_to_delete(corpus, tmp_path, caplog, monkeypatch, breaks):
+    from qa_bot import index as ix
+    from qa_bot.index import index_home
+
+    cache = tmp_path / "c"
+    scripted_bot(corpus, cache, default=read("2014")).index  # a good cache first
+    home = index_home(cache, corpus)
+    versions = {p.name for p in home.iterdir() if p.name.startswith("v-")}
+    if breaks == "unwritable":  # root ignores permissions: a write that fails as on a read-only disk
+        (home / "CURRENT").write_text("v-gone")  # so that a rebuild is needed
+
+        def fail(*a, **k):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(ix, "_write_files", fail)
+    else:
+        breaks(home)
+    for run in (1, 2):  # every run answers; none fails with "internal error"
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="qa_bot"):
+            bot = scripted_bot(corpus, cache, default=read("2014"))
+            assert "2014" in bot.ask(Q).text
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any(f"Delete {home}" in w for w in warnings), warnings
+        assert len(warnings) == len(set(warnings)), warnings  # each warning once
+    if home.is_dir() and breaks is not _break_lock_dir:  # failed writes leave no debris
+        assert {p.name for p in home.iterdir() if p.name.startswith(("v-", "CURRENT.tmp"))} <= versions
+
+
+def test_c10_a_damaged_cache_is_reported_once(corpus, tmp_path, caplog):
+    from qa_bot.index import index_home
+
+    cache = tmp_path / "c"
+    scripted_bot(corpus, cache).index
+    (index_home(cache, corpus) / "CURRENT").write_text("garbage")
+    with caplog.at_level(logging.WARNING, logger="qa_bot"):
+        scripted_bot(corpus, cache).index
+    assert sum("unusable" in r.getMessage() for r in caplog.records) == 1
