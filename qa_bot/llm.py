@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -51,14 +53,59 @@ class LocalLlamaServer:
         self._server = None  # the C++ destructor stops the server's loop
 
 
+class Deadline:
+    """The LLM time of one question: llm_timeout from its first request, for that request, its retries and the
+    check after it together (not for each attempt). Starting at the first request, not before, leaves the
+    client's one-off set-up (imports, schema conversion) out of it."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.at = seconds, None
+
+    def start(self) -> float:
+        if self.at is None:
+            self.at = time.monotonic() + self.seconds
+        return self.at
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+
+_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("qa_bot_llm_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(d: Deadline | None):
+    """LLM requests made inside share this deadline."""
+    token = _DEADLINE.set(d)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+DEADLINE_PASSED = "qa_bot: the question's time (llm_timeout) was up before this attempt"
+
+
+class ReplyTooLong(BackendError):
+    """The server sent more than we read (it ignored max_tokens): treated like a reply cut at max_tokens."""
+
+
+def reply_byte_cap(settings: Settings) -> int:
+    """Bytes of a streamed reply read at most: generous for the SSE framing of max_reader_chars characters."""
+    return max(256 * 1024, 64 * settings.max_reader_chars)
+
+
 def chat_model(settings: Settings, base_url: str, model: str, streaming: bool = True):
     import openai
 
     key = os.environ.get(settings.llm_api_key_env, "") or "not-needed"
-    # settings.llm_timeout bounds each attempt as a whole, not only each read: a server that trickles
-    # keep-alive bytes would otherwise hold a reader forever.
-    http_client = openai.DefaultHttpxClient(transport=_deadline_transport(settings.llm_timeout))
+    # settings.llm_timeout bounds each attempt as a whole, not only each read (a server that trickles keep-alive
+    # bytes would otherwise hold a reader forever), and all attempts of one question together; the bytes read
+    # are capped (a server that ignores max_tokens once streamed 8.8 MB).
+    http_client = openai.DefaultHttpxClient(transport=_deadline_transport(settings.llm_timeout, reply_byte_cap(settings)))
     return _chat_model_class()(
+        max_reply_chars=settings.max_reader_chars,
+        max_reply_chunks=4 * settings.llm_max_tokens + 16,
         base_url=base_url,
         model=model,
         api_key=key,
@@ -82,7 +129,7 @@ def _httpx():
     return importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 
 
-def _deadline_transport(seconds: float):
+def _deadline_transport(seconds: float, max_bytes: int):
     httpx = _httpx()
 
     class DeadlineStream(httpx.SyncByteStream):
@@ -90,9 +137,13 @@ def _deadline_transport(seconds: float):
             self._inner, self._deadline, self._request = inner, deadline, request
 
         def __iter__(self):
+            n = 0
             for part in self._inner:
                 if time.monotonic() > self._deadline:
                     raise httpx.ReadTimeout(f"no complete answer within {seconds:g} s", request=self._request)
+                n += len(part)
+                if n > max_bytes:
+                    raise ReplyTooLong(f"the language model sent more than {max_bytes:,} bytes")
                 yield part
 
         def close(self):
@@ -100,7 +151,18 @@ def _deadline_transport(seconds: float):
 
     class DeadlineTransport(httpx.HTTPTransport):
         def handle_request(self, request):
-            deadline = time.monotonic() + seconds
+            now, shared = time.monotonic(), _DEADLINE.get()
+            deadline = min(now + seconds, shared.start() if shared else float("inf"))
+            left = deadline - now
+            if left <= 0:
+                # A retry after the question's time is up: not sent, and answered so that the client neither
+                # sleeps nor retries again (it honours x-should-retry).
+                return httpx.Response(504, headers={"x-should-retry": "false"}, request=request,
+                                      json={"error": {"message": DEADLINE_PASSED, "type": "timeout"}})
+            # No phase of this attempt (connect, send, first byte) may outlast the question's deadline either.
+            timeouts = request.extensions.get("timeout") or {}
+            request.extensions["timeout"] = {k: min(v, left) if v else left for k, v in
+                                             {"connect": None, "read": None, "write": None, "pool": None, **timeouts}.items()}
             response = super().handle_request(request)
             response.stream = DeadlineStream(response.stream, deadline, request)
             return response
@@ -116,11 +178,23 @@ def _chat_model_class():
         """ChatOpenAI that treats a stream ending without a finish_reason as a failure: a server that
         dies mid-answer and closes the socket cleanly must not pass a cut-off draft for a whole one."""
 
+        max_reply_chars: int = 0  # stop reading past this many characters of content (0: no cap)
+        max_reply_chunks: int = 0  # or past this many streamed pieces (~tokens): a server ignoring max_tokens
+
         def _stream(self, *args, **kwargs):
-            finished = False
-            for chunk in super()._stream(*args, **kwargs):
-                finished = finished or bool((chunk.generation_info or {}).get("finish_reason"))
-                yield chunk
+            finished, chars, pieces = False, 0, 0
+            inner = super()._stream(*args, **kwargs)
+            try:
+                for chunk in inner:
+                    finished = finished or bool((chunk.generation_info or {}).get("finish_reason"))
+                    chars, pieces = chars + len(chunk.text or ""), pieces + 1
+                    if (self.max_reply_chars and chars > self.max_reply_chars) or (
+                            self.max_reply_chunks and pieces > self.max_reply_chunks):
+                        raise ReplyTooLong(f"the language model's reply ran past {self.max_reply_chars:,} characters "
+                                           f"or {self.max_reply_chunks:,} pieces")
+                    yield chunk
+            finally:
+                inner.close()  # stops reading: the connection is closed, not drained
             if not finished:
                 raise BackendError(f"the language model server stopped mid-answer ({self.openai_api_base})")
 
@@ -195,7 +269,7 @@ def backend_error(exc: Exception, settings: Settings) -> BackendError:
         e = e.__cause__ or e.__context__
     names = " ".join(type(e).__name__ for e in chain)
     where = settings.llm_base_url or "the local model server"
-    if "Timeout" in names:
+    if "Timeout" in names or any(DEADLINE_PASSED in str(e) for e in chain):
         return BackendError(f"the language model did not answer within {settings.llm_timeout:g} s ({where})")
     if "RemoteProtocolError" in names:
         return BackendError(f"the language model server stopped mid-answer ({where})")

@@ -24,7 +24,8 @@ from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
 from .ingest import Document, _inside, chunk_text, document_from_bytes, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
-from .llm import LLMProvider, backend_error, is_context_overflow
+from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, is_context_overflow
+from .llm import deadline as llm_deadline
 from .retrieve import DocumentInfo, Retriever, Sentence
 from .settings import Settings
 from .types import Answer, Citation, Hit
@@ -196,15 +197,23 @@ class QABot:
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
 
-    def _call(self, system: str, user: str, schema: dict, name: str) -> str:
-        """One reader call through LCEL (prompt | model); JSON-schema output where the server has it."""
+    def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
+        """One reader call through LCEL (prompt | model); JSON-schema output where the server has it. `until` is
+        the question's LLM deadline: it bounds this call, its retries and the calls after it."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
+        until = until or Deadline(self.settings.llm_timeout)
+        if until.passed():
+            raise backend_error(TimeoutError("deadline"), self.settings)
         model = self.llm
         if self._json_output:
             model = model.bind(response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}})
         try:
-            msg = model.invoke([SystemMessage(system), HumanMessage(user)])
+            with llm_deadline(until):
+                msg = model.invoke([SystemMessage(system), HumanMessage(user)])
+            until.start()  # a model that is not an HTTP client (tests, a custom LangChain model): from its first reply
+        except ReplyTooLong:
+            return ""  # a server that ignores max_tokens: read no further, like a reply cut at max_tokens
         except QABotError:
             raise
         except Exception as exc:
@@ -216,15 +225,15 @@ class QABot:
             if self._json_output and "BadRequest" in type(exc).__name__:
                 self._json_output = False  # a server without JSON-schema output: plain text, parsed leniently
                 log.warning("the LLM server rejected response_format; falling back to plain answers")
-                return self._call(system, user, schema, name)
+                return self._call(system, user, schema, name, until)
             raise backend_error(exc, self.settings) from exc
         content = msg.content if isinstance(msg.content, str) else str(msg.content)
         return content[: self.settings.max_reader_chars]
 
-    def _read(self, p: Prepared) -> ground.ReaderDraft:
+    def _read(self, p: Prepared, until: Deadline | None = None) -> ground.ReaderDraft:
         user = prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query)
         question_stage.check_prompt_budget((prompts.READER_SYSTEM, user), self.settings.prompt_token_budget)
-        raw = self._call(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader")
+        raw = self._call(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader", until)
         return ground.parse_reader(raw)
 
     def _numbered(self, sentences: Sequence[Sentence]) -> str:
@@ -240,12 +249,12 @@ class QABot:
             lines.append(prompts.SENTENCE_LINE.format(n=i, text=" ".join(s.text.split())))
         return "\n".join(lines)
 
-    def _confirmed(self, found: ground.Grounded, p: Prepared, label: str) -> bool:
+    def _confirmed(self, found: ground.Grounded, p: Prepared, label: str, until: Deadline | None = None) -> bool:
         evidence = " ".join(found.text.split())
         if label:
             evidence = f"({label}) {evidence}"
         raw = self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer),
-                         prompts.CHECK_SCHEMA, "check")
+                         prompts.CHECK_SCHEMA, "check", until)
         return _verdict(raw) == "yes"
 
     def _document(self, session: MemoryIndex | None):
@@ -277,12 +286,13 @@ class QABot:
                 yield self._refuse(p, "nothing in the documents is near the question", off_topic=True)
                 return
             t = time.perf_counter()
-            draft = self._read(p)
+            until = Deadline(s.llm_timeout)  # the reader, its retries and the check, all together
+            draft = self._read(p, until)
             timings["read"] = time.perf_counter() - t
             found, why = ground.ground(draft, p.query, p.sentences, self._document(session))
             if found is not None and s.reader_check and ground.needs_check(p.query, found):
                 t = time.perf_counter()
-                if not self._confirmed(found, p, found.label if len(self.documents) > 1 else ""):
+                if not self._confirmed(found, p, found.label if len(self.documents) > 1 else "", until):
                     found, why = None, "the check found the evidence does not answer this exact question"
                 timings["check"] = time.perf_counter() - t
             timings["generate"] = timings["read"] + timings.get("check", 0.0)

@@ -6,12 +6,15 @@ Modes (FakeOpenAI.mode):
                prompt it answers like a dumb reader from the numbered sentences it was sent (tests/fakes.py:
                dumb_reader), e.g. {"answer": "2014", "sentence": 1}
     "hang"     accepts the request and never answers
+    "hangcheck" answers the reader as "ok" does, and hangs on the check
     "trickle"  sends headers, then an SSE comment every 0.3 s forever (defeats per-read timeouts)
     "die"      streams a few chunks in chunked encoding, then closes the socket mid-body
     "cut"      streams a few chunks (no Content-Length, no chunking), then closes: looks like a clean end
     "echo500"  answers 500 with the request headers in the body (a proxy that echoes them)
     "length"   streams the start of a reader reply that never closes its JSON, then finish_reason "length" and
                [DONE]: a reader that rambled until max_tokens (SmolLM2 does on some questions)
+    "flood"    ignores max_tokens: streams a reader reply of .flood_bytes (8.8 MB) as fast as it can, then "stop";
+               .sent counts the bytes the client took before it hung up
 The fault modes stream (part of) ANSWER. Requests are counted in .requests (.bodies keeps their JSON); raw
 sockets, so nothing is buffered or retried behind the test's back.
 """
@@ -56,6 +59,8 @@ def _chunk(content: str | None, finish: str | None = None, first: bool = False) 
 class FakeOpenAI:
     def __init__(self, mode: str = "ok"):
         self.mode = mode
+        self.flood_bytes = 8_800_000
+        self.sent = 0
         self.requests = 0
         self.bodies: list[dict] = []
         self._sock = socket.socket()
@@ -120,7 +125,7 @@ class FakeOpenAI:
                 self.bodies.append({})
             mode = self.mode
             sse = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            if mode == "hang":
+            if mode == "hang" or (mode == "hangcheck" and b"verdict" in body):
                 self._held.append(conn)  # keep it open, say nothing
                 return
             if mode == "trickle":
@@ -151,6 +156,18 @@ class FakeOpenAI:
                     data = _chunk(piece, first=i == 0)
                     conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 for data in (_chunk(None, "length"), b"data: [DONE]\n\n"):
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                conn.sendall(b"0\r\n\r\n")
+                conn.close()
+                return
+            if mode == "flood":
+                self.sent = 0
+                pieces = ['{"answer": "2014', *[" and 2014" * 40] * (self.flood_bytes // 400), '", "sentence": 1}']
+                for i, piece in enumerate(pieces):
+                    data = _chunk(piece, first=i == 0)
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.sent += len(data)
+                for data in (_chunk(None, "stop"), b"data: [DONE]\n\n"):
                     conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
                 conn.sendall(b"0\r\n\r\n")
                 conn.close()

@@ -285,3 +285,78 @@ def test_c10_a_damaged_cache_is_reported_once(corpus, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="qa_bot"):
         scripted_bot(corpus, cache).index
     assert sum("unusable" in r.getMessage() for r in caplog.records) == 1
+
+
+# --- B6: a backend that floods or hangs ---------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_server():
+    from fake_openai import FakeOpenAI
+
+    srv = FakeOpenAI("ok")
+    yield srv
+    srv.close()
+
+
+def openai_bot(corpus_dir, cache_dir, base_url, **settings):
+    from qa_bot.pipeline import QABot
+
+    s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, llm_backend="openai", llm_base_url=base_url,
+                          **{"llm_timeout": 5.0, "llm_max_retries": 1, **settings})
+    return QABot(settings=s, embedder=hash_embedder())
+
+
+def timed(fn):
+    t = time.monotonic()
+    try:
+        return fn(), time.monotonic() - t
+    except Exception as exc:  # noqa: BLE001 - handed back to the test
+        return exc, time.monotonic() - t
+
+
+@pytest.mark.parametrize("how", ["ask", "ask_stream"])
+def test_b6_backend_ignoring_max_tokens_is_cut_off(corpus, tmp_path, fake_server, how):
+    bot = openai_bot(corpus, tmp_path / "c", fake_server.base_url)
+    bot.warm_up()
+    assert "2014" in bot.ask(Q).text
+    fake_server.mode = "flood"
+    answer, elapsed = timed(lambda: bot.ask(Q) if how == "ask" else list(bot.ask_stream(Q))[-1])
+    assert not isinstance(answer, Exception), answer
+    # Read no further than the cap: the reply is treated as one cut at max_tokens, a refusal, at once.
+    assert answer.abstained and answer.text == REFUSAL and len(answer.draft) < 5000, answer.draft[:200]
+    assert elapsed < 2.0, elapsed  # was 13.9 s with llm_timeout=5 (the whole 8.8 MB read, then verified)
+    time.sleep(0.2)
+    assert fake_server.sent < 3_000_000  # the client hung up (the socket buffers hold the rest)
+    fake_server.mode = "ok"
+    assert "2014" in bot.ask(Q).text
+
+
+def test_b6_llm_timeout_bounds_the_whole_question_including_retries(corpus, tmp_path, fake_server):
+    bot = openai_bot(corpus, tmp_path / "c", fake_server.base_url, llm_timeout=1.5, llm_max_retries=2)
+    bot.warm_up()
+    assert "2014" in bot.ask(Q).text
+    fake_server.mode = "hang"
+    err, elapsed = timed(lambda: bot.ask(Q))
+    assert isinstance(err, BackendError) and "did not answer within 1.5 s" in str(err), err
+    # One attempt of 1.5 s, then at most a back-off before the retries find the time is up (was 3 x 1.5 s + back-off).
+    assert elapsed < 1.5 + 1.2, elapsed
+
+
+def test_b6_the_check_shares_the_readers_deadline(corpus, tmp_path, fake_server):
+    """The check gets what is left of llm_timeout after the reader, not a timeout (and retries) of its own."""
+    bot = openai_bot(corpus, tmp_path / "c", fake_server.base_url, llm_timeout=1.5, llm_max_retries=1)
+    bot.warm_up()
+    assert "2014" in bot.ask(Q).text  # the client's first call imports and builds much: not part of what is timed
+    fake_server.mode = "hangcheck"
+    n = fake_server.requests
+    # "profit" is not in the evidence sentence, so the check must read it.
+    err, elapsed = timed(lambda: bot.ask("How much profit did the cloud business generate in the first quarter?"))
+    assert isinstance(err, BackendError) and "did not answer within 1.5 s" in str(err), err
+    assert fake_server.requests - n >= 2 and elapsed < 1.5 + 1.2, elapsed  # was 1.5 s x 2 attempts + back-off for the check alone
+
+
+def test_llm_timeout_zero_is_a_settings_error():
+    from qa_bot.errors import QABotError
+
+    with pytest.raises(QABotError, match="QA_BOT_LLM_TIMEOUT must be more than 0 seconds"):
+        Settings.from_env({"QA_BOT_LLM_TIMEOUT": "0"})

@@ -586,9 +586,11 @@ def test_backend_refusing_connections(corpus, tmp_path):
 
 @pytest.mark.parametrize("retries", [0, 3])
 def test_retries_are_bounded_by_settings(corpus, tmp_path, fake_llm_server, retries):
-    fake_llm_server.mode = "hang"
+    # A server that fails at once (a hanging one uses up llm_timeout, which bounds the retries too:
+    # tests/test_hardening.py::test_b6_llm_timeout_bounds_the_whole_question_including_retries).
+    fake_llm_server.mode = "echo500"
     try:
-        bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url, llm_timeout=0.5,
+        bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url, llm_timeout=10,
                          llm_max_retries=retries)
         n = fake_llm_server.requests
         err, elapsed = finished_within(30, lambda: bot.ask(Q))
