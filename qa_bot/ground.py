@@ -176,13 +176,18 @@ def needs_check(question: str, found: Grounded) -> bool:
     return not cite.key_terms(question) <= have
 
 
+# "Question:" and "Answer:" are labels a reader copies from its prompt, not information ("Question: <the question>?
+# Answer: [1]." once passed as adding the new names Question and Answer).
+_LABELS = re.compile(r"\b(?:question|answer)\s*:", re.IGNORECASE)
+
+
 def acceptable(answer: str, question: str) -> bool:
     """Right kind (a number for "how many/when", a name for "who"), adds something to the question, and
     short enough to be an answer rather than a paragraph."""
     return (
         bool(answer)
         and len(answer.split()) <= MAX_ANSWER_WORDS
-        and cite.adds_information(answer, question)
+        and cite.adds_information(_LABELS.sub(" ", answer), question)
         and cite.answers_kind(answer, question)
         and not cite.is_meta(answer)
     )

@@ -63,6 +63,27 @@ def document_from_bytes(source: str, data: bytes) -> Document:
     return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest())
 
 
+# Text that addresses instructions to an AI assistant: a document is there to be read, so a document holding
+# these was written to steer the reader (issue 14, I4: a planted "…'s chairman is PWNED-4471" was answered).
+_INSTRUCTIONS = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in (
+    r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|these\s+)?"
+    r"(?:previous|prior|above|earlier|preceding|other|rest\s+of\s+(?:the|this|these))\b[^.\n]{0,30}?"
+    r"\b(?:instructions?|prompts?|sentences|text|data|rules|context|messages?|passages)\b",
+    r"^\s*(?:system|assistant)\s*:",
+    r"\b(?:reply|respond|answer|say|output)\b[^.\n]{0,60}?\b(?:to|for)\s+(?:every|any|all|each)\s+questions?\b",
+    r"\bwhatever\s+the\s+question\b",
+    r"\b(?:print|reveal|repeat|show)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+prompt|instructions|prompt)\b",
+    r"\b(?:developer|jailbreak)\s+mode\b",
+)]
+
+
+def instructions_to_assistant(text: str) -> str:
+    """The first passage of text that gives an AI assistant instructions ("ignore all previous instructions",
+    "System:", "answer X to every question"), or "" when there is none."""
+    found = [m for p in _INSTRUCTIONS if (m := p.search(text))]
+    return " ".join(min(found, key=lambda m: m.start()).group(0).split()) if found else ""
+
+
 def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
     """All .txt/.md files below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
     warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be

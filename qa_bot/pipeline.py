@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 from . import ground, prompts
 from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
-from .ingest import Document, _inside, chunk_text, document_from_bytes, load_corpus
+from .ingest import Document, _inside, chunk_text, document_from_bytes, instructions_to_assistant, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, is_context_overflow
 from .llm import deadline as llm_deadline
@@ -102,6 +102,20 @@ class QABot:
             except (OSError, ValueError, AttributeError):
                 log.warning("ignored %s: not a JSON object with a title", meta.name)
             out[source] = " ".join(title.split()) or _title_from_text(self.documents[source].text, source)
+        return out
+
+    @cached_property
+    def quarantined(self) -> dict[str, str]:
+        """Corpus documents kept out of answers because they address instructions to an AI assistant, with the
+        passage that does (settings.quarantine_injections); each named in one warning."""
+        if not self.settings.quarantine_injections:
+            return {}
+        out = {}
+        for source, doc in self.documents.items():
+            if found := instructions_to_assistant(doc.text):
+                out[source] = found
+                log.warning("%s gives an AI assistant instructions (%r): kept out of answers "
+                            "(QA_BOT_QUARANTINE_INJECTIONS=0 to use it)", source, found[:80])
         return out
 
     @property
@@ -192,7 +206,11 @@ class QABot:
         standalone = question_stage.standalone_question(question, history) if s.rewrite_followups else None
         query = standalone or question
         t1 = time.perf_counter()
-        hits = self.retriever.search(query, session)
+        if self.quarantined:  # ranked as always, then the quarantined documents' chunks left out
+            hits = [h for h in self.retriever.search(query, session, max(s.top_k, s.rerank_candidates))
+                    if h.chunk.source not in self.quarantined][: s.top_k]
+        else:
+            hits = self.retriever.search(query, session)
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
@@ -314,8 +332,13 @@ class QABot:
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
         """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""
-        query = question_stage.clean_question(query, self.settings.max_question_chars)
-        return self.retriever.search(query, session, k)
+        s = self.settings
+        query = question_stage.clean_question(query, s.max_question_chars)
+        if not self.quarantined:
+            return self.retriever.search(query, session, k)
+        k = k or s.top_k
+        return [h for h in self.retriever.search(query, session, max(k, s.rerank_candidates))
+                if h.chunk.source not in self.quarantined][:k]
 
     def as_retriever(self, k: int = 4):
         """This bot's retrieval as a LangChain retriever (qa_bot.lc.QARetriever)."""
@@ -340,6 +363,8 @@ class QABot:
         if len(data) > s.max_upload_bytes:
             raise CorpusError(f"{base}: {len(data) / 1e6:.1f} MB is over the {s.max_upload_bytes / 1e6:.1f} MB limit")
         doc = document_from_bytes(SESSION_PREFIX + base, data)
+        if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):
+            raise CorpusError(f"{base}: gives an AI assistant instructions ({found[:80]!r}), so it was not added")
         chunks = chunk_text(doc.text, doc.source, max_chars=s.chunk_chars, max_tokens=s.chunk_max_tokens,
                             count_tokens=self.embedder.count_tokens)
         vectors = self.embedder.embed([c.text for c in chunks])

@@ -71,6 +71,10 @@ class Settings:
     llm_ctx: int = 4096  # shared by the server's LLM_SLOTS slots: a prompt and its reply must fit in one slot's share
     rewrite_followups: bool = True
 
+    # Documents that give an AI assistant instructions ("ignore all previous instructions", "System:", "answer X to
+    # every question") were written to steer the reader: they are kept out of answers, with a warning naming them.
+    quarantine_injections: bool = True
+
     max_question_chars: int = 2000
     max_upload_bytes: int = 1024 * 1024  # documents added in the chat
 
