@@ -69,7 +69,8 @@ _INSTRUCTIONS = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in (
     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+|these\s+)?"
     r"(?:previous|prior|above|earlier|preceding|other|rest\s+of\s+(?:the|this|these))\b[^.\n]{0,30}?"
     r"\b(?:instructions?|prompts?|sentences|text|data|rules|context|messages?|passages)\b",
-    r"^\s*(?:system|assistant)\s*:",
+    # a chat-role line that says something; a bare "system:" heading (Debian's libjsoncpp25 README.Debian) is not one
+    r"^[ \t]*(?:system|assistant)[ \t]*:[ \t]*\S",
     r"\b(?:reply|respond|answer|say|output)\b[^.\n]{0,60}?\b(?:to|for)\s+(?:every|any|all|each)\s+questions?\b",
     r"\bwhatever\s+the\s+question\b",
     r"\b(?:print|reveal|repeat|show)\s+(?:me\s+)?(?:your|the)\s+(?:system\s+prompt|instructions|prompt)\b",
