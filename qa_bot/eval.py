@@ -83,7 +83,6 @@ from .settings import Settings
 
 REQUIRED_FIELDS = ("id", "question", "answers", "answerable")
 OPTIONAL_FIELDS = ("evidence", "source")  # absent = null
-CORPUS_SUFFIXES = (".txt", ".md")
 
 # ---------------------------------------------------------------- question file
 

@@ -17,12 +17,15 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Collection, Iterator, Sequence
+
+import numpy as np
 
 from . import ground, prompts
 from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
-from .ingest import Document, _inside, chunk_text, document_from_bytes, instructions_to_assistant, load_corpus
+from .ingest import (DOC_SUFFIXES, Document, _inside, chunk_text, document_from_bytes, instructions_to_assistant,
+                     load_corpus)
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, is_context_overflow
 from .llm import deadline as llm_deadline
@@ -33,6 +36,23 @@ from .types import Answer, Citation, Hit
 log = logging.getLogger("qa_bot")
 
 SESSION_PREFIX = "session/"  # sources of documents added in a chat session; never clash with corpus names
+UPLOAD_YIELD_SECONDS = 30.0  # longest an upload's next batch waits for questions to finish
+
+
+def check_upload(settings: Settings, name: str, size: int, session_names: Collection[str] = ()) -> str:
+    """The upload policy, in one place: the document's base name when a document called `name` of `size`
+    bytes may be added to a session already holding documents called `session_names` (adding one of those
+    again replaces it); else CorpusError saying why. The web upload route runs it before a byte is stored."""
+    base = Path(str(name)).name or "document.txt"
+    session_documents = len(session_names)
+    if Path(base).suffix.lower() not in DOC_SUFFIXES:
+        raise CorpusError(f"{base}: only {' and '.join(DOC_SUFFIXES)} documents can be added.")
+    if size > settings.max_upload_bytes:
+        raise CorpusError(f"{base} is too large: {size:,} bytes; the limit is {settings.max_upload_bytes:,}.")
+    if session_documents >= settings.max_session_documents and base not in session_names:
+        raise CorpusError(f"This chat already has {session_documents} added documents, the most it can hold; "
+                          "start a new chat (reload the page) to add others.")
+    return base
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,10 @@ class QABot:
         self._embedder_override = embedder
         self._provider = LLMProvider(settings)
         self._lock = threading.Lock()
+        # Questions in flight (waiting for the lock or answering): slow work such as embedding an added
+        # document runs only while this is 0, so it never sits between a user and their answer.
+        self._answering = 0
+        self._idle = threading.Condition()
         self._json_output = True  # cleared once if an OpenAI-compatible server rejects response_format
         self.skipped = []  # corpus files that could not be used, with reasons
 
@@ -293,6 +317,17 @@ class QABot:
     ) -> Iterator[str | Answer]:
         """Yield the verified answer text as soon as it is verified, then the final Answer (authoritative).
         Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
+        with self._idle:
+            self._answering += 1
+        try:
+            yield from self._answer_stream(question, history, session)
+        finally:
+            with self._idle:
+                self._answering -= 1
+                self._idle.notify_all()
+
+    def _answer_stream(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
+                       ) -> Iterator[str | Answer]:
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session)
             timings = p.timings
@@ -354,21 +389,35 @@ class QABot:
             raise CorpusError(f"no document named {source!r}")
         return doc.text
 
-    def add_document(self, session: MemoryIndex | None, name: str, data: bytes) -> MemoryIndex:
-        """A new session index with this document added (kept in memory, for that session only)."""
+    def add_document(self, session: MemoryIndex | None, name: str, data: bytes,
+                     progress: Callable[[int, int], None] | None = None) -> MemoryIndex:
+        """A new session index with this document added (kept in memory, for that session only).
+        Embedding runs in batches in the gaps between questions, so a large document never holds up anyone's
+        answer; progress(done, total) is called after each batch. Raises CorpusError for a document the
+        upload policy (check_upload) or ingest refuses."""
         s = self.settings
-        base = Path(str(name)).name or "document.txt"
-        if Path(base).suffix.lower() not in (".txt", ".md"):
-            raise CorpusError(f"{base}: only .txt and .md documents can be added")
-        if len(data) > s.max_upload_bytes:
-            raise CorpusError(f"{base}: {len(data) / 1e6:.1f} MB is over the {s.max_upload_bytes / 1e6:.1f} MB limit")
+        names = [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
+        base = check_upload(s, name, len(data), names)
         doc = document_from_bytes(SESSION_PREFIX + base, data)
         if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):
             raise CorpusError(f"{base}: gives an AI assistant instructions ({found[:80]!r}), so it was not added")
         chunks = chunk_text(doc.text, doc.source, max_chars=s.chunk_chars, max_tokens=s.chunk_max_tokens,
                             count_tokens=self.embedder.count_tokens)
-        vectors = self.embedder.embed([c.text for c in chunks])
+        texts, parts = [c.text for c in chunks], []
+        step = max(1, s.embed_batch_size)
+        for i in range(0, len(texts), step):
+            self._questions_done(UPLOAD_YIELD_SECONDS)
+            parts.append(self.embedder.embed(texts[i:i + step]))
+            if progress is not None:
+                progress(min(i + step, len(texts)), len(texts))
+        vectors = np.vstack(parts) if parts else self.embedder.embed([])
         return (session or MemoryIndex()).with_document(doc, chunks, vectors)
+
+    def _questions_done(self, timeout: float) -> None:
+        """Wait until no question is being answered (at most `timeout` seconds, so a steady stream of
+        questions slows uploads down but never stops them)."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._answering == 0, timeout=timeout)
 
     def close(self) -> None:
         self._provider.close()

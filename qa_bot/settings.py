@@ -12,6 +12,7 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 
 
 LLM_SLOTS = 2  # llama.cpp server slots (llm.LocalLlamaServer): one per prompt kind, reader and check
+MULTIPART_SLACK = 64 * 1024  # bytes a request needs beyond the file it uploads (multipart headers, boundaries)
 
 # Fields that take one of a few values; checked when Settings is built.
 CHOICES = {
@@ -76,7 +77,15 @@ class Settings:
     quarantine_injections: bool = True
 
     max_question_chars: int = 2000
-    max_upload_bytes: int = 1024 * 1024  # documents added in the chat
+    # Documents added in the chat (each session keeps its own, in memory): per document and per session,
+    # then everything uploaded but not yet added, across sessions, which is deleted after upload_ttl seconds.
+    max_upload_bytes: int = 1024 * 1024
+    max_session_documents: int = 5
+    upload_total_bytes: int = 32 * 1024 * 1024
+    upload_total_files: int = 64
+    upload_ttl: float = 600.0
+    # Any HTTP request body, on every route (413 past it): room for one upload and its multipart framing.
+    max_request_bytes: int = 2 * 1024 * 1024
 
     def __post_init__(self):
         from .errors import QABotError
@@ -84,11 +93,18 @@ class Settings:
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} is not one of: {', '.join(choices)}")
-        for name in ("top_k", "rerank_candidates", "reader_sentences", "llm_max_tokens", "max_question_chars", "llm_ctx"):
+        for name in ("top_k", "rerank_candidates", "reader_sentences", "llm_max_tokens", "max_question_chars", "llm_ctx",
+                     "max_upload_bytes", "max_session_documents", "upload_total_files"):
             if getattr(self, name) < 1:
                 raise QABotError(f"QA_BOT_{name.upper()} must be at least 1")
-        if self.llm_timeout <= 0:
-            raise QABotError("QA_BOT_LLM_TIMEOUT must be more than 0 seconds")
+        for name in ("llm_timeout", "upload_ttl"):
+            if getattr(self, name) <= 0:
+                raise QABotError(f"QA_BOT_{name.upper()} must be more than 0 seconds")
+        if self.upload_total_bytes < self.max_upload_bytes:
+            raise QABotError("QA_BOT_UPLOAD_TOTAL_BYTES must be at least QA_BOT_MAX_UPLOAD_BYTES")
+        if self.max_request_bytes < self.max_upload_bytes + MULTIPART_SLACK:
+            raise QABotError(f"QA_BOT_MAX_REQUEST_BYTES must be at least QA_BOT_MAX_UPLOAD_BYTES + {MULTIPART_SLACK:,} "
+                             "(an allowed upload must fit in a request)")
         if self.prompt_token_budget < 256:
             raise QABotError(f"QA_BOT_LLM_CTX={self.llm_ctx} leaves {self.prompt_token_budget} tokens per prompt after "
                              f"QA_BOT_LLM_MAX_TOKENS={self.llm_max_tokens} (each of {LLM_SLOTS} slots gets "

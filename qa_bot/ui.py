@@ -9,6 +9,7 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # set before gradio is imported: no telemetry calls
 
+import contextlib
 import html
 import logging
 import re
@@ -19,8 +20,10 @@ import gradio as gr
 
 from . import REFUSAL
 from .errors import QABotError
-from .settings import REPO_ROOT
+from .ingest import DOC_SUFFIXES
+from .settings import REPO_ROOT, Settings
 from .types import Answer
+from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,8 @@ EXAMPLES = [
     "Who is the chairman and chief executive officer of Alibaba Group?",
     "What is Alibaba's share price today?",  # not in the article: shows a refusal
 ]
-UPLOAD_TYPES = (".txt", ".md")
-DEFAULT_UPLOAD_LIMIT = 1_000_000  # bytes, used when Settings has no max_upload_bytes
 MODEL = "model"  # concurrency group of every event that touches the models (llama.cpp is not thread-safe)
+UPLOADS = "uploads"  # concurrency group of adding documents: slow, and kept out of the answers' way
 
 # ---------------------------------------------------------------------------------------------------
 # Pure rendering helpers
@@ -206,46 +208,67 @@ def check_ask_inputs(question: Any, history: Any) -> tuple[str, list[tuple[str, 
 
 
 class Blocks(gr.Blocks):
-    """gr.Blocks whose API accepts a call that omits trailing optional inputs (listed in qa_optional_inputs:
-    api_name -> how many), e.g. a raw POST /gradio_api/call/ask with {"data": ["question"]}, and answers a
-    call with too few inputs with a message instead of {"error": null}. (gradio_client fills defaults
-    itself; raw HTTP callers do not.)"""
+    """gr.Blocks whose API answers every malformed call with a message instead of {"error": null} (with
+    show_error=False Gradio hides the text of anything but gr.Error): a call with the wrong number of inputs,
+    or an input its component cannot read. A call may omit trailing optional inputs (qa_optional_inputs:
+    api_name -> how many), e.g. a raw POST /gradio_api/call/ask with {"data": ["question"]} (gradio_client
+    fills defaults itself; raw HTTP callers do not)."""
 
     qa_optional_inputs: dict[str, int] = {}
 
     def validate_inputs(self, block_fn, inputs: list[Any]):
-        missing = len(block_fn.inputs) - len(inputs)
-        if missing <= 0:
-            return super().validate_inputs(block_fn, inputs)
         name = block_fn.api_name or block_fn.name
-        if missing <= self.qa_optional_inputs.get(name, 0):
-            inputs.extend([None] * missing)  # the handler's default for each omitted input
-            return None
-        needed = len(block_fn.inputs) - self.qa_optional_inputs.get(name, 0)
-        raise gr.Error(f"/{name} takes {needed} to {len(block_fn.inputs)} inputs; got {len(inputs)}.")
+        most = len(block_fn.inputs)
+        least = most - self.qa_optional_inputs.get(name, 0)
+        if not least <= len(inputs) <= most:
+            takes = f"{most}" if least == most else f"{least} to {most}"
+            raise gr.Error(f"/{name} takes {takes} input{'s' * (most != 1)}; got {len(inputs)}.")
+        inputs.extend([None] * (most - len(inputs)))  # the handler's default for each omitted input
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            log.info("malformed call to /%s: %s", block_fn.api_name or block_fn.name, exc)
+            raise gr.Error(f"/{block_fn.api_name or block_fn.name}: {_input_problem(block_fn, exc)}") from None
 
 
-def upload_limit(bot) -> int:
-    return int(getattr(bot.settings, "max_upload_bytes", DEFAULT_UPLOAD_LIMIT))
+def _input_problem(block_fn, exc: Exception) -> str:
+    """What was wrong with a call's inputs, in a line, naming the input where Gradio's error says which."""
+    from pydantic import ValidationError
+
+    from gradio.exceptions import InvalidPathError
+
+    if isinstance(exc, InvalidPathError):
+        return f"a file input must be a path that {UPLOAD_PATH} returned."
+    if isinstance(exc, ValidationError):
+        where = next((f"input {i + 1} ({type(b).__name__})" for i, b in enumerate(block_fn.inputs)
+                      if getattr(getattr(b, "data_model", None), "__name__", None) == exc.title), "an input")
+        first = exc.errors()[0] if exc.errors() else {}
+        return f"{where} is malformed: {str(first.get('msg', 'invalid value')).rstrip('.')}."
+    return "an input is malformed; see the API page (footer: Use via API) for the expected shapes."
 
 
-def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, api: bool = True,
-              api_keys: Sequence[str] | None = None) -> gr.Blocks:
-    """The chat app around `bot` (a qa_bot.QABot or anything with the same interface), and, with api=True,
-    the OpenAI-compatible API (qa_bot.api) that launch() serves on the same port. api_keys: None reads
-    QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key."""
+class Handlers:
+    """The app's event handlers, around one bot and the upload store (plain methods, so they can be tested
+    without a server; Gradio reads their signatures for gr.EventData and gr.Progress)."""
 
-    def doc_for(items, session, idx: int) -> str:
+    def __init__(self, bot, uploads: UploadStore | None = None):
+        self.bot, self.uploads = bot, uploads
+
+    def doc_for(self, items, session, idx: int) -> str:
         it = items[idx]
         try:
-            text = bot.document_text(it["source"], session)
+            text = self.bot.document_text(it["source"], session)
         except Exception:  # a stale click (e.g. after Clear) must not break the page
             log.exception("cannot open %s", it.get("source"))
             return render_error(f"Cannot open {it['source']}.")
         label = f"[{it['n']}]" if it.get("cited") else ""
         return render_document(text, [(it["start"], it["end"])], title=it["source"], label=label)
 
-    def respond(question, chat, turns, session):
+    def respond(self, question, chat, turns, session):
         question = (question or "").strip()
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
@@ -255,7 +278,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         yield "", chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         text, answer = "", None
         try:
-            for piece in bot.ask_stream(question, history=[tuple(t) for t in turns or []], session=session):
+            for piece in self.bot.ask_stream(question, history=[tuple(t) for t in turns or []], session=session):
                 if isinstance(piece, Answer):
                     answer = piece
                 else:
@@ -276,46 +299,48 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         chat[-1] = {"role": "assistant", "content": render_message(answer)}
         items = source_items(answer)
         # Open the first cited passage right away; a refusal only lists its closest passages.
-        doc = doc_for(items, session, 0) if answer.citations else EMPTY_DOC
+        doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
         turns = list(turns or []) + [(question, answer.text)]
-        yield "", chat, turns, items, render_sources(items, answer.abstained, answer.text if answer.abstained else REFUSAL), doc
+        refusal = answer.text if answer.abstained else self.bot.refusal
+        yield "", chat, turns, items, render_sources(items, answer.abstained, refusal), doc
 
-    def show_source(items, session, evt: gr.EventData):
+    def show_source(self, items, session, evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}
         try:
             idx = int(data.get("idx"))
         except (TypeError, ValueError):
             return gr.skip()
-        return doc_for(items, session, idx) if 0 <= idx < len(items or []) else gr.skip()
+        return self.doc_for(items, session, idx) if 0 <= idx < len(items or []) else gr.skip()
 
-    def add_document(path, session):
+    def add_document(self, file, session, progress=gr.Progress()):
+        """Add an uploaded file to this session. `file` is the upload's FileData (the event skips Gradio's
+        preprocessing, which would leave an empty temp file behind per upload); only a path the upload store
+        handed out is read, once, and then deleted."""
+        path = file.get("path") if isinstance(file, dict) else None
         if not path:
             return gr.skip(), gr.skip()
-        p = Path(path)
-        name = p.name
         try:
-            if p.suffix.lower() not in UPLOAD_TYPES:
-                raise QABotError(f"{name}: only .txt and .md files can be added.")
-            limit = upload_limit(bot)
-            if p.stat().st_size > limit:
-                raise QABotError(f"{name} is too large ({p.stat().st_size:,} bytes; the limit is {limit:,}).")
-            session = bot.add_document(session, name, p.read_bytes())
-        except QABotError as e:
+            if self.uploads is None:
+                raise QABotError("Adding documents is not enabled on this server.")
+            name, data = self.uploads.take(path)
+            progress(0, desc=f"Reading {name}")
+            session = self.bot.add_document(
+                session, name, data, progress=lambda done, total: progress((done, total), desc=f"Embedding {name}",
+                                                                           unit="passages"))
+        except QABotError as e:  # the library's own message, e.g. the upload policy's
             return gr.skip(), render_error(str(e))
         except Exception:
-            log.exception("adding %s failed", name)
-            return gr.skip(), render_error(f"Could not add {name}.")
-        finally:
-            p.unlink(missing_ok=True)  # the text now lives only in this session's memory
+            log.exception("adding an upload failed")
+            return gr.skip(), render_error("Could not add that document.")
         return session, (f'<div class="qa-note">Added <b>{esc(name)}</b>. Only this browser session can see it.'
                          "</div>")
 
-    def ask(question: str, history: list[list[str]] | None = None) -> dict:
+    def ask(self, question: str, history: list[list[str]] | None = None) -> dict:
         """Answer a question about the article. history (optional): [[question, answer], ...], oldest first,
         for follow-ups. Returns the answer (text, abstained, citations, retrieved, timings, standalone_question)."""
         question, pairs = check_ask_inputs(question, history)
         try:
-            answer = bot.ask(question, history=pairs)
+            answer = self.bot.ask(question, history=pairs)
         except QABotError as e:
             raise gr.Error(str(e)) from None
         except Exception:
@@ -325,9 +350,17 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         out.pop("draft", None)  # unverified model text never leaves the server
         return {"answer": answer.text, **out}
 
+    @staticmethod
     def clear():
         return [], [], [], render_sources([]), EMPTY_DOC, ""
 
+
+def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, api: bool = True,
+              api_keys: Sequence[str] | None = None) -> gr.Blocks:
+    """The chat app around `bot` (a qa_bot.QABot or anything with the same interface), and, with api=True,
+    the OpenAI-compatible API (qa_bot.api) that launch() serves on the same port. api_keys: None reads
+    QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key."""
+    h = Handlers(bot)  # launch() gives it the upload store: files are kept only while the app is served
     with Blocks(title="Ask the article", analytics_enabled=False) as demo:
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
@@ -343,32 +376,34 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
                 with gr.Row():
                     clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
-                    upload = gr.UploadButton("Add a .txt / .md document", file_types=list(UPLOAD_TYPES),
+                    upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document", file_types=list(DOC_SUFFIXES),
                                              elem_id="qa-upload", size="sm")
                 upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=None)
                 ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
                                  api_visibility="private")
             with gr.Column(scale=2):
-                sources = gr.HTML(render_sources([]), elem_id="qa-sources", js_on_load=SOURCES_JS)
+                sources = gr.HTML(render_sources([], refusal=bot.refusal), elem_id="qa-sources", js_on_load=SOURCES_JS)
                 doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS)
 
         model = dict(concurrency_limit=1, concurrency_id=MODEL)
-        chat_io = dict(fn=respond, inputs=[msg, chat, turns, session], outputs=[msg, chat, turns, items, sources, doc],
+        chat_io = dict(fn=h.respond, inputs=[msg, chat, turns, session], outputs=[msg, chat, turns, items, sources, doc],
                        show_progress="minimal", show_progress_on=[chat], **model)
         msg.submit(api_name="chat", api_visibility="undocumented", **chat_io)
         send.click(api_visibility="private", **chat_io)
         ex.load_input_event.then(api_visibility="private", **chat_io)
-        sources.click(show_source, [items, session], [doc], queue=False, api_visibility="private")
-        clear_btn.click(clear, None, [chat, turns, items, sources, doc, upload_note], queue=False,
+        sources.click(h.show_source, [items, session], [doc], queue=False, api_visibility="private")
+        clear_btn.click(h.clear, None, [chat, turns, items, sources, doc, upload_note], queue=False,
                         api_visibility="private")
-        upload.upload(add_document, [upload, session], [session, upload_note], api_name="add_document",
-                      api_visibility="undocumented", **model)
-        gr.api(ask, api_name="ask", **model)
+        # Embedding an upload is slow (~40 s for 1 MB on 2 cores): it has its own concurrency group, so it never
+        # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
+        upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
+                      api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
+        gr.api(h.ask, api_name="ask", **model)
     demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
-    demo.qa_upload_limit = upload_limit(bot)  # read by launch() to cap uploads at the HTTP layer too
+    demo.qa_handlers = h
     if api:  # the OpenAI-compatible API (/v1), served by launch() beside the chat, with the same queue bound
         from .api import OpenAIAPI
 
@@ -377,21 +412,50 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None, **kwargs):
-    """Serve offline and locked down: no share link, no SSR node server, no MCP, and Gradio's file route
-    serves only its own upload cache (this repo, including corpus and cache, is explicitly blocked).
-    The app's OpenAI-compatible API, if build_app made one, is served on the same host and port under /v1."""
-    limit = getattr(demo, "qa_upload_limit", DEFAULT_UPLOAD_LIMIT)
+    """Serve offline and locked down: no share link, no SSR node server, no MCP; uploads only through the
+    upload store's route (qa_bot.web), every request body capped, and Gradio's file route serving neither
+    this repo (corpus and cache included) nor pending uploads. The app's OpenAI-compatible API, if build_app
+    made one, is served on the same host and port under /v1."""
+    from starlette.middleware import Middleware
+
+    from .pipeline import check_upload
+
+    from gradio.utils import get_upload_folder
+
+    handlers = getattr(demo, "qa_handlers", None)
+    settings = handlers.bot.settings if handlers is not None else Settings.from_env()
+    uploads = UploadStore(get_upload_folder(), settings)
+    if handlers is not None:
+        handlers.uploads = uploads
+    routes = [upload_route(uploads, lambda name, size: check_upload(settings, name, size))]
     api = getattr(demo, "qa_api", None)
     if api is not None:
         from .api import exposure_warning
 
         if warning := exposure_warning(host, api):
             log.warning(warning)
-        # Routes given to the FastAPI app at creation come before all of Gradio's own.
-        kwargs["app_kwargs"] = {**kwargs.get("app_kwargs", {}), "routes": api.routes}
+        routes += api.routes
+    # Routes given to the FastAPI app at creation come before all of Gradio's own (ours replace its upload route).
+    app_kwargs = dict(kwargs.pop("app_kwargs", {}))
+    app_kwargs["routes"] = [*app_kwargs.get("routes", []), *routes]
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []),
+                                Middleware(RequestGuard, max_bytes=settings.max_request_bytes, store=uploads)]
+    user_lifespan = app_kwargs.get("lifespan")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):  # pending uploads are deleted when the server stops
+        try:
+            if user_lifespan is None:
+                yield
+            else:
+                async with user_lifespan(app) as state:
+                    yield state
+        finally:
+            uploads.close()
+
+    app_kwargs["lifespan"] = lifespan
     return demo.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
         allowed_paths=[], blocked_paths=[str(REPO_ROOT)], show_error=False,
-        # Gradio itself rejects uploads far over the limit; add_document gives the friendly message below it.
-        max_file_size=4 * limit + 4096, run_history=False,
-        theme=gr.themes.Default(), css=CSS, footer_links=["api"], **kwargs)
+        # No max_file_size: the upload route applies the library's upload policy and says why it refuses.
+        run_history=False, theme=gr.themes.Default(), css=CSS, footer_links=["api"], app_kwargs=app_kwargs, **kwargs)

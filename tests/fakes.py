@@ -179,9 +179,10 @@ class FakeBot:
             return self._corpus[source]
         raise CorpusError(f"no document named {source!r}")
 
-    def add_document(self, session: FakeSessionDocs | None, name: str, data: bytes) -> FakeSessionDocs:
-        if len(data) > self.max_upload_bytes:
-            raise CorpusError(f"{name} is too large ({len(data)} bytes; the limit is {self.max_upload_bytes}).")
+    def add_document(self, session: FakeSessionDocs | None, name: str, data: bytes, progress=None) -> FakeSessionDocs:
+        from qa_bot.pipeline import check_upload  # the library's upload policy, as QABot applies it
+
+        name = check_upload(self.settings, name, len(data), [n for n, _ in (session.docs if session else ())])
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:

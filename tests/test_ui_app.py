@@ -6,6 +6,7 @@ bot); the `slow` tests start `python app.py` with the real models in a subproces
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import threading
@@ -20,7 +21,7 @@ from gradio_client.exceptions import AppError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes import FakeBot, free_port, start_server, stop_server, wait_until_up  # noqa: E402
 
-from qa_bot import REFUSAL, REFUSAL_MANY  # noqa: E402
+from qa_bot import REFUSAL, REFUSAL_MANY, QABotError, Settings  # noqa: E402
 from qa_bot.ui import build_app, launch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,14 +149,162 @@ def test_session_documents_stay_in_their_session(app, tmp_path):
     assert client(url).predict("What is the zorblax budget?", api_name="/ask")["abstained"] is True
 
 
+def upload(url, *files, **kw):
+    """POST files to the upload route as the page does: [(name, bytes)] in the multipart field "files"."""
+    return httpx.post(f"{url}/gradio_api/upload", files=[("files", f) for f in files], timeout=30, **kw)
+
+
+def call(url, api_name, data, session=None) -> tuple[str, object]:
+    """A raw call as any HTTP client can make it (session: a session hash, to keep one session's state)."""
+    r = httpx.post(f"{url}/gradio_api/call/{api_name}", json={"data": data, "session_hash": session}, timeout=10)
+    assert r.status_code == 200, r.text
+    events = httpx.get(f"{url}/gradio_api/call/{api_name}/{r.json()['event_id']}", timeout=30).text
+    kind, _, payload = events.strip().rpartition("event: ")[2].partition("\ndata: ")
+    return kind, json.loads(payload)
+
+
+def add(url, path, session=None) -> str:
+    """The add_document event for an uploaded path, as the page sends it: the upload note's HTML."""
+    kind, out = call(url, "add_document", [{"path": path, "meta": {"_type": "gradio.FileData"}}], session)
+    assert kind == "complete", out
+    return str(out)
+
+
 def test_upload_limits_and_non_text(app, tmp_path):
-    c = client(app[0])
-    big = tmp_path / "big.txt"
-    big.write_text("x" * 30_000)  # FakeBot's limit is 20,000 bytes
-    assert "too large" in c.predict(handle_file(str(big)), api_name="/add_document")
-    blob = tmp_path / "blob.txt"
-    blob.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
-    assert "qa-error" in c.predict(handle_file(str(blob)), api_name="/add_document")
+    url = app[0]
+    r = upload(url, ("big.txt", b"x" * 30_000))  # FakeBot's limit is 20,000 bytes: refused before it is stored
+    assert r.status_code == 413 and "big.txt is too large" in r.text and "20,000" in r.text
+    r = upload(url, ("blob.txt", b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe"))
+    assert r.status_code == 200
+    assert "qa-error" in add(url, r.json()[0])  # the library's verdict, shown in the note
+
+
+def test_upload_route_takes_one_checked_file_and_caps_the_total(tmp_path):
+    """W4: the upload route stores only what add_document may take (one .txt/.md file a request, within the size
+    limit), at most upload_total_files/bytes across sessions, each under an unguessable folder; not served back."""
+    bot = FakeBot(settings=Settings(upload_total_files=3))
+    demo = build_app(bot, queue_size=2, api_keys=())
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        many = upload(url, *[(f"n{i}.txt", b"tiny") for i in range(50)])
+        assert many.status_code == 400 and "one" in many.text
+        assert upload(url, ("x.pdf", b"%PDF")).status_code == 400
+        assert upload(url, ("x.html", b"<script>")).status_code == 400
+        paths = [upload(url, (f"d{i}.txt", b"The zorblax budget is 42 gold coins.")).json()[0] for i in range(3)]
+        full = upload(url, ("d3.txt", b"more"))
+        assert full.status_code == 429 and "try again" in full.text
+        store = demo.qa_handlers.uploads.root
+        assert sorted(p.name for p in store.rglob("*.txt")) == ["d0.txt", "d1.txt", "d2.txt"]
+        assert len({Path(p).parent.name for p in paths}) == 3 and all(len(Path(p).parent.name) == 32 for p in paths)
+        for p in paths:  # another session cannot download them through the file route
+            assert httpx.get(f"{url}/gradio_api/file={p}", timeout=10).status_code == 404
+        assert "Added" in add(url, paths[0])  # taking one frees its place, and leaves nothing behind
+        assert not Path(paths[0]).parent.exists()
+        assert upload(url, ("d3.txt", b"The zorblax budget is 43 gold coins.")).status_code == 200
+    finally:
+        demo.close()
+    assert not store.exists()  # what was never added is deleted when the server stops
+
+
+def test_pending_uploads_expire_after_the_ttl(tmp_path):
+    from qa_bot.web import UploadStore
+
+    store = UploadStore(tmp_path, Settings(upload_ttl=0.2))
+    try:
+        path = store.put("a.txt", b"hello")
+        assert Path(path).read_bytes() == b"hello"
+        time.sleep(0.5)  # nobody uploads again: the store's own sweeper deletes it
+        assert not Path(path).parent.exists() and store.pending == 0
+        with pytest.raises(QABotError, match="upload the file again"):
+            store.take(path)
+    finally:
+        store.close()
+    assert not store.root.exists()
+
+
+def test_add_document_cannot_read_or_delete_files_by_path(app, tmp_path):
+    """W6: add_document takes only a path the upload route handed out, once; naming any other file (even one
+    in Gradio's own upload folder) neither deletes it nor adds it to the caller's session."""
+    from gradio.utils import get_upload_folder
+
+    url = app[0]
+    victim_dir = Path(get_upload_folder()) / f"qa-test-{time.time_ns()}"
+    victim_dir.mkdir(parents=True)
+    victim = victim_dir / "notes.txt"
+    victim.write_text("The zorblax budget is 42 gold coins.", encoding="utf-8")
+    try:
+        note = add(url, str(victim), "attacker")
+        assert "qa-error" in note and "upload" in note
+        assert victim.exists()
+        assert "42 gold" not in str(call(url, "chat", ["What is the zorblax budget?", []], "attacker"))
+        mine = upload(url, ("mine.txt", b"The zorblax budget is 7 gold coins.")).json()[0]
+        assert "Added" in add(url, mine, "owner")
+        assert "qa-error" in add(url, mine, "attacker")  # used once: nobody can take it again
+    finally:
+        victim.unlink(missing_ok=True)
+        victim_dir.rmdir()
+
+
+def test_sessions_hold_a_bounded_number_of_documents(tmp_path):
+    bot = FakeBot(settings=Settings(max_session_documents=2))
+    demo = build_app(bot, queue_size=2, api_keys=())
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        notes = [add(url, upload(url, (f"d{i}.txt", b"Ferries leave hourly.")).json()[0], "s1") for i in range(3)]
+        assert "Added" in notes[0] and "Added" in notes[1]
+        assert "qa-error" in notes[2] and "already has 2" in notes[2]
+        assert "Added" in add(url, upload(url, ("d0.txt", b"Ferries leave daily.")).json()[0], "s1")  # a replacement
+        assert "Added" in add(url, upload(url, ("d9.txt", b"Ferries leave daily.")).json()[0], "s2")  # another session
+    finally:
+        demo.close()
+
+
+@pytest.mark.parametrize("path,headers,body", [
+    ("/gradio_api/call/ask", {"content-type": "application/json"}, "declared"),
+    ("/gradio_api/call/ask", {"content-type": "application/json"}, "chunked"),
+    ("/gradio_api/queue/join", {"content-type": "application/json"}, "chunked"),
+    ("/gradio_api/upload", {"content-type": "multipart/form-data; boundary=x"}, "chunked"),
+    ("/v1/chat/completions", {"content-type": "application/json"}, "declared"),
+])
+def test_request_bodies_are_capped_on_every_route(app, path, headers, body):
+    """W12: past max_request_bytes (2 MiB) a request gets 413, whether it declares its length or streams it."""
+    url = app[0]
+    sent = 0
+
+    def stream():
+        nonlocal sent
+        for _ in range(200):  # 20 MB if nobody stops reading
+            sent += 100_000
+            yield b" " * 100_000
+
+    head = b'--x\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n\r\n' if "multipart" in str(
+        headers) else b""
+    content = head + b" " * 3_000_000 if body == "declared" else itertools.chain([head], stream())
+    try:
+        r = httpx.post(f"{url}{path}", content=content, headers=headers, timeout=30)
+    except httpx.HTTPError:  # the server may close the connection while the client is still sending
+        assert body == "chunked" and sent < 20_000_000
+        return
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+    assert "limit" in r.text
+    assert httpx.get(f"{url}/config", timeout=10).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize("api_name,data,message", [
+    ("ask", ["q", [], "extra"], "/ask takes 1 to 2 inputs; got 3"),
+    ("chat", [1, 2, 3, 4, 5, 6], "/chat takes 4 inputs; got 6"),
+    ("chat", ["When?", "notalist", None, None], "/chat: input 2 (Chatbot) is malformed"),
+    ("add_document", ["x"], "/add_document: input 1 (UploadButton) is malformed"),
+    ("add_document", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, None], "/gradio_api/upload"),
+])
+def test_malformed_calls_get_a_message(app, api_name, data, message):
+    """W10: a wrong-arity or malformed raw call gets an error that says what is wrong, never {"error": null}."""
+    kind, out = call(app[0], api_name, data)
+    assert kind == "error" and message in str(out.get("error")), out
 
 
 @pytest.mark.parametrize("target", [

@@ -1,0 +1,243 @@
+"""The served app's HTTP guards, below Gradio (Starlette/ASGI only; qa_bot.ui wires them in):
+
+- RequestGuard, an ASGI middleware on every route: a request body over the cap gets 413, whether it says
+  its length (Content-Length) or streams it (counted as it arrives; nothing past the cap is read), and the
+  file route never serves a pending upload.
+- UploadStore and its route, which replaces Gradio's /gradio_api/upload: one .txt/.md file a request,
+  checked by the library's upload policy before it is stored, under a random folder name (the path is
+  known only to its uploader), deleted when add_document takes it or after the TTL, with a cap on what
+  may wait on disk across all sessions.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .errors import CorpusError, QABotError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+UPLOAD_PATH = "/gradio_api/upload"
+FILE_ROUTES = ("/gradio_api/file=", "/file=")
+STORE_PREFIX = "qa_bot-uploads-"
+
+
+class BusyUploads(QABotError):
+    """Too much is already uploaded and waiting; try again later."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    created: float  # time.monotonic()
+    size: int
+
+
+class UploadStore:
+    """Uploaded files waiting for add_document, in a folder of their own below Gradio's upload folder (Gradio
+    accepts a file input only from there). Thread-safe."""
+
+    def __init__(self, parent: str | Path, settings: Settings):
+        self.settings = settings
+        parent = Path(parent)
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(parent, settings.upload_ttl)
+        self.root = Path(tempfile.mkdtemp(prefix=STORE_PREFIX, dir=parent)).resolve()
+        self._pending: dict[str, Pending] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        # Expired uploads go even when nobody uploads again (a sweep on upload alone would leave them).
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="upload-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def put(self, name: str, data: bytes) -> str:
+        """Store one upload (already checked against the upload policy); its path. BusyUploads when the
+        uploads waiting across all sessions are at their cap."""
+        s = self.settings
+        self.sweep()
+        with self._lock:
+            if (len(self._pending) >= s.upload_total_files
+                    or sum(p.size for p in self._pending.values()) + len(data) > s.upload_total_bytes):
+                raise BusyUploads("Too many uploads are waiting to be added; please try again in a few minutes.")
+            folder = self.root / secrets.token_hex(16)
+            folder.mkdir(mode=0o700)
+            path = folder / name
+            path.write_bytes(data)
+            self._pending[str(path)] = Pending(time.monotonic(), len(data))
+        return str(path)
+
+    def take(self, path: str) -> tuple[str, bytes]:
+        """(name, bytes) of a pending upload, which is deleted: each upload is taken once, and only a path
+        this store handed out is accepted (nothing else is ever read or deleted)."""
+        key = str(Path(str(path)).resolve()) if path else ""
+        with self._lock:
+            entry = self._pending.pop(key, None)
+        if entry is None:
+            raise CorpusError("That upload is not available (it expired or was already added); please upload "
+                              "the file again.")
+        p = Path(key)
+        try:
+            return p.name, p.read_bytes()
+        finally:
+            shutil.rmtree(p.parent, ignore_errors=True)
+
+    def contains(self, path: str) -> bool:
+        """True when `path` is inside this store's folder (whether or not the file still exists)."""
+        try:
+            return Path(os.path.abspath(path)).is_relative_to(self.root)
+        except (ValueError, OSError):
+            return False
+
+    def sweep(self) -> int:
+        """Delete uploads older than the TTL; how many."""
+        cutoff = time.monotonic() - self.settings.upload_ttl
+        with self._lock:
+            old = [k for k, p in self._pending.items() if p.created < cutoff]
+            for k in old:
+                del self._pending[k]
+        for k in old:
+            shutil.rmtree(Path(k).parent, ignore_errors=True)
+        return len(old)
+
+    def _sweep_loop(self) -> None:
+        while not self._closed.wait(min(60.0, self.settings.upload_ttl / 2)):
+            self.sweep()
+
+    def close(self) -> None:
+        """Delete every pending upload and the store's folder (at shutdown)."""
+        self._closed.set()
+        with self._lock:
+            self._pending.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+
+def _remove_stale(parent: Path, ttl: float) -> None:
+    """Stores left by servers that did not shut down cleanly: whatever they hold is past its TTL by now."""
+    cutoff = time.time() - ttl
+    for d in parent.glob(STORE_PREFIX + "*"):
+        try:
+            if d.is_dir() and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def upload_route(store: UploadStore, check) -> Route:
+    """POST /gradio_api/upload in Gradio's protocol (multipart field "files"; answers a JSON list of paths), one
+    file a request. check(name, size) is the library's upload policy: it raises CorpusError with the reason."""
+
+    async def upload(request: Request) -> Response:
+        try:
+            form = await request.form(max_files=1, max_fields=1)
+        except Exception as exc:  # Starlette's 400 for a malformed body or a second file
+            detail = getattr(exc, "detail", "") or "malformed multipart body"
+            return PlainTextResponse(f"Upload one .txt or .md file at a time ({detail}).", status_code=400)
+        try:
+            files = [f for f in form.getlist("files") if hasattr(f, "read")]
+            if len(files) != 1:
+                return PlainTextResponse('Send one file, in the multipart field "files".', status_code=400)
+            f = files[0]
+            name = check(f.filename or "", f.size or 0)
+            data = await f.read(store.settings.max_upload_bytes + 1)
+            check(name, len(data))  # the size the client declared is not trusted
+            path = store.put(name, data)
+        except BusyUploads as exc:
+            return PlainTextResponse(str(exc), status_code=429, headers={"Retry-After": "60"})
+        except QABotError as exc:
+            status = 413 if "too large" in str(exc) else 400
+            return PlainTextResponse(str(exc), status_code=status)
+        finally:
+            await form.close()
+        return JSONResponse([path])
+
+    return Route(UPLOAD_PATH, upload, methods=["POST"])
+
+
+class RequestGuard:
+    """ASGI middleware: 413 for a body over max_bytes on any route; 404 for the file route into `store`."""
+
+    def __init__(self, app, max_bytes: int, store: UploadStore | None = None):
+        self.app, self.max_bytes, self.store = app, max_bytes, store
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.store is not None and self._into_store(scope):
+            return await _plain(send, 404, "Not found.")
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                return await _plain(send, 400, "Invalid Content-Length header.")
+            if int(declared) > self.max_bytes:
+                return await self._too_large(send)
+        seen, over, started = 0, False, False
+
+        async def counted_receive():
+            nonlocal seen, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:  # a chunked body past the cap: the app sees the client leave
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if over and not started:
+                return  # whatever the app answers to a cut-off body, the client gets the 413 below
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            await self._too_large(send)
+
+    def _into_store(self, scope) -> bool:
+        path = urllib.parse.unquote(scope.get("path", ""))
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        for prefix in FILE_ROUTES:
+            if path.startswith(prefix):
+                return self.store.contains(path[len(prefix):])
+        return False
+
+    async def _too_large(self, send) -> None:
+        await _plain(send, 413, f"The request body is over the {self.max_bytes:,}-byte limit.",
+                     code="request_too_large")
+
+
+async def _plain(send, status: int, message: str, code: str | None = None) -> None:
+    """An error in the OpenAI shape the /v1 API uses, so every client sees one format; the connection closes
+    (an unread body is not drained)."""
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None,
+                                 "code": code}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
