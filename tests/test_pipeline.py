@@ -194,3 +194,64 @@ def test_warm_up_has_the_llm_read_the_fixed_instructions_once(make, check):
     bot = make(reply(""), YES, reader_check=check).warm_up()
     systems = [p[0] for p in bot.llm.prompts]
     assert systems == [prompts.READER_SYSTEM, *([prompts.CHECK_SYSTEM] if check else [])]
+
+
+def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
+    """L4 (library half): add_document embeds batch by batch, reporting progress, and starts no batch while a
+    question is being answered, so a large upload never sits between a user and their answer."""
+    import threading
+    import time
+
+    bot = make(reply(""), embed_batch_size=2)
+    bot.warm_up()
+    inner = bot.embedder
+    embedded = []
+
+    class CountingEmbedder:  # the bot's own embedder, recording each batch it is given
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+        def embed(self, texts):
+            embedded.append(len(texts))
+            return inner.embed(texts)
+
+    bot.__dict__["embedder"] = CountingEmbedder()
+    text = " ".join(f"Ferry {i} leaves pier {i} at {i} o'clock every morning of the week." for i in range(60))
+    progress, asking, release = [], threading.Event(), threading.Event()
+
+    def ask_and_hold():  # a question in flight: the stream is open until `release`
+        stream = bot.ask_stream("When does ferry 7 leave?")
+        next(stream)
+        asking.set()
+        release.wait(10)
+        list(stream)
+
+    t = threading.Thread(target=ask_and_hold)
+    t.start()
+    assert asking.wait(10)
+    adder = threading.Thread(target=lambda: progress.append(
+        bot.add_document(None, "ferries.txt", text.encode(), progress=lambda done, total: progress.append((done, total)))))
+    adder.start()
+    time.sleep(0.5)
+    assert embedded == []  # waiting for the question to finish
+    release.set()
+    t.join(10)
+    adder.join(30)
+    session = progress.pop()
+    total = len(session.chunks)
+    assert total > 4 and sum(embedded) == total and max(embedded) == 2
+    assert progress == [(min(i + 2, total), total) for i in range(0, total, 2)]
+
+
+def test_the_upload_policy_is_checked_in_the_library(make):
+    from qa_bot.pipeline import check_upload
+
+    bot = make(max_session_documents=2)
+    session = bot.add_document(None, "a.txt", b"The a ferry leaves at 9 am.")
+    session = bot.add_document(session, "b.md", b"The b ferry leaves at 10 am.")
+    with pytest.raises(CorpusError, match="already has 2"):
+        bot.add_document(session, "c.txt", b"The c ferry leaves at 11 am.")
+    assert bot.add_document(session, "a.txt", b"The a ferry now leaves at 8 am.")  # replacing one is fine
+    with pytest.raises(CorpusError, match="too large"):
+        check_upload(bot.settings, "big.txt", bot.settings.max_upload_bytes + 1)
+    assert check_upload(bot.settings, "../../etc/notes.md", 10) == "notes.md"

@@ -263,6 +263,40 @@ def test_sessions_hold_a_bounded_number_of_documents(tmp_path):
         demo.close()
 
 
+def test_adding_a_document_does_not_hold_up_questions():
+    """L4 (app half): while one user's upload is being embedded, another user's question is answered at once
+    (adding runs in its own concurrency group, not in the models' single slot)."""
+    adding, release = threading.Event(), threading.Event()
+
+    class SlowAddBot(FakeBot):
+        def add_document(self, *args, **kwargs):
+            adding.set()
+            release.wait(30)  # a 1 MB document takes ~40 s to embed on 2 cores
+            return super().add_document(*args, **kwargs)
+
+    demo = build_app(SlowAddBot(), queue_size=4, api_keys=())
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    url = f"http://127.0.0.1:{port}"
+    notes, answers = [], []
+    try:
+        path = upload(url, ("zorblax.md", b"The zorblax budget is 42 gold coins.")).json()[0]
+        adder = threading.Thread(target=lambda: notes.append(add(url, path, "uploader")))
+        adder.start()
+        assert adding.wait(20)
+        t0 = time.monotonic()
+        asker = threading.Thread(target=lambda: answers.append(call(url, "ask", [Q], "asker")))
+        asker.start()
+        asker.join(10)
+        assert answers and answers[0][0] == "complete" and "2014" in answers[0][1][0]["text"], answers
+        assert time.monotonic() - t0 < 10
+    finally:
+        release.set()
+        adder.join(30)
+        demo.close()
+    assert notes and "Added" in notes[0]
+
+
 @pytest.mark.parametrize("path,headers,body", [
     ("/gradio_api/call/ask", {"content-type": "application/json"}, "declared"),
     ("/gradio_api/call/ask", {"content-type": "application/json"}, "chunked"),
