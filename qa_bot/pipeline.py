@@ -403,14 +403,17 @@ class QABot:
             raise CorpusError(f"{base}: gives an AI assistant instructions ({found[:80]!r}), so it was not added")
         chunks = chunk_text(doc.text, doc.source, max_chars=s.chunk_chars, max_tokens=s.chunk_max_tokens,
                             count_tokens=self.embedder.count_tokens)
-        texts, parts = [c.text for c in chunks], []
-        step = max(1, s.embed_batch_size)
-        for i in range(0, len(texts), step):
+        # Batches of similar length pad less (as sentence-transformers sorts within one call); order restored below.
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].text))
+        step, parts = max(1, s.embed_batch_size), []
+        for i in range(0, len(order), step):
             self._questions_done(UPLOAD_YIELD_SECONDS)
-            parts.append(self.embedder.embed(texts[i:i + step]))
+            parts.append(self.embedder.embed([chunks[j].text for j in order[i:i + step]]))
             if progress is not None:
-                progress(min(i + step, len(texts)), len(texts))
-        vectors = np.vstack(parts) if parts else self.embedder.embed([])
+                progress(min(i + step, len(order)), len(order))
+        vectors = np.empty((len(order), parts[0].shape[1]), dtype=np.float32) if parts else self.embedder.embed([])
+        if parts:
+            vectors[order] = np.vstack(parts)
         return (session or MemoryIndex()).with_document(doc, chunks, vectors)
 
     def _questions_done(self, timeout: float) -> None:

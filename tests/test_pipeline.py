@@ -241,6 +241,9 @@ def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
     total = len(session.chunks)
     assert total > 4 and sum(embedded) == total and max(embedded) == 2
     assert progress == [(min(i + 2, total), total) for i in range(0, total, 2)]
+    import numpy as np
+
+    assert np.allclose(session.vectors, inner.embed([c.text for c in session.chunks]))  # each chunk its own vector
 
 
 def test_the_upload_policy_is_checked_in_the_library(make):
