@@ -3,8 +3,8 @@
 - RequestGuard, an ASGI middleware on every route: a request body over the cap gets 413, whether it says
   its length (Content-Length) or streams it (counted as it arrives; nothing past the cap is read), and the
   file route never serves a pending upload.
-- UploadStore and its route, which replaces Gradio's /gradio_api/upload: one .txt/.md file a request,
-  checked by the library's upload policy before it is stored, under a random folder name (the path is
+- UploadStore and its route, which replaces Gradio's /gradio_api/upload: one file a request, checked by
+  the library's upload policy (pipeline.check_upload) before it is stored, under a random folder name (the path is
   known only to its uploader), deleted when add_document takes it or after the TTL, with a cap on what
   may wait on disk across all sessions.
 """
@@ -149,7 +149,7 @@ def upload_route(store: UploadStore, check) -> Route:
             form = await request.form(max_files=1, max_fields=1)
         except Exception as exc:  # Starlette's 400 for a malformed body or a second file
             detail = getattr(exc, "detail", "") or "malformed multipart body"
-            return PlainTextResponse(f"Upload one .txt or .md file at a time ({detail}).", status_code=400)
+            return PlainTextResponse(f"Upload one document at a time ({detail}).", status_code=400)
         try:
             files = [f for f in form.getlist("files") if hasattr(f, "read")]
             if len(files) != 1:
