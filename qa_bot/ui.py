@@ -457,5 +457,7 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     return demo.launch(
         server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
         allowed_paths=[], blocked_paths=[str(REPO_ROOT)], show_error=False,
-        # No max_file_size: the upload route applies the library's upload policy and says why it refuses.
-        run_history=False, theme=gr.themes.Default(), css=CSS, footer_links=["api"], app_kwargs=app_kwargs, **kwargs)
+        # The page refuses a file over the limit before sending it (the upload button shows no server error);
+        # the upload route applies the whole upload policy to any other client.
+        max_file_size=settings.max_upload_bytes, run_history=False, theme=gr.themes.Default(), css=CSS,
+        footer_links=["api"], app_kwargs=app_kwargs, **kwargs)
