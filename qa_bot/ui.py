@@ -301,7 +301,7 @@ class Handlers:
         # Open the first cited passage right away; a refusal only lists its closest passages.
         doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
         turns = list(turns or []) + [(question, answer.text)]
-        refusal = answer.text if answer.abstained else self.bot.refusal
+        refusal = answer.text if answer.abstained else REFUSAL  # a refusal's list is headed by its own wording
         yield "", chat, turns, items, render_sources(items, answer.abstained, refusal), doc
 
     def show_source(self, items, session, evt: gr.EventData):
@@ -382,7 +382,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                 ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
                                  api_visibility="private")
             with gr.Column(scale=2):
-                sources = gr.HTML(render_sources([], refusal=bot.refusal), elem_id="qa-sources", js_on_load=SOURCES_JS)
+                sources = gr.HTML(render_sources([]), elem_id="qa-sources", js_on_load=SOURCES_JS)
                 doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS)
 
         model = dict(concurrency_limit=1, concurrency_id=MODEL)

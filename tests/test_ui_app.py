@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -211,7 +212,12 @@ def test_upload_route_takes_one_checked_file_and_caps_the_total(tmp_path):
 def test_pending_uploads_expire_after_the_ttl(tmp_path):
     from qa_bot.web import UploadStore
 
+    stale = tmp_path / "qa_bot-uploads-crashed"  # left by a server that did not stop cleanly
+    (stale / ("f" * 32)).mkdir(parents=True)
+    (stale / ("f" * 32) / "old.txt").write_text("old")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
     store = UploadStore(tmp_path, Settings(upload_ttl=0.2))
+    assert not stale.exists()
     try:
         path = store.put("a.txt", b"hello")
         assert Path(path).read_bytes() == b"hello"
