@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -74,7 +75,7 @@ class UploadStore:
                 raise BusyUploads("Too many uploads are waiting to be added; please try again in a few minutes.")
             folder = self.root / secrets.token_hex(16)
             folder.mkdir(mode=0o700)
-            path = folder / name
+            path = folder / safe_name(name)
             path.write_bytes(data)
             self._pending[str(path)] = Pending(time.monotonic(), len(data))
         return str(path)
@@ -97,7 +98,7 @@ class UploadStore:
     def contains(self, path: str) -> bool:
         """True when `path` is inside this store's folder (whether or not the file still exists)."""
         try:
-            return Path(os.path.abspath(path)).is_relative_to(self.root)
+            return Path(os.path.realpath(path)).is_relative_to(self.root)
         except (ValueError, OSError):
             return False
 
@@ -127,6 +128,13 @@ class UploadStore:
     def pending(self) -> int:
         with self._lock:
             return len(self._pending)
+
+
+def safe_name(name: str) -> str:
+    """A file name any file system takes, keeping the suffix: "my notes (2).md" -> "my_notes__2_.md"."""
+    p = Path(name)
+    stem = re.sub(r"[^\w.-]", "_", p.stem)[:100] or "document"
+    return stem + re.sub(r"[^\w.]", "_", p.suffix)[:16]
 
 
 def _remove_stale(parent: Path, ttl: float) -> None:

@@ -421,3 +421,24 @@ def test_real_app_refuses_outside_the_article(real_app):
     r = c.predict("What was Alibaba's net profit in the quarter?", api_name="/ask")
     # About the article but not in it: refused after reading, listing the closest passages.
     assert r["abstained"] is True and r["text"] == REFUSAL and r["citations"] == [] and r["retrieved"]
+
+
+def test_odd_file_names_are_stored_safely(app):
+    from qa_bot.web import safe_name
+
+    assert safe_name("my notes (2).md") == "my_notes__2_.md" and safe_name("a\x00b.txt") == "a_b.txt"
+    r = upload(app[0], ("é" * 300 + "\n.txt", b"The ferry leaves at 9 am."))
+    assert r.status_code == 200 and Path(r.json()[0]).name.endswith(".txt")
+    assert "Added" in add(app[0], r.json()[0])
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"QA_BOT_MAX_SESSION_DOCUMENTS": "0"}, "MAX_SESSION_DOCUMENTS must be at least 1"),
+    ({"QA_BOT_UPLOAD_TTL": "0"}, "UPLOAD_TTL must be more than 0"),
+    ({"QA_BOT_UPLOAD_TOTAL_BYTES": "1000"}, "UPLOAD_TOTAL_BYTES must be at least"),
+    ({"QA_BOT_MAX_REQUEST_BYTES": "1048576"}, "MAX_REQUEST_BYTES must be at least"),
+])
+def test_upload_settings_are_validated(env, message):
+    with pytest.raises(QABotError, match=message):
+        Settings.from_env(env)
+    assert Settings.from_env({"QA_BOT_MAX_SESSION_DOCUMENTS": "9", "QA_BOT_UPLOAD_TTL": "60"}).upload_ttl == 60.0
