@@ -13,7 +13,6 @@ import contextlib
 import html
 import logging
 import re
-from pathlib import Path
 from typing import Any, Sequence
 
 import gradio as gr
@@ -376,8 +375,8 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
                 with gr.Row():
                     clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
-                    upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document", file_types=list(DOC_SUFFIXES),
-                                             elem_id="qa-upload", size="sm")
+                    upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
+                                             file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
                 upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=None)
                 ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
                                  api_visibility="private")
@@ -386,8 +385,9 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                 doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS)
 
         model = dict(concurrency_limit=1, concurrency_id=MODEL)
-        chat_io = dict(fn=h.respond, inputs=[msg, chat, turns, session], outputs=[msg, chat, turns, items, sources, doc],
-                       show_progress="minimal", show_progress_on=[chat], **model)
+        chat_io = dict(fn=h.respond, inputs=[msg, chat, turns, session],
+                       outputs=[msg, chat, turns, items, sources, doc], show_progress="minimal", show_progress_on=[chat],
+                       **model)
         msg.submit(api_name="chat", api_visibility="undocumented", **chat_io)
         send.click(api_visibility="private", **chat_io)
         ex.load_input_event.then(api_visibility="private", **chat_io)
@@ -416,11 +416,10 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     upload store's route (qa_bot.web), every request body capped, and Gradio's file route serving neither
     this repo (corpus and cache included) nor pending uploads. The app's OpenAI-compatible API, if build_app
     made one, is served on the same host and port under /v1."""
+    from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
     from .pipeline import check_upload
-
-    from gradio.utils import get_upload_folder
 
     handlers = getattr(demo, "qa_handlers", None)
     settings = handlers.bot.settings if handlers is not None else Settings.from_env()

@@ -229,8 +229,8 @@ def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
     t = threading.Thread(target=ask_and_hold)
     t.start()
     assert asking.wait(10)
-    adder = threading.Thread(target=lambda: progress.append(
-        bot.add_document(None, "ferries.txt", text.encode(), progress=lambda done, total: progress.append((done, total)))))
+    adder = threading.Thread(target=lambda: progress.append(bot.add_document(
+        None, "ferries.txt", text.encode(), progress=lambda done, total: progress.append((done, total)))))
     adder.start()
     time.sleep(0.5)
     assert embedded == []  # waiting for the question to finish
