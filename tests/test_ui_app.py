@@ -442,3 +442,33 @@ def test_upload_settings_are_validated(env, message):
     with pytest.raises(QABotError, match=message):
         Settings.from_env(env)
     assert Settings.from_env({"QA_BOT_MAX_SESSION_DOCUMENTS": "9", "QA_BOT_UPLOAD_TTL": "60"}).upload_ttl == 60.0
+
+
+def test_the_uploader_sees_progress(tmp_path):
+    """L4: the page shows how far embedding an added document has got (the library's progress callback)."""
+
+    class ProgressBot(FakeBot):
+        def add_document(self, session, name, data, progress=None):
+            for done in range(1, 11):
+                time.sleep(0.2)
+                progress(done, 10)
+            return super().add_document(session, name, data)
+
+    demo = build_app(ProgressBot(), queue_size=2, api_keys=())
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    doc = tmp_path / "zorblax.md"
+    doc.write_text("The zorblax budget is 42 gold coins.", encoding="utf-8")
+    seen = []
+    try:
+        job = client(f"http://127.0.0.1:{port}").submit(handle_file(str(doc)), api_name="/add_document")
+        while not job.done():
+            units = (job.status().progress_data or [None])[0]
+            if units is not None and units.index is not None:
+                seen.append((units.index, units.length, units.desc))
+            time.sleep(0.05)
+        assert "Added" in job.result()
+    finally:
+        demo.close()
+    assert seen and all(length == 10 and "Embedding zorblax.md" in desc for _, length, desc in seen), seen
+    assert len({i for i, _, _ in seen}) > 1  # it moves
