@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
-from .ingest import sentence_spans
+from .cite import sentence_spans
 from .retrieve import Sentence, previous_sentence_start
 
 MAX_ANSWER_WORDS = 40  # a longer "answer" is a copied paragraph, not an answer

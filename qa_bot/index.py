@@ -228,7 +228,8 @@ def load_or_build(
         manifest = {
             **expected,
             "n_chunks": len(chunks),
-            "index_type": ann.describe(index) if hasattr(ann, "describe") else type(index).__name__,
+            "dim": int(vectors.shape[1]),  # as the embedding model reported it, not guessed from its name
+            "index_type": ann.describe(index),
             "sources": sorted({c.source for c in chunks}),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .cite import sentence_spans
 from .errors import CorpusError
 from .types import Chunk
 
@@ -19,10 +20,6 @@ log = logging.getLogger("qa_bot")
 
 DOC_SUFFIXES = (".txt", ".md")
 
-# A sentence ends at . ! ? (and a closing quote or bracket, kept in the sentence) before white space and
-# an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
-# because the next word is lower case.
-_SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
 _WORD = re.compile(r"\S+")
 
 
@@ -86,24 +83,6 @@ def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[
         detail = "; ".join(s.reason for s in skipped) or "no .txt or .md files"
         raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
     return docs, skipped
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of sentences, leading/trailing white space excluded."""
-    spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((start, m.start()))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
 
 
 def _split_long(text: str, span: tuple[int, int], fits: Callable[[int, int], bool]) -> list[tuple[int, int]]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
+from .cite import sentence_spans
 from .index import MemoryIndex, VectorIndex
-from .ingest import sentence_spans
 from .types import Chunk, Hit
 
 # Words that point back to something said before. A question using one and naming nothing itself is a

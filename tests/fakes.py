@@ -130,7 +130,7 @@ class ScriptedLLM(MockLLM):
 
 def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, **settings):
     """A real QABot over corpus_dir with the hashing embedder and a ScriptedLLM (bot.llm)."""
-    from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
     from qa_bot.pipeline import QABot
 
     s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, **settings)

@@ -1,8 +1,9 @@
 import pytest
 
-from qa_bot.embed import HashEmbedder
+from qa_bot.cite import sentence_spans
 from qa_bot.errors import CorpusError
-from qa_bot.ingest import chunk_text, load_corpus, sentence_spans
+from qa_bot.ingest import chunk_text, load_corpus
+from qa_bot.testing import HashEmbedder
 
 from conftest import ARTICLE
 

@@ -7,7 +7,6 @@ bot); the `slow` tests start `python app.py` with the real models in a subproces
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,13 +16,12 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakes import FakeBot, free_port, start_server, stop_server, wait_until_up  # noqa: E402
+from conftest import ROOT
+from fakes import FakeBot, free_port, start_server, stop_server, wait_until_up
 
-from qa_bot import REFUSAL, REFUSAL_MANY  # noqa: E402
-from qa_bot.ui import build_app, launch  # noqa: E402
+from qa_bot import REFUSAL, REFUSAL_MANY
+from qa_bot.ui import build_app, launch
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
 Q = "When did Alibaba go public in New York?"
 IPO_SENTENCE = "Alibaba went public in New York back in 2014, marking the largest IPO at the time."
