@@ -143,13 +143,6 @@ class LLMProvider:
         s = self.settings
         return Path(s.gguf_path).expanduser() if s.gguf_path else model_path(s.reader, s.model_cache_dir)
 
-    @property
-    def description(self) -> str:
-        s = self.settings
-        if s.llm_backend == "local":
-            return f"local llama.cpp: {Path(s.gguf_path).name if s.gguf_path else s.reader}"
-        return f"{s.llm_model} at {s.llm_base_url}"
-
     def info(self) -> dict:
         """Backend, model and (for a packaged reader) its verified sha256, for reports."""
         from .weights import READERS

@@ -29,6 +29,8 @@ _BACK_REFERENCE = re.compile(
     r"the (company|firm|unit|group|business|model|product|deal|plan|move|spin-?off|release|version|licen[cs]e))\b",
     re.IGNORECASE,
 )
+# Bounds on memory and start-up time, and a textbook constant: not Settings fields, because none changes
+# which passages rank first (the ranking's knobs are Settings.top_k, rerank_candidates, sentence_lexical_weight).
 SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
 IDF_SAMPLE = 20000  # IDF from at most this many chunks: bounded start-up on a huge archive
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank r counts 1 / (60 + r)
