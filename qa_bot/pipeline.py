@@ -1,4 +1,4 @@
-"""QABot: the public API. One question walks through these steps, all in `QABot.ask_stream`:
+"""QABot: the public API. One question walks through these steps, all in `QABot._answer`:
 
     clean + follow-up rewrite (answer.py, retrieve.py)
     -> hybrid retrieval of chunks, then the few best sentences (retrieve.Retriever)
@@ -6,7 +6,8 @@
     -> grounding rules in code (ground.py), then an optional yes/no check by the reader (prompts.CHECK_*)
     -> Answer with one citation whose span is the exact supporting sentence(s)
 
-`ask` drains `ask_stream`; `chain` is the same thing as a LangChain runnable.
+`ask_stream` returns an AnswerStream (qa_bot.types) over that one path, `ask` drains it, and `chain` is the
+same thing as a LangChain runnable (qa_bot.lc).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import LLMProvider, backend_error
 from .retrieve import DocumentInfo, Retriever, Sentence, standalone_question
 from .settings import Settings
-from .types import Answer, Citation, Hit
+from .types import Answer, AnswerStream, Citation, Hit
 
 log = logging.getLogger("qa_bot")
 
@@ -250,17 +251,18 @@ class QABot:
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None) -> Answer:
         """Answer one question. Raises InvalidQuestion (a ValueError) for bad input, BackendError when the
         LLM server fails, CorpusError when the corpus cannot be read."""
-        final = None
-        for piece in self.ask_stream(question, history=history, session=session):
-            if isinstance(piece, Answer):
-                final = piece
-        return final
+        return self.ask_stream(question, history=history, session=session).answer()
 
     def ask_stream(
         self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None
-    ) -> Iterator[str | Answer]:
-        """Yield the verified answer text as soon as it is verified, then the final Answer (authoritative).
-        Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
+    ) -> AnswerStream:
+        """The answer as a stream: the verified answer text as soon as it is verified, then the final Answer
+        (authoritative). Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
+        return AnswerStream(self._answer(question, history, session))
+
+    def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
+                ) -> Iterator[str | Answer]:
+        """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer."""
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session)
             timings = p.timings

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qa_bot import REFUSAL, REFUSAL_MANY, Answer, Chunk, Citation, Hit, Settings
-from qa_bot.errors import BackendError, CorpusError, InvalidQuestion
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings
+from qa_bot.answer import clean_question
+from qa_bot.errors import BackendError, CorpusError
 from qa_bot.testing import MockLLM
 
 _WORD = re.compile(r"[a-z0-9$%.]+")
@@ -194,19 +195,16 @@ class FakeBot:
         return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
 
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> Answer:
-        answer = None
-        for piece in self.ask_stream(question, history=history, session=session):
-            answer = piece
-        assert isinstance(answer, Answer)
-        return answer
+        return self.ask_stream(question, history=history, session=session).answer()
 
-    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None
-                   ) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> AnswerStream:
+        return AnswerStream(self._answer(question, history, session))
+
+    def _answer(self, question: str, history: Sequence[tuple[str, str]], session) -> Iterator[str | Answer]:
         self.calls.append(question)
         if self.gate is not None:
             self.gate.wait(30)
-        if not question or not question.strip():
-            raise InvalidQuestion("Please type a question.")
+        question = clean_question(question, self.settings.max_question_chars)  # QABot's own check and errors
         if question == "__crash__":  # an unexpected bug: its details must never reach the user
             raise RuntimeError("internal detail /secret/path")
         if question == "__backend_down__":  # the LLM server is unreachable, before any text
