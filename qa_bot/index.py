@@ -32,6 +32,9 @@ log = logging.getLogger("qa_bot")
 
 FORMAT_VERSION = 1
 FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
+# Seconds to wait for another process's build: long enough to embed a large corpus on 2 cores. A safety
+# bound, not a knob: waiting less would only start a second, duplicate build.
+BUILD_LOCK_WAIT = 900
 
 
 class Embedder(Protocol):
@@ -213,7 +216,7 @@ def load_or_build(
     if not force and (found := _try_load(home, expected)):
         return found
     home.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(home / ".lock"), timeout=900):
+    with FileLock(str(home / ".lock"), timeout=BUILD_LOCK_WAIT):
         # Another process may have built it while we waited for the lock.
         if not force and (found := _try_load(home, expected)):
             return found

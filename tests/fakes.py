@@ -1,11 +1,11 @@
 """Fast stand-ins for the models, for tests that must not load them.
 
-- FakeBot: a stand-in for qa_bot.QABot with the same interface, for UI tests. Retrieval is word overlap
-  over sentences; the answer is short (a number with its unit, or a name) taken from the best sentence,
-  with a [1] marker, and its citation is that exact sentence, as QABot's answers are. It is deliberately
-  dumb but honest: real spans into real document text, refusals listing the closest passages when some
-  words are shared and nothing at all for unrelated questions (QABot's off-topic refusals), follow-ups
-  rewritten from the history.
+- FakeBot: a stand-in for qa_bot.QABot for UI and API tests; both satisfy qa_bot.Bot, with the same error
+  types (tests/test_bot_protocol.py). Retrieval is word overlap over sentences; the answer is short (a number
+  with its unit, or a name) taken from the best sentence, with a [1] marker, and its citation is that exact
+  sentence, as QABot's answers are. It is deliberately dumb but honest: real spans into real document text,
+  refusals listing the closest passages when some words are shared and nothing at all for unrelated
+  questions (QABot's off-topic refusals), follow-ups rewritten from the history.
 - ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader and the check by prompt, not by turn: the
   reader's reply is chosen by the question (or computed from the numbered sentences by `short_answer`), the
   check always gets `verdict`. Concurrent or reordered questions then get consistent replies.
@@ -319,7 +319,7 @@ if __name__ == "__main__":  # python tests/fakes.py --port N: the real UI around
     import argparse
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: this checkout's qa_bot
     from qa_bot.ui import build_app, launch
 
     ap = argparse.ArgumentParser()
