@@ -180,13 +180,19 @@ class LLMProvider:
                 self._server = None
 
 
-def backend_error(exc: Exception, settings: Settings) -> BackendError:
-    """Translate client exceptions into one clear message (never with the API key in it)."""
-    chain, e = [], exc
-    while e is not None and len(chain) < 8:
+def exception_chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
+    """exc and what caused it, nearest first; at most `limit` deep (client libraries wrap errors a few times)."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < limit:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    names = " ".join(type(e).__name__ for e in chain)
+    return chain
+
+
+def backend_error(exc: Exception, settings: Settings) -> BackendError:
+    """Translate client exceptions into one clear message (never with the API key in it)."""
+    names = " ".join(type(e).__name__ for e in exception_chain(exc))
     where = settings.llm_base_url or "the local model server"
     if "Timeout" in names:
         return BackendError(f"the language model did not answer within {settings.llm_timeout:g} s ({where})")

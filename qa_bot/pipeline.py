@@ -25,7 +25,7 @@ from . import ground, prompts
 from .errors import CorpusError, QABotError
 from .ingest import Document, chunk_text, document_from_bytes, load_corpus
 from .index import MemoryIndex, VectorIndex, load_or_build
-from .llm import LLMProvider, backend_error
+from .llm import LLMProvider, backend_error, exception_chain
 from .retrieve import DocumentInfo, Retriever, Sentence, standalone_question
 from .settings import Settings
 from .types import Answer, AnswerStream, Citation, Hit
@@ -343,12 +343,7 @@ class QABot:
 
 
 def _caused_by(exc: BaseException, name: str) -> bool:
-    e, seen = exc, 0
-    while e is not None and seen < 8:
-        if name in type(e).__name__:
-            return True
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return False
+    return any(name in type(e).__name__ for e in exception_chain(exc))
 
 
 def _verdict(raw: str) -> str:
