@@ -1,4 +1,4 @@
-"""Ingest stage: read the corpus folder and cut each document into sentence-aware chunks.
+"""Ingest stage: read the corpus folder, name each document (its title), and cut it into sentence-aware chunks.
 
 Offsets are character offsets into the file decoded as UTF-8 exactly as it is on disk (no newline
 translation), so `file_text[chunk.start:chunk.end] == chunk.text` always holds.
@@ -6,13 +6,14 @@ translation), so `file_text[chunk.start:chunk.end] == chunk.text` always holds.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cite import sentence_spans
+from .cite import content_words, sentence_spans
 from .errors import CorpusError
 from .types import Chunk
 
@@ -83,6 +84,37 @@ def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[
         detail = "; ".join(s.reason for s in skipped) or "no .txt or .md files"
         raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
     return docs, skipped
+
+
+def document_title(doc: Document, corpus_dir: Path) -> str:
+    """The document's title: "title" of a sidecar NAME.meta.json when there is one; else its first line when
+    it reads as a title, with the file name after it when that adds words ("Mozilla Public License Version
+    2.0 (MPL-2.0)"); else the file name."""
+    path = Path(corpus_dir) / doc.source
+    meta = path.with_name(path.stem + ".meta.json")
+    title = ""
+    try:
+        if meta.is_file():
+            title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
+    except (OSError, ValueError, AttributeError):
+        log.warning("ignored %s: not a JSON object with a title", meta.name)
+    return " ".join(title.split()) or _title_from_text(doc.text, doc.source)
+
+
+def title_from_name(source: str) -> str:
+    """A title made of the file name: "alibaba_cloud_spinoff.txt" -> "alibaba cloud spinoff"."""
+    name = Path(source).name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return " ".join(stem.replace("_", " ").split())
+
+
+def _title_from_text(text: str, source: str) -> str:
+    name = title_from_name(source)
+    first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
+    if not first or len(first) > 90 or len(first.split()) > 12 or first[-1:] in ".,;:":
+        return name
+    first = " ".join(first.strip("#*=- ").split())
+    return first if content_words(name) <= content_words(first) else f"{first} ({name})"
 
 
 def _split_long(text: str, span: tuple[int, int], fits: Callable[[int, int], bool]) -> list[tuple[int, int]]:

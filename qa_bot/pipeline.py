@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 from . import answer as answer_stage
 from . import ground, prompts
 from .errors import CorpusError, QABotError
-from .ingest import Document, chunk_text, document_from_bytes, load_corpus
+from .ingest import Document, chunk_text, document_from_bytes, document_title, load_corpus, title_from_name
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import LLMProvider, backend_error, exception_chain
 from .retrieve import DocumentInfo, Retriever, Sentence, standalone_question
@@ -88,21 +88,8 @@ class QABot:
 
     @cached_property
     def titles(self) -> dict[str, str]:
-        """Document titles: "title" of a sidecar NAME.meta.json when there is one; else the document's
-        first line when it reads as a title, with the file name after it when that adds words
-        ("Mozilla Public License Version 2.0 (MPL-2.0)"); else the file name."""
-        out = {}
-        for source in self.documents:
-            path = Path(self.settings.corpus_dir) / source
-            meta = path.with_name(path.stem + ".meta.json")
-            title = ""
-            try:
-                if meta.is_file():
-                    title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
-            except (OSError, ValueError, AttributeError):
-                log.warning("ignored %s: not a JSON object with a title", meta.name)
-            out[source] = " ".join(title.split()) or _title_from_text(self.documents[source].text, source)
-        return out
+        """Each corpus document's title (ingest.document_title)."""
+        return {source: document_title(doc, self.settings.corpus_dir) for source, doc in self.documents.items()}
 
     @property
     def refusal(self) -> str:
@@ -125,7 +112,7 @@ class QABot:
     @cached_property
     def retriever(self) -> Retriever:
         s = self.settings
-        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or _title_from_name(src))
+        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src))
         return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight)
 
@@ -357,23 +344,6 @@ def _verdict(raw: str) -> str:
     if isinstance(obj, dict):
         return "yes" if str(obj.get("verdict", "")).strip().lower() == "yes" else "no"
     return "yes" if text.lower().rstrip(".!") == "yes" else "no"
-
-
-def _title_from_name(source: str) -> str:
-    name = Path(source).name
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return " ".join(stem.replace("_", " ").split())
-
-
-def _title_from_text(text: str, source: str) -> str:
-    name = _title_from_name(source)
-    first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
-    if not first or len(first) > 90 or len(first.split()) > 12 or first[-1:] in ".,;:":
-        return name
-    first = " ".join(first.strip("#*=- ").split())
-    from .cite import content_words
-
-    return first if content_words(name) <= content_words(first) else f"{first} ({name})"
 
 
 def _draft_json(draft: ground.ReaderDraft) -> str:
