@@ -88,7 +88,10 @@ class Settings:
             if getattr(self, name) not in choices:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} is not one of: {', '.join(choices)}")
         for name, least in AT_LEAST.items():
-            if getattr(self, name) < least:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):  # Settings(top_k="6") from code
+                raise QABotError(f"QA_BOT_{name.upper()}={value!r} is not a number")
+            if value < least:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} must be at least {least:g}")
         if self.min_similarity > 1:
             raise QABotError(f"QA_BOT_MIN_SIMILARITY={self.min_similarity!r} must be at most 1 (it is a cosine)")

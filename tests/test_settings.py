@@ -41,6 +41,11 @@ def test_bad_values_fail_with_one_line(env, message):
     assert str(err.value) == message
 
 
+def test_a_number_field_given_text_in_code_is_a_clear_error():
+    with pytest.raises(QABotError, match=r"^QA_BOT_TOP_K='6' is not a number$"):
+        Settings(top_k="6")
+
+
 def test_defaults_are_valid_and_replace_validates_too():
     s = Settings.from_env({})
     assert s == Settings()
