@@ -17,6 +17,9 @@ _CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
 # because the next word is lower case.
 _SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
 
+# A line this short can be a title or a section heading (document titles in ingest, headings in retrieve).
+TITLE_MAX_CHARS, TITLE_MAX_WORDS = 90, 12
+
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .cite import content_words, sentence_spans
+from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
 from .types import Chunk
 
@@ -111,7 +111,7 @@ def title_from_name(source: str) -> str:
 def _title_from_text(text: str, source: str) -> str:
     name = title_from_name(source)
     first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
-    if not first or len(first) > 90 or len(first.split()) > 12 or first[-1:] in ".,;:":
+    if not first or len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or first[-1:] in ".,;:":
         return name
     first = " ".join(first.strip("#*=- ").split())
     return first if content_words(name) <= content_words(first) else f"{first} ({name})"

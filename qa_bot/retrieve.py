@@ -97,7 +97,8 @@ def headings(text: str) -> list[tuple[int, int]]:
         blank_before = i == 0 or not lines[i - 1].strip()
         if body:
             indent = len(line) - len(line.lstrip())
-            short = len(body) <= 90 and len(body.split()) <= 12 and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body)
+            short = (len(body) <= cite.TITLE_MAX_CHARS and len(body.split()) <= cite.TITLE_MAX_WORDS
+                     and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body))
             ends = not nxt.strip() or set(nxt.strip()) <= set("=-~") or len(nxt) - len(nxt.lstrip()) > indent
             # "#" lines are headings; "*" lines only when short and standing alone ("* Noteworthy changes in
             # release 9.1", "** Bug fixes"), not "* Fixed a crash." bullets.

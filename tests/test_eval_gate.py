@@ -34,7 +34,8 @@ def test_dev_set_meets_the_gate(tmp_path):
         for c in row["citations"]:
             assert (ROOT / "docs_corpus" / c["source"]).read_text(encoding="utf-8")[c["start"]:c["end"]] == c["text"]
     # the printed headline carries the same figure as metrics.json, and no threshold failed
-    assert re.search(rf"^  Answer accuracy +{metrics['answer_accuracy']:.3f}$", r.stdout, re.M) and "FAIL:" not in r.stdout
+    assert re.search(rf"^  Answer accuracy +{metrics['answer_accuracy']:.3f}$", r.stdout, re.M)
+    assert "FAIL:" not in r.stdout
 
 
 def test_eval_works_on_another_corpus_and_question_file(tmp_path):
