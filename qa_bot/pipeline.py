@@ -45,7 +45,7 @@ class Prepared:
     hits: tuple[Hit, ...]  # ranked chunks (for display and retrieval metrics)
     sentences: tuple[Sentence, ...]  # what the reader sees, numbered from 1 in this order
     t0: float
-    timings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
 
 
 class QABot:
@@ -252,13 +252,13 @@ class QABot:
         """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer."""
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session)
-            timings = p.timings
+            timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             s = self.settings
             if not p.sentences or max(x.similarity for x in p.sentences) < s.min_similarity:
                 # Nothing in the corpus is even near the question: refuse without the reader.
                 timings["total"] = time.perf_counter() - p.t0
                 # Nothing is listed as "closest passages" either: they would be unrelated.
-                yield self._refuse(p, "nothing in the documents is near the question", off_topic=True)
+                yield self._refuse(p, timings, "nothing in the documents is near the question", off_topic=True)
                 return
             t = time.perf_counter()
             draft = self._read(p)
@@ -272,7 +272,7 @@ class QABot:
             timings["generate"] = timings["read"] + timings.get("check", 0.0)
             timings["total"] = time.perf_counter() - p.t0
             if found is None:
-                yield self._refuse(p, why, draft)
+                yield self._refuse(p, timings, why, draft)
                 return
             title = self.titles.get(found.source, "")
             spans = [(found.start, found.end, found.text), *found.headings]
@@ -282,8 +282,9 @@ class QABot:
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
                          evidence=tuple(p.sentences))
 
-    def _refuse(self, p: Prepared, why: str, draft: ground.ReaderDraft | None = None, off_topic: bool = False) -> Answer:
-        return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, p.timings, p.standalone,
+    def _refuse(self, p: Prepared, timings: dict, why: str, draft: ground.ReaderDraft | None = None,
+                off_topic: bool = False) -> Answer:
+        return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, timings, p.standalone,
                       _draft_json(draft) if draft else "", evidence=() if off_topic else tuple(p.sentences), reason=why)
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
