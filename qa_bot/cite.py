@@ -71,6 +71,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def previous_sentence_start(doc: str, start: int) -> int:
+    """Start of the sentence before the one at `start` (start itself when there is none)."""
+    lo = max(0, start - 1200)  # look back this far at most: a longer sentence before starts here
+    spans = [(lo + s, lo + e) for s, e in sentence_spans(doc[lo:start])]
+    return spans[-1][0] if spans and spans[-1][0] < start else start
+
+
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     return text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')

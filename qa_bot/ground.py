@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
-from .cite import sentence_spans
-from .retrieve import Sentence, previous_sentence_start
+from .cite import previous_sentence_start, sentence_spans
+from .retrieve import Sentence
 
 # Part of what "grounded" means, like the rules below, so constants rather than Settings fields: a deployment
 # must not loosen them; they are fit with the rest of the rules on the eval sets.

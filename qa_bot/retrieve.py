@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
-from .cite import sentence_spans
+from .cite import previous_sentence_start, sentence_spans
 from .index import MemoryIndex, VectorIndex
 from .types import Chunk, Hit
 
@@ -319,10 +319,3 @@ class Retriever:
                 sample = chunks if len(chunks) <= IDF_SAMPLE else random.Random(0).sample(list(chunks), IDF_SAMPLE)
                 self._idf = (cite.idf_weights([c.text for c in sample]), math.log((len(sample) + 1) / 0.5))
             return self._idf
-
-
-def previous_sentence_start(doc: str, start: int) -> int:
-    """Start of the sentence before the one at `start` (start itself when there is none)."""
-    lo = max(0, start - 1200)
-    spans = [(lo + s, lo + e) for s, e in sentence_spans(doc[lo:start])]
-    return spans[-1][0] if spans and spans[-1][0] < start else start
