@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa_bot.embed import SentenceTransformerEmbedder  # noqa: E402
-from qa_bot.ingest import Document, chunk_text, sentence_spans  # noqa: E402
+from qa_bot.cite import sentence_spans  # noqa: E402
+from qa_bot.ingest import Document, chunk_text  # noqa: E402
 from qa_bot.settings import Settings  # noqa: E402
 
 TARGET_TOKENS = 90

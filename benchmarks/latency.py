@@ -162,7 +162,7 @@ def run_retrieve_detail(bot, questions: list[dict]) -> dict:
         bm25.append(t3 - t2)
         hybrid.append(t4 - t3)
         select.append(t5 - t4)
-        from qa_bot.ingest import sentence_spans
+        from qa_bot.cite import sentence_spans
 
         n_cand.append(sum(len(sentence_spans(h.chunk.text)) for h in hits))
     return {"embed_query_s": summary(embed_q), "faiss_search_s": summary(dense), "bm25_search_s": summary(bm25),

@@ -8,13 +8,13 @@
 Heavy modules (torch, sentence-transformers, faiss, langchain) are imported lazily, on first use.
 """
 from .prompts import REFUSAL, REFUSAL_MANY
-from .errors import BackendError, BusyError, CorpusError, InvalidQuestion, QABotError
+from .errors import BackendError, CorpusError, InvalidQuestion, QABotError
 from .settings import Settings
-from .types import Answer, Chunk, Citation, Hit
+from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit
 
 __all__ = [
-    "QABot", "QARetriever", "Settings", "Answer", "Chunk", "Citation", "Hit",
-    "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "BusyError", "REFUSAL", "REFUSAL_MANY",
+    "QABot", "QARetriever", "Settings", "Answer", "AnswerStream", "Bot", "Chunk", "Citation", "Hit",
+    "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "REFUSAL", "REFUSAL_MANY",
 ]
 
 

@@ -2,8 +2,8 @@
 
 Vectors are L2-normalised float32, so inner product = cosine. Below FLAT_MAX vectors the index is an
 exact IndexFlatIP (single-query search is still a few ms and build is free); from FLAT_MAX up it is an
-approximate IVF index with 8-bit scalar-quantised codes (IVF-SQ8). Figures behind these choices:
-benchmarks/scale.py and benchmarks/results/scale.json.
+approximate IVF index with 8-bit scalar-quantised codes (IVF-SQ8). The measurements behind these choices
+are in benchmarks/README.md ("The FAISS index"), from benchmarks/scale.py.
 
 faiss is imported inside functions: it costs ~0.3 s to import and the CLI often doesn't need it.
 """
@@ -13,18 +13,11 @@ import math
 
 import numpy as np
 
-# Exact search scans n*384 floats per query: measured ~3 ms at 50k and ~6 ms at 100k on one core, rising to
-# ~60 ms at 1M. Below this size exact search is cheap enough that approximation buys nothing.
-FLAT_MAX = 50_000
-
-# Approximate index: IVF with 8-bit scalar-quantised codes (IVF-SQ8), chosen over HNSW-SQ8 by measurement on
-# 2 loaded cores: at 100k both reach recall@10 ~0.97-0.99, but at 1M HNSW (M=32, efConstruction=40) had not
-# finished building after 7 min while IVF-SQ8 trains + adds in ~70 s. IVF latency at 1M (~5-10 ms) is inside
-# the 20 ms budget. SQ8 stores 1 byte/dim: ~390 MB at 1M vs 1.5 GB raw float32.
+# Not Settings fields: they trade index speed against recall, never what an answer says, and were measured
+# for this class of machine; benchmarks/scale.py re-measures them elsewhere.
+FLAT_MAX = 50_000  # vectors; below this exact search is cheap enough (~3 ms) that approximation buys nothing
 TRAIN_PER_LIST = 40  # k-means sample per list; faiss warns below 39, more only slows training
-# Share of lists scanned per query. On the benchmark's (deliberately hard) clustered data at 1M / 2048 lists:
-# 1/16 -> recall@10 0.90, 1/8 -> 0.94, 3/16 -> 0.96. Latency grows linearly with it.
-PROBE_FRACTION = 3 / 16
+PROBE_FRACTION = 3 / 16  # share of lists scanned per query: recall@10 ~0.96 on the benchmark's hard data
 
 
 def configure_threads(n: int) -> None:

@@ -42,7 +42,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .errors import BackendError, BusyError, InvalidQuestion, QABotError
+from .errors import BackendError, InvalidQuestion, QABotError
 from .types import Answer
 
 log = logging.getLogger(__name__)
@@ -218,9 +218,6 @@ def error_for(exc: BaseException) -> ApiError:
         return exc
     if isinstance(exc, InvalidQuestion):
         return ApiError(400, str(exc), param="messages")
-    if isinstance(exc, BusyError):
-        return ApiError(429, str(exc), type="rate_limit_error", code="rate_limit_exceeded",
-                        headers={"Retry-After": "5"})
     if isinstance(exc, BackendError):  # its message may name the LLM server's address: logged here, not sent
         return ApiError(503, "The language model is not available right now; please try again later.",
                         type="server_error", code="backend_unavailable")

@@ -1,6 +1,6 @@
-"""Words, numbers and names: the pure lexical toolkit the retriever and the grounding rules share
-(normalising, stemming, stop words, number canonicalisation, proper names, IDF and key-term coverage,
-and the kind of answer a question asks for)."""
+"""Sentences, words, numbers and names: the pure lexical toolkit that chunking, the retriever and the
+grounding rules share (the one sentence splitter, normalising, stemming, stop words, number
+canonicalisation, proper names, IDF and key-term coverage, and the kind of answer a question asks for)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +12,13 @@ MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _WORD = WORD = re.compile(r"[A-Za-z0-9][\w'’\-]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
+# A sentence ends at . ! ? (and a closing quote or bracket, kept in the sentence) before white space and
+# an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
+# because the next word is lower case.
+_SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+
+# A line this short can be a title or a section heading (document titles in ingest, headings in retrieve).
+TITLE_MAX_CHARS, TITLE_MAX_WORDS = 90, 12
 
 NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -42,6 +49,33 @@ REFUSAL_PATTERNS = re.compile(
     r"|cannot (be )?(answer|determin|find|know)|can't (answer|determin|find|tell)|i don'?t know|unknown|unclear",
     re.IGNORECASE,
 )
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of sentences, leading/trailing white space excluded: text[start:end] is the sentence, so
+    offsets add up to exact citations. The only sentence splitter: chunks, the reader's sentences and
+    answers are all cut by it."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+def previous_sentence_start(doc: str, start: int) -> int:
+    """Start of the sentence before the one at `start` (start itself when there is none)."""
+    lo = max(0, start - 1200)  # look back this far at most: a longer sentence before starts here
+    spans = [(lo + s, lo + e) for s, e in sentence_spans(doc[lo:start])]
+    return spans[-1][0] if spans and spans[-1][0] < start else start
 
 
 def normalize(text: str) -> str:

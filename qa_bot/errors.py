@@ -1,4 +1,4 @@
-"""Errors the library raises; the edges (CLI, UI) turn them into one-line messages."""
+"""Errors the library raises; the edges (CLI, UI, API) turn them into one-line messages."""
 
 
 class QABotError(Exception):
@@ -15,10 +15,6 @@ class CorpusError(QABotError):
 
 class BackendError(QABotError):
     """The LLM server failed: refused, timed out, or died mid-answer."""
-
-
-class BusyError(QABotError):
-    """Too many requests are waiting; try again shortly."""
 
 
 class QuestionFileError(QABotError, ValueError):

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
-from .ingest import sentence_spans
-from .retrieve import Sentence, previous_sentence_start
+from .cite import previous_sentence_start, sentence_spans
+from .retrieve import Sentence
 
+# Part of what "grounded" means, like the rules below, so constants rather than Settings fields: a deployment
+# must not loosen them; they are fit with the rest of the rules on the eval sets.
 MAX_ANSWER_WORDS = 40  # a longer "answer" is a copied paragraph, not an answer
 SECTION_SPAN = 1500  # characters: a heading this close above its sentence is cited with it as one span
 

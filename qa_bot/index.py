@@ -32,6 +32,9 @@ log = logging.getLogger("qa_bot")
 
 FORMAT_VERSION = 1
 FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
+# Seconds to wait for another process's build: long enough to embed a large corpus on 2 cores. A safety
+# bound, not a knob: waiting less would only start a second, duplicate build.
+BUILD_LOCK_WAIT = 900
 
 
 class Embedder(Protocol):
@@ -231,7 +234,7 @@ def load_or_build(
     build = lambda reuse: _build(docs, expected, embedder, chunk_chars, chunk_max_tokens, reuse)  # noqa: E731
     try:
         home.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(home / ".lock"), timeout=900)
+        lock = FileLock(str(home / ".lock"), timeout=BUILD_LOCK_WAIT)
         lock.acquire()
     except OSError as exc:
         _warn_unwritable(home, exc)
@@ -267,7 +270,8 @@ def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max
     manifest = {
         **expected,
         "n_chunks": len(chunks),
-        "index_type": ann.describe(index) if hasattr(ann, "describe") else type(index).__name__,
+        "dim": int(vectors.shape[1]),  # as the embedding model reported it, not guessed from its name
+        "index_type": ann.describe(index),
         "sources": sorted({c.source for c in chunks}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

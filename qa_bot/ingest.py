@@ -1,4 +1,4 @@
-"""Ingest stage: read the corpus folder and cut each document into sentence-aware chunks.
+"""Ingest stage: read the corpus folder, name each document (its title), and cut it into sentence-aware chunks.
 
 Offsets are character offsets into the file decoded as UTF-8 exactly as it is on disk (no newline
 translation), so `file_text[chunk.start:chunk.end] == chunk.text` always holds.
@@ -6,6 +6,7 @@ translation), so `file_text[chunk.start:chunk.end] == chunk.text` always holds.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
 from .types import Chunk
 
@@ -21,10 +23,6 @@ log = logging.getLogger("qa_bot")
 
 DOC_SUFFIXES = (".txt", ".md")
 
-# A sentence ends at . ! ? (and a closing quote or bracket, kept in the sentence) before white space and
-# an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
-# because the next word is lower case.
-_SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
 _WORD = re.compile(r"\S+")
 
 
@@ -161,22 +159,35 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of sentences, leading/trailing white space excluded."""
-    spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((start, m.start()))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+def document_title(doc: Document, corpus_dir: Path) -> str:
+    """The document's title: "title" of a sidecar NAME.meta.json when there is one; else its first line when
+    it reads as a title, with the file name after it when that adds words ("Mozilla Public License Version
+    2.0 (MPL-2.0)"); else the file name."""
+    path = Path(corpus_dir) / doc.source
+    meta = path.with_name(path.stem + ".meta.json")
+    title = ""
+    try:
+        if meta.is_file() and _inside(meta, Path(corpus_dir).resolve()):  # a sidecar linking out is not read
+            title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
+    except (OSError, ValueError, AttributeError):
+        log.warning("ignored %s: not a JSON object with a title", meta.name)
+    return " ".join(title.split()) or _title_from_text(doc.text, doc.source)
+
+
+def title_from_name(source: str) -> str:
+    """A title made of the file name: "alibaba_cloud_spinoff.txt" -> "alibaba cloud spinoff"."""
+    name = Path(source).name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return " ".join(stem.replace("_", " ").split())
+
+
+def _title_from_text(text: str, source: str) -> str:
+    name = title_from_name(source)
+    first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
+    if not first or len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or first[-1:] in ".,;:":
+        return name
+    first = " ".join(first.strip("#*=- ").split())
+    return first if content_words(name) <= content_words(first) else f"{first} ({name})"
 
 
 def _split_long(text: str, span: tuple[int, int], fits: Callable[[int, int], bool]) -> list[tuple[int, int]]:

@@ -25,6 +25,8 @@ from pydantic import ConfigDict, Field, model_validator
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel
 
+from .types import Bot
+
 __all__ = ["QAChain", "QARetriever", "hit_to_document"]
 
 
@@ -53,7 +55,7 @@ class QAChain(Runnable):
 
     name = "qa_bot"
 
-    def __init__(self, bot):
+    def __init__(self, bot: Bot):
         self.bot = bot
 
     @property

@@ -217,13 +217,6 @@ class LLMProvider:
         s = self.settings
         return Path(s.gguf_path).expanduser() if s.gguf_path else model_path(s.reader, s.model_cache_dir)
 
-    @property
-    def description(self) -> str:
-        s = self.settings
-        if s.llm_backend == "local":
-            return f"local llama.cpp: {Path(s.gguf_path).name if s.gguf_path else s.reader}"
-        return f"{s.llm_model} at {s.llm_base_url}"
-
     def info(self) -> dict:
         """Backend, model and (for a packaged reader) its verified sha256, for reports."""
         from .weights import READERS
@@ -261,12 +254,19 @@ class LLMProvider:
                 self._server = None
 
 
-def backend_error(exc: Exception, settings: Settings) -> BackendError:
-    """Translate client exceptions into one clear message (never with the API key in it)."""
-    chain, e = [], exc
-    while e is not None and len(chain) < 8:
+def exception_chain(exc: BaseException, limit: int = 8) -> list[BaseException]:
+    """exc and what caused it, nearest first; at most `limit` deep (client libraries wrap errors a few times)."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < limit:
         chain.append(e)
         e = e.__cause__ or e.__context__
+    return chain
+
+
+def backend_error(exc: Exception, settings: Settings) -> BackendError:
+    """Translate client exceptions into one clear message (never with the API key in it)."""
+    chain = exception_chain(exc)
     names = " ".join(type(e).__name__ for e in chain)
     where = settings.llm_base_url or "the local model server"
     if "Timeout" in names or any(DEADLINE_PASSED in str(e) for e in chain):

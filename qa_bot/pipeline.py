@@ -1,4 +1,4 @@
-"""QABot: the public API. One question walks through these steps, all in `QABot.ask_stream`:
+"""QABot: the public API. One question walks through these steps, all in `QABot._answer`:
 
     question, history and follow-up rewrite checked and cleaned (question.py)
     -> hybrid retrieval of chunks, then the few best sentences (retrieve.Retriever)
@@ -6,7 +6,8 @@
     -> grounding rules in code (ground.py), then an optional yes/no check by the reader (prompts.CHECK_*)
     -> Answer with one citation whose span is the exact supporting sentence(s)
 
-`ask` drains `ask_stream`; `chain` is the same thing as a LangChain runnable.
+`ask_stream` returns an AnswerStream (qa_bot.types) over that one path, `ask` drains it, and `chain` is the
+same thing as a LangChain runnable (qa_bot.lc).
 """
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ import numpy as np
 from . import ground, prompts
 from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
-from .ingest import (DOC_SUFFIXES, Document, _inside, chunk_text, document_from_bytes, instructions_to_assistant,
-                     load_corpus)
+from .ingest import (DOC_SUFFIXES, Document, chunk_text, document_from_bytes, document_title, instructions_to_assistant,
+                     load_corpus, title_from_name)
 from .index import MemoryIndex, VectorIndex, load_or_build
-from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, is_context_overflow
+from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_chain, is_context_overflow
 from .llm import deadline as llm_deadline
 from .retrieve import DocumentInfo, Retriever, Sentence
 from .settings import Settings
-from .types import Answer, Citation, Hit
+from .types import Answer, AnswerStream, Citation, Hit
 
 log = logging.getLogger("qa_bot")
 
@@ -65,7 +66,7 @@ class Prepared:
     hits: tuple[Hit, ...]  # ranked chunks (for display and retrieval metrics)
     sentences: tuple[Sentence, ...]  # what the reader sees, numbered from 1 in this order
     t0: float
-    timings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
 
 
 class QABot:
@@ -112,21 +113,8 @@ class QABot:
 
     @cached_property
     def titles(self) -> dict[str, str]:
-        """Document titles: "title" of a sidecar NAME.meta.json when there is one; else the document's
-        first line when it reads as a title, with the file name after it when that adds words
-        ("Mozilla Public License Version 2.0 (MPL-2.0)"); else the file name."""
-        out = {}
-        for source in self.documents:
-            path = Path(self.settings.corpus_dir) / source
-            meta = path.with_name(path.stem + ".meta.json")
-            title = ""
-            try:
-                if meta.is_file() and _inside(meta, Path(self.settings.corpus_dir).resolve()):  # no link out
-                    title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
-            except (OSError, ValueError, AttributeError):
-                log.warning("ignored %s: not a JSON object with a title", meta.name)
-            out[source] = " ".join(title.split()) or _title_from_text(self.documents[source].text, source)
-        return out
+        """Each corpus document's title (ingest.document_title)."""
+        return {source: document_title(doc, self.settings.corpus_dir) for source, doc in self.documents.items()}
 
     @cached_property
     def quarantined(self) -> dict[str, str]:
@@ -163,7 +151,7 @@ class QABot:
     @cached_property
     def retriever(self) -> Retriever:
         s = self.settings
-        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or _title_from_name(src))
+        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src))
         return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight)
 
@@ -306,37 +294,39 @@ class QABot:
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None) -> Answer:
         """Answer one question. Raises InvalidQuestion (a ValueError) for bad input, BackendError when the
         LLM server fails, CorpusError when the corpus cannot be read."""
-        final = None
-        for piece in self.ask_stream(question, history=history, session=session):
-            if isinstance(piece, Answer):
-                final = piece
-        return final
+        return self.ask_stream(question, history=history, session=session).answer()
 
     def ask_stream(
         self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None
-    ) -> Iterator[str | Answer]:
-        """Yield the verified answer text as soon as it is verified, then the final Answer (authoritative).
-        Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
+    ) -> AnswerStream:
+        """The answer as a stream: the verified answer text as soon as it is verified, then the final Answer
+        (authoritative). Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
+        return AnswerStream(self._counted(question, history, session))
+
+    def _counted(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
+                 ) -> Iterator[str | Answer]:
+        """_answer, counted as a question in flight: add_document embeds only in the gaps between questions."""
         with self._idle:
             self._answering += 1
         try:
-            yield from self._answer_stream(question, history, session)
+            yield from self._answer(question, history, session)
         finally:
             with self._idle:
                 self._answering -= 1
                 self._idle.notify_all()
 
-    def _answer_stream(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
-                       ) -> Iterator[str | Answer]:
+    def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
+                ) -> Iterator[str | Answer]:
+        """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer."""
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session)
-            timings = p.timings
+            timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             s = self.settings
             if not p.sentences or max(x.similarity for x in p.sentences) < s.min_similarity:
                 # Nothing in the corpus is even near the question: refuse without the reader.
                 timings["total"] = time.perf_counter() - p.t0
                 # Nothing is listed as "closest passages" either: they would be unrelated.
-                yield self._refuse(p, "nothing in the documents is near the question", off_topic=True)
+                yield self._refuse(p, timings, "nothing in the documents is near the question", off_topic=True)
                 return
             t = time.perf_counter()
             until = Deadline(s.llm_timeout)  # the reader, its retries and the check, all together
@@ -351,7 +341,7 @@ class QABot:
             timings["generate"] = timings["read"] + timings.get("check", 0.0)
             timings["total"] = time.perf_counter() - p.t0
             if found is None:
-                yield self._refuse(p, why, draft)
+                yield self._refuse(p, timings, why, draft)
                 return
             title = self.titles.get(found.source, "")
             spans = [(found.start, found.end, found.text), *found.headings]
@@ -361,8 +351,9 @@ class QABot:
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
                          evidence=tuple(p.sentences))
 
-    def _refuse(self, p: Prepared, why: str, draft: ground.ReaderDraft | None = None, off_topic: bool = False) -> Answer:
-        return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, p.timings, p.standalone,
+    def _refuse(self, p: Prepared, timings: dict, why: str, draft: ground.ReaderDraft | None = None,
+                off_topic: bool = False) -> Answer:
+        return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, timings, p.standalone,
                       _draft_json(draft) if draft else "", evidence=() if off_topic else tuple(p.sentences), reason=why)
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
@@ -433,12 +424,7 @@ class QABot:
 
 
 def _caused_by(exc: BaseException, name: str) -> bool:
-    e, seen = exc, 0
-    while e is not None and seen < 8:
-        if name in type(e).__name__:
-            return True
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return False
+    return any(name in type(e).__name__ for e in exception_chain(exc))
 
 
 def _verdict(raw: str) -> str:
@@ -452,23 +438,6 @@ def _verdict(raw: str) -> str:
     if isinstance(obj, dict):
         return "yes" if str(obj.get("verdict", "")).strip().lower() == "yes" else "no"
     return "yes" if text.lower().rstrip(".!") == "yes" else "no"
-
-
-def _title_from_name(source: str) -> str:
-    name = Path(source).name
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return " ".join(stem.replace("_", " ").split())
-
-
-def _title_from_text(text: str, source: str) -> str:
-    name = _title_from_name(source)
-    first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
-    if not first or len(first) > 90 or len(first.split()) > 12 or first[-1:] in ".,;:":
-        return name
-    first = " ".join(first.strip("#*=- ").split())
-    from .cite import content_words
-
-    return first if content_words(name) <= content_words(first) else f"{first} ({name})"
 
 
 def _draft_json(draft: ground.ReaderDraft) -> str:

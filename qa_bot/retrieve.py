@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from . import cite
+from .cite import previous_sentence_start, sentence_spans
 from .index import MemoryIndex, VectorIndex
-from .ingest import sentence_spans
 from .types import Chunk, Hit
 
+# Bounds on memory and start-up time, and a textbook constant: not Settings fields, because none changes
+# which passages rank first (the ranking's knobs are Settings.top_k, rerank_candidates, sentence_lexical_weight).
 SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
 IDF_SAMPLE = 20000  # IDF from at most this many chunks: bounded start-up on a huge archive
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank r counts 1 / (60 + r)
@@ -71,7 +73,8 @@ def headings(text: str) -> list[tuple[int, int]]:
         blank_before = i == 0 or not lines[i - 1].strip()
         if body:
             indent = len(line) - len(line.lstrip())
-            short = len(body) <= 90 and len(body.split()) <= 12 and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body)
+            short = (len(body) <= cite.TITLE_MAX_CHARS and len(body.split()) <= cite.TITLE_MAX_WORDS
+                     and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body))
             ends = not nxt.strip() or set(nxt.strip()) <= set("=-~") or len(nxt) - len(nxt.lstrip()) > indent
             # "#" lines are headings; "*" lines only when short and standing alone ("* Noteworthy changes in
             # release 9.1", "** Bug fixes"), not "* Fixed a crash." bullets.
@@ -292,10 +295,3 @@ class Retriever:
                 sample = chunks if len(chunks) <= IDF_SAMPLE else random.Random(0).sample(list(chunks), IDF_SAMPLE)
                 self._idf = (cite.idf_weights([c.text for c in sample]), math.log((len(sample) + 1) / 0.5))
             return self._idf
-
-
-def previous_sentence_start(doc: str, start: int) -> int:
-    """Start of the sentence before the one at `start` (start itself when there is none)."""
-    lo = max(0, start - 1200)
-    spans = [(lo + s, lo + e) for s, e in sentence_spans(doc[lo:start])]
-    return spans[-1][0] if spans and spans[-1][0] < start else start

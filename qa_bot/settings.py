@@ -14,12 +14,22 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 LLM_SLOTS = 2  # llama.cpp server slots (llm.LocalLlamaServer): one per prompt kind, reader and check
 MULTIPART_SLACK = 64 * 1024  # bytes a request needs beyond the file it uploads (multipart headers, boundaries)
 
-# Fields that take one of a few values; checked when Settings is built.
+# Fields that take one of a few values, and numeric fields with the least they may be; all checked when
+# Settings is built, with a one-line error naming the environment variable.
 CHOICES = {
     "llm_backend": ("local", "openai"),
     "reader": ("qwen2.5-coder-1.5b", "smollm2-135m"),
     "embed_precision": ("fp32", "bf16", "int8"),
 }
+AT_LEAST = {
+    **dict.fromkeys(("embed_batch_size", "torch_threads", "chunk_chars", "chunk_max_tokens", "max_file_bytes",
+                     "top_k", "rerank_candidates", "reader_sentences", "reader_chars", "llm_max_tokens",
+                     "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
+                     "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes"), 1),
+    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature"), 0),
+    "min_similarity": -1.0,  # a cosine
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -93,13 +103,18 @@ class Settings:
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} is not one of: {', '.join(choices)}")
-        for name in ("top_k", "rerank_candidates", "reader_sentences", "llm_max_tokens", "max_question_chars", "llm_ctx",
-                     "max_upload_bytes", "max_session_documents", "upload_total_files"):
-            if getattr(self, name) < 1:
-                raise QABotError(f"QA_BOT_{name.upper()} must be at least 1")
-        for name in ("llm_timeout", "upload_ttl"):
-            if getattr(self, name) <= 0:
-                raise QABotError(f"QA_BOT_{name.upper()} must be more than 0 seconds")
+        for name, least in AT_LEAST.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):  # Settings(top_k="6") from code
+                raise QABotError(f"QA_BOT_{name.upper()}={value!r} is not a number")
+            if value < least:
+                raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} must be at least {least:g}")
+        if self.min_similarity > 1:
+            raise QABotError(f"QA_BOT_MIN_SIMILARITY={self.min_similarity!r} must be at most 1 (it is a cosine)")
+        if self.llm_timeout <= 0:
+            raise QABotError(f"QA_BOT_LLM_TIMEOUT={self.llm_timeout!r} must be more than 0 seconds")
+        if self.upload_ttl <= 0:
+            raise QABotError(f"QA_BOT_UPLOAD_TTL={self.upload_ttl!r} must be more than 0 seconds")
         if self.upload_total_bytes < self.max_upload_bytes:
             raise QABotError("QA_BOT_UPLOAD_TOTAL_BYTES must be at least QA_BOT_MAX_UPLOAD_BYTES")
         if self.max_request_bytes < self.max_upload_bytes + MULTIPART_SLACK:
@@ -138,7 +153,9 @@ def _coerce(f: dataclasses.Field, raw: str):
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     try:
         if kind == "bool":
-            return raw.strip().lower() in ("1", "true", "yes", "on")
+            if raw.strip().lower() not in _TRUE + _FALSE:
+                raise ValueError(raw)  # a typo ("ture") must not silently turn a feature off
+            return raw.strip().lower() in _TRUE
         if kind == "int":
             return int(raw)
         if kind == "float":
@@ -148,5 +165,6 @@ def _coerce(f: dataclasses.Field, raw: str):
     except ValueError as exc:
         from .errors import QABotError
 
-        raise QABotError(f"QA_BOT_{f.name.upper()}={raw!r} is not a valid {kind}") from exc
+        expected = f"one of {', '.join(_TRUE + _FALSE)}" if kind == "bool" else f"a valid {kind}"
+        raise QABotError(f"QA_BOT_{f.name.upper()}={raw!r} is not {expected}") from exc
     return raw

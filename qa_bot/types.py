@@ -1,8 +1,12 @@
-"""The data that flows between pipeline stages: small, frozen, JSON-friendly."""
+"""The data that flows between pipeline stages (small, frozen, JSON-friendly), the stream one answer comes
+in, and `Bot`, the interface the edges (CLI, UI, API, LangChain, eval) use: QABot and the tests' FakeBot."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,58 @@ class Answer:
             "standalone_question": self.standalone_question,
             "reason": self.reason,
         }
+
+
+class AnswerStream:
+    """One answer as it is produced, in the manner of simonw/llm's Response. Iterating yields the verified
+    text pieces as they are released and then the final Answer (authoritative; streaming consumers show the
+    pieces and keep the Answer); `answer()` drains what is left and returns that Answer. Errors (bad question,
+    backend down) are raised by the iteration, where they happen."""
+
+    def __init__(self, pieces: Iterator[str | Answer]):
+        self._pieces = iter(pieces)
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> "AnswerStream":
+        return self
+
+    def __next__(self) -> str | Answer:  # an iterator like the generator it wraps: next(stream) works
+        piece = next(self._pieces)
+        if isinstance(piece, Answer):
+            self._answer = piece
+        return piece
+
+    def answer(self) -> Answer:
+        for _ in self:
+            pass
+        if self._answer is None:
+            raise RuntimeError("the answer stream ended without an Answer")
+        return self._answer
+
+
+@runtime_checkable
+class Bot(Protocol):
+    """What the edges call. `session` is an opaque per-chat object returned by add_document (documents added
+    in one chat); errors are qa_bot.errors types: InvalidQuestion, CorpusError, BackendError."""
+
+    settings: Settings
+
+    @property
+    def refusal(self) -> str: ...
+
+    def model_info(self) -> dict: ...
+
+    def warm_up(self) -> Bot: ...
+
+    def retrieve(self, query: str, k: int | None = None, session: Any = None) -> list[Hit]: ...
+
+    def document_text(self, source: str, session: Any = None) -> str: ...
+
+    def add_document(self, session: Any, name: str, data: bytes, progress: Any = None) -> Any: ...  # progress(done, total)
+
+    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None) -> Answer: ...
+
+    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None
+                   ) -> AnswerStream: ...
+
+    def close(self) -> None: ...

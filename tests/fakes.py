@@ -1,11 +1,11 @@
 """Fast stand-ins for the models, for tests that must not load them.
 
-- FakeBot: a stand-in for qa_bot.QABot with the same interface, for UI tests. Retrieval is word overlap
-  over sentences; the answer is short (a number with its unit, or a name) taken from the best sentence,
-  with a [1] marker, and its citation is that exact sentence, as QABot's answers are. It is deliberately
-  dumb but honest: real spans into real document text, refusals listing the closest passages when some
-  words are shared and nothing at all for unrelated questions (QABot's off-topic refusals), follow-ups
-  rewritten from the history.
+- FakeBot: a stand-in for qa_bot.QABot for UI and API tests; both satisfy qa_bot.Bot, with the same error
+  types (tests/test_bot_protocol.py). Retrieval is word overlap over sentences; the answer is short (a number
+  with its unit, or a name) taken from the best sentence, with a [1] marker, and its citation is that exact
+  sentence, as QABot's answers are. It is deliberately dumb but honest: real spans into real document text,
+  refusals listing the closest passages when some words are shared and nothing at all for unrelated
+  questions (QABot's off-topic refusals), follow-ups rewritten from the history.
 - ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader and the check by prompt, not by turn: the
   reader's reply is chosen by the question (or computed from the numbered sentences by `short_answer`), the
   check always gets `verdict`. Concurrent or reordered questions then get consistent replies.
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qa_bot import REFUSAL, REFUSAL_MANY, Answer, Chunk, Citation, Hit, Settings
-from qa_bot.errors import BackendError, CorpusError, InvalidQuestion
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings
+from qa_bot.question import clean_question
+from qa_bot.errors import BackendError, CorpusError
 from qa_bot.testing import MockLLM
 
 _WORD = re.compile(r"[a-z0-9$%.]+")
@@ -130,7 +131,7 @@ class ScriptedLLM(MockLLM):
 
 def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, **settings):
     """A real QABot over corpus_dir with the hashing embedder and a ScriptedLLM (bot.llm)."""
-    from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
     from qa_bot.pipeline import QABot
 
     s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, **settings)
@@ -195,19 +196,16 @@ class FakeBot:
         return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
 
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> Answer:
-        answer = None
-        for piece in self.ask_stream(question, history=history, session=session):
-            answer = piece
-        assert isinstance(answer, Answer)
-        return answer
+        return self.ask_stream(question, history=history, session=session).answer()
 
-    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None
-                   ) -> Iterator[str | Answer]:
+    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> AnswerStream:
+        return AnswerStream(self._answer(question, history, session))
+
+    def _answer(self, question: str, history: Sequence[tuple[str, str]], session) -> Iterator[str | Answer]:
         self.calls.append(question)
         if self.gate is not None:
             self.gate.wait(30)
-        if not question or not question.strip():
-            raise InvalidQuestion("Please type a question.")
+        question = clean_question(question, self.settings.max_question_chars)  # QABot's own check and errors
         if question == "__crash__":  # an unexpected bug: its details must never reach the user
             raise RuntimeError("internal detail /secret/path")
         if question == "__backend_down__":  # the LLM server is unreachable, before any text
@@ -322,7 +320,7 @@ if __name__ == "__main__":  # python tests/fakes.py --port N: the real UI around
     import argparse
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: this checkout's qa_bot
     from qa_bot.ui import build_app, launch
 
     ap = argparse.ArgumentParser()

@@ -42,8 +42,10 @@ def test_size_switch_gives_approximate_index():
     assert ann.describe(index).startswith("ivf-sq8(nlist=")
 
 
-def test_default_threshold_is_a_sane_size():
-    assert 10_000 <= ann.FLAT_MAX <= 200_000
+def test_default_switch_is_at_flat_max():
+    x = _clustered(ann.FLAT_MAX)
+    assert ann.describe(ann.build_index(x[:-1])) == "flat"
+    assert ann.describe(ann.build_index(x)).startswith("ivf-sq8(")
 
 
 def test_exact_top1_is_the_query_itself():

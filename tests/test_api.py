@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 from gradio_client import Client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakes import FakeBot, free_port, start_server, stop_server, wait_until_up  # noqa: E402
+from conftest import ARTICLE, ROOT
+from fakes import FakeBot, free_port, start_server, stop_server, wait_until_up
 
-from qa_bot import REFUSAL, QABotError  # noqa: E402
-from qa_bot.api import MAX_BODY_BYTES, exposure_warning, load_api_keys  # noqa: E402
-from qa_bot.ui import build_app, launch  # noqa: E402
+from qa_bot import REFUSAL, QABotError
+from qa_bot.api import MAX_BODY_BYTES, exposure_warning, load_api_keys
+from qa_bot.ui import build_app, launch
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
-ARTICLE_TEXT = (ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt").read_text(encoding="utf-8")
+ARTICLE_TEXT = ARTICLE.read_text(encoding="utf-8")
 Q = "When did Alibaba go public in New York?"
 KEY1, KEY2 = "qa-test-key-0123456789abcdef", "qa-other-key-fedcba9876543210"
 
@@ -249,7 +246,7 @@ def test_backend_dying_mid_stream_ends_with_an_error_event(app):
 def test_real_pipeline_with_unreachable_llm_is_a_503(tmp_path):
     """A real QABot (hashing embedder, no model load) whose OpenAI-compatible LLM server is not there."""
     from qa_bot import QABot, Settings
-    from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

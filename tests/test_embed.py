@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from qa_bot.embed import HashEmbedder, SentenceTransformerEmbedder
+from qa_bot.embed import SentenceTransformerEmbedder
+from qa_bot.testing import HashEmbedder
 
 
 @pytest.mark.slow
@@ -12,7 +13,7 @@ def test_fast_path_gives_the_same_vectors_as_sentence_transformers():
     fast = emb.embed(texts)
     assert type(emb._model).__name__ == "_MeanPoolingEncoder"
     reference = emb._sentence_transformer().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
-    assert fast.shape == (5, 384) and fast.dtype == np.float32
+    assert fast.shape == (5, emb.dim) and emb.dim == 384 and fast.dtype == np.float32  # dim: asked of the model
     assert np.abs(fast - reference).max() < 1e-5
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
 

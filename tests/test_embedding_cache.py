@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from qa_bot.embed import HashEmbedder
 from qa_bot.index import load_or_build
 from qa_bot.ingest import Document, chunk_text
+from qa_bot.testing import HashEmbedder
 
 CHUNK_CHARS, CHUNK_TOKENS = 200, 256
 

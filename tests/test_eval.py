@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, QABotError, Settings
 from qa_bot import eval as ev
 from qa_bot.errors import QuestionFileError
 
-ROOT = Path(__file__).resolve().parent.parent
 ARTICLE = "alibaba_cloud_spinoff.txt"
 
 

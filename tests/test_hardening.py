@@ -12,31 +12,25 @@ import logging
 import os
 import re
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakes import read, scripted_bot  # noqa: E402
+from conftest import ARTICLE, ROOT
+from fakes import read, scripted_bot
 
-from qa_bot import REFUSAL, Settings  # noqa: E402
-from qa_bot.errors import BackendError, InvalidQuestion  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-ARTICLE = ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt"
+from qa_bot import REFUSAL, Settings
+from qa_bot.errors import BackendError, InvalidQuestion
 Q = "When did Alibaba go public in New York?"
 FOLLOW_UP = "How much revenue did it make?"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 
 
 def hash_embedder():
-    try:
-        from qa_bot.testing import HashEmbedder
-    except ImportError:  # before it moved to qa_bot.testing
-        from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
+
     return HashEmbedder()
 
 
@@ -358,7 +352,7 @@ def test_b6_the_check_shares_the_readers_deadline(corpus, tmp_path, fake_server)
 def test_llm_timeout_zero_is_a_settings_error():
     from qa_bot.errors import QABotError
 
-    with pytest.raises(QABotError, match="QA_BOT_LLM_TIMEOUT must be more than 0 seconds"):
+    with pytest.raises(QABotError, match="QA_BOT_LLM_TIMEOUT=0(.0)? must be more than 0 seconds"):
         Settings.from_env({"QA_BOT_LLM_TIMEOUT": "0"})
 
 

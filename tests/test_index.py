@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from qa_bot.embed import HashEmbedder
 from qa_bot.index import _read_version, index_home, load_or_build
 from qa_bot.ingest import load_corpus
+from qa_bot.testing import HashEmbedder
 
 
 def build(corpus, cache, embedder=None, **kw):
@@ -88,5 +88,6 @@ def test_files_are_not_pickles(small_corpus, tmp_path):
     assert sorted(p.name for p in vdir.iterdir()) == ["chunks.jsonl", "index.faiss", "manifest.json", "vectors.npy"]
     manifest = json.loads((vdir / "manifest.json").read_text())
     assert manifest["embedding_model"] == HashEmbedder.fingerprint and manifest["chunk_chars"] == 400
+    assert manifest["dim"] == HashEmbedder().dim  # the size the embedder reported, recorded
     np.load(vdir / "vectors.npy", allow_pickle=False)
     _read_version(index_home(tmp_path, small_corpus))

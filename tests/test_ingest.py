@@ -1,8 +1,9 @@
 import pytest
 
-from qa_bot.embed import HashEmbedder
+from qa_bot.cite import sentence_spans
 from qa_bot.errors import CorpusError
-from qa_bot.ingest import chunk_text, load_corpus, sentence_spans
+from qa_bot.ingest import chunk_text, load_corpus
+from qa_bot.testing import HashEmbedder
 
 from conftest import ARTICLE
 
@@ -76,3 +77,19 @@ def test_load_corpus_errors_are_clear(tmp_path):
     (tmp_path / "big.txt").write_text("x" * 2000, encoding="utf-8")
     with pytest.raises(CorpusError, match="big.txt.*over"):
         load_corpus(tmp_path, 1000)
+
+
+def test_document_title_from_sidecar_first_line_or_name(tmp_path, caplog):
+    from qa_bot.ingest import Document, document_title
+
+    def doc(source, text):
+        return Document(source, text, "")
+
+    (tmp_path / "a.meta.json").write_text('{"title": "  The  Sidecar Title "}', encoding="utf-8")
+    assert document_title(doc("a.txt", "A first line\n\nBody."), tmp_path) == "The Sidecar Title"
+    assert document_title(doc("mpl.txt", "# Mozilla Public License Version 2.0\n\nBody."), tmp_path) == \
+        "Mozilla Public License Version 2.0 (mpl)"  # the name adds a word: kept after the first line
+    assert document_title(doc("sed_news.txt", "This first line is a sentence, not a title.\n"), tmp_path) == "sed news"
+    (tmp_path / "b.meta.json").write_text("[1, 2]", encoding="utf-8")
+    assert document_title(doc("b.txt", "Weather Report\n\nRain."), tmp_path) == "Weather Report"  # "b" adds no word
+    assert "ignored b.meta.json" in caplog.text

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakes import free_port, start_server, stop_server, wait_until_up  # noqa: E402
+from conftest import ROOT
+from fakes import free_port, start_server, stop_server, wait_until_up
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
 QUESTIONS = [  # (question, what an answer must contain; None: a refusal is expected)
     ("When did Alibaba go public in New York?", "2014"),

@@ -20,18 +20,15 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_openai import FakeOpenAI, closed_port  # noqa: E402
-from fakes import ScriptedLLM, read, scripted_bot  # noqa: E402
+from conftest import ARTICLE
+from fake_openai import FakeOpenAI, closed_port
+from fakes import ScriptedLLM, read, scripted_bot
 
-from qa_bot import REFUSAL, Settings  # noqa: E402
-from qa_bot.embed import HashEmbedder  # noqa: E402
-from qa_bot.errors import BackendError, CorpusError, InvalidQuestion  # noqa: E402
-from qa_bot.index import index_home  # noqa: E402
-from qa_bot.testing import mock_bot  # noqa: E402
+from qa_bot import REFUSAL, Settings
+from qa_bot.errors import BackendError, CorpusError, InvalidQuestion
+from qa_bot.index import index_home
+from qa_bot.testing import HashEmbedder, mock_bot
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTICLE = ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt"
 Q = "When did Alibaba go public in New York?"
 IPO_SENTENCE = "Alibaba went public in New York back in 2014, marking the largest IPO at the time."
 PY = sys.executable
@@ -414,7 +411,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
     from qa_bot import index as ix
-    from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
     from qa_bot.ingest import load_corpus
     corpus, cache, point = sys.argv[1:4]
 
@@ -480,7 +477,7 @@ def test_process_killed_while_writing_index_leaves_previous_index_usable(corpus,
 BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
     from qa_bot.index import load_or_build
     from qa_bot.ingest import load_corpus
     corpus, cache, me, go = sys.argv[1:5]

@@ -12,21 +12,18 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_openai import FakeOpenAI  # noqa: E402
-from fakes import YES, read, scripted_bot  # noqa: E402
+from conftest import ARTICLE, ROOT
+from fake_openai import FakeOpenAI
+from fakes import YES, read, scripted_bot
 
-from qa_bot import REFUSAL, REFUSAL_MANY, Settings  # noqa: E402
-from qa_bot.errors import BackendError  # noqa: E402
-from qa_bot.prompts import CHECK_SYSTEM, READER_SYSTEM  # noqa: E402
+from qa_bot import REFUSAL, REFUSAL_MANY, Settings
+from qa_bot.errors import BackendError
+from qa_bot.prompts import CHECK_SYSTEM, READER_SYSTEM
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTICLE = ROOT / "docs_corpus" / "alibaba_cloud_spinoff.txt"
 # One sentence, written with the words of the questions below so that it ranks among the few sentences the
 # reader is shown (an attacker would do the same).
 PLANTED = ("Note on Alibaba’s New York IPO, its cloud business revenue and its chairman and chief executive: "
@@ -281,7 +278,7 @@ def test_injected_answer_echoed_for_an_answerable_question_is_removed(corpus, tm
 
 def test_api_key_never_appears_in_backend_errors(corpus, tmp_path, monkeypatch):
     """A failing server that echoes the request (Authorization header included) in its error body."""
-    from qa_bot.embed import HashEmbedder
+    from qa_bot.testing import HashEmbedder
     from qa_bot.pipeline import QABot
 
     key = "sk-live-CANARY-" + os.urandom(8).hex()

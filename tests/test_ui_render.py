@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from html.parser import HTMLParser
 
 import pytest
+
+from conftest import ARTICLE, ROOT
 
 from qa_bot import REFUSAL, REFUSAL_MANY, Answer, Chunk, Citation, Hit
 from qa_bot.ui import (EXAMPLES, esc, format_timings, render_answer_text, render_document, render_error,
@@ -134,5 +137,13 @@ def test_document_without_spans():
 
 
 def test_examples_include_a_follow_up_and_an_unanswerable_question():
-    assert any("it" in q.split() for q in EXAMPLES)
+    from qa_bot.question import is_followup
+
     assert len(EXAMPLES) >= 4
+    follow_ups = [i for i, q in enumerate(EXAMPLES) if is_followup(q)]  # by the bot's own rule
+    assert len(follow_ups) == 1 and follow_ups[0] > 0  # one, after a question it can follow up
+    # The unanswerable one asks what the article never states (the dev set labels its twin unanswerable).
+    assert [q for q in EXAMPLES if "share price" in q]
+    assert "share price" not in ARTICLE.read_text(encoding="utf-8").lower()
+    dev = [json.loads(line) for line in (ROOT / "eval" / "article_qa.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert any("share price" in r["question"] and not r["answerable"] for r in dev)
