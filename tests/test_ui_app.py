@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,18 +35,27 @@ def app():
     """(url, bot): the UI around a FakeBot whose `gate` can hold answers; queue max_size 1."""
     bot = FakeBot(gate=threading.Event())
     bot.gate.set()
-    demo = build_app(bot, queue_size=1)
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}", bot
-    finally:
-        bot.gate.set()
-        demo.close()
+    with served(bot, queue_size=1) as (url, _):
+        try:
+            yield url, bot
+        finally:
+            bot.gate.set()
 
 
 def client(url):
     return Client(url, verbose=False, download_files=False)
+
+
+@contextmanager
+def served(bot, **build):
+    """(url, demo): the UI around `bot` on a free 127.0.0.1 port, closed on exit."""
+    demo = build_app(bot, **build)
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}", demo
+    finally:
+        demo.close()
 
 
 def test_ask_endpoint_returns_answer_abstained_and_citations(app):
@@ -77,13 +87,8 @@ def test_refusal_wording_is_consistent_for_a_corpus_of_several_documents(tmp_pat
         (tmp_path / name).write_text(f"The {name[0]} ferry leaves at 9 am from pier {ord(name[0])}.", encoding="utf-8")
     bot = FakeBot(corpus_dir=tmp_path)
     assert bot.refusal == REFUSAL_MANY
-    demo = build_app(bot, queue_size=2)
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        out = client(f"http://127.0.0.1:{port}").predict("What colour is the ferry over Paris?", [], api_name="/chat")
-    finally:
-        demo.close()
+    with served(bot, queue_size=2) as (url, _):
+        out = client(url).predict("What colour is the ferry over Paris?", [], api_name="/chat")
     chat, sources = str(out[1]), str(out[2])
     assert REFUSAL_MANY in chat and "qa-closest" in sources
     assert REFUSAL not in chat + sources, sources
@@ -182,11 +187,7 @@ def test_upload_route_takes_one_checked_file_and_caps_the_total(tmp_path):
     """W4: the upload route stores only what add_document may take (one .txt/.md file a request, within the size
     limit), at most upload_total_files/bytes across sessions, each under an unguessable folder; not served back."""
     bot = FakeBot(settings=Settings(upload_total_files=3))
-    demo = build_app(bot, queue_size=2, api_keys=())
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with served(bot, queue_size=2, api_keys=()) as (url, demo):
         many = upload(url, *[(f"n{i}.txt", b"tiny") for i in range(50)])
         assert many.status_code == 400 and "one" in many.text
         assert upload(url, ("x.pdf", b"%PDF")).status_code == 400
@@ -202,8 +203,6 @@ def test_upload_route_takes_one_checked_file_and_caps_the_total(tmp_path):
         assert "Added" in add(url, paths[0])  # taking one frees its place, and leaves nothing behind
         assert not Path(paths[0]).parent.exists()
         assert upload(url, ("d3.txt", b"The zorblax budget is 43 gold coins.")).status_code == 200
-    finally:
-        demo.close()
     assert not store.exists()  # what was never added is deleted when the server stops
 
 
@@ -253,18 +252,12 @@ def test_add_document_cannot_read_or_delete_files_by_path(app, tmp_path):
 
 def test_sessions_hold_a_bounded_number_of_documents(tmp_path):
     bot = FakeBot(settings=Settings(max_session_documents=2))
-    demo = build_app(bot, queue_size=2, api_keys=())
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with served(bot, queue_size=2, api_keys=()) as (url, _):
         notes = [add(url, upload(url, (f"d{i}.txt", b"Ferries leave hourly.")).json()[0], "s1") for i in range(3)]
         assert "Added" in notes[0] and "Added" in notes[1]
         assert "qa-error" in notes[2] and "already has 2" in notes[2]
         assert "Added" in add(url, upload(url, ("d0.txt", b"Ferries leave daily.")).json()[0], "s1")  # a replacement
         assert "Added" in add(url, upload(url, ("d9.txt", b"Ferries leave daily.")).json()[0], "s2")  # another session
-    finally:
-        demo.close()
 
 
 def test_adding_a_document_does_not_hold_up_questions():
@@ -278,26 +271,22 @@ def test_adding_a_document_does_not_hold_up_questions():
             release.wait(30)  # a 1 MB document takes ~40 s to embed on 2 cores
             return super().add_document(*args, **kwargs)
 
-    demo = build_app(SlowAddBot(), queue_size=4, api_keys=())
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    url = f"http://127.0.0.1:{port}"
     notes, answers = [], []
-    try:
-        path = upload(url, ("zorblax.md", b"The zorblax budget is 42 gold coins.")).json()[0]
-        adder = threading.Thread(target=lambda: notes.append(add(url, path, "uploader")))
-        adder.start()
-        assert adding.wait(20)
-        t0 = time.monotonic()
-        asker = threading.Thread(target=lambda: answers.append(call(url, "ask", [Q], "asker")))
-        asker.start()
-        asker.join(10)
-        assert answers and answers[0][0] == "complete" and "2014" in answers[0][1][0]["text"], answers
-        assert time.monotonic() - t0 < 10
-    finally:
-        release.set()
-        adder.join(30)
-        demo.close()
+    with served(SlowAddBot(), queue_size=4, api_keys=()) as (url, _):
+        try:
+            path = upload(url, ("zorblax.md", b"The zorblax budget is 42 gold coins.")).json()[0]
+            adder = threading.Thread(target=lambda: notes.append(add(url, path, "uploader")))
+            adder.start()
+            assert adding.wait(20)
+            t0 = time.monotonic()
+            asker = threading.Thread(target=lambda: answers.append(call(url, "ask", [Q], "asker")))
+            asker.start()
+            asker.join(10)
+            assert answers and answers[0][0] == "complete" and "2014" in answers[0][1][0]["text"], answers
+            assert time.monotonic() - t0 < 10
+        finally:
+            release.set()
+            adder.join(30)
     assert notes and "Added" in notes[0]
 
 
@@ -452,21 +441,16 @@ def test_the_uploader_sees_progress(tmp_path):
                 progress(done, 10)
             return super().add_document(session, name, data)
 
-    demo = build_app(ProgressBot(), queue_size=2, api_keys=())
-    port = free_port()
-    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     doc = tmp_path / "zorblax.md"
     doc.write_text("The zorblax budget is 42 gold coins.", encoding="utf-8")
     seen = []
-    try:
-        job = client(f"http://127.0.0.1:{port}").submit(handle_file(str(doc)), api_name="/add_document")
+    with served(ProgressBot(), queue_size=2, api_keys=()) as (url, _):
+        job = client(url).submit(handle_file(str(doc)), api_name="/add_document")
         while not job.done():
             units = (job.status().progress_data or [None])[0]
             if units is not None and units.index is not None:
                 seen.append((units.index, units.length, units.desc))
             time.sleep(0.05)
         assert "Added" in job.result()
-    finally:
-        demo.close()
     assert seen and all(length == 10 and "Embedding zorblax.md" in desc for _, length, desc in seen), seen
     assert len({i for i, _, _ in seen}) > 1  # it moves
