@@ -218,11 +218,7 @@ class QABot:
         standalone = question_stage.standalone_question(question, history) if s.rewrite_followups else None
         query = standalone or question
         t1 = time.perf_counter()
-        if self.quarantined:  # ranked as always, then the quarantined documents' chunks left out
-            hits = [h for h in self.retriever.search(query, session, max(s.top_k, s.rerank_candidates))
-                    if h.chunk.source not in self.quarantined][: s.top_k]
-        else:
-            hits = self.retriever.search(query, session)
+        hits = self._search(query, session)
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
@@ -358,13 +354,15 @@ class QABot:
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
         """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""
-        s = self.settings
-        query = question_stage.clean_question(query, s.max_question_chars)
+        return self._search(question_stage.clean_question(query, self.settings.max_question_chars), session, k)
+
+    def _search(self, query: str, session: MemoryIndex | None, k: int | None = None) -> list[Hit]:
+        """Hybrid search, the quarantined documents' chunks left out (ranked as always, then dropped)."""
         if not self.quarantined:
             return self.retriever.search(query, session, k)
-        k = k or s.top_k
-        return [h for h in self.retriever.search(query, session, max(k, s.rerank_candidates))
-                if h.chunk.source not in self.quarantined][:k]
+        k = k or self.settings.top_k
+        ranked = self.retriever.search(query, session, max(k, self.settings.rerank_candidates))
+        return [h for h in ranked if h.chunk.source not in self.quarantined][:k]
 
     def as_retriever(self, k: int = 4):
         """This bot's retrieval as a LangChain retriever (qa_bot.lc.QARetriever)."""
