@@ -1,10 +1,12 @@
 """The `qa-bot` command: the edge where library errors become one-line messages and exit codes.
 
-    qa-bot ask "QUESTION" [--corpus DIR] [--json]     answer with numbered sources
-    qa-bot index [--corpus DIR]                       (re)build the index; print chunk count and time
+    qa-bot ask "QUESTION" [--corpus DIR] [--json] [--source NAME] [--since DATE] [--until DATE]
+                                                      answer with numbered sources, from the filtered documents
+    qa-bot index [--corpus DIR]                       (re)build the index; print chunk, reused and embedded counts
+    qa-bot docs [--corpus DIR] [--json]               list the documents: title, date, chunks; and skipped files
     qa-bot eval QUESTIONS.jsonl [--corpus DIR] [--out DIR] [--min-accuracy X] ...
-Exit codes: 0 ok, 1 failure (or an eval threshold missed), 2 bad input (a bad question, or a question file that
-is missing or not in the format of docs/question_format.md).
+Exit codes: 0 ok, 1 failure (or an eval threshold missed), 2 bad input (a bad question, a filter that is malformed
+or matches no document, or a question file that is missing or not in the format of docs/question_format.md).
 """
 from __future__ import annotations
 
@@ -24,10 +26,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
-    ask.add_argument("--corpus", help="folder of .txt/.md documents (default: docs_corpus/)")
+    corpus_help = "folder of .txt/.md/.rst/.html/.pdf documents (default: docs_corpus/)"
+    ask.add_argument("--corpus", help=corpus_help)
     ask.add_argument("--json", action="store_true", help="print one JSON object with the Answer fields")
+    ask.add_argument("--source", metavar="NAME", help="only this document: file name, path, glob, publisher or site")
+    ask.add_argument("--since", metavar="YYYY-MM-DD", help="only documents published on or after this date "
+                     "(documents without a date are left out)")
+    ask.add_argument("--until", metavar="YYYY-MM-DD", help="only documents published on or before this date "
+                     "(documents without a date are left out)")
     idx = sub.add_parser("index", help="(re)build the index of a corpus folder")
-    idx.add_argument("--corpus", help="folder of .txt/.md documents (default: docs_corpus/)")
+    idx.add_argument("--corpus", help=corpus_help)
+    docs = sub.add_parser("docs", help="list the documents of a corpus folder with titles, dates and chunk counts")
+    docs.add_argument("--corpus", help=corpus_help)
+    docs.add_argument("--json", action="store_true", help="print one JSON object: documents and skipped files")
     from .eval import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="score the bot on a JSONL question file"))
@@ -58,11 +69,18 @@ def _print_answer(answer) -> None:
     if answer.citations:
         _out("\nSources:")
         for c in answer.citations:
-            _out(f"[{c.n}] {c.source} [{c.start}:{c.end}]: {' '.join(c.text.split())}")
+            _out(f"[{c.n}] {cited_document(c)} [{c.start}:{c.end}]: {' '.join(c.text.split())}")
     elif answer.retrieved:
         _out("\nClosest passages:")
         for h in answer.retrieved[:3]:
             _out(f"- {h.chunk.source} [{h.chunk.start}:{h.chunk.end}] (score {h.score:.2f}): {' '.join(h.chunk.text.split())[:160]}")
+
+
+def cited_document(c) -> str:
+    """"file.pdf, p. 3 — Title (2023-05-12)": the file, page, title and date of a citation."""
+    name = f"{c.source}, p. {c.page}" if getattr(c, "page", None) else c.source
+    about = " ".join(x for x in (c.title, f"({c.date})" if c.date else "") if x)
+    return f"{name} — {about}" if about else name
 
 
 def json_safe(obj) -> str:
@@ -84,7 +102,7 @@ def _ask(args) -> int:
     settings = Settings.from_env()
     clean_question(args.question, settings.max_question_chars)  # reject bad input before loading any model
     with QABot(args.corpus, settings=settings) as bot:
-        answer = bot.ask(args.question)
+        answer = bot.ask(args.question, source=args.source, since=args.since, until=args.until)
         for s in bot.skipped:
             logging.getLogger("qa_bot").debug("skipped %s", s.reason)
     if args.json:
@@ -101,9 +119,28 @@ def _index(args) -> int:
     t = time.perf_counter()
     index = bot.build_index(force=True)
     info = index.info
+    embedded = info.get("n_embedded", 0)
     _out(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {time.perf_counter() - t:.1f} s "
-         f"({info.get('n_embedded', 0)} embedded, index {info.get('index_type', '?')})")
+         f"({len(index.chunks) - embedded} reused, {embedded} embedded, index {info.get('index_type', '?')})")
     # Skipped files were already named by their warnings, once each.
+    return 0
+
+
+def _docs(args) -> int:
+    from .pipeline import QABot
+
+    bot = QABot(args.corpus)
+    listed = bot.catalog()
+    skipped = [{"source": s.source, "reason": s.reason} for s in bot.skipped]
+    if args.json:
+        print(json_safe({"documents": listed, "skipped": skipped}))
+        return 0
+    for d in listed:
+        page = f", {d['pages']} pages" if d["pages"] else ""
+        _out(f"{d['source']}  {d['date'] or '(no date)'}  {d['chunks']} chunks{page}  {d['title']}")
+    _out(f"{len(listed)} documents, {sum(d['chunks'] for d in listed)} chunks")
+    for s in skipped:
+        _out(f"skipped {s['reason']}")
     return 0
 
 
@@ -124,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             return _ask(args)
         if args.command == "index":
             return _index(args)
+        if args.command == "docs":
+            return _docs(args)
         from .eval import cli_eval
 
         return cli_eval(args)

@@ -19,3 +19,7 @@ class BackendError(QABotError):
 
 class QuestionFileError(QABotError, ValueError):
     """An evaluation question file is missing, unreadable, or not in the format of docs/question_format.md."""
+
+
+class FilterError(InvalidQuestion):
+    """A --source/--since/--until filter is malformed or matches no document (bad input, like a bad question)."""

@@ -30,7 +30,7 @@ from .types import Chunk, Hit
 
 log = logging.getLogger("qa_bot")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes
 FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
 # Seconds to wait for another process's build: long enough to embed a large corpus on 2 cores. A safety
 # bound, not a knob: waiting less would only start a second, duplicate build.
@@ -54,11 +54,31 @@ class VectorIndex:
     faiss_index: object
     info: dict = field(default_factory=dict)  # manifest, plus how it was obtained ("loaded"/"built")
 
-    def search(self, query_vec: np.ndarray, k: int) -> list[Hit]:
+    def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]:
+        """The k nearest chunks; with `sources`, only chunks of those documents (filters.allowed_sources)."""
         if not self.chunks:
             return []
-        scores, ids = ann.search(self.faiss_index, query_vec.reshape(1, -1), k)
-        return [Hit(self.chunks[i], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        if sources is None:
+            scores, ids = ann.search(self.faiss_index, query_vec.reshape(1, -1), k)
+            return [Hit(self.chunks[i], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        return restricted_search(self.chunks, lambda n: ann.search(self.faiss_index, query_vec.reshape(1, -1), n),
+                                 k, sources)
+
+
+def restricted_search(chunks: Sequence[Chunk], search, k: int, sources: frozenset[str]) -> list[Hit]:
+    """The k best hits among chunks of `sources`: search(n) -> (scores, ids) is asked for 4x more each round
+    until k allowed hits are found or the whole index was ranked (a filter to a few documents of a large archive
+    ranks more; exact and simple, with no second index per filter)."""
+    allowed = sum(1 for c in chunks if c.source in sources)
+    if not allowed:
+        return []
+    n = max(k, 1) * 4
+    while True:
+        scores, ids = search(min(n, len(chunks)))
+        hits = [Hit(chunks[i], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0 and chunks[i].source in sources]
+        if len(hits) >= min(k, allowed) or n >= len(chunks):
+            return hits[:k]
+        n *= 4
 
 
 def text_key(text: str) -> str:
@@ -294,11 +314,11 @@ class MemoryIndex:
         self.vectors = vectors if vectors is not None else np.zeros((0, 1), dtype=np.float32)
         self.texts: dict[str, str] = dict(texts or {})  # source -> full text
 
-    def search(self, query_vec: np.ndarray, k: int) -> list[Hit]:
+    def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]:
         if not self.chunks:
             return []
         scores = self.vectors @ query_vec.reshape(-1)
-        order = np.argsort(-scores)[:k]
+        order = [i for i in np.argsort(-scores) if sources is None or self.chunks[i].source in sources][:k]
         return [Hit(self.chunks[i], float(scores[i])) for i in order]
 
     def with_document(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> "MemoryIndex":

@@ -1,7 +1,9 @@
-"""Ingest stage: read the corpus folder, name each document (its title), and cut it into sentence-aware chunks.
+"""Ingest stage: read the corpus folder, name each document (its title and metadata), and cut it into
+sentence-aware chunks.
 
-Offsets are character offsets into the file decoded as UTF-8 exactly as it is on disk (no newline
-translation), so `file_text[chunk.start:chunk.end] == chunk.text` always holds.
+Offsets are character offsets into the document's extracted text (formats.py: a .txt file decoded as UTF-8
+exactly as it is on disk, no newline translation; the readable text of .md/.rst/.html/.pdf), so
+`document.text[chunk.start:chunk.end] == chunk.text` always holds.
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from typing import Callable, Iterable
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
+from .formats import DOC_SUFFIXES, Metadata, extract, page_at
 from .types import Chunk
 
 log = logging.getLogger("qa_bot")
 
-DOC_SUFFIXES = (".txt", ".md")
+__all__ = ["DOC_SUFFIXES", "Document", "Metadata", "Skipped", "load_corpus", "chunk_text", "page_at"]
 
 _WORD = re.compile(r"\S+")
 
@@ -29,8 +32,14 @@ _WORD = re.compile(r"\S+")
 @dataclass(frozen=True)
 class Document:
     source: str  # path relative to the corpus folder, with forward slashes
-    text: str
-    sha256: str
+    text: str  # the extracted text (formats.extract): what is chunked, cited and highlighted
+    sha256: str  # of the file's bytes
+    meta: Metadata = Metadata()
+    pages: tuple[int, ...] = ()  # PDF: offset in text where each page starts
+
+    def page(self, offset: int) -> int | None:
+        """The 1-based PDF page holding text offset `offset`; None for other formats."""
+        return page_at(self.pages, offset)
 
 
 @dataclass(frozen=True)
@@ -39,26 +48,53 @@ class Skipped:
     reason: str
 
 
-def read_document(path: Path, source: str, max_bytes: int) -> Document:
-    """Read one file; raise CorpusError with a user-facing reason when it cannot be used."""
+def read_document(path: Path, source: str, max_bytes: int, root: Path | None = None) -> Document:
+    """Read one file (and its sidecar NAME.meta.json, when there is one inside root); raise CorpusError with a
+    user-facing reason when it cannot be used."""
     size = path.stat().st_size
     if size == 0:
         raise CorpusError(f"{source}: empty file")
     if size > max_bytes:
         raise CorpusError(f"{source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
-    return document_from_bytes(source, path.read_bytes())
+    return document_from_bytes(source, path.read_bytes(), read_sidecar(path, source, root or path.parent.resolve()))
 
 
-def document_from_bytes(source: str, data: bytes) -> Document:
-    if not data.strip():
-        raise CorpusError(f"{source}: empty file")
-    if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
-        raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
+SIDECAR_FIELDS = {"title": "title", "date": "date", "published": "date", "author": "author", "url": "url",
+                  "publisher": "publisher"}
+
+
+def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
+    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher"); a sidecar that
+    is not a JSON object, or links out of the corpus folder, is ignored with a warning naming it."""
+    from .formats import clean_meta
+
+    meta = path.with_name(path.stem + ".meta.json")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{source}: not valid UTF-8 text (byte {exc.start})") from None
-    return Document(source=source, text=text, sha256=hashlib.sha256(data).hexdigest())
+        if not meta.is_file():
+            return Metadata()
+        if not _inside(meta, root):  # a sidecar linking out is not read
+            log.warning("ignored %s: a link out of the corpus folder", meta.name)
+            return Metadata()
+        obj = json.loads(meta.read_text(encoding="utf-8"))
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        log.warning("ignored %s (metadata of %s): not a JSON object (%s)", meta.name, source, str(exc)[:80])
+        return Metadata()
+    fields: dict[str, str] = {}
+    for key, field in SIDECAR_FIELDS.items():
+        if isinstance(obj.get(key), (str, int)) and str(obj[key]).strip() and field not in fields:
+            fields[field] = str(obj[key])
+    return clean_meta(f"{meta.name}", **fields)
+
+
+def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata()) -> Document:
+    """The document in these bytes, by its suffix (formats.extract); sidecar's fields override the file's own."""
+    found = extract(source, data)
+    meta = found.meta.merged(sidecar)
+    if not meta.title:
+        meta = Metadata(**{**meta.__dict__, "title": _title_from_text(found.text, source)})
+    return Document(source=source, text=found.text, sha256=hashlib.sha256(data).hexdigest(), meta=meta, pages=found.pages)
 
 
 # Text that addresses instructions to an AI assistant: a document is there to be read, so a document holding
@@ -84,7 +120,7 @@ def instructions_to_assistant(text: str) -> str:
 
 
 def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
-    """All .txt/.md files below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
+    """All documents (DOC_SUFFIXES) below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
     warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be
     indexed and quoted), broken links and link loops, FIFOs and other special files. Links to folders are not
     followed. Raises CorpusError when the folder is missing or nothing is usable."""
@@ -125,14 +161,14 @@ def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[
                 skip(rel, "not a regular file (a FIFO, socket or device), not read")
             continue
         try:
-            docs.append(read_document(path, rel, max_bytes))
+            docs.append(read_document(path, rel, max_bytes, root))
         except CorpusError as exc:
             skipped.append(Skipped(rel, str(exc)))
             log.warning("skipped %s", exc)
         except OSError as exc:
             skip(rel, f"unreadable ({exc.strerror})")
     if not docs:
-        detail = "; ".join(s.reason for s in skipped) or "no .txt or .md files"
+        detail = "; ".join(s.reason for s in skipped) or f"no {', '.join(DOC_SUFFIXES)} files"
         raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
     return docs, skipped
 
@@ -159,19 +195,17 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def document_title(doc: Document, corpus_dir: Path) -> str:
-    """The document's title: "title" of a sidecar NAME.meta.json when there is one; else its first line when
-    it reads as a title, with the file name after it when that adds words ("Mozilla Public License Version
-    2.0 (MPL-2.0)"); else the file name."""
-    path = Path(corpus_dir) / doc.source
-    meta = path.with_name(path.stem + ".meta.json")
-    title = ""
-    try:
-        if meta.is_file() and _inside(meta, Path(corpus_dir).resolve()):  # a sidecar linking out is not read
-            title = str(json.loads(meta.read_text(encoding="utf-8")).get("title") or "")
-    except (OSError, ValueError, AttributeError):
-        log.warning("ignored %s: not a JSON object with a title", meta.name)
-    return " ".join(title.split()) or _title_from_text(doc.text, doc.source)
+def document_title(doc: Document, corpus_dir: Path | None = None) -> str:
+    """The document's title: its metadata's (a sidecar NAME.meta.json's "title", else the file's own: HTML
+    <title>/og:title, front matter, PDF Title) when there is one; else its first line when it reads as a title,
+    with the file name after it when that adds words ("Mozilla Public License Version 2.0 (MPL-2.0)"); else the
+    file name. corpus_dir: a document made without read_document, its sidecar read from there."""
+    if corpus_dir is not None and not doc.meta.title:
+        path = Path(corpus_dir) / doc.source
+        title = read_sidecar(path, doc.source, Path(corpus_dir).resolve()).title
+        if title:
+            return title
+    return doc.meta.title or _title_from_text(doc.text, doc.source)
 
 
 def title_from_name(source: str) -> str:

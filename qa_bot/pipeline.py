@@ -25,8 +25,9 @@ import numpy as np
 from . import ground, prompts
 from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
-from .ingest import (DOC_SUFFIXES, Document, chunk_text, document_from_bytes, document_title, instructions_to_assistant,
-                     load_corpus, title_from_name)
+from .filters import Filter, allowed_sources
+from .ingest import (DOC_SUFFIXES, Document, Metadata, chunk_documents, chunk_text, document_from_bytes, document_title,
+                     instructions_to_assistant, load_corpus, title_from_name)
 from .index import MemoryIndex, VectorIndex, load_or_build
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_chain, is_context_overflow
 from .llm import deadline as llm_deadline
@@ -47,7 +48,7 @@ def check_upload(settings: Settings, name: str, size: int, session_names: Collec
     base = Path(str(name)).name or "document.txt"
     session_documents = len(session_names)
     if Path(base).suffix.lower() not in DOC_SUFFIXES:
-        raise CorpusError(f"{base}: only {' and '.join(DOC_SUFFIXES)} documents can be added.")
+        raise CorpusError(f"{base}: only {', '.join(DOC_SUFFIXES)} documents can be added.")
     if size > settings.max_upload_bytes:
         raise CorpusError(f"{base} is too large: {size:,} bytes; the limit is {settings.max_upload_bytes:,}.")
     if session_documents >= settings.max_session_documents and base not in session_names:
@@ -114,7 +115,25 @@ class QABot:
     @cached_property
     def titles(self) -> dict[str, str]:
         """Each corpus document's title (ingest.document_title)."""
-        return {source: document_title(doc, self.settings.corpus_dir) for source, doc in self.documents.items()}
+        return {source: document_title(doc) for source, doc in self.documents.items()}
+
+    @cached_property
+    def metadata(self) -> dict[str, Metadata]:
+        """Each corpus document's metadata (title, date, author, url, publisher), as filters see it."""
+        return {source: doc.meta for source, doc in self.documents.items()}
+
+    def catalog(self) -> list[dict]:
+        """The corpus's documents with their metadata and chunk counts (as the index chunks them), for
+        `qa-bot docs`; the skipped files are in self.skipped."""
+        s = self.settings
+        docs = list(self.documents.values())
+        counts: dict[str, int] = {}
+        for c in chunk_documents(docs, max_chars=s.chunk_chars, max_tokens=s.chunk_max_tokens,
+                                 count_tokens=self.embedder.count_tokens):
+            counts[c.source] = counts.get(c.source, 0) + 1
+        return [{"source": d.source, "title": self.titles[d.source], "date": d.meta.date, "author": d.meta.author,
+                 "url": d.meta.url, "publisher": d.meta.publisher, "pages": len(d.pages) or None,
+                 "chars": len(d.text), "chunks": counts.get(d.source, 0)} for d in docs]
 
     @cached_property
     def quarantined(self) -> dict[str, str]:
@@ -151,7 +170,8 @@ class QABot:
     @cached_property
     def retriever(self) -> Retriever:
         s = self.settings
-        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src))
+        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src),
+                            lambda src: self.metadata[src].date if src in self.metadata else "")
         return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight)
 
@@ -210,15 +230,17 @@ class QABot:
         return self.index
 
     # --- stages ---------------------------------------------------------------------------------------
-    def _prepare(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None) -> Prepared:
+    def _prepare(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None,
+                 flt: Filter = Filter()) -> Prepared:
         t0 = time.perf_counter()
         s = self.settings
         question = question_stage.clean_question(question, s.max_question_chars)
         history = question_stage.clean_history(history, s.max_question_chars)
         standalone = question_stage.standalone_question(question, history) if s.rewrite_followups else None
         query = standalone or question
+        sources = self.allowed(flt, session)
         t1 = time.perf_counter()
-        hits = self._search(query, session)
+        hits = self._search(query, session, sources=sources)
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
@@ -287,35 +309,49 @@ class QABot:
         return lambda source: self.document_text(source, session)
 
     # --- public API -----------------------------------------------------------------------------------
-    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None) -> Answer:
-        """Answer one question. Raises InvalidQuestion (a ValueError) for bad input, BackendError when the
-        LLM server fails, CorpusError when the corpus cannot be read."""
-        return self.ask_stream(question, history=history, session=session).answer()
+    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None,
+            source: str | None = None, since: str | None = None, until: str | None = None) -> Answer:
+        """Answer one question, from the documents the filter lets through (source: a file name, glob, publisher
+        or URL host; since/until: yyyy-mm-dd, inclusive; undated documents fail since/until). Raises
+        InvalidQuestion (a ValueError) for bad input, FilterError (one) for a filter that is malformed or matches
+        no document, BackendError when the LLM server fails, CorpusError when the corpus cannot be read."""
+        return self.ask_stream(question, history=history, session=session, source=source, since=since,
+                               until=until).answer()
 
     def ask_stream(
-        self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None
+        self, question: str, *, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None,
+        source: str | None = None, since: str | None = None, until: str | None = None,
     ) -> AnswerStream:
         """The answer as a stream: the verified answer text as soon as it is verified, then the final Answer
-        (authoritative). Nothing the reader wrote is shown before the grounding rules (and the check) accept it."""
-        return AnswerStream(self._counted(question, history, session))
+        (authoritative). Nothing the reader wrote is shown before the grounding rules (and the check) accept it.
+        A bad filter is raised by the iteration, like a bad question."""
+        return AnswerStream(self._counted(question, history, session, (source, since, until)))
 
-    def _counted(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
-                 ) -> Iterator[str | Answer]:
+    def allowed(self, flt: Filter, session: MemoryIndex | None = None) -> frozenset[str] | None:
+        """The documents a filter lets through (filters.allowed_sources over the corpus and this chat's added
+        documents, which have no date); None for no filter."""
+        if not flt:
+            return None
+        metadata = {**self.metadata, **{src: Metadata() for src in (session.texts if session is not None else ())}}
+        return allowed_sources(flt, metadata)
+
+    def _counted(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None,
+                 filter_args: tuple = (None, None, None)) -> Iterator[str | Answer]:
         """_answer, counted as a question in flight: add_document embeds only in the gaps between questions."""
         with self._idle:
             self._answering += 1
         try:
-            yield from self._answer(question, history, session)
+            yield from self._answer(question, history, session, Filter.of(*filter_args))
         finally:
             with self._idle:
                 self._answering -= 1
                 self._idle.notify_all()
 
-    def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
-                ) -> Iterator[str | Answer]:
-        """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer."""
+    def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None,
+                flt: Filter = Filter()) -> Iterator[str | Answer]:
+        """The one answer path: prepare (clean, rewrite, filter, retrieve) -> read -> ground -> check -> Answer."""
         with self._lock:  # one llama.cpp context: one question at a time
-            p = self._prepare(question, history, session)
+            p = self._prepare(question, history, session, flt)
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             s = self.settings
             if not p.sentences or max(x.similarity for x in p.sentences) < s.min_similarity:
@@ -339,9 +375,11 @@ class QABot:
             if found is None:
                 yield self._refuse(p, timings, why, draft)
                 return
-            title = self.titles.get(found.source, "")
+            doc = self.documents.get(found.source)
+            title, date = (self.titles.get(found.source, ""), doc.meta.date) if doc else ("", "")
             spans = [(found.start, found.end, found.text), *found.headings]
-            citations = tuple(Citation(n, found.source, a, b, t, title) for n, (a, b, t) in enumerate(spans, 1))
+            citations = tuple(Citation(n, found.source, a, b, t, title, date, doc.page(a) if doc else None)
+                              for n, (a, b, t) in enumerate(spans, 1))
             text = f"{found.answer[:1].upper()}{found.answer[1:]} " + "".join(f"[{c.n}]" for c in citations)
             yield text
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
@@ -356,8 +394,12 @@ class QABot:
         """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""
         return self._search(question_stage.clean_question(query, self.settings.max_question_chars), session, k)
 
-    def _search(self, query: str, session: MemoryIndex | None, k: int | None = None) -> list[Hit]:
-        """Hybrid search, the quarantined documents' chunks left out (ranked as always, then dropped)."""
+    def _search(self, query: str, session: MemoryIndex | None, k: int | None = None,
+                sources: frozenset[str] | None = None) -> list[Hit]:
+        """Hybrid search, the quarantined documents' chunks left out (ranked as always, then dropped); with
+        `sources` (a filter's allowed documents), only those documents are searched."""
+        if sources is not None:
+            return self.retriever.search(query, session, k, sources - self.quarantined.keys())
         if not self.quarantined:
             return self.retriever.search(query, session, k)
         k = k or self.settings.top_k

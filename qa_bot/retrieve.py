@@ -94,11 +94,25 @@ def headings(text: str) -> list[tuple[int, int]]:
     return out
 
 
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                "November", "December")
+
+
+def date_words(iso: str) -> str:
+    """A yyyy-mm-dd date as the words a question uses for it: "2023-05-12" -> "2023-05-12 12 May 2023"."""
+    try:
+        y, m, d = iso.split("-")
+        return f"{iso} {int(d)} {_MONTH_NAMES[int(m) - 1]} {y}"
+    except (ValueError, IndexError):
+        return ""
+
+
 class DocumentInfo:
     """Titles and section headings of the corpus's documents, looked up by source and offset."""
 
-    def __init__(self, text_of: Callable[[str], str], title_of: Callable[[str], str]):
-        self._text_of, self._title_of = text_of, title_of
+    def __init__(self, text_of: Callable[[str], str], title_of: Callable[[str], str],
+                 date_of: Callable[[str], str] = lambda source: ""):
+        self._text_of, self._title_of, self._date_of = text_of, title_of, date_of
         self._headings: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
@@ -107,6 +121,10 @@ class DocumentInfo:
 
     def title(self, source: str) -> str:
         return self._title_of(source)
+
+    def date(self, source: str) -> str:
+        """The document's publication date (yyyy-mm-dd), or ""."""
+        return self._date_of(source)
 
     def heading_spans(self, source: str, offset: int, text: str | None = None) -> tuple[tuple[int, int], ...]:
         """The headings above offset that name its section: the nearest one and, when it has no number,
@@ -159,7 +177,9 @@ class Retriever:
 
     # --- lexical side ---------------------------------------------------------------------------------
     def _chunk_terms(self, chunk: Chunk) -> list[str]:
-        return lexical_terms(f"{self.docs.label(chunk.source, chunk.start)[0]}\n{chunk.text}")
+        # The title, heading and publication date are searchable with the text ("the May 2023 article").
+        when = date_words(self.docs.date(chunk.source))
+        return lexical_terms(f"{self.docs.label(chunk.source, chunk.start)[0]}\n{when}\n{chunk.text}")
 
     @property
     def bm25(self):
@@ -176,7 +196,7 @@ class Retriever:
                 self._bm25 = model
             return self._bm25
 
-    def _lexical(self, query: str, n: int) -> list[int]:
+    def _lexical(self, query: str, n: int, sources: frozenset[str] | None = None) -> list[int]:
         terms = lexical_terms(query)
         if not terms or not self.index.chunks:
             return []
@@ -185,7 +205,15 @@ class Retriever:
         terms = [t for t in terms if t in vocab] if vocab else terms
         if not terms:
             return []
-        ids, scores = model.retrieve([terms], k=min(n, len(self.index.chunks)), show_progress=False)
+        mask = None
+        if sources is not None:  # chunks of other documents score 0 and are dropped below
+            import numpy as np
+
+            mask = np.fromiter((c.source in sources for c in self.index.chunks), dtype=np.float32,
+                               count=len(self.index.chunks))
+            if not mask.any():
+                return []
+        ids, scores = model.retrieve([terms], k=min(n, len(self.index.chunks)), show_progress=False, weight_mask=mask)
         return [int(i) for i, s in zip(ids[0], scores[0]) if s > 0]
 
     # --- dense side -------------------------------------------------------------------------------------
@@ -215,21 +243,23 @@ class Retriever:
             return np.stack([self._sent_cache[t] for t in texts]) if texts else np.zeros((0, 1), np.float32)
 
     # --- the two public steps -----------------------------------------------------------------------------
-    def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None) -> list[Hit]:
+    def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None,
+               sources: frozenset[str] | None = None) -> list[Hit]:
         """The k best chunks by reciprocal-rank fusion of dense (FAISS) and BM25 rankings. Hit.score is the
-        fused score. Chunks of documents added in a chat session are ranked by the dense side only."""
+        fused score. Chunks of documents added in a chat session are ranked by the dense side only. With
+        `sources` (a filter's allowed documents), only chunks of those documents are ranked."""
         k = k or self.top_k
         n = max(k, self.candidates)
         vec = self.query_vector(query)
-        dense = self.index.search(vec, n)
+        dense = self.index.search(vec, n) if sources is None else self.index.search(vec, n, sources)
         if session is not None and session.chunks:
-            dense = sorted(dense + session.search(vec, n), key=lambda h: -h.score)[:n]
+            dense = sorted(dense + session.search(vec, n, sources), key=lambda h: -h.score)[:n]
         fused: dict[str, float] = {}
         by_id: dict[str, Chunk] = {}
         for rank, h in enumerate(dense):
             fused[h.chunk.id] = fused.get(h.chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[h.chunk.id] = h.chunk
-        for rank, i in enumerate(self._lexical(query, n)):
+        for rank, i in enumerate(self._lexical(query, n, sources)):
             c = self.index.chunks[i]
             fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[c.id] = c

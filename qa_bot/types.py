@@ -42,7 +42,8 @@ class Citation:
     end: int
     text: str
     title: str = ""  # the document's title
-    date: str = ""  # the document's publication date, when known
+    date: str = ""  # the document's publication date (yyyy-mm-dd), when known
+    page: int | None = None  # the PDF page the span starts on; None for other formats
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class AnswerStream:
 @runtime_checkable
 class Bot(Protocol):
     """What the edges call. `session` is an opaque per-chat object returned by add_document (documents added
-    in one chat); errors are qa_bot.errors types: InvalidQuestion, CorpusError, BackendError."""
+    in one chat); errors are qa_bot.errors types: InvalidQuestion (and its FilterError), CorpusError, BackendError."""
 
     settings: Settings
 
@@ -118,9 +119,11 @@ class Bot(Protocol):
 
     def add_document(self, session: Any, name: str, data: bytes, progress: Any = None) -> Any: ...  # progress(done, total)
 
-    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None) -> Answer: ...
+    # source/since/until: the filter (qa_bot.filters.Filter); FilterError when it is malformed or matches nothing
+    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None,
+            source: str | None = None, since: str | None = None, until: str | None = None) -> Answer: ...
 
-    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None
-                   ) -> AnswerStream: ...
+    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None,
+                   source: str | None = None, since: str | None = None, until: str | None = None) -> AnswerStream: ...
 
     def close(self) -> None: ...

@@ -23,6 +23,8 @@ from typing import Iterator, Sequence
 from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings
 from qa_bot.question import clean_question
 from qa_bot.errors import BackendError, CorpusError
+from qa_bot.filters import Filter, allowed_sources
+from qa_bot.formats import Metadata
 from qa_bot.testing import MockLLM
 
 _WORD = re.compile(r"[a-z0-9$%.]+")
@@ -195,14 +197,21 @@ class FakeBot:
         old = session.docs if session else ()
         return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
 
-    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> Answer:
-        return self.ask_stream(question, history=history, session=session).answer()
+    def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None,
+            source: str | None = None, since: str | None = None, until: str | None = None) -> Answer:
+        return self.ask_stream(question, history=history, session=session, source=source, since=since,
+                               until=until).answer()
 
-    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> AnswerStream:
-        return AnswerStream(self._answer(question, history, session))
+    def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None,
+                   source: str | None = None, since: str | None = None, until: str | None = None) -> AnswerStream:
+        return AnswerStream(self._answer(question, history, session, (source, since, until)))
 
-    def _answer(self, question: str, history: Sequence[tuple[str, str]], session) -> Iterator[str | Answer]:
+    def _answer(self, question: str, history: Sequence[tuple[str, str]], session,
+                filter_args=(None, None, None)) -> Iterator[str | Answer]:
         self.calls.append(question)
+        # QABot's filter and its errors; the fake corpus has no dates, so since/until match nothing
+        names = [*self._corpus, *(n for n, _ in (session.docs if session else ()))]
+        allowed = allowed_sources(Filter.of(*filter_args), {n: Metadata() for n in names})
         if self.gate is not None:
             self.gate.wait(30)
         question = clean_question(question, self.settings.max_question_chars)  # QABot's own check and errors
@@ -218,7 +227,7 @@ class FakeBot:
         standalone = None
         if history and re.search(r"\b(it|its|they|that)\b", question.lower()):
             standalone = f"{question} ({history[-1][0]})"
-        hits = self._retrieve(standalone or question, session)
+        hits = self._retrieve(standalone or question, session, allowed)
         t1 = time.perf_counter()
         best = hits[0] if hits else None
         evidence = tuple(h.chunk for h in hits)
@@ -252,11 +261,12 @@ class FakeBot:
         pass
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _retrieve(self, question: str, session) -> list[Hit]:
+    def _retrieve(self, question: str, session, allowed: frozenset[str] | None = None) -> list[Hit]:
         q = _words(question)
         if not q:
             return []
-        docs = list(self._corpus.items()) + list(session.docs if session else ())
+        docs = [(n, t) for n, t in list(self._corpus.items()) + list(session.docs if session else ())
+                if allowed is None or n in allowed]
         hits = []
         for name, text in docs:
             for m in re.finditer(r"\S.*?(?:[.!?](?=\s|$)|\Z)", text, re.S):  # sentences

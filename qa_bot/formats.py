@@ -1,0 +1,271 @@
+"""Formats stage: turn one file's bytes into the text that is chunked, cited and highlighted, plus its metadata.
+
+The extracted text is the document from then on: chunks, citations and highlights are offsets into it
+(`extracted[start:end] == citation.text`), so quotes never show markup (roles, link syntax, tags). Formats:
+.txt as it is; .md/.markdown and .rst with their markup made readable; .html/.htm through trafilatura (main
+text; menus, scripts and boilerplate dropped); .pdf through pypdf, page by page (a citation names the page).
+"""
+from __future__ import annotations
+
+import bisect
+import io
+import logging
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+
+from .errors import CorpusError
+
+log = logging.getLogger("qa_bot")
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+DOC_SUFFIXES = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf")
+PAGE_BREAK = "\n\n"  # between the pages of a PDF in its extracted text
+MIN_PARAGRAPH_WORDS = 6  # a rescued HTML text with no line this long is menus ("Home Menu"), not an article
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What is known about a document beyond its text; "" when unknown."""
+
+    title: str = ""
+    date: str = ""  # publication date, ISO yyyy-mm-dd
+    author: str = ""
+    url: str = ""
+    publisher: str = ""
+
+    def merged(self, over: "Metadata") -> "Metadata":
+        """These fields, each replaced by over's where over has one."""
+        return replace(self, **{k: v for k, v in over.__dict__.items() if v})
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    meta: Metadata
+    pages: tuple[int, ...] = ()  # offset in text where each PDF page starts (page 1 first); () for other formats
+
+
+def page_at(pages: tuple[int, ...], offset: int) -> int | None:
+    """The 1-based page holding text offset `offset`, or None for a document without pages."""
+    return bisect.bisect_right(pages, offset) if pages else None
+
+
+# --- dates --------------------------------------------------------------------------------------------------
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_ISO = re.compile(r"^\s*(?:D:)?(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})(?:$|[T\s\d+\-Z'])")
+_DMY = re.compile(r"^\s*(\d{1,2})\s+([A-Za-z]{3})[A-Za-z]*\.?,?\s+(\d{4})\b")
+_MDY = re.compile(r"^\s*([A-Za-z]{3})[A-Za-z]*\.?\s+(\d{1,2}),?\s+(\d{4})\b")
+
+
+def iso_date(value: object) -> str:
+    """value as yyyy-mm-dd ("2023-05-12T10:00:00Z", "2023/05/12", "D:20230512...", "12 May 2023", "May 12, 2023");
+    raises ValueError when it is not a date."""
+    text = str(value).strip()
+    for rx, order in ((_ISO, "ymd"), (_DMY, "dmy"), (_MDY, "mdy")):
+        m = rx.match(text)
+        if m:
+            parts = dict(zip(order, m.groups()))
+            month = parts["m"] if parts["m"].isdigit() else _MONTHS.get(parts["m"][:3].lower(), 0)
+            try:
+                return date(int(parts["y"]), int(month), int(parts["d"])).isoformat()
+            except ValueError:
+                break
+    raise ValueError(f"{text[:40]!r} is not a date (expected yyyy-mm-dd)")
+
+
+def clean_meta(source: str, title="", date="", author="", url="", publisher="") -> Metadata:
+    """Metadata from raw values: whitespace collapsed; a date that cannot be parsed is dropped with a warning
+    naming the file (the document is indexed without it)."""
+    fields = {k: " ".join(str(v or "").split()) for k, v in
+              dict(title=title, author=author, url=url, publisher=publisher).items()}
+    iso = ""
+    if date:
+        try:
+            iso = iso_date(date)
+        except ValueError as exc:
+            log.warning("%s: date ignored: %s", source, exc)
+    return Metadata(date=iso, **fields)
+
+
+# --- Markdown and reStructuredText ------------------------------------------------------------------------
+_FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_MD_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image: its alt text
+    (re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)"), r"\1"),  # [text](url "title")
+    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
+    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),  # <https://...>
+    (re.compile(r"`+([^`]+?)`+"), r"\1"),  # `code`
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # **strong**
+    (re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])"), r"\2"),  # *emphasis*
+    (re.compile(r"~~(.+?)~~"), r"\1"),
+    (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),  # inline HTML tags
+]
+_MD_LINE = [
+    (re.compile(r"^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$"), r"\1"),  # ATX heading
+    (re.compile(r"^\s{0,3}>\s?"), ""),  # block quote
+    (re.compile(r"^(\s*)[*+]\s+"), r"\1- "),  # bullets as "- "
+]
+_MD_DROP = re.compile(r"^\s{0,3}(?:```|~~~).*$|^\s{0,3}\[[^\]]+\]:\s*\S+.*$|^\s{0,3}(?:[=\-]{3,}|\*{3,}|_{3,})\s*$")
+
+_RST_INLINE = [
+    (re.compile(r":[\w:+.-]+:`([^`<]*?)\s*<[^>]*>`"), r"\1"),  # :role:`text <target>`
+    (re.compile(r":[\w:+.-]+:`([^`]*)`"), r"\1"),  # :role:`text`
+    (re.compile(r"`([^`<]+?)\s*<[^>]+>`__?"), r"\1"),  # `text <url>`_
+    (re.compile(r"`([^`]+)`__?"), r"\1"),  # `text`_
+    (re.compile(r"``(.+?)``"), r"\1"),
+    (re.compile(r"`([^`]+)`"), r"\1"),
+    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), r"\1"),
+    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),
+    (re.compile(r"\|([\w -]+)\|"), r"\1"),  # |substitution|
+    (re.compile(r"(\w)_\b"), r"\1"),  # reference_
+]
+_RST_ADORN = re.compile(r"^\s*([=\-~^\"'`#*+:.])\1{2,}\s*$")
+_RST_DIRECTIVE = re.compile(r"^\.\.\s+(?:_[^:]+:.*|[\w:-]+::.*|\[[^\]]+\].*|\|[^|]+\|.*)?$")
+_RST_FIELD = re.compile(r"^:(\w[\w ]*):\s*(.*)$")
+
+
+def _front_matter(text: str) -> tuple[dict[str, str], str]:
+    """A leading `---` block of `key: value` lines (a simple subset of YAML, read without any YAML loader: nothing
+    in it is executed or expanded) and the text after it."""
+    m = _FRONT.match(text)
+    if not m:
+        return {}, text
+    fields = {}
+    for line in m.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and not key.startswith((" ", "\t", "-", "#")):
+            fields[key.strip().lower()] = value.strip().strip("'\"")
+    return fields, text[m.end():]
+
+
+def _meta_from_fields(source: str, fields: dict[str, str]) -> Metadata:
+    pick = lambda *keys: next((fields[k] for k in keys if fields.get(k)), "")  # noqa: E731
+    return clean_meta(source, title=pick("title"), date=pick("date", "published", "pubdate", "publication_date"),
+                      author=pick("author", "authors", "byline"), url=pick("url", "link", "canonical_url"),
+                      publisher=pick("publisher", "site_name", "site", "source"))
+
+
+def markdown_text(text: str) -> str:
+    """Markdown as readable text: headings without '#', links and images as their text, emphasis and code
+    markers dropped, fence and reference-definition lines removed, block quotes unquoted."""
+    out = []
+    for line in text.splitlines():
+        if _MD_DROP.match(line):
+            continue
+        for rx, sub in _MD_LINE:
+            line = rx.sub(sub, line)
+        for rx, sub in _MD_INLINE:
+            line = rx.sub(sub, line)
+        out.append(line.rstrip())
+    return _squeeze("\n".join(out))
+
+
+def rst_text(text: str) -> tuple[str, dict[str, str]]:
+    """reStructuredText as readable text, and its bibliographic fields (:Date:, :Author:, ...): roles and links
+    as their text, heading adornments and directive lines removed."""
+    out, fields = [], {}
+    for line in text.splitlines():
+        if _RST_ADORN.match(line) or _RST_DIRECTIVE.match(line.strip()):
+            continue
+        m = _RST_FIELD.match(line)
+        if m and sum(1 for x in out if x.strip()) <= 1:  # docinfo: fields at the top, under the title
+            fields[m.group(1).strip().lower()] = m.group(2).strip()
+            continue
+        if line.rstrip().endswith("::"):  # "Example::" introduces a literal block: keep "Example:"
+            line = line.rstrip()[:-1]
+        for rx, sub in _RST_INLINE:
+            line = rx.sub(sub, line)
+        out.append(line.rstrip())
+    return _squeeze("\n".join(out)), fields
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
+
+
+# --- HTML and PDF ---------------------------------------------------------------------------------------------
+def html_document(source: str, data: bytes) -> Extracted:
+    """Main text of a web page (trafilatura: menus, scripts, footers dropped) and its metadata (Open Graph,
+    article:published_time, <title>, author, canonical URL, site name)."""
+    import trafilatura
+
+    try:
+        options = dict(output_format="txt", include_comments=False, include_tables=True, favor_precision=True,
+                       deduplicate=False, with_metadata=False)
+        text = trafilatura.extract(data, fast=True, **options)
+        if not text:  # the fallback extractors (readability, jusText) rescue some layouts, and take menus on others
+            text = trafilatura.extract(data, **options) or ""
+            if not any(len(line.split()) >= MIN_PARAGRAPH_WORDS for line in text.splitlines()):
+                text = ""
+        found = trafilatura.extract_metadata(data)
+    except Exception as exc:  # lxml and trafilatura raise many kinds on broken pages
+        raise CorpusError(f"{source}: not a readable HTML page ({type(exc).__name__})") from None
+    if not text or not text.strip():
+        raise CorpusError(f"{source}: no article text found in the HTML page (malformed, or only menus and scripts)")
+    meta = clean_meta(source, **{k: getattr(found, k, "") or "" for k in ("title", "date", "author", "url")},
+                      publisher=(getattr(found, "sitename", "") or "") if found else "") if found else Metadata()
+    return Extracted(_squeeze(text), meta)
+
+
+def pdf_document(source: str, data: bytes) -> Extracted:
+    """Text of a PDF, page by page (pages joined by a blank line; Extracted.pages says where each starts), and its
+    metadata (Title, Author, CreationDate). An encrypted PDF or one without a text layer (a scan) is refused."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")  # many PDFs are "encrypted" with an empty password, only to stop edits
+            except Exception:
+                opened = 0
+            if not opened:
+                raise CorpusError(f"{source}: the PDF is encrypted (password-protected), so its text cannot be read")
+        parts, pages, pos = [], [], 0
+        for page in reader.pages:
+            body = (page.extract_text() or "").strip()
+            pages.append(pos)
+            parts.append(body)
+            pos += len(body) + len(PAGE_BREAK)
+        info = reader.metadata or {}
+    except CorpusError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+        raise CorpusError(f"{source}: not a readable PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
+    text = PAGE_BREAK.join(parts)
+    if not text.strip():
+        raise CorpusError(f"{source}: the PDF has no text layer (a scanned image?); run OCR on it first")
+    raw = lambda key: str(info.get(key) or "") if hasattr(info, "get") else ""  # noqa: E731
+    meta = clean_meta(source, title=raw("/Title"), author=raw("/Author"), date=raw("/CreationDate"))
+    return Extracted(text, meta, tuple(pages))
+
+
+def extract(source: str, data: bytes) -> Extracted:
+    """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
+    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted or image-only PDF)."""
+    if not data.strip():
+        raise CorpusError(f"{source}: empty file")
+    suffix = "." + source.rsplit(".", 1)[-1].lower() if "." in source else ""
+    if suffix == ".pdf":
+        return pdf_document(source, data)
+    if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
+        raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
+    if suffix in (".html", ".htm"):
+        return html_document(source, data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{source}: not valid UTF-8 text (byte {exc.start})") from None
+    if suffix in (".md", ".markdown"):
+        fields, body = _front_matter(text)
+        readable = markdown_text(body)
+    elif suffix == ".rst":
+        readable, fields = rst_text(text)
+    else:
+        return Extracted(text, Metadata())
+    if not readable.strip():
+        raise CorpusError(f"{source}: no text besides markup")
+    return Extracted(readable, _meta_from_fields(source, fields))
