@@ -153,7 +153,7 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_corpus(corpus_dir: str | Path, max_bytes: int | None = None) -> dict[str, str]:
-    """{posix path relative to corpus_dir: text} for every usable .txt/.md file under corpus_dir.
+    """{posix path relative to corpus_dir: text} for every usable document under corpus_dir (its extracted text).
 
     Reuses the ingest stage's reader so offsets agree with the chunker's (raw UTF-8, no newline translation)."""
     from .ingest import load_corpus
@@ -191,7 +191,7 @@ def check_sources(questions: list[dict[str, Any]], corpus: dict[str, str], quest
     for q in questions:
         if q.get("source") is not None and q["source"] not in corpus:
             raise QuestionFileError(f"{questions_path}, line {q['line']}: source {q['source']!r} is not a usable "
-                                    f".txt/.md file of the corpus folder {corpus_dir}")
+                                    f"document of the corpus folder {corpus_dir}")
 
 
 def locate_evidence(evidence: str | None, corpus: dict[str, str],

@@ -215,6 +215,7 @@ def pdf_document(source: str, data: bytes) -> Extracted:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes ("EOF marker not found"): our reason says it
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:

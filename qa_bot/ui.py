@@ -94,10 +94,17 @@ def render_user(question: str) -> str:
 def source_items(answer: Answer) -> list[dict[str, Any]]:
     """The passages to list under an answer: its citations, or, for a refusal, the closest retrieved passages."""
     if answer.citations:
-        return [{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "text": c.text, "cited": True}
-                for c in answer.citations]
+        return [{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "text": c.text, "cited": True,
+                 "title": c.title, "date": c.date, "page": c.page} for c in answer.citations]
     return [{"n": i, "source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "text": h.chunk.text,
              "cited": False} for i, h in enumerate(answer.retrieved, 1)]
+
+
+def _document_name(it: dict[str, Any]) -> str:
+    """"file.pdf, p. 2 — Title (2023-05-12)": the file, and for a citation its page, title and date."""
+    name = f"{it['source']}, p. {it['page']}" if it.get("page") else it["source"]
+    about = " ".join(x for x in (it.get("title", ""), f"({it['date']})" if it.get("date") else "") if x)
+    return f"{name} — {about}" if about else name
 
 
 def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False, refusal: str = REFUSAL) -> str:
@@ -111,7 +118,7 @@ def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False, ref
         label = f"[{it['n']}]" if it.get("cited") else f"{it['n']}."
         rows.append(
             f'<li><button type="button" class="qa-src" data-idx="{i}" title="Show in the full text">'
-            f'<span class="qa-n">{esc(label)}</span> <span class="qa-name">{esc(it["source"])}</span>'
+            f'<span class="qa-n">{esc(label)}</span> <span class="qa-name">{esc(_document_name(it))}</span>'
             f'<span class="qa-passage">{esc(it["text"])}</span></button></li>')
     kind = "qa-closest" if abstained else "qa-cited"
     return f'<div class="qa-sources {kind}"><div class="qa-head">{esc(head)}</div><ol>{"".join(rows)}</ol></div>'
