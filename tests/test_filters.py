@@ -1,0 +1,111 @@
+"""Issue 11, filters: one Filter, resolved to the set of allowed documents, which the FAISS and BM25 search is
+restricted to; a filter that matches nothing is a FilterError (bad input), not an empty refusal. Fast: the
+hashing embedder and the MockLLM."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa_bot.errors import FilterError, InvalidQuestion
+from qa_bot.filters import Filter, allowed_sources
+from qa_bot.formats import Metadata
+from qa_bot.testing import HashEmbedder, mock_bot
+
+MIXED = Path(__file__).parent / "data" / "mixed_corpus"
+DATES = {"harbor_gazette_ferry.html": "2023-05-12", "kestrel_launch.md": "2022-11-02",
+         "northwind_annual_report.pdf": "2023-09-15", "port_strike.txt": "2024-02-05", "signal_upgrade.rst": "2021-07-19"}
+
+
+@pytest.fixture
+def archive(tmp_path):
+    d = tmp_path / "archive"
+    shutil.copytree(MIXED, d)
+    (d / "undated.txt").write_text("Ferry notes\n\nThe Gull Island ferry is popular with tourists in summer.\n")
+    return d
+
+
+def test_filter_of_checks_and_normalises_dates():
+    assert Filter.of(" port  strike ", "2023/01/02", "May 3, 2023") == Filter("port strike", "2023-01-02", "2023-05-03")
+    assert not Filter.of() and Filter.of(source="x")
+    with pytest.raises(FilterError, match="--since 'last year' is not a date"):
+        Filter.of(since="last year")
+    with pytest.raises(FilterError, match="after --until"):
+        Filter.of(since="2024-01-01", until="2023-01-01")
+    assert issubclass(FilterError, InvalidQuestion)  # the edges already turn it into a bad-input message
+
+
+def test_allowed_sources_by_name_glob_publisher_host_and_dates():
+    meta = {"news/a.html": Metadata(date="2023-05-12", publisher="Harbor Gazette",
+                                    url="https://www.harborgazette.example/x"),
+            "b.md": Metadata(date="2022-11-02"), "c.txt": Metadata()}
+    allowed = lambda **kw: allowed_sources(Filter.of(**kw), meta)  # noqa: E731
+    assert allowed() is None
+    for name in ("news/a.html", "a.html", "a", "news/*.html", "harbor gazette", "harborgazette.example", "A.HTML"):
+        assert allowed(source=name) == {"news/a.html"}, name
+    assert allowed(since="2023-01-01") == {"news/a.html"}
+    assert allowed(until="2023-05-12") == {"news/a.html", "b.md"}  # inclusive; c.txt has no date
+    assert allowed(source="c") == {"c.txt"}
+    with pytest.raises(FilterError, match=r"no document matches --source c --since 2020-01-01; 1 of the 3 "
+                                          r"documents have no date"):
+        allowed(source="c", since="2020-01-01")
+    with pytest.raises(FilterError, match="no document matches --source nothing-like-this"):
+        allowed(source="nothing-like-this")
+
+
+def test_ask_searches_only_the_allowed_documents(archive, tmp_path):
+    bot = mock_bot(archive, tmp_path / "cache", min_similarity=0.0)  # the hashing embedder: list what is retrieved
+    q = "When does the Gull Island ferry start and what does a ticket cost?"
+    assert {h.chunk.source for h in bot.ask(q).retrieved} >= {"harbor_gazette_ferry.html", "undated.txt"}
+    for kw, want in [(dict(since="2023-06-01"), {"northwind_annual_report.pdf", "port_strike.txt"}),
+                     (dict(until="2022-12-31"), {"kestrel_launch.md", "signal_upgrade.rst"}),
+                     (dict(source="undated"), {"undated.txt"}),
+                     (dict(source="Harbor Gazette", since="2023-05-12", until="2023-05-12"), {"harbor_gazette_ferry.html"})]:
+        got = {h.chunk.source for h in bot.ask(q, **kw).retrieved}
+        assert got and got <= want, (kw, got)
+        stream = bot.ask_stream(q, **kw)
+        assert {h.chunk.source for h in stream.answer().retrieved} <= want
+
+
+def test_a_filter_that_matches_nothing_is_an_error_not_a_refusal(archive, tmp_path):
+    bot = mock_bot(archive, tmp_path / "cache")
+    with pytest.raises(FilterError, match="no document matches --since 2030-01-01; 1 of the 6 documents have no date"):
+        bot.ask("What does a ferry ticket cost?", since="2030-01-01")
+    stream = bot.ask_stream("What does a ferry ticket cost?", source="nope")  # raised by the iteration
+    with pytest.raises(FilterError, match="--source nope"):
+        stream.answer()
+    assert bot.llm.calls == 0
+
+
+def test_the_publication_date_is_searchable(archive, tmp_path):
+    bot = mock_bot(archive, tmp_path / "cache")
+    # "February" is in no text: only port_strike.txt's date (2024-02-05, from its sidecar) says it
+    ranked = [bot.index.chunks[i].source for i in bot.retriever._lexical("February", 5)]
+    assert ranked and set(ranked) == {"port_strike.txt"}
+    assert {bot.index.chunks[i].source for i in bot.retriever._lexical("2021-07-19", 5)} == {"signal_upgrade.rst"}
+
+
+def test_vector_index_restriction_fills_k_from_the_allowed_documents(archive, tmp_path):
+    bot = mock_bot(archive, tmp_path / "cache")
+    index = bot.index
+    vec = HashEmbedder().embed(["ferry ticket cost"])[0]
+    only = frozenset({"signal_upgrade.rst"})
+    n_allowed = sum(c.source in only for c in index.chunks)
+    hits = index.search(vec, 50, only)
+    assert len(hits) == n_allowed and {h.chunk.source for h in hits} == only
+    assert len(index.search(vec, 1, only)) == 1
+    assert index.search(vec, 5, frozenset({"missing.txt"})) == []
+    scores = [h.score for h in index.search(vec, 100, frozenset(DATES))]
+    assert scores == sorted(scores, reverse=True) and np.isfinite(scores).all()
+
+
+def test_fake_bot_takes_the_same_filter(tmp_path):
+    from fakes import FakeBot
+
+    (tmp_path / "a.txt").write_text("Alibaba went public in 2014.", encoding="utf-8")
+    bot = FakeBot(corpus_dir=tmp_path)
+    assert bot.ask("When did Alibaba go public?", source="a.txt").citations
+    with pytest.raises(FilterError):
+        bot.ask("When did Alibaba go public?", since="2020-01-01")  # the fake corpus has no dates
