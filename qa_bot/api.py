@@ -7,7 +7,7 @@
 The last user message is the question; the user/assistant turns before it are the history used to
 rewrite follow-ups. Other request fields (temperature, max_tokens, ...) are accepted and ignored.
 Answers carry [n] markers in the message content, and two extra top-level fields that OpenAI clients
-ignore: `citations` ([{n, source, title, start, end, text}]) and `abstained` (bool). A streamed answer
+ignore: `citations` ([{n, source, title, date, page, start, end, text}]) and `abstained` (bool). A streamed answer
 carries them in its last chunk (the one with finish_reason "stop"), with `text`, the complete answer.
 Only verified text is ever sent: the model's unverified draft never leaves the server.
 
@@ -188,8 +188,8 @@ def parse_chat_request(body: Any, max_question_chars: int) -> tuple[str, list[tu
 
 
 def citations_json(answer: Answer) -> list[dict]:
-    return [{"n": c.n, "source": c.source, "title": getattr(c, "title", "") or "", "start": c.start, "end": c.end,
-             "text": c.text} for c in answer.citations]
+    return [{"n": c.n, "source": c.source, "title": getattr(c, "title", "") or "", "date": getattr(c, "date", "") or "",
+             "page": getattr(c, "page", None), "start": c.start, "end": c.end, "text": c.text} for c in answer.citations]
 
 
 def completion_json(answer: Answer, *, id: str, created: int) -> dict:

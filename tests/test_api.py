@@ -38,9 +38,9 @@ class RecordingBot(FakeBot):
 
     histories: list = field(default_factory=list)
 
-    def ask_stream(self, question, *, history=(), session=None):
+    def ask_stream(self, question, *, history=(), session=None, **filters):  # filters: issue 11's source/since/until
         self.histories.append([tuple(turn) for turn in history])
-        return super().ask_stream(question, history=history, session=session)
+        return super().ask_stream(question, history=history, session=session, **filters)
 
 
 def serve(bot, **kw):
@@ -127,7 +127,7 @@ def test_completion_has_answer_citations_and_abstained(app):
     assert "2014" in choice["message"]["content"] and "[1]" in choice["message"]["content"]
     assert body["abstained"] is False and len(body["citations"]) == 1
     c = body["citations"][0]
-    assert set(c) == {"n", "source", "title", "start", "end", "text"} and c["n"] == 1
+    assert set(c) == {"n", "source", "title", "date", "page", "start", "end", "text"} and c["n"] == 1
     assert c["source"] == "alibaba_cloud_spinoff.txt" and ARTICLE_TEXT[c["start"]:c["end"]] == c["text"]
     assert "draft" not in r.text and "retrieved" not in body
     assert bot.calls[-1] == Q  # the last user message is the question (the system message is not)
