@@ -309,10 +309,11 @@ def _warn_unwritable(home: Path, exc: Exception) -> None:
 class MemoryIndex:
     """Small in-memory index (exact cosine) for documents added in one chat session. Immutable."""
 
-    def __init__(self, chunks: tuple[Chunk, ...] = (), vectors: np.ndarray | None = None, texts=None):
+    def __init__(self, chunks: tuple[Chunk, ...] = (), vectors: np.ndarray | None = None, texts=None, documents=None):
         self.chunks = tuple(chunks)
         self.vectors = vectors if vectors is not None else np.zeros((0, 1), dtype=np.float32)
         self.texts: dict[str, str] = dict(texts or {})  # source -> full text
+        self.documents: dict[str, Document] = dict(documents or {})  # source -> Document (metadata, PDF pages)
 
     def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]:
         if not self.chunks:
@@ -329,4 +330,5 @@ class MemoryIndex:
             tuple(self.chunks[i] for i in keep) + tuple(chunks),
             np.vstack([old, vectors]) if len(old) else vectors,
             {**self.texts, doc.source: doc.text},
+            {**self.documents, doc.source: doc},
         )

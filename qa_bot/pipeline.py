@@ -375,8 +375,8 @@ class QABot:
             if found is None:
                 yield self._refuse(p, timings, why, draft)
                 return
-            doc = self.documents.get(found.source)
-            title, date = (self.titles.get(found.source, ""), doc.meta.date) if doc else ("", "")
+            doc = self.documents.get(found.source) or (session.documents.get(found.source) if session else None)
+            title, date = (self.titles.get(found.source) or doc.meta.title, doc.meta.date) if doc else ("", "")
             spans = [(found.start, found.end, found.text), *found.headings]
             citations = tuple(Citation(n, found.source, a, b, t, title, date, doc.page(a) if doc else None)
                               for n, (a, b, t) in enumerate(spans, 1))

@@ -109,3 +109,20 @@ def test_fake_bot_takes_the_same_filter(tmp_path):
     assert bot.ask("When did Alibaba go public?", source="a.txt").citations
     with pytest.raises(FilterError):
         bot.ask("When did Alibaba go public?", since="2020-01-01")  # the fake corpus has no dates
+
+
+def test_an_uploaded_pdf_is_searched_by_name_and_cited_with_its_page_title_and_date(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "weather.txt").write_text("Weather\n\nRain is expected on Tuesday in the harbour city.\n")
+    bot = mock_bot(corpus, tmp_path / "cache", responses=('{"answer": "30 new electric trains", "sentence": 1}',
+                                                          '{"verdict": "yes"}'), min_similarity=0.0)
+    session = bot.add_document(None, "report.pdf", (MIXED / "northwind_annual_report.pdf").read_bytes())
+    a = bot.ask("How many new electric trains will Northwind Rail order from Kestrel Works?", session=session,
+                source="report.pdf")
+    assert {h.chunk.source for h in a.retrieved} == {"session/report.pdf"}
+    assert not a.abstained, a.reason
+    c = a.citations[0]
+    assert (c.source, c.page, c.title, c.date) == ("session/report.pdf", 2, "Northwind Rail Annual Report 2023",
+                                                   "2023-09-15")
+    assert bot.document_text(c.source, session)[c.start:c.end] == c.text
