@@ -191,6 +191,8 @@ def html_document(source: str, data: bytes) -> Extracted:
     article:published_time, <title>, author, canonical URL, site name)."""
     import trafilatura
 
+    for name in ("trafilatura", "htmldate", "courlan"):  # their notes ("discarding data: None"): our reason says it
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         options = dict(output_format="txt", include_comments=False, include_tables=True, favor_precision=True,
                        deduplicate=False, with_metadata=False)
