@@ -13,18 +13,16 @@ import logging
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
-from .formats import DOC_SUFFIXES, Metadata, extract, page_at
+from .formats import DOC_SUFFIXES, Metadata, clean_meta, extract, page_at
 from .types import Chunk
 
 log = logging.getLogger("qa_bot")
-
-__all__ = ["DOC_SUFFIXES", "Document", "Metadata", "Skipped", "load_corpus", "chunk_text", "page_at"]
 
 _WORD = re.compile(r"\S+")
 
@@ -66,8 +64,6 @@ SIDECAR_FIELDS = {"title": "title", "date": "date", "published": "date", "author
 def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
     """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher"); a sidecar that
     is not a JSON object, or links out of the corpus folder, is ignored with a warning naming it."""
-    from .formats import clean_meta
-
     meta = path.with_name(path.stem + ".meta.json")
     try:
         if not meta.is_file():
@@ -93,7 +89,7 @@ def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata()
     found = extract(source, data)
     meta = found.meta.merged(sidecar)
     if not meta.title:
-        meta = Metadata(**{**meta.__dict__, "title": _title_from_text(found.text, source)})
+        meta = replace(meta, title=_title_from_text(found.text, source))
     return Document(source=source, text=found.text, sha256=hashlib.sha256(data).hexdigest(), meta=meta, pages=found.pages)
 
 
