@@ -8,13 +8,16 @@
 Heavy modules (torch, sentence-transformers, faiss, langchain) are imported lazily, on first use.
 """
 from .prompts import REFUSAL, REFUSAL_MANY
-from .errors import BackendError, CorpusError, InvalidQuestion, QABotError
+from .errors import BackendError, CorpusError, FilterError, InvalidQuestion, QABotError
+from .filters import Filter
+from .formats import Metadata
 from .settings import Settings
 from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit
 
 __all__ = [
     "QABot", "QARetriever", "Settings", "Answer", "AnswerStream", "Bot", "Chunk", "Citation", "Hit",
-    "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "REFUSAL", "REFUSAL_MANY",
+    "QABotError", "InvalidQuestion", "FilterError", "CorpusError", "BackendError", "REFUSAL", "REFUSAL_MANY",
+    "Filter", "Metadata",
 ]
 
 
