@@ -233,8 +233,8 @@ def confirms(question: str, text: str) -> bool:
     terms = cite.key_terms(question)
     if len(terms & _word_forms(text)) < 0.75 * len(terms):
         return False
-    if _RANKED.search(text) and not _RANKED.search(question):
-        return False
+    if any(m.split()[0].split("-")[0].lower() not in question.lower() for m in _RANKED.findall(text)):
+        return False  # the rank ("third") must be the question's own
     if not {m.lower() for m in _QUANTITY.findall(question)} <= {m.lower() for m in _QUANTITY.findall(text)}:
         return False
     return bool(_NEGATION.search(question)) or not _NEGATION.search(text)
