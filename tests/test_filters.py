@@ -126,3 +126,13 @@ def test_an_uploaded_pdf_is_searched_by_name_and_cited_with_its_page_title_and_d
     assert (c.source, c.page, c.title, c.date) == ("session/report.pdf", 2, "Northwind Rail Annual Report 2023",
                                                    "2023-09-15")
     assert bot.document_text(c.source, session)[c.start:c.end] == c.text
+
+
+def test_an_overview_request_summarises_only_the_filtered_documents(archive, tmp_path):
+    bot = mock_bot(archive, tmp_path / "cache")
+    a = bot.ask("Summarize the articles", since="2023-06-01")
+    assert not a.abstained and a.citations
+    assert {c.source for c in a.citations} <= {"northwind_annual_report.pdf", "port_strike.txt"}
+    assert all(c.date >= "2023-06-01" and c.title for c in a.citations)
+    assert all(bot.document_text(c.source)[c.start:c.end] == c.text for c in a.citations)
+    assert bot.llm.calls == 0
