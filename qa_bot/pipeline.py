@@ -27,7 +27,7 @@ from . import question as question_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
 from .ingest import (DOC_SUFFIXES, Document, chunk_text, document_from_bytes, document_title, instructions_to_assistant,
                      load_corpus, title_from_name)
-from .index import MemoryIndex, VectorIndex, load_or_build
+from .index import MemoryIndex, VectorIndex
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_chain, is_context_overflow
 from .llm import deadline as llm_deadline
 from .retrieve import DocumentInfo, Retriever, Sentence
@@ -143,11 +143,9 @@ class QABot:
         from . import ann
 
         ann.configure_threads(1)  # one search thread: 2 cores are shared with torch and llama.cpp
-        s = self.settings
-        return load_or_build(
-            list(self.documents.values()), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, embedder=self.embedder,
-            chunk_chars=s.chunk_chars, chunk_max_tokens=s.chunk_max_tokens, force=force, progress=progress,
-        )
+        from .vectordb import open_index
+
+        return open_index(self.settings, list(self.documents.values()), self.embedder, force=force, progress=progress)
 
     @cached_property
     def retriever(self) -> Retriever:
