@@ -101,6 +101,11 @@ class MilvusIndex:
 
 def connect(url: str, token: str = ""):
     """A MilvusClient, or QABotError with one line when the database cannot be reached."""
+    import os
+
+    # gRPC's C core logs keepalive chatter with Milvus Lite ("too_many_pings") straight to stderr; failures
+    # still reach us as exceptions, and become the one line below
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         from pymilvus import MilvusClient
     except ImportError as exc:
