@@ -216,6 +216,8 @@ def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.n
             todo.append(i)
     # Shortest first: each batch pads to its longest text, so similar lengths together embed faster.
     todo.sort(key=lambda i: len(chunks[i].text))
+    if progress is not None and todo:
+        progress(0, len(todo))  # a bar from the start, so its rate and ETA cover the whole run
     for s in range(0, len(todo), EMBED_STEP):
         part = todo[s:s + EMBED_STEP]
         vectors[part] = embedder.embed([chunks[i].text for i in part])
@@ -277,6 +279,7 @@ def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max
     """(VectorIndex, chunks, vectors, faiss index) built in memory."""
     t0 = time.perf_counter()
     chunks = chunk_documents(docs, max_chars=chunk_chars, max_tokens=chunk_max_tokens, count_tokens=embedder.count_tokens)
+    embedder.dim  # loads the model now: its start-up is not embedding time (chunks/s)
     t1 = time.perf_counter()
     vectors, n_embedded = build_vectors(chunks, embedder, reuse, progress)
     t2 = time.perf_counter()

@@ -137,7 +137,8 @@ def load_or_build_milvus(docs: Sequence[Document], *, url: str, embedder: Embedd
             return MilvusIndex(client, name, chunks, {**info, "how": "loaded", "n_embedded": 0})
         if client.has_collection(name):
             client.drop_collection(name)
-        _create(client, name, embedder.dim)
+        _create(client, name, embedder.dim)  # embedder.dim loads the model: not embedding time
+        t1 = time.perf_counter()
         vectors, n = build_vectors(chunks, embedder, {}, progress)
         t2 = time.perf_counter()
         for s in range(0, len(chunks), INSERT_BATCH):
