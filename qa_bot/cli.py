@@ -112,16 +112,43 @@ def _ask(args) -> int:
     return 0
 
 
+class _Progress:
+    """progress(done, total) as a tqdm bar on stderr (chunks/s and ETA), shown only on a terminal: a log or a
+    pipe gets the final summary line alone."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, dynamic_ncols=True,
+                            disable=not sys.stderr.isatty(), smoothing=0.1)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _index(args) -> int:
     from .pipeline import QABot
 
     bot = QABot(args.corpus)
     t = time.perf_counter()
-    index = bot.build_index(force=True)
+    progress = _Progress()
+    try:
+        index = bot.build_index(force=True, progress=progress)
+    finally:
+        progress.close()
     info = index.info
-    embedded = info.get("n_embedded", 0)
-    _out(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {time.perf_counter() - t:.1f} s "
-         f"({len(index.chunks) - embedded} reused, {embedded} embedded, index {info.get('index_type', '?')})")
+    took = time.perf_counter() - t
+    embedded = info.get("n_embedded") or 0
+    rate = f", {embedded / info['embed_s']:.0f} chunks/s" if embedded and info.get("embed_s") else ""
+    _out(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {took:.1f} s "
+         f"({len(index.chunks) - embedded} reused, {embedded} embedded{rate}, {info.get('embed_precision', 'fp32')}, "
+         f"index {info.get('index_type', '?')})")
     # Skipped files were already named by their warnings, once each.
     return 0
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -101,6 +101,8 @@ def expected_manifest(docs, embedder: Embedder, chunk_chars: int, chunk_max_toke
     return {
         "format": FORMAT_VERSION,
         "embedding_model": embedder.fingerprint,
+        # vectors of one precision are never searched with query vectors of another: a change rebuilds
+        "embed_precision": getattr(embedder, "precision", "fp32"),
         "chunk_chars": chunk_chars,
         "chunk_max_tokens": chunk_max_tokens,
         "corpus_sha256": corpus_hash(docs),
@@ -217,8 +219,13 @@ def _remove_stale(home: Path, keep: str) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
-    """Embed the chunks whose text is not in `reuse`; returns (vectors, how many were embedded)."""
+EMBED_STEP = 256  # chunks per embed call: progress reports this often; big enough not to cost speed
+
+
+def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.ndarray],
+                  progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
+    """Embed the chunks whose text is not in `reuse`; returns (vectors, how many were embedded).
+    progress(done, total) after each step of EMBED_STEP chunks."""
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     todo = []
     for i, c in enumerate(chunks):
@@ -227,8 +234,15 @@ def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.n
             vectors[i] = v
         else:
             todo.append(i)
-    if todo:
-        vectors[todo] = embedder.embed([chunks[i].text for i in todo])
+    # Shortest first: each batch pads to its longest text, so similar lengths together embed faster.
+    todo.sort(key=lambda i: len(chunks[i].text))
+    if progress is not None and todo:
+        progress(0, len(todo))  # a bar from the start, so its rate and ETA cover the whole run
+    for s in range(0, len(todo), EMBED_STEP):
+        part = todo[s:s + EMBED_STEP]
+        vectors[part] = embedder.embed([chunks[i].text for i in part])
+        if progress is not None:
+            progress(s + len(part), len(todo))
     return vectors, len(todo)
 
 
@@ -241,6 +255,7 @@ def load_or_build(
     chunk_chars: int,
     chunk_max_tokens: int,
     force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> VectorIndex:
     """The index for these documents: loaded from the cache when valid, else built and saved atomically. A cache
     that cannot be written (its folder is a file, CURRENT or the lock is a folder, no permission, disk full) does
@@ -251,7 +266,7 @@ def load_or_build(
     home = index_home(cache_dir, corpus_dir)
     if not force and (found := _try_load(home, expected)):
         return found
-    build = lambda reuse: _build(docs, expected, embedder, chunk_chars, chunk_max_tokens, reuse)  # noqa: E731
+    build = lambda reuse: _build(docs, expected, embedder, chunk_chars, chunk_max_tokens, reuse, progress)  # noqa: E731
     try:
         home.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(home / ".lock"), timeout=BUILD_LOCK_WAIT)
@@ -279,12 +294,14 @@ def load_or_build(
 _RUN_INFO = ("how", "n_embedded", "chunk_s", "embed_s", "index_s")  # of this run, not of the saved version
 
 
-def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max_tokens: int, reuse: dict):
+def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max_tokens: int, reuse: dict,
+           progress=None):
     """(VectorIndex, chunks, vectors, faiss index) built in memory."""
     t0 = time.perf_counter()
     chunks = chunk_documents(docs, max_chars=chunk_chars, max_tokens=chunk_max_tokens, count_tokens=embedder.count_tokens)
+    embedder.dim  # loads the model now: its start-up is not embedding time (chunks/s)
     t1 = time.perf_counter()
-    vectors, n_embedded = build_vectors(chunks, embedder, reuse)
+    vectors, n_embedded = build_vectors(chunks, embedder, reuse, progress)
     t2 = time.perf_counter()
     index = ann.build_index(vectors)
     manifest = {

@@ -29,7 +29,7 @@ from .errors import CorpusError, InvalidQuestion, QABotError
 from .filters import Filter, allowed_sources
 from .ingest import (DOC_SUFFIXES, Document, Metadata, chunk_documents, chunk_text, document_from_bytes, document_title,
                      instructions_to_assistant, load_corpus, title_from_name)
-from .index import MemoryIndex, VectorIndex, load_or_build
+from .index import MemoryIndex, VectorIndex
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_chain, is_context_overflow
 from .llm import deadline as llm_deadline
 from .retrieve import DocumentInfo, Retriever, Sentence
@@ -100,10 +100,11 @@ class QABot:
     def embedder(self):
         if self._embedder_override is not None:
             return self._embedder_override
-        from .embed import SentenceTransformerEmbedder
+        from .embed import SentenceTransformerEmbedder, resolve_precision
 
         s = self.settings
-        precision = None if s.embed_precision == "fp32" else s.embed_precision
+        precision = resolve_precision(s.embed_precision)
+        precision = None if precision == "fp32" else precision
         return SentenceTransformerEmbedder(
             s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size, quantize=precision
         )
@@ -158,15 +159,13 @@ class QABot:
     def index(self) -> VectorIndex:
         return self._load_index(force=False)
 
-    def _load_index(self, force: bool) -> VectorIndex:
+    def _load_index(self, force: bool, progress=None) -> VectorIndex:
         from . import ann
 
         ann.configure_threads(1)  # one search thread: 2 cores are shared with torch and llama.cpp
-        s = self.settings
-        return load_or_build(
-            list(self.documents.values()), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, embedder=self.embedder,
-            chunk_chars=s.chunk_chars, chunk_max_tokens=s.chunk_max_tokens, force=force,
-        )
+        from .vectordb import open_index
+
+        return open_index(self.settings, list(self.documents.values()), self.embedder, force=force, progress=progress)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -224,10 +223,11 @@ class QABot:
         if self.settings.reader_check:
             self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence="-", question="-", answer="-"), prompts.CHECK_SCHEMA, "check")
 
-    def build_index(self, force: bool = True) -> VectorIndex:
-        """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid."""
+    def build_index(self, force: bool = True, progress=None) -> VectorIndex:
+        """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid.
+        progress(done, total) as chunks are embedded."""
         self.__dict__.pop("retriever", None)
-        self.index = self._load_index(force=force)
+        self.index = self._load_index(force=force, progress=progress)
         return self.index
 
     # --- stages ---------------------------------------------------------------------------------------

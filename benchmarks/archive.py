@@ -1,0 +1,205 @@
+"""A news archive at scale: index 10,000 news-length documents, then query it.
+
+    .venv/bin/python benchmarks/archive.py [--docs 10000] [--store faiss|milvus] [--seed 0] [--queries 100]
+
+The archive is real text from this machine: Debian's /usr/share/doc files (changelogs, NEWS, READMEs, copyright
+files; .gz ones unpacked), each document a slice of one file padded with shuffled real sentences from the others
+to a news length of 3-5 KB. Deterministic for a seed (files sorted, one random.Random). Written once to
+benchmarks/results/archive-<docs>-<seed>/corpus/ (reused if present), then indexed by the real bot
+(QABot.build_index: chunking, embedding at QA_BOT_EMBED_PRECISION, default auto, and the store's index).
+
+Reports: index time, chunks/s, peak RSS of the process (ru_maxrss), on-disk size of the index, query latency
+p50/p95 of the full retrieval step (question embedding + dense search + BM25 + fusion: Retriever.search) and
+a filtered-query p50 (the dense search restricted to 20 sources, the `sources` restriction). Goals on 2 cores:
+<= 10 min to index, <= 2 GB peak RSS, query p50 <= 50 ms. Writes <out>/archive[-milvus].json and .png; the
+load average is recorded beside the figures (the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DOC_ROOT = Path("/usr/share/doc")
+NAMES = re.compile(r"(readme|news|changelog|changes|copyright|\.txt$|\.md$)", re.I)
+SENTENCE = re.compile(r"[^.!?\n]{40,300}[.!?]")
+
+
+def source_texts() -> list[str]:
+    """Every readable text file under /usr/share/doc, sorted by path (links skipped: one copy each)."""
+    out = []
+    for p in sorted(DOC_ROOT.rglob("*")):
+        if p.is_symlink() or not p.is_file() or not NAMES.search(p.name) or p.stat().st_size > 2_000_000:
+            continue
+        try:
+            raw = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+            continue
+        if len(text) >= 500 and "\x00" not in text:
+            out.append(text)
+    return out
+
+
+def make_archive(folder: Path, n_docs: int, seed: int) -> None:
+    rng = random.Random(seed)
+    texts = source_texts()
+    sentences = sorted({" ".join(m.group(0).split()) for t in texts for m in SENTENCE.finditer(t)})
+    rng.shuffle(texts)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for i in range(n_docs):
+        size = rng.randint(3000, 5000)
+        base = texts[i % len(texts)]
+        start = rng.randrange(max(1, len(base) - size)) if len(base) > size else 0
+        start = base.rfind("\n", 0, start) + 1  # from the start of a line
+        body = base[start:start + size]
+        paras = [body.rstrip()]
+        while sum(map(len, paras)) < size:  # padded to news length with real sentences, in paragraphs
+            paras.append(" ".join(rng.choice(sentences) for _ in range(rng.randint(3, 6))))
+        (tmp / f"doc{i:05d}.txt").write_text(f"Archive item {i}\n\n" + "\n\n".join(paras) + "\n", "utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--docs", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--store", choices=("faiss", "milvus"), default="faiss")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = ap.parse_args()
+
+    corpus = args.out / f"archive-{args.docs}-{args.seed}" / "corpus"
+    if not corpus.is_dir():
+        import multiprocessing
+
+        t = time.perf_counter()
+        # in a child process: the source texts it reads (~hundreds of MB) must not count in the bot's peak RSS
+        child = multiprocessing.get_context("spawn").Process(target=make_archive, args=(corpus, args.docs, args.seed))
+        child.start()
+        child.join()
+        if child.exitcode:
+            sys.exit(f"archive: building the corpus failed (exit {child.exitcode})")
+        print(f"archive: {args.docs} documents written to {corpus} in {time.perf_counter() - t:.1f} s")
+
+    from qa_bot.pipeline import QABot
+    from qa_bot.settings import Settings
+
+    cache = Path(tempfile.mkdtemp(prefix="qa_archive_"))
+    settings = Settings.from_env().replace(corpus_dir=corpus, cache_dir=cache, vector_store=args.store,
+                                           vector_url=str(cache / "milvus.db") if args.store == "milvus" else "")
+    bot = QABot(settings=settings)
+    trace: list[tuple[float, int]] = []
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    docs = bot.documents
+    index = bot.build_index(force=True, progress=lambda done, total: trace.append((time.perf_counter() - t0, done)))
+    index_s = time.perf_counter() - t0
+    load_index = os.getloadavg()
+    info = index.info
+    retriever = bot.retriever
+
+    rng = random.Random(args.seed + 1)
+    chunks = list(index.chunks)
+    questions = []
+    for c in rng.sample(chunks, min(args.queries, len(chunks))):  # a question-like phrase from a real passage
+        words = c.text.split()
+        s = rng.randrange(max(1, len(words) - 10))
+        questions.append("What about " + " ".join(words[s:s + 10]) + "?")
+    retriever.search(questions[0])  # BM25 is built on the first question: not a query's cost
+    lat = []
+    for q in questions:
+        t = time.perf_counter()
+        retriever.search(q)
+        lat.append(time.perf_counter() - t)
+    allowed = frozenset(rng.sample(sorted(docs), min(20, len(docs))))
+    flat = []
+    for q in questions:
+        vec = retriever.query_vector(q)
+        t = time.perf_counter()
+        try:
+            hits = index.search(vec, settings.rerank_candidates, sources=allowed)
+        except TypeError:  # an index without the sources restriction
+            flat = []
+            break
+        flat.append(time.perf_counter() - t)
+        assert all(h.chunk.source in allowed for h in hits)
+    dense = []
+    for q in questions:
+        vec = retriever.query_vector(q)
+        t = time.perf_counter()
+        index.search(vec, settings.rerank_candidates)
+        dense.append(time.perf_counter() - t)
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    n_embedded = info.get("n_embedded") or len(chunks)
+    result = {
+        "docs": len(docs), "seed": args.seed, "store": args.store, "chunks": len(chunks),
+        "corpus_mb": round(dir_size(corpus) / 1e6, 1),
+        "embed_precision": info.get("embed_precision"), "index_type": info.get("index_type"),
+        "index_s": round(index_s, 1), "embed_s": round(info.get("embed_s", 0), 1),
+        "chunks_per_s": round(n_embedded / info["embed_s"], 1) if info.get("embed_s") else None,
+        "peak_rss_mb": round(peak / 1e6), "index_disk_mb": round(dir_size(cache) / 1e6, 1),
+        "query_p50_ms": round(1000 * float(np.median(lat)), 1),
+        "query_p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
+        "dense_p50_ms": round(1000 * float(np.median(dense)), 2),
+        "filtered_dense_p50_ms": round(1000 * float(np.median(flat)), 2) if flat else None,
+        "filtered_sources": len(allowed), "queries": len(questions),
+        "load_avg_start": load_start, "load_avg_after_index": load_index, "load_avg_end": os.getloadavg(),
+        "goals": {"index_s": 600, "peak_rss_mb": 2000, "query_p50_ms": 50}, "cpus": os.cpu_count(),
+    }
+    for k, v in result.items():
+        print(f"{k:22s} {v}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "archive" if args.store == "faiss" else f"archive-{args.store}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    plot(args.out / f"{stem}.png", trace, lat, flat, result)
+    print(f"wrote {args.out / (stem + '.json')} and {stem}.png")
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+def plot(path: Path, trace, lat, flat, r) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    if trace:
+        a.plot([t for t, _ in trace], [d for _, d in trace], label=f"{r['embed_precision']}, {r['chunks_per_s']} chunks/s")
+    a.set(xlabel="seconds since start", ylabel="chunks embedded",
+          title=f"Indexing {r['docs']:,} docs ({r['chunks']:,} chunks) in {r['index_s']:.0f} s")
+    a.legend(loc="lower right")
+    b.hist([1000 * x for x in lat], bins=30, alpha=0.7, label=f"retrieval p50 {r['query_p50_ms']} ms")
+    if flat:
+        b.hist([1000 * x for x in flat], bins=30, alpha=0.7, label=f"filtered dense p50 {r['filtered_dense_p50_ms']} ms")
+    b.set(xlabel="ms per query", ylabel="queries", title=f"Queries ({r['store']}), load {r['load_avg_end'][0]:.1f}")
+    b.legend()
+    fig.suptitle(f"peak RSS {r['peak_rss_mb']} MB, index on disk {r['index_disk_mb']} MB, 2 cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
