@@ -90,6 +90,12 @@ class AnswerStream:
             self._answer = piece
         return piece
 
+    def close(self) -> None:
+        """Stop producing: closes the generator behind the stream (the reader's LLM request ends with it)."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     def answer(self) -> Answer:
         for _ in self:
             pass

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -152,6 +153,7 @@ class FakeBot:
     max_upload_bytes: int = 20_000
     settings: Settings = field(default_factory=Settings)
     calls: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # questions whose answer stream was closed unfinished
 
     def __post_init__(self):
         folder = Path(self.corpus_dir or self.settings.corpus_dir)
@@ -199,7 +201,17 @@ class FakeBot:
         return self.ask_stream(question, history=history, session=session).answer()
 
     def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> AnswerStream:
-        return AnswerStream(self._answer(question, history, session))
+        return AnswerStream(self._closing(question, self._answer(question, history, session)))
+
+    def _closing(self, question: str, pieces: Iterator[str | Answer]) -> Iterator[str | Answer]:
+        """Records (self.closed, and the log a served fake writes) an answer stream closed before its end, as
+        a Stop must do: QABot's stream frees the model when closed."""
+        try:
+            yield from pieces
+        except GeneratorExit:
+            self.closed.append(question)
+            logging.getLogger("fakes").info("answer stream closed early: %s", question)
+            raise
 
     def _answer(self, question: str, history: Sequence[tuple[str, str]], session) -> Iterator[str | Answer]:
         self.calls.append(question)
