@@ -71,9 +71,12 @@ def render_answer_text(text: str, turn_id: int | None = None, items: Sequence[di
         it = cited.get(n)
         if it is None:
             return f'<sup class="qa-cite" data-n="{n}">[{n}]</sup>'
-        return (f'<sup class="qa-cite qa-cite-link" data-n="{n}" data-citation="{n}" data-turn="{turn_id}" '
-                f'tabindex="0" role="button">[{n}]<span class="qa-preview">{esc(it["text"])}'
-                f'<span class="qa-preview-src">{esc(it["source"])}</span></span></sup>')
+        # The chat's sanitizer drops data-* attributes: the classes carry them, and the page's script
+        # (SCROLL_JS) puts data-citation / data-turn back on the marker.
+        return (f'<sup class="qa-cite qa-cite-link qa-turn-{turn_id} qa-n-{n}" data-n="{n}" data-citation="{n}" '
+                f'data-turn="{turn_id}" '
+                f'tabindex="0" role="button">[{n}]<span class="qa-preview"><span class="qa-preview-text">'
+                f'{esc(it["text"])}</span><span class="qa-preview-src">{esc(it["source"])}</span></span></sup>')
 
     return re.sub(r"\[(\d+)\]", badge, body)
 
@@ -200,7 +203,7 @@ element.addEventListener('click', (e) => {
   if (b) trigger('click', {idx: Number(b.dataset.idx)});
 });
 """
-SCROLL_JS = """
+SCROLL_JS = r"""
 const show = () => { const m = element.querySelector('mark.qa-focus');
   if (m) m.scrollIntoView({block: 'nearest', behavior: 'smooth'}); };
 watch('value', show); show();
@@ -219,6 +222,15 @@ document.addEventListener('click', (e) => {
   const done = () => { b.textContent = 'Copied'; setTimeout(() => { b.textContent = 'Copy'; }, 1500); };
   if (navigator.clipboard) navigator.clipboard.writeText(t).then(done, done); else done();
 });
+const tag = () => document.querySelectorAll('#qa-chat .qa-cite-link:not([data-citation])').forEach((m) => {
+  for (const c of m.classList) {
+    const t = /^qa-turn-(\d+)$/.exec(c), n = /^qa-n-(\d+)$/.exec(c);
+    if (t) m.dataset.turn = t[1];
+    if (n) m.dataset.citation = n[1];
+  }
+});
+new MutationObserver(tag).observe(document.body, {subtree: true, childList: true});
+tag();
 document.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { if (cite(e)) e.preventDefault(); } });
 """
 
@@ -253,7 +265,8 @@ mark.qa-focus { background: #fde047; outline: 2px solid #eab308; }
   background: var(--background-fill-primary); border: 1px solid var(--color-accent); border-radius: 6px;
   padding: .4em .6em; box-shadow: 0 2px 8px rgba(0,0,0,.2); white-space: normal; }
 .qa-cite-link:hover .qa-preview, .qa-cite-link:focus .qa-preview { display: block; }
-.qa-preview-src { display: block; margin-top: .2em; color: var(--body-text-color-subdued); font-size: .9em; }
+.qa-preview-text, .qa-preview-src { display: block; }
+.qa-preview-src { margin-top: .2em; color: var(--body-text-color-subdued); font-size: .9em; }
 .qa-stage { color: var(--body-text-color-subdued); font-style: italic; margin-right: .3em; }
 .qa-msg.qa-queued, .qa-msg.qa-stopped { color: var(--body-text-color-subdued); }
 .qa-tools { margin-top: .3em; }
@@ -470,6 +483,8 @@ class Handlers:
                     items = source_items(piece)
                     done = conv.update(turn.id, status=DONE, text=piece.text, stage="", abstained=piece.abstained,
                                        items=tuple(items), html=render_message(piece, turn.id, items))
+                    for _ in stream:  # the Answer is the last item: let the bot's generator finish normally
+                        pass
                     return piece if done else None
                 text += piece
                 conv.update(turn.id, text=text, stage="")
