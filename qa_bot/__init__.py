@@ -10,10 +10,10 @@ Heavy modules (torch, sentence-transformers, faiss, langchain) are imported lazi
 from .prompts import REFUSAL, REFUSAL_MANY
 from .errors import BackendError, CorpusError, InvalidQuestion, QABotError
 from .settings import Settings
-from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit
+from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit, Stage
 
 __all__ = [
-    "QABot", "QARetriever", "Settings", "Answer", "AnswerStream", "Bot", "Chunk", "Citation", "Hit",
+    "QABot", "QARetriever", "Settings", "Answer", "AnswerStream", "Bot", "Chunk", "Citation", "Hit", "Stage",
     "QABotError", "InvalidQuestion", "CorpusError", "BackendError", "REFUSAL", "REFUSAL_MANY",
 ]
 

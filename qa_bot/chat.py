@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 QUEUED, RUNNING, DONE, ERROR, STOPPED = "queued", "running", "done", "error", "stopped"
+SEARCHING = "Searching the documents…"  # a started answer's first stage (later ones come from the bot)
 SAVED_TURNS = 50  # turns kept in the browser's history (localStorage is small; older turns are dropped)
 
 
@@ -66,7 +67,7 @@ class Conversation:
                 return None
             for i, t in enumerate(self.turns):
                 if t.status == QUEUED:
-                    self.turns[i] = dataclasses.replace(t, status=RUNNING, stage="Searching the documents…")
+                    self.turns[i] = dataclasses.replace(t, status=RUNNING, stage=SEARCHING)
                     return self.turns[i]
             return None
 

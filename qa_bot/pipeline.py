@@ -32,7 +32,7 @@ from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_c
 from .llm import deadline as llm_deadline
 from .retrieve import DocumentInfo, Retriever, Sentence
 from .settings import Settings
-from .types import Answer, AnswerStream, Citation, Hit
+from .types import Answer, AnswerStream, Citation, Hit, Stage
 
 log = logging.getLogger("qa_bot")
 
@@ -312,7 +312,7 @@ class QABot:
                 self._idle.notify_all()
 
     def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
-                ) -> Iterator[str | Answer]:
+                ) -> Iterator[str | Stage | Answer]:
         """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer."""
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session)
@@ -326,10 +326,12 @@ class QABot:
                 return
             t = time.perf_counter()
             until = Deadline(s.llm_timeout)  # the reader, its retries and the check, all together
+            yield Stage("reading", len(p.hits))
             draft = self._read(p, until)
             timings["read"] = time.perf_counter() - t
             found, why = ground.ground(draft, p.query, p.sentences, self._document(session))
             if found is not None and s.reader_check and ground.needs_check(p.query, found):
+                yield Stage("checking")
                 t = time.perf_counter()
                 if not self._confirmed(found, p, found.label if len(self.documents) > 1 else "", until):
                     found, why = None, "the check found the evidence does not answer this exact question"

@@ -19,11 +19,12 @@ from typing import Any, Sequence
 import gradio as gr
 
 from . import REFUSAL
-from .chat import DONE, ERROR, QUEUED, RUNNING, STOPPED, Conversation, Turn, citation_item, copy_text
+from .chat import (DONE, ERROR, QUEUED, RUNNING, SEARCHING, STOPPED, Conversation, Turn, citation_item,
+                   copy_text)
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
 from .settings import REPO_ROOT, Settings
-from .types import Answer
+from .types import Answer, Stage
 from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,15 @@ def render_streaming(text: str, stage: str = "") -> str:
     now = f'<span class="qa-stage">{esc(stage)}</span>' if stage and not text else ""
     return (f'<div class="qa-msg qa-answer qa-streaming">{now}{render_answer_text(text)}'
             f'<span class="qa-cursor">▌</span></div>')
+
+
+def stage_label(stage: Stage) -> str:
+    """What the reader is doing, in words, for the bubble of an answer that has no verified text yet."""
+    if stage.name == "reading":
+        return f"Reading {stage.passages} passage{'s' * (stage.passages != 1)}…"
+    if stage.name == "checking":
+        return "Checking the answer against its source…"
+    return SEARCHING
 
 
 def render_turn(turn: Turn) -> str:
@@ -476,9 +486,13 @@ class Handlers:
         stream, text = None, ""
         try:
             stream = self.bot.ask_stream(turn.question, history=conv.history(before=turn.id), session=session)
-            for piece in stream:
+            for piece in stream.events():
                 if not conv.is_running(turn.id):
                     return None  # stopped or reset: the finally closes the stream
+                if isinstance(piece, Stage):
+                    conv.update(turn.id, stage=stage_label(piece))
+                    yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    continue
                 if isinstance(piece, Answer):
                     items = source_items(piece)
                     done = conv.update(turn.id, status=DONE, text=piece.text, stage="", abstained=piece.abstained,

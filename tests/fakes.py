@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings, Stage
 from qa_bot.question import clean_question
 from qa_bot.errors import BackendError, CorpusError
 from qa_bot.testing import MockLLM
@@ -246,8 +246,12 @@ class FakeBot:
                          evidence=() if off_topic else evidence,
                          reason="nothing in the documents is near the question" if off_topic else "the reader found no answer")
             return
+        yield Stage("reading", len(hits))  # progress, as QABot reports it
         if self.delay:
-            time.sleep(12 * self.delay)  # the reader and the check
+            time.sleep(8 * self.delay)  # the reader
+        yield Stage("checking")
+        if self.delay:
+            time.sleep(4 * self.delay)  # the check
         c = best.chunk
         short = short_answer(standalone or question, c.text)
         text = f"{short} [1]"

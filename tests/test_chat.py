@@ -181,3 +181,33 @@ def test_each_session_gets_its_own_empty_conversation():
     conv.enqueue("q")
     fresh = copy.deepcopy(conv)  # what gr.State does with its initial value for each session
     assert fresh is not conv and fresh.snapshot() == []
+
+
+def test_stages_are_shown_until_the_verified_text_arrives():
+    from qa_bot import Stage
+    from qa_bot.ui import stage_label
+
+    assert stage_label(Stage("reading", 3)) == "Reading 3 passages…" and stage_label(Stage("reading", 1)) == "Reading 1 passage…"
+    assert "Checking" in stage_label(Stage("checking"))
+    h, conv = Handlers(FakeBot()), Conversation()
+    h.submit(Q1, conv)
+    seen = [out[0][1]["content"] for out in h.run(conv, None)]
+    assert "Searching the documents" in seen[0]
+    stages = [re.search(r'class="qa-stage">([^<]*)<', b).group(1) for b in seen if "qa-stage" in b]
+    assert stages == ["Searching the documents…", "Reading 3 passages…", "Checking the answer against its source…"]
+
+
+def test_answer_stream_reports_stages_only_through_events(corpus, tmp_path):
+    """QABot's own answer path reports reading (with the passage count) and checking; plain iteration (API,
+    CLI, LangChain) sees only text and the Answer."""
+    from qa_bot import Answer, Stage
+    from fakes import read, scripted_bot
+
+    bot = scripted_bot(corpus, tmp_path / "c", default=read("2014"))
+    question = "When did Alibaba's listing in New York happen?"  # "listing" is not in the sentence: checked
+    events = list(bot.ask_stream(question).events())
+    stages = [e for e in events if isinstance(e, Stage)]
+    assert stages[0] == Stage("reading", len(events[-1].retrieved)) and stages[0].passages > 0
+    assert Stage("checking") in stages and isinstance(events[-1], Answer) and not events[-1].abstained
+    plain = list(bot.ask_stream(question))
+    assert not any(isinstance(e, Stage) for e in plain) and plain[-1].text == events[-1].text
