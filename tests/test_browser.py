@@ -413,3 +413,22 @@ def test_stop_cancels_generation_and_chat_stays_usable(browser, slow_app):
     send(browser, "When did Alibaba go public in New York?")  # the chat still answers
     WebDriverWait(browser, 60).until(lambda d: "2014" in texts(d, "#qa-chat .qa-answer")
                                      and not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
+
+
+def test_copy_gives_answer_with_sources_and_regenerate_asks_again(browser, fake_app):
+    open_app(browser, fake_app)
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": fake_app, "permissions": [
+        "clipboardReadWrite", "clipboardSanitizedWrite"]})
+    ask(browser, "When did Alibaba go public in New York?")
+    cited = texts(browser, "#qa-chat .qa-preview-text")
+    browser.find_element(By.CSS_SELECTOR, "#qa-chat button.qa-copy").click()
+    WebDriverWait(browser, 10).until(lambda d: "Copied" in texts(d, "#qa-chat button.qa-copy"))
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], () => arguments[0](null))")
+    assert copied is not None and copied.startswith("2014 [1]") and f"[1] “{cited.strip()}”" in copied, copied
+    watch_streaming(browser)
+    browser.find_element(By.ID, "qa-regenerate").click()  # the last question again, replacing its answer
+    WebDriverWait(browser, 30).until(saw_streaming, "Regenerate did not answer again")
+    WebDriverWait(browser, 30).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming, "
+                                                                                    "#qa-chat .qa-queued"))
+    WebDriverWait(browser, 30).until(lambda d: "2014" in texts(d, "#qa-chat .qa-answer"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-user")) == 1
