@@ -78,7 +78,7 @@ def ask(driver, question: str, timeout: float = 60):
     box.send_keys(Keys.ENTER)
     wait = WebDriverWait(driver, timeout)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-msg:not(.qa-user)")) > n)
-    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming, #qa-chat .qa-queued"))
     return driver.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-msg:not(.qa-user)")[-1]
 
 
@@ -348,7 +348,7 @@ def test_trash_icon_and_clear_chat_reset_the_same_state(browser, fake_app):
     after = {}
     for how in ("trash", "clear"):
         ask(browser, "Tell me about Alibaba's cloud business.")
-        assert chat_state(browser)["highlight"] and chat_state(browser)["sources"]
+        WebDriverWait(browser, 10).until(lambda d: chat_state(d)["highlight"] and chat_state(d)["sources"])
         if how == "trash":
             browser.find_element(By.CSS_SELECTOR, "#qa-chat button[aria-label='Clear'], #qa-chat button[title='Clear']").click()
         else:
