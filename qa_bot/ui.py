@@ -371,40 +371,21 @@ class Handlers:
                                pick=next(self._picks))
 
     def respond(self, question, chat, turns, session):
+        """The /chat API (stateless: the caller passes its chat and turns): one question answered by the
+        browser chat's own path (`run`) in a throwaway Conversation holding `turns` as its history."""
         question = (question or "").strip()
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        chat = list(chat or []) + [{"role": "user", "content": render_user(question)},
-                                   {"role": "assistant", "content": render_streaming("")}]
-        yield "", chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        text, answer = "", None
-        try:
-            for piece in self.bot.ask_stream(question, history=[tuple(t) for t in turns or []], session=session):
-                if isinstance(piece, Answer):
-                    answer = piece
-                else:
-                    text += piece
-                    chat[-1] = {"role": "assistant", "content": render_streaming(text)}
-                    yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            if answer is None:
-                raise QABotError("The answer was cut off; please try again.")
-        except QABotError as e:  # user-facing message; never a traceback
-            chat[-1] = {"role": "assistant", "content": render_error(str(e))}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        except Exception:
-            log.exception("answering %r failed", question)
-            chat[-1] = {"role": "assistant", "content": render_error("Something went wrong; please try again.")}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        chat[-1] = {"role": "assistant", "content": render_message(answer)}
-        items = source_items(answer)
-        # Open the first cited passage right away; a refusal only lists its closest passages.
-        doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
-        turns = list(turns or []) + [(question, answer.text)]
-        refusal = answer.text if answer.abstained else REFUSAL  # a refusal's list is headed by its own wording
-        yield "", chat, turns, items, render_sources(items, answer.abstained, refusal), doc
+        turns = [tuple(t) for t in turns or []]
+        conv = Conversation(Turn(i, q, DONE, a) for i, (q, a) in enumerate(turns))
+        mine = conv.enqueue(question)
+        before = list(chat or [])
+        yield "", before + render_chat([mine]), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for _, items, sources, doc, _saved in self.run(conv, session):
+            done = conv.turn(mine.id)
+            new_turns = turns + [(question, done.text)] if done.status == DONE else gr.skip()
+            yield (gr.skip(), before + render_chat([done]), new_turns, items, sources, doc)
 
     def show_source(self, items, session, evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}
