@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 QUEUED, RUNNING, DONE, ERROR, STOPPED = "queued", "running", "done", "error", "stopped"
 SEARCHING = "Searching the documents…"  # a started answer's first stage (later ones come from the bot)
+MAX_QUEUED = 3  # questions a chat may have waiting: its queue is drained in one go, so others would wait behind it
 SAVED_TURNS = 50  # turns kept in the browser's history (localStorage is small; older turns are dropped)
 
 
@@ -99,6 +100,10 @@ class Conversation:
     def is_running(self, turn_id: int) -> bool:
         with self._lock:
             return any(t.id == turn_id and t.status == RUNNING for t in self.turns)
+
+    def queued(self) -> int:
+        with self._lock:
+            return sum(t.status == QUEUED for t in self.turns)
 
     def busy(self) -> bool:
         with self._lock:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import gradio as gr
 
 from . import REFUSAL
-from .chat import (DONE, ERROR, QUEUED, RUNNING, SEARCHING, STOPPED, Conversation, Turn, citation_item,
+from .chat import (DONE, ERROR, MAX_QUEUED, QUEUED, RUNNING, SEARCHING, STOPPED, Conversation, Turn, citation_item,
                    copy_text)
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
@@ -122,7 +122,8 @@ def stage_label(stage: Stage) -> str:
 def render_turn(turn: Turn) -> str:
     """The assistant bubble of a turn, by its status."""
     if turn.status == QUEUED:
-        return '<div class="qa-msg qa-queued"><span class="qa-badge">Queued</span> answered after the current question…</div>'
+        return ('<div class="qa-msg qa-queued"><span class="qa-badge">Queued</span> '
+                "answered after the current question…</div>")
     if turn.status == RUNNING:
         return render_streaming(turn.text, turn.stage)
     if turn.status == ERROR:
@@ -241,7 +242,8 @@ const tag = () => document.querySelectorAll('#qa-chat .qa-cite-link:not([data-ci
 });
 new MutationObserver(tag).observe(document.body, {subtree: true, childList: true});
 tag();
-document.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { if (cite(e)) e.preventDefault(); } });
+document.addEventListener('keydown', (e) => {
+  if ((e.key === 'Enter' || e.key === ' ') && cite(e)) e.preventDefault(); });
 """
 
 CSS = """
@@ -443,6 +445,9 @@ class Handlers:
         Runs outside the queue, so it is never held up by the answer it waits behind."""
         question = (question or "").strip()
         if not question:
+            return gr.skip(), gr.skip()
+        if conv.queued() >= MAX_QUEUED:  # the question stays in the box, to send once one is answered
+            gr.Warning(f"{MAX_QUEUED} questions are already waiting; send this one when one is answered.")
             return gr.skip(), gr.skip()
         conv.enqueue(question)
         return "", render_chat(conv.snapshot())

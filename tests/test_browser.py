@@ -350,7 +350,7 @@ def test_trash_icon_and_clear_chat_reset_the_same_state(browser, fake_app):
         ask(browser, "Tell me about Alibaba's cloud business.")
         WebDriverWait(browser, 10).until(lambda d: chat_state(d)["highlight"] and chat_state(d)["sources"])
         if how == "trash":
-            browser.find_element(By.CSS_SELECTOR, "#qa-chat button[aria-label='Clear'], #qa-chat button[title='Clear']").click()
+            browser.find_element(By.CSS_SELECTOR, "#qa-chat button[aria-label='Clear']").click()  # the trash icon
         else:
             browser.find_element(By.ID, "qa-clear").click()
         WebDriverWait(browser, 10).until(lambda d: chat_state(d)["bubbles"] == 0)
@@ -391,8 +391,9 @@ def test_question_sent_while_answering_is_queued_and_typing_is_kept(browser, slo
     WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-queued"))
     browser.save_screenshot(str(OUT / "browser_queued.png"))
     browser.find_element(By.CSS_SELECTOR, "#qa-input textarea").send_keys("a draft")  # typed, not sent
+    busy = "#qa-chat .qa-streaming, #qa-chat .qa-queued"
     WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-answer")) == 2
-                                     and not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming, #qa-chat .qa-queued"))
+                                     and not d.find_elements(By.CSS_SELECTOR, busy))
     answers = texts(browser, "#qa-chat .qa-answer")
     assert "2014" in answers and "Daniel Zhang" in answers, answers
     assert browser.find_element(By.CSS_SELECTOR, "#qa-input textarea").get_attribute("value") == "a draft"

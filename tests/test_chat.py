@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
+
+import pytest
 from types import SimpleNamespace
 
 from fakes import FakeBot
@@ -145,7 +147,8 @@ def test_copy_text_gives_the_answer_and_its_cited_sentences():
              {"n": 2, "source": "b.txt", "start": 0, "end": 5, "text": "Other", "cited": False})
     out = copy_text(Turn(0, "When?", DONE, "2014 [1]", items=items))
     assert out == "2014 [1]\n\nSources:\n[1] “It listed in 2014.” (a.txt)"
-    assert copy_text(Turn(0, "When?", DONE, "The article does not say.", items=items[1:])) == "The article does not say."
+    refusal = Turn(0, "When?", DONE, "The article does not say.", items=items[1:])  # closest passages only
+    assert copy_text(refusal) == "The article does not say."
 
 
 def test_regenerate_replaces_the_last_answer_and_waits_while_answering():
@@ -187,14 +190,16 @@ def test_stages_are_shown_until_the_verified_text_arrives():
     from qa_bot import Stage
     from qa_bot.ui import stage_label
 
-    assert stage_label(Stage("reading", 3)) == "Reading 3 passages…" and stage_label(Stage("reading", 1)) == "Reading 1 passage…"
+    assert stage_label(Stage("reading", 3)) == "Reading 3 passages…"
+    assert stage_label(Stage("reading", 1)) == "Reading 1 passage…"
     assert "Checking" in stage_label(Stage("checking"))
     h, conv = Handlers(FakeBot()), Conversation()
     h.submit(Q1, conv)
     seen = [out[0][1]["content"] for out in h.run(conv, None)]
     assert "Searching the documents" in seen[0]
     stages = [re.search(r'class="qa-stage">([^<]*)<', b).group(1) for b in seen if "qa-stage" in b]
-    assert stages == ["Searching the documents…", "Reading 3 passages…", "Checking the answer against its source…"]
+    assert stages == ["Searching the documents…", "Reading 3 passages…",
+                      "Checking the answer against its source…"]
 
 
 def test_answer_stream_reports_stages_only_through_events(corpus, tmp_path):
@@ -211,3 +216,14 @@ def test_answer_stream_reports_stages_only_through_events(corpus, tmp_path):
     assert Stage("checking") in stages and isinstance(events[-1], Answer) and not events[-1].abstained
     plain = list(bot.ask_stream(question))
     assert not any(isinstance(e, Stage) for e in plain) and plain[-1].text == events[-1].text
+
+
+def test_a_chat_may_have_only_a_few_questions_waiting_and_keeps_the_extra_one_in_the_box():
+    from qa_bot.chat import MAX_QUEUED
+
+    h, conv = Handlers(FakeBot()), Conversation()
+    for i in range(MAX_QUEUED):
+        assert h.submit(f"question {i}?", conv)[0] == ""
+    with pytest.warns(UserWarning, match="already waiting"):  # gr.Warning: a toast in the page
+        box, chat = h.submit("one too many?", conv)
+    assert not isinstance(box, str) and len(conv.snapshot()) == MAX_QUEUED  # skipped: the box keeps its text
