@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -56,8 +57,10 @@ class Conversation:
     # --- changes -------------------------------------------------------------------------------------
     def enqueue(self, question: str) -> Turn:
         with self._lock:
-            turn = Turn(self._next_id, question)
-            self._next_id += 1
+            # Ids grow with the clock (µs), so the turns of a chat restored from the browser never share an id
+            # with ones asked since the page loaded; answers' [n] markers name their turn by id.
+            turn = Turn(max(self._next_id, time.time_ns() // 1000), question)
+            self._next_id = turn.id + 1
             self.turns.append(turn)
             return turn
 
@@ -88,6 +91,16 @@ class Conversation:
         with self._lock:
             self.turns = [dataclasses.replace(t, status=STOPPED) if t.status in (QUEUED, RUNNING) else t
                           for t in self.turns]
+
+    def restore(self, saved: Iterable[Turn]) -> bool:
+        """Put the turns kept by the browser before this chat's own (a question may have been sent before
+        the page's restore arrived); False when there was nothing to add."""
+        with self._lock:
+            have = {t.id for t in self.turns}
+            older = [t for t in saved if t.id not in have]
+            self.turns = older + self.turns
+            self._next_id = max([self._next_id] + [t.id + 1 for t in older])
+            return bool(older)
 
     def take_last_question(self) -> str | None:
         """For Regenerate: remove the last finished turn and return its question (None while answering)."""

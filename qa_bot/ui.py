@@ -534,13 +534,18 @@ class Handlers:
         return gr.skip() if item is None else self.doc_for([item], session, 0)
 
     @staticmethod
-    def restore(saved):
-        """The chat this browser kept (localStorage), with the latest answer's sources listed."""
-        conv = Conversation.from_json(saved)
+    def restore(saved, conv: Conversation):
+        """The chat this browser kept (localStorage), put before any question already sent on this page, with
+        the latest answer's sources listed when nothing newer is showing."""
+        fresh = not conv.snapshot()
+        if not conv.restore(Conversation.from_json(saved).snapshot()):
+            return gr.skip(), gr.skip(), gr.skip()
+        if not fresh:
+            return render_chat(conv.snapshot()), gr.skip(), gr.skip()
         last = next((t for t in reversed(conv.snapshot()) if t.status == DONE), None)
         items = list(last.items) if last else []
         refusal = last.text if last and last.abstained else REFUSAL
-        return conv, render_chat(conv.snapshot()), items, render_sources(items, bool(last and last.abstained), refusal)
+        return render_chat(conv.snapshot()), items, render_sources(items, bool(last and last.abstained), refusal)
 
 
 def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, api: bool = True,
@@ -605,7 +610,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         for trigger in (chat.clear, clear_btn.click, new_btn.click):
             trigger(h.reset, [conv], [conv, chat, items, sources, doc, upload_note, saved], queue=False,
                     cancels=runs, api_visibility="private")
-        demo.load(h.restore, [saved], [conv, chat, items, sources], queue=False, api_visibility="private")
+        demo.load(h.restore, [saved, conv], [chat, items, sources], queue=False, api_visibility="private")
         # Embedding an upload is slow (~40 s for 1 MB on 2 cores): it has its own concurrency group, so it never
         # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
         upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",

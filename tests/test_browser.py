@@ -7,6 +7,7 @@ Screenshots go to test-output/.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -99,6 +100,19 @@ def watch_streaming(driver):
       new MutationObserver(() => { if (document.querySelector('#qa-chat .qa-streaming .qa-cite, '
         + '#qa-chat .qa-streaming:not(:empty)')) window.__qaSawStreaming = true; })
         .observe(document.body, {subtree: true, childList: true, characterData: true});""")
+
+
+def watch_stages(driver):
+    """Record (in the page) every progress stage an answer bubble showed."""
+    driver.execute_script("""
+      window.__qaStages = [];
+      new MutationObserver(() => document.querySelectorAll('#qa-chat .qa-stage').forEach((e) => {
+        if (!window.__qaStages.includes(e.textContent)) window.__qaStages.push(e.textContent); }))
+        .observe(document.body, {subtree: true, childList: true, characterData: true});""")
+
+
+def stages_seen(driver) -> list[str]:
+    return driver.execute_script("return window.__qaStages || []")
 
 
 def external_requests(driver) -> list[str]:
@@ -270,7 +284,9 @@ def test_real_app_first_answer(browser):
         assert "2014" in bubble.text, bubble.text
         check_answer_with_highlight(browser, bubble, OUT / "browser_real_answer.png")
         assert external_requests(browser) == []
+        watch_stages(browser)
         ask(browser, "What is Alibaba doing with its cloud unit?", timeout=300)
+        assert any(re.fullmatch(r"Reading \d+ passages?…", x) for x in stages_seen(browser)), stages_seen(browser)
         follow = ask(browser, "How much revenue did it make?", timeout=300)
         assert "2.7 billion" in follow.text, follow.text
         assert "searched for" in texts(browser, "#qa-chat .qa-rewrite")  # the rewritten question, discreetly
@@ -385,6 +401,7 @@ def test_history_survives_reload_until_new_chat(browser, fake_app):
 def test_question_sent_while_answering_is_queued_and_typing_is_kept(browser, slow_app):
     url, _ = slow_app
     open_app(browser, url)
+    watch_stages(browser)
     send(browser, "When did Alibaba go public in New York?")
     WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
     send(browser, "Who is the chairman and chief executive officer of Alibaba Group?")
@@ -397,6 +414,8 @@ def test_question_sent_while_answering_is_queued_and_typing_is_kept(browser, slo
     answers = texts(browser, "#qa-chat .qa-answer")
     assert "2014" in answers and "Daniel Zhang" in answers, answers
     assert browser.find_element(By.CSS_SELECTOR, "#qa-input textarea").get_attribute("value") == "a draft"
+    assert stages_seen(browser)[:3] == ["Searching the documents…", "Reading 3 passages…",
+                                         "Checking the answer against its source…"]
 
 
 def test_stop_cancels_generation_and_chat_stays_usable(browser, slow_app):

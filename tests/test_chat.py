@@ -168,11 +168,12 @@ def test_history_round_trips_through_the_browser_copy():
     h, conv = Handlers(FakeBot()), Conversation()
     h.submit(Q1, conv)
     *_, saved = drain(h.run(conv, None))
-    restored, chat, items, sources = Handlers.restore(saved)
+    restored = Conversation()
+    chat, items, sources = Handlers.restore(saved, restored)
     assert [t.to_json() for t in restored.snapshot()] == saved and chat == render_chat(conv.snapshot())
     assert items and "qa-cited" in sources
     assert restored.history() == conv.history()
-    assert restored.enqueue("next").id == conv.snapshot()[-1].id + 1  # ids keep growing: old markers stay unique
+    assert restored.enqueue("next").id > conv.snapshot()[-1].id  # ids keep growing: old markers stay unique
     half = dict(saved[0], status=RUNNING)  # reloaded mid-answer: shown as stopped, not resumed
     assert Conversation.from_json([half]).snapshot()[0].status == STOPPED
     for junk in (None, "x", [1, {"id": "no"}], [{"question": "q"}]):  # unreadable: an empty chat, no error
@@ -227,3 +228,17 @@ def test_a_chat_may_have_only_a_few_questions_waiting_and_keeps_the_extra_one_in
     with pytest.warns(UserWarning, match="already waiting"):  # gr.Warning: a toast in the page
         box, chat = h.submit("one too many?", conv)
     assert not isinstance(box, str) and len(conv.snapshot()) == MAX_QUEUED  # skipped: the box keeps its text
+
+
+def test_a_question_sent_before_the_restore_arrives_is_kept_after_the_restored_chat():
+    h, old = Handlers(FakeBot()), Conversation()
+    h.submit(Q1, old)
+    *_, saved = drain(h.run(old, None))
+    conv = Conversation()  # the reloaded page: a question is sent before the browser's copy is restored
+    h.submit(Q2, conv)
+    chat, items, sources = Handlers.restore(saved, conv)
+    assert [t.question for t in conv.snapshot()] == [Q1, Q2] and len(chat) == 4
+    assert not isinstance(items, list)  # the newer question's sources are not replaced by the old answer's
+    drain(h.run(conv, None))
+    assert [t.status for t in conv.snapshot()] == [DONE, DONE] and conv.history()[0][0] == Q1
+    assert not isinstance(Handlers.restore(saved, conv)[0], list)  # restoring twice adds nothing
