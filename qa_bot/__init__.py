@@ -12,10 +12,10 @@ from .errors import BackendError, CorpusError, FilterError, InvalidQuestion, QAB
 from .filters import Filter
 from .formats import Metadata
 from .settings import Settings
-from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit
+from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit, Stage
 
 __all__ = [
-    "QABot", "QARetriever", "Settings", "Answer", "AnswerStream", "Bot", "Chunk", "Citation", "Hit",
+    "QABot", "QARetriever", "Settings", "Answer", "AnswerStream", "Bot", "Chunk", "Citation", "Hit", "Stage",
     "QABotError", "InvalidQuestion", "FilterError", "CorpusError", "BackendError", "REFUSAL", "REFUSAL_MANY",
     "Filter", "Metadata",
 ]

@@ -34,7 +34,7 @@ from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_c
 from .llm import deadline as llm_deadline
 from .retrieve import DocumentInfo, Retriever, Sentence
 from .settings import Settings
-from .types import Answer, AnswerStream, Citation, Hit
+from .types import Answer, AnswerStream, Citation, Hit, Stage
 
 log = logging.getLogger("qa_bot")
 
@@ -337,7 +337,7 @@ class QABot:
         return allowed_sources(flt, metadata)
 
     def _counted(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None,
-                 filter_args: tuple = (None, None, None)) -> Iterator[str | Answer]:
+                 filter_args: tuple = (None, None, None)) -> Iterator[str | Stage | Answer]:
         """_answer, counted as a question in flight: add_document embeds only in the gaps between questions."""
         with self._idle:
             self._answering += 1
@@ -349,7 +349,7 @@ class QABot:
                 self._idle.notify_all()
 
     def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None,
-                flt: Filter = Filter()) -> Iterator[str | Answer]:
+                flt: Filter = Filter()) -> Iterator[str | Stage | Answer]:
         """The one answer path: prepare (clean, rewrite, filter, retrieve) -> read -> ground -> check -> Answer.
         An overview request ("Summarize the article") is answered from the documents' own sentences instead."""
         cleaned = question_stage.clean_question(question, self.settings.max_question_chars)
@@ -368,10 +368,12 @@ class QABot:
                 return
             t = time.perf_counter()
             until = Deadline(s.llm_timeout)  # the reader, its retries and the check, all together
+            yield Stage("reading", len(p.hits))
             draft = self._read(p, until)
             timings["read"] = time.perf_counter() - t
             found, why = ground.ground(draft, p.query, p.sentences, self._document(session))
             if found is not None and s.reader_check and ground.needs_check(p.query, found):
+                yield Stage("checking")
                 t = time.perf_counter()
                 if not self._confirmed(found, p, found.label if len(self.documents) > 1 else "", until):
                     found, why = None, "the check found the evidence does not answer this exact question"

@@ -72,24 +72,54 @@ class Answer:
         }
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Progress of one answer, for displays: "reading" (`passages` = how many passages the reader was given)
+    or "checking" (the answer is being checked against its evidence)."""
+    name: str
+    passages: int = 0
+
+
 class AnswerStream:
     """One answer as it is produced, in the manner of simonw/llm's Response. Iterating yields the verified
     text pieces as they are released and then the final Answer (authoritative; streaming consumers show the
     pieces and keep the Answer); `answer()` drains what is left and returns that Answer. Errors (bad question,
     backend down) are raised by the iteration, where they happen."""
 
-    def __init__(self, pieces: Iterator[str | Answer]):
+    def __init__(self, pieces: Iterator[str | Stage | Answer]):
         self._pieces = iter(pieces)
         self._answer: Answer | None = None
+        self.stage: Stage | None = None  # the latest progress report
 
     def __iter__(self) -> "AnswerStream":
         return self
 
     def __next__(self) -> str | Answer:  # an iterator like the generator it wraps: next(stream) works
+        while isinstance(piece := self._take(), Stage):  # progress is for events(); plain iteration skips it
+            pass
+        return piece
+
+    def events(self) -> Iterator[str | Stage | Answer]:
+        """The pieces and the Answer as iteration gives them, with the Stage progress reports in between."""
+        while True:
+            try:
+                yield self._take()
+            except StopIteration:
+                return
+
+    def _take(self) -> str | Stage | Answer:
         piece = next(self._pieces)
         if isinstance(piece, Answer):
             self._answer = piece
+        elif isinstance(piece, Stage):
+            self.stage = piece
         return piece
+
+    def close(self) -> None:
+        """Stop producing: closes the generator behind the stream (the reader's LLM request ends with it)."""
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
 
     def answer(self) -> Answer:
         for _ in self:

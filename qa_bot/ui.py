@@ -11,6 +11,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # set before gradio 
 
 import contextlib
 import html
+import itertools
 import logging
 import re
 from typing import Any, Sequence
@@ -18,10 +19,12 @@ from typing import Any, Sequence
 import gradio as gr
 
 from . import REFUSAL
+from .chat import (DONE, ERROR, MAX_QUEUED, QUEUED, RUNNING, SEARCHING, STOPPED, Conversation, Turn, citation_item,
+                   copy_text)
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
 from .settings import REPO_ROOT, Settings
-from .types import Answer
+from .types import Answer, Stage
 from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
@@ -57,19 +60,40 @@ def format_timings(timings: dict[str, float]) -> str:
     return " · ".join(f"{label} {format_ms(timings[k])}" for k, label in names if k in timings)
 
 
-def render_answer_text(text: str) -> str:
-    """Escaped answer text with [n] markers turned into citation badges."""
+def render_answer_text(text: str, turn_id: int | None = None, items: Sequence[dict[str, Any]] = ()) -> str:
+    """Escaped answer text with [n] markers turned into citation badges. With the answer's turn and source
+    items, a marker whose citation is known becomes a control (data-citation, data-turn) carrying a preview
+    of the cited sentence, shown on hover or focus (tap); the page's click handler opens it in the document."""
     body = esc(text).replace("\n", "<br>")
-    return re.sub(r"\[(\d+)\]", r'<sup class="qa-cite" data-n="\1">[\1]</sup>', body)
+    cited = {it["n"]: it for it in items if it.get("cited")} if turn_id is not None else {}
+
+    def badge(m: re.Match) -> str:
+        n = int(m.group(1))
+        it = cited.get(n)
+        if it is None:
+            return f'<sup class="qa-cite" data-n="{n}">[{n}]</sup>'
+        # The chat's sanitizer drops data-* attributes: the classes carry them, and the page's script
+        # (SCROLL_JS) puts data-citation / data-turn back on the marker.
+        return (f'<sup class="qa-cite qa-cite-link qa-turn-{turn_id} qa-n-{n}" data-n="{n}" data-citation="{n}" '
+                f'data-turn="{turn_id}" '
+                f'tabindex="0" role="button">[{n}]<span class="qa-preview"><span class="qa-preview-text">'
+                f'{esc(it["text"])}</span><span class="qa-preview-src">{esc(it["source"])}</span></span></sup>')
+
+    return re.sub(r"\[(\d+)\]", badge, body)
 
 
-def render_message(answer: Answer) -> str:
-    """The assistant chat bubble for a finished answer; a refusal gets its own look."""
+def render_message(answer: Answer, turn_id: int | None = None, items: Sequence[dict[str, Any]] = ()) -> str:
+    """The assistant chat bubble for a finished answer; a refusal gets its own look. With its turn and items
+    the markers are clickable and the bubble has a Copy button (answer plus cited sentences)."""
     if answer.abstained:
         body = (f'<div class="qa-msg qa-refusal"><span class="qa-badge">No answer</span> '
                 f"{esc(answer.text or REFUSAL)}</div>")
     else:
-        body = f'<div class="qa-msg qa-answer">{render_answer_text(answer.text)}</div>'
+        body = f'<div class="qa-msg qa-answer">{render_answer_text(answer.text, turn_id, items)}</div>'
+    if turn_id is not None:
+        plain = copy_text(Turn(turn_id, answer.question, DONE, answer.text, items=tuple(items)))
+        body += (f'<div class="qa-tools"><button type="button" class="qa-copy">Copy</button>'
+                 f'<span class="qa-copytext">{esc(plain)}</span></div>')
     meta = []
     if answer.standalone_question and answer.standalone_question.strip() != answer.question.strip():
         meta.append(f'<span class="qa-rewrite">searched for: “{esc(answer.standalone_question)}”</span>')
@@ -79,8 +103,43 @@ def render_message(answer: Answer) -> str:
     return body + (f'<div class="qa-meta">{" · ".join(meta)}</div>' if meta else "")
 
 
-def render_streaming(text: str) -> str:
-    return f'<div class="qa-msg qa-answer qa-streaming">{render_answer_text(text)}<span class="qa-cursor">▌</span></div>'
+def render_streaming(text: str, stage: str = "") -> str:
+    """A partial answer; before its first verified words, what the reader is doing (`stage`)."""
+    now = f'<span class="qa-stage">{esc(stage)}</span>' if stage and not text else ""
+    return (f'<div class="qa-msg qa-answer qa-streaming">{now}{render_answer_text(text)}'
+            f'<span class="qa-cursor">▌</span></div>')
+
+
+def stage_label(stage: Stage) -> str:
+    """What the reader is doing, in words, for the bubble of an answer that has no verified text yet."""
+    if stage.name == "reading":
+        return f"Reading {stage.passages} passage{'s' * (stage.passages != 1)}…"
+    if stage.name == "checking":
+        return "Checking the answer against its source…"
+    return SEARCHING
+
+
+def render_turn(turn: Turn) -> str:
+    """The assistant bubble of a turn, by its status."""
+    if turn.status == QUEUED:
+        return ('<div class="qa-msg qa-queued"><span class="qa-badge">Queued</span> '
+                "answered after the current question…</div>")
+    if turn.status == RUNNING:
+        return render_streaming(turn.text, turn.stage)
+    if turn.status == ERROR:
+        return render_error(turn.text)
+    if turn.status == STOPPED:
+        return (f'<div class="qa-msg qa-stopped">{render_answer_text(turn.text)} '
+                '<span class="qa-badge">Stopped</span></div>')
+    return turn.html
+
+
+def render_chat(turns: Sequence[Turn]) -> list[dict[str, str]]:
+    """The Chatbot's messages for a conversation: each question, then its answer bubble."""
+    out = []
+    for t in turns:
+        out += [{"role": "user", "content": render_user(t.question)}, {"role": "assistant", "content": render_turn(t)}]
+    return out
 
 
 def render_error(message: str) -> str:
@@ -125,9 +184,11 @@ def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False, ref
 
 
 def render_document(text: str, spans: Sequence[tuple[int, int]], *, title: str = "", focus: int = 0,
-                    label: str = "") -> str:
+                    label: str = "", pick: int | None = None) -> str:
     """The whole document, escaped, with each span wrapped in <mark>; spans[focus] gets class qa-focus
-    (the viewer scrolls it into view). Spans are clipped to the text; overlapping ones are merged."""
+    (the viewer scrolls it into view) and its text an element marked data-highlight. Spans are clipped to
+    the text; overlapping ones are merged. `pick` numbers the selection, so selecting the same passage again
+    still changes the HTML and the viewer scrolls the highlight back into view."""
     clean = sorted({(max(0, s), min(len(text), e), i == focus) for i, (s, e) in enumerate(spans)
                     if min(len(text), e) > max(0, s)})
     merged: list[list[Any]] = []
@@ -141,11 +202,13 @@ def render_document(text: str, spans: Sequence[tuple[int, int]], *, title: str =
     for s, e, f in merged:
         cls = "qa-hl qa-focus" if f else "qa-hl"
         tag = f'<span class="qa-mark-label">{esc(label)}</span>' if f and label else ""
-        out.append(f'{esc(text[pos:s])}<mark class="{cls}">{tag}{esc(text[s:e])}</mark>')
+        inner = f'<span data-highlight="">{esc(text[s:e])}</span>' if f else esc(text[s:e])
+        out.append(f'{esc(text[pos:s])}<mark class="{cls}">{tag}{inner}</mark>')
         pos = e
     out.append(esc(text[pos:]))
     head = f'<div class="qa-doc-title">{esc(title)}</div>' if title else ""
-    return f'<div class="qa-doc">{head}<div class="qa-doc-body">{"".join(out)}</div></div>'
+    nonce = f' data-pick="{int(pick)}"' if pick is not None else ""
+    return f'<div class="qa-doc"{nonce}>{head}<div class="qa-doc-body">{"".join(out)}</div></div>'
 
 
 EMPTY_DOC = '<div class="qa-doc qa-empty">Select a source to read it in context.</div>'
@@ -158,10 +221,36 @@ element.addEventListener('click', (e) => {
   if (b) trigger('click', {idx: Number(b.dataset.idx)});
 });
 """
-SCROLL_JS = """
+SCROLL_JS = r"""
 const show = () => { const m = element.querySelector('mark.qa-focus');
   if (m) m.scrollIntoView({block: 'nearest', behavior: 'smooth'}); };
 watch('value', show); show();
+// Citation markers in any answer (old ones too) open their cited sentence here; Copy copies an answer with
+// its sources. One listener on the page: the chat re-renders its bubbles.
+const cite = (e) => {
+  const c = e.target.closest('#qa-chat [data-citation]');
+  if (c) { trigger('click', {turn: Number(c.dataset.turn), n: Number(c.dataset.citation)}); return true; }
+  return false;
+};
+document.addEventListener('click', (e) => {
+  if (cite(e)) return;
+  const b = e.target.closest('#qa-chat button.qa-copy');
+  if (!b) return;
+  const t = b.parentElement.querySelector('.qa-copytext').textContent;
+  const done = () => { b.textContent = 'Copied'; setTimeout(() => { b.textContent = 'Copy'; }, 1500); };
+  if (navigator.clipboard) navigator.clipboard.writeText(t).then(done, done); else done();
+});
+const tag = () => document.querySelectorAll('#qa-chat .qa-cite-link:not([data-citation])').forEach((m) => {
+  for (const c of m.classList) {
+    const t = /^qa-turn-(\d+)$/.exec(c), n = /^qa-n-(\d+)$/.exec(c);
+    if (t) m.dataset.turn = t[1];
+    if (n) m.dataset.citation = n[1];
+  }
+});
+new MutationObserver(tag).observe(document.body, {subtree: true, childList: true});
+tag();
+document.addEventListener('keydown', (e) => {
+  if ((e.key === 'Enter' || e.key === ' ') && cite(e)) e.preventDefault(); });
 """
 
 CSS = """
@@ -189,6 +278,20 @@ mark.qa-hl { background: #fef3c7; color: inherit; }
 mark.qa-focus { background: #fde047; outline: 2px solid #eab308; }
 .qa-mark-label { font-weight: 700; margin-right: .2em; }
 .qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
+.qa-cite-link { cursor: pointer; position: relative; text-decoration: underline dotted; }
+.qa-cite-link .qa-preview { display: none; position: absolute; z-index: 20; left: 0; top: 1.6em; width: 22em;
+  max-width: 70vw; font-size: .8rem; font-weight: 400; line-height: 1.35; color: var(--body-text-color);
+  background: var(--background-fill-primary); border: 1px solid var(--color-accent); border-radius: 6px;
+  padding: .4em .6em; box-shadow: 0 2px 8px rgba(0,0,0,.2); white-space: normal; }
+.qa-cite-link:hover .qa-preview, .qa-cite-link:focus .qa-preview { display: block; }
+.qa-preview-text, .qa-preview-src { display: block; }
+.qa-preview-src { margin-top: .2em; color: var(--body-text-color-subdued); font-size: .9em; }
+.qa-stage { color: var(--body-text-color-subdued); font-style: italic; margin-right: .3em; }
+.qa-msg.qa-queued, .qa-msg.qa-stopped { color: var(--body-text-color-subdued); }
+.qa-tools { margin-top: .3em; }
+button.qa-copy { font-size: .75em; border: 1px solid var(--border-color-primary); border-radius: 4px;
+  padding: 0 .5em; background: transparent; color: inherit; cursor: pointer; }
+.qa-copytext { display: none; }
 """
 
 # ---------------------------------------------------------------------------------------------------
@@ -263,6 +366,7 @@ class Handlers:
 
     def __init__(self, bot, uploads: UploadStore | None = None):
         self.bot, self.uploads = bot, uploads
+        self._picks = itertools.count()  # numbers each document selection (render_document's pick)
 
     def doc_for(self, items, session, idx: int) -> str:
         it = items[idx]
@@ -272,43 +376,25 @@ class Handlers:
             log.exception("cannot open %s", it.get("source"))
             return render_error(f"Cannot open {it['source']}.")
         label = f"[{it['n']}]" if it.get("cited") else ""
-        return render_document(text, [(it["start"], it["end"])], title=it["source"], label=label)
+        return render_document(text, [(it["start"], it["end"])], title=it["source"], label=label,
+                               pick=next(self._picks))
 
     def respond(self, question, chat, turns, session):
+        """The /chat API (stateless: the caller passes its chat and turns): one question answered by the
+        browser chat's own path (`run`) in a throwaway Conversation holding `turns` as its history."""
         question = (question or "").strip()
         if not question:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        chat = list(chat or []) + [{"role": "user", "content": render_user(question)},
-                                   {"role": "assistant", "content": render_streaming("")}]
-        yield "", chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        text, answer = "", None
-        try:
-            for piece in self.bot.ask_stream(question, history=[tuple(t) for t in turns or []], session=session):
-                if isinstance(piece, Answer):
-                    answer = piece
-                else:
-                    text += piece
-                    chat[-1] = {"role": "assistant", "content": render_streaming(text)}
-                    yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            if answer is None:
-                raise QABotError("The answer was cut off; please try again.")
-        except QABotError as e:  # user-facing message; never a traceback
-            chat[-1] = {"role": "assistant", "content": render_error(str(e))}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        except Exception:
-            log.exception("answering %r failed", question)
-            chat[-1] = {"role": "assistant", "content": render_error("Something went wrong; please try again.")}
-            yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        chat[-1] = {"role": "assistant", "content": render_message(answer)}
-        items = source_items(answer)
-        # Open the first cited passage right away; a refusal only lists its closest passages.
-        doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
-        turns = list(turns or []) + [(question, answer.text)]
-        refusal = answer.text if answer.abstained else REFUSAL  # a refusal's list is headed by its own wording
-        yield "", chat, turns, items, render_sources(items, answer.abstained, refusal), doc
+        turns = [tuple(t) for t in turns or []]
+        conv = Conversation(Turn(i, q, DONE, a) for i, (q, a) in enumerate(turns))
+        mine = conv.enqueue(question)
+        before = list(chat or [])
+        yield "", before + render_chat([mine]), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for _, items, sources, doc, _saved in self.run(conv, session):
+            done = conv.turn(mine.id)
+            new_turns = turns + [(question, done.text)] if done.status == DONE else gr.skip()
+            yield (gr.skip(), before + render_chat([done]), new_turns, items, sources, doc)
 
     def show_source(self, items, session, evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}
@@ -360,6 +446,114 @@ class Handlers:
     def clear():
         return [], [], [], render_sources([]), EMPTY_DOC, ""
 
+    # --- the browser chat: one Conversation per session (qa_bot.chat) ------------------------------------
+    def submit(self, question, conv: Conversation):
+        """Add a question to the conversation (queued if an answer is being written); clears the box.
+        Runs outside the queue, so it is never held up by the answer it waits behind."""
+        question = (question or "").strip()
+        if not question:
+            return gr.skip(), gr.skip()
+        if conv.queued() >= MAX_QUEUED:  # the question stays in the box, to send once one is answered
+            gr.Warning(f"{MAX_QUEUED} questions are already waiting; send this one when one is answered.")
+            return gr.skip(), gr.skip()
+        conv.enqueue(question)
+        return "", render_chat(conv.snapshot())
+
+    def run(self, conv: Conversation, session):
+        """Answer the queued questions in order, streaming each (outputs: chat, items, sources, doc, saved).
+        The loop stops when its turn stops being RUNNING (Stop, reset); closing this generator (Gradio's
+        cancel) closes the bot's answer stream, so the model is freed either way."""
+        while (turn := conv.start_next()) is not None:
+            yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            answer = yield from self._run_turn(conv, turn, session)
+            if answer is None:
+                yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), conv.to_json()
+                continue
+            items = source_items(answer)
+            doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
+            refusal = answer.text if answer.abstained else REFUSAL
+            yield (render_chat(conv.snapshot()), items, render_sources(items, answer.abstained, refusal), doc,
+                   conv.to_json())
+
+    def _run_turn(self, conv: Conversation, turn: Turn, session):
+        stream, text = None, ""
+        try:
+            stream = self.bot.ask_stream(turn.question, history=conv.history(before=turn.id), session=session)
+            for piece in stream.events():
+                if not conv.is_running(turn.id):
+                    return None  # stopped or reset: the finally closes the stream
+                if isinstance(piece, Stage):
+                    conv.update(turn.id, stage=stage_label(piece))
+                    yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    continue
+                if isinstance(piece, Answer):
+                    items = source_items(piece)
+                    done = conv.update(turn.id, status=DONE, text=piece.text, stage="", abstained=piece.abstained,
+                                       items=tuple(items), html=render_message(piece, turn.id, items))
+                    for _ in stream:  # the Answer is the last item: let the bot's generator finish normally
+                        pass
+                    return piece if done else None
+                text += piece
+                conv.update(turn.id, text=text, stage="")
+                yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            raise QABotError("The answer was cut off; please try again.")
+        except QABotError as e:  # user-facing message; never a traceback
+            conv.update(turn.id, status=ERROR, text=str(e))
+        except Exception:
+            log.exception("answering %r failed", turn.question)
+            conv.update(turn.id, status=ERROR, text="Something went wrong; please try again.")
+        finally:
+            if stream is not None:
+                stream.close()
+        return None
+
+    @staticmethod
+    def stop(conv: Conversation):
+        """Stop: the answer being written ends where it is, queued questions are dropped (both shown)."""
+        conv.stop()
+        return render_chat(conv.snapshot()), conv.to_json()
+
+    @staticmethod
+    def reset(conv: Conversation | None = None):
+        """The one reset (chat trash icon, Clear chat, New chat): a new empty conversation, so no bubbles,
+        sources, highlighted document or follow-up memory; an answer being written is stopped."""
+        if conv is not None:
+            conv.stop()
+        return Conversation(), [], [], render_sources([]), EMPTY_DOC, "", []
+
+    @staticmethod
+    def regenerate(conv: Conversation):
+        """Ask the last question again, replacing its answer (nothing while an answer is being written)."""
+        question = conv.take_last_question()
+        if question is None:
+            return gr.skip()
+        conv.enqueue(question)
+        return render_chat(conv.snapshot())
+
+    def show_citation(self, conv: Conversation, session, evt: gr.EventData):
+        """A click on an answer's [n] (any answer, not only the latest): that answer's cited sentence."""
+        data = getattr(evt, "_data", None) or {}
+        try:
+            turn_id, n = int(data.get("turn")), int(data.get("n"))
+        except (TypeError, ValueError):
+            return gr.skip()
+        item = citation_item(conv.turn(turn_id), n)
+        return gr.skip() if item is None else self.doc_for([item], session, 0)
+
+    @staticmethod
+    def restore(saved, conv: Conversation):
+        """The chat this browser kept (localStorage), put before any question already sent on this page, with
+        the latest answer's sources listed when nothing newer is showing."""
+        fresh = not conv.snapshot()
+        if not conv.restore(Conversation.from_json(saved).snapshot()):
+            return gr.skip(), gr.skip(), gr.skip()
+        if not fresh:
+            return render_chat(conv.snapshot()), gr.skip(), gr.skip()
+        last = next((t for t in reversed(conv.snapshot()) if t.status == DONE), None)
+        items = list(last.items) if last else []
+        refusal = last.text if last and last.abstained else REFUSAL
+        return render_chat(conv.snapshot()), items, render_sources(items, bool(last and last.abstained), refusal)
+
 
 def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, api: bool = True,
               api_keys: Sequence[str] | None = None) -> gr.Blocks:
@@ -371,6 +565,10 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
         items = gr.State([])  # the passages listed for the last answer, for source clicks
+        conv = gr.State(Conversation())  # the browser chat's turns and queue (each session gets its own copy)
+        # The chat kept in this browser's localStorage, so it survives a reload. The secret only obscures the
+        # stored copy; a fixed one keeps the history across server restarts too.
+        saved = gr.BrowserState([], storage_key="qa_bot_chat", secret="qa-bot-local-history")
         gr.Markdown("### Ask the article\nAnswers cite numbered passages; select one to see it in the full text.")
         with gr.Row():
             with gr.Column(scale=3):
@@ -381,6 +579,9 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                                      elem_id="qa-input", scale=5, max_length=bot.settings.max_question_chars)
                     send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
                 with gr.Row():
+                    stop_btn = gr.Button("Stop", elem_id="qa-stop", size="sm", variant="stop")
+                    regen_btn = gr.Button("Regenerate", elem_id="qa-regenerate", size="sm")
+                    new_btn = gr.Button("New chat", elem_id="qa-new", size="sm")
                     clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
                     upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
@@ -392,15 +593,31 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                 doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS)
 
         model = dict(concurrency_limit=1, concurrency_id=MODEL)
-        chat_io = dict(fn=h.respond, inputs=[msg, chat, turns, session],
-                       outputs=[msg, chat, turns, items, sources, doc], show_progress="minimal", show_progress_on=[chat],
-                       **model)
-        msg.submit(api_name="chat", api_visibility="undocumented", **chat_io)
-        send.click(api_visibility="private", **chat_io)
-        ex.load_input_event.then(api_visibility="private", **chat_io)
+        # /chat: the stateless API form of a chat turn (question and chat in, bubbles and sources out).
+        api_chat = gr.Button(visible=False)
+        api_chat.click(h.respond, [msg, chat, turns, session], [msg, chat, turns, items, sources, doc],
+                       api_name="chat", api_visibility="undocumented", **model)
+        # The browser chat: a question is added at once (outside the queue, so one sent mid-answer shows as
+        # queued and the box is free again), then `run` answers the queued questions in order.
+        run_io = dict(fn=h.run, inputs=[conv, session], outputs=[chat, items, sources, doc, saved],
+                      show_progress="hidden", api_visibility="private", **model)
+        runs = []
+        for trigger in (msg.submit, send.click):
+            runs.append(trigger(h.submit, [msg, conv], [msg, chat], queue=False, api_visibility="private")
+                        .then(**run_io))
+        runs.append(ex.load_input_event.then(h.submit, [msg, conv], [msg, chat], queue=False,
+                                             api_visibility="private").then(**run_io))
+        runs.append(regen_btn.click(h.regenerate, [conv], [chat], queue=False, api_visibility="private")
+                    .then(**run_io))
+        # Stop cancels the answering events (Gradio closes the generator, which closes the bot's stream).
+        stop_btn.click(h.stop, [conv], [chat, saved], queue=False, cancels=runs, api_visibility="private")
         sources.click(h.show_source, [items, session], [doc], queue=False, api_visibility="private")
-        clear_btn.click(h.clear, None, [chat, turns, items, sources, doc, upload_note], queue=False,
-                        api_visibility="private")
+        doc.click(h.show_citation, [conv, session], [doc], queue=False, api_visibility="private")
+        # One reset for the chat's trash icon, Clear chat and New chat.
+        for trigger in (chat.clear, clear_btn.click, new_btn.click):
+            trigger(h.reset, [conv], [conv, chat, items, sources, doc, upload_note, saved], queue=False,
+                    cancels=runs, api_visibility="private")
+        demo.load(h.restore, [saved, conv], [chat, items, sources], queue=False, api_visibility="private")
         # Embedding an upload is slow (~40 s for 1 MB on 2 cores): it has its own concurrency group, so it never
         # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
         upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings
+from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation, Hit, Settings, Stage
 from qa_bot.question import clean_question
 from qa_bot.errors import BackendError, CorpusError
 from qa_bot.filters import Filter, allowed_sources
@@ -154,6 +155,7 @@ class FakeBot:
     max_upload_bytes: int = 20_000
     settings: Settings = field(default_factory=Settings)
     calls: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)  # questions whose answer stream was closed unfinished
 
     def __post_init__(self):
         folder = Path(self.corpus_dir or self.settings.corpus_dir)
@@ -204,7 +206,17 @@ class FakeBot:
 
     def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None,
                    source: str | None = None, since: str | None = None, until: str | None = None) -> AnswerStream:
-        return AnswerStream(self._answer(question, history, session, (source, since, until)))
+        return AnswerStream(self._closing(question, self._answer(question, history, session, (source, since, until))))
+
+    def _closing(self, question: str, pieces: Iterator[str | Answer]) -> Iterator[str | Answer]:
+        """Records (self.closed, and the log a served fake writes) an answer stream closed before its end, as
+        a Stop must do: QABot's stream frees the model when closed."""
+        try:
+            yield from pieces
+        except GeneratorExit:
+            self.closed.append(question)
+            logging.getLogger("fakes").info("answer stream closed early: %s", question)
+            raise
 
     def _answer(self, question: str, history: Sequence[tuple[str, str]], session,
                 filter_args=(None, None, None)) -> Iterator[str | Answer]:
@@ -243,8 +255,12 @@ class FakeBot:
                          evidence=() if off_topic else evidence,
                          reason="nothing in the documents is near the question" if off_topic else "the reader found no answer")
             return
+        yield Stage("reading", len(hits))  # progress, as QABot reports it
         if self.delay:
-            time.sleep(12 * self.delay)  # the reader and the check
+            time.sleep(8 * self.delay)  # the reader
+        yield Stage("checking")
+        if self.delay:
+            time.sleep(4 * self.delay)  # the check
         c = best.chunk
         short = short_answer(standalone or question, c.text)
         text = f"{short} [1]"

@@ -7,6 +7,7 @@ Screenshots go to test-output/.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -78,7 +79,7 @@ def ask(driver, question: str, timeout: float = 60):
     box.send_keys(Keys.ENTER)
     wait = WebDriverWait(driver, timeout)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-msg:not(.qa-user)")) > n)
-    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming, #qa-chat .qa-queued"))
     return driver.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-msg:not(.qa-user)")[-1]
 
 
@@ -99,6 +100,19 @@ def watch_streaming(driver):
       new MutationObserver(() => { if (document.querySelector('#qa-chat .qa-streaming .qa-cite, '
         + '#qa-chat .qa-streaming:not(:empty)')) window.__qaSawStreaming = true; })
         .observe(document.body, {subtree: true, childList: true, characterData: true});""")
+
+
+def watch_stages(driver):
+    """Record (in the page) every progress stage an answer bubble showed."""
+    driver.execute_script("""
+      window.__qaStages = [];
+      new MutationObserver(() => document.querySelectorAll('#qa-chat .qa-stage').forEach((e) => {
+        if (!window.__qaStages.includes(e.textContent)) window.__qaStages.push(e.textContent); }))
+        .observe(document.body, {subtree: true, childList: true, characterData: true});""")
+
+
+def stages_seen(driver) -> list[str]:
+    return driver.execute_script("return window.__qaStages || []")
 
 
 def external_requests(driver) -> list[str]:
@@ -270,7 +284,9 @@ def test_real_app_first_answer(browser):
         assert "2014" in bubble.text, bubble.text
         check_answer_with_highlight(browser, bubble, OUT / "browser_real_answer.png")
         assert external_requests(browser) == []
+        watch_stages(browser)
         ask(browser, "What is Alibaba doing with its cloud unit?", timeout=300)
+        assert any(re.fullmatch(r"Reading \d+ passages?…", x) for x in stages_seen(browser)), stages_seen(browser)
         follow = ask(browser, "How much revenue did it make?", timeout=300)
         assert "2.7 billion" in follow.text, follow.text
         assert "searched for" in texts(browser, "#qa-chat .qa-rewrite")  # the rewritten question, discreetly
@@ -280,3 +296,159 @@ def test_real_app_first_answer(browser):
         print(f"\nlaunch -> server up {up:.1f}s, launch -> first answer {first_answer:.1f}s")
     finally:
         stop_server(proc)
+
+
+# --- the chat's core behaviour (issue 10): citations, queue, Stop, reset, history ----------------------------
+
+@pytest.fixture(scope="module")
+def slow_app():
+    """The fake app answering slowly (~4 s to read, then ~0.3 s a piece): time to send a second question or Stop."""
+    port = free_port()
+    log = OUT / "browser_slow_server.log"
+    proc, url = start_server(["tests/fakes.py", "--port", str(port), "--delay", "0.3"], port, log)
+    try:
+        wait_until_up(url, proc, timeout=120)
+        yield url, log
+    finally:
+        stop_server(proc)
+
+
+def send(driver, question: str):
+    box = driver.find_element(By.CSS_SELECTOR, "#qa-input textarea")
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+
+
+def highlight_text(driver) -> str:
+    return driver.execute_script("const h = document.querySelector('#qa-doc [data-highlight]');"
+                                 "return h ? h.textContent : null;")
+
+
+def chat_state(driver) -> dict:
+    """What a reset must clear, read from the page."""
+    return driver.execute_script("""return {
+      bubbles: document.querySelectorAll('#qa-chat .qa-msg').length,
+      sources: document.querySelectorAll('#qa-sources button.qa-src').length,
+      highlight: document.querySelectorAll('#qa-doc [data-highlight], #qa-doc mark').length};""")
+
+
+def test_citation_markers_preview_and_highlight_their_own_sentence(browser, fake_app):
+    from selenium.webdriver import ActionChains
+
+    open_app(browser, fake_app)
+    ask(browser, "When did Alibaba go public in New York?")
+    ask(browser, "Who is the chairman and chief executive officer of Alibaba Group?")
+    first, second = browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-answer [data-citation]")[:2]
+    cited = [m.find_element(By.CSS_SELECTOR, ".qa-preview-text").get_attribute("textContent") for m in (first, second)]
+    assert "2014" in cited[0] and cited[0] != cited[1]
+    ActionChains(browser).move_to_element(first).perform()  # hover: the cited sentence is previewed
+    WebDriverWait(browser, 10).until(lambda d: first.find_element(By.CSS_SELECTOR, ".qa-preview").is_displayed())
+    browser.save_screenshot(str(OUT / "browser_citation_preview.png"))
+    for marker, want in ((second, cited[1]), (first, cited[0])):  # the earlier answer's citation is its own
+        marker.click()
+        WebDriverWait(browser, 20).until(lambda d: highlight_text(d) == want,
+                                         f"highlighted {highlight_text(browser)!r}, cited {want!r}")
+    mark = browser.find_element(By.CSS_SELECTOR, "#qa-doc [data-highlight]")
+    WebDriverWait(browser, 10).until(lambda d: visible_in_viewport(d, mark), "highlight not scrolled into view")
+    browser.execute_script("document.querySelector('#qa-doc .qa-doc-body').scrollTop = 1e6")  # read elsewhere
+    WebDriverWait(browser, 10).until(lambda d: not visible_in_viewport(d, mark))
+    first.click()  # the same citation again
+    WebDriverWait(browser, 10).until(
+        lambda d: visible_in_viewport(d, d.find_element(By.CSS_SELECTOR, "#qa-doc [data-highlight]")),
+        "selecting the same citation again did not bring the highlight back")
+    browser.save_screenshot(str(OUT / "browser_citation_highlight.png"))
+
+
+def test_trash_icon_and_clear_chat_reset_the_same_state(browser, fake_app):
+    open_app(browser, fake_app)
+    after = {}
+    for how in ("trash", "clear"):
+        ask(browser, "Tell me about Alibaba's cloud business.")
+        WebDriverWait(browser, 10).until(lambda d: chat_state(d)["highlight"] and chat_state(d)["sources"])
+        if how == "trash":
+            browser.find_element(By.CSS_SELECTOR, "#qa-chat button[aria-label='Clear']").click()  # the trash icon
+        else:
+            browser.find_element(By.ID, "qa-clear").click()
+        WebDriverWait(browser, 10).until(lambda d: chat_state(d)["bubbles"] == 0)
+        WebDriverWait(browser, 10).until(lambda d: chat_state(d) == {"bubbles": 0, "sources": 0, "highlight": 0})
+        after[how] = chat_state(browser)
+        ask(browser, "How much revenue did it make?")  # no follow-up memory: nothing rewritten
+        assert "searched for" not in texts(browser, "#qa-chat .qa-meta")
+        browser.find_element(By.ID, "qa-clear").click()
+        WebDriverWait(browser, 10).until(lambda d: chat_state(d)["bubbles"] == 0)
+    assert after["trash"] == after["clear"]
+
+
+def test_history_survives_reload_until_new_chat(browser, fake_app):
+    open_app(browser, fake_app)
+    ask(browser, "When did Alibaba go public in New York?")
+    browser.refresh()
+    open_app(browser, fake_app)
+    WebDriverWait(browser, 20).until(lambda d: "2014" in texts(d, "#qa-chat .qa-answer"))
+    marker = browser.find_element(By.CSS_SELECTOR, "#qa-chat [data-citation]")
+    want = marker.find_element(By.CSS_SELECTOR, ".qa-preview-text").get_attribute("textContent")
+    marker.click()  # the restored answer's sources still work
+    WebDriverWait(browser, 20).until(lambda d: highlight_text(d) == want)
+    browser.save_screenshot(str(OUT / "browser_history_restored.png"))
+    browser.find_element(By.ID, "qa-new").click()
+    WebDriverWait(browser, 10).until(lambda d: chat_state(d)["bubbles"] == 0)
+    browser.refresh()
+    open_app(browser, fake_app)
+    time.sleep(1)  # the restore runs on load; give it the chance to (wrongly) bring the old chat back
+    assert chat_state(browser)["bubbles"] == 0
+
+
+def test_question_sent_while_answering_is_queued_and_typing_is_kept(browser, slow_app):
+    url, _ = slow_app
+    open_app(browser, url)
+    watch_stages(browser)
+    send(browser, "When did Alibaba go public in New York?")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
+    send(browser, "Who is the chairman and chief executive officer of Alibaba Group?")
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-queued"))
+    browser.save_screenshot(str(OUT / "browser_queued.png"))
+    browser.find_element(By.CSS_SELECTOR, "#qa-input textarea").send_keys("a draft")  # typed, not sent
+    busy = "#qa-chat .qa-streaming, #qa-chat .qa-queued"
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-answer")) == 2
+                                     and not d.find_elements(By.CSS_SELECTOR, busy))
+    answers = texts(browser, "#qa-chat .qa-answer")
+    assert "2014" in answers and "Daniel Zhang" in answers, answers
+    assert browser.find_element(By.CSS_SELECTOR, "#qa-input textarea").get_attribute("value") == "a draft"
+    assert stages_seen(browser)[:3] == ["Searching the documents…", "Reading 3 passages…",
+                                         "Checking the answer against its source…"]
+
+
+def test_stop_cancels_generation_and_chat_stays_usable(browser, slow_app):
+    url, log = slow_app
+    open_app(browser, url)
+    send(browser, "Tell me about Alibaba's cloud business.")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
+    browser.find_element(By.ID, "qa-stop").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-stopped"))
+    browser.save_screenshot(str(OUT / "browser_stopped.png"))
+    WebDriverWait(browser, 20).until(  # the server closed the bot's answer stream (the model is free)
+        lambda d: "answer stream closed early: Tell me about Alibaba's cloud business." in log.read_text())
+    time.sleep(1)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming, #qa-chat .qa-answer")
+    send(browser, "When did Alibaba go public in New York?")  # the chat still answers
+    WebDriverWait(browser, 60).until(lambda d: "2014" in texts(d, "#qa-chat .qa-answer")
+                                     and not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming"))
+
+
+def test_copy_gives_answer_with_sources_and_regenerate_asks_again(browser, fake_app):
+    open_app(browser, fake_app)
+    browser.execute_cdp_cmd("Browser.grantPermissions", {"origin": fake_app, "permissions": [
+        "clipboardReadWrite", "clipboardSanitizedWrite"]})
+    ask(browser, "When did Alibaba go public in New York?")
+    cited = texts(browser, "#qa-chat .qa-preview-text")
+    browser.find_element(By.CSS_SELECTOR, "#qa-chat button.qa-copy").click()
+    WebDriverWait(browser, 10).until(lambda d: "Copied" in texts(d, "#qa-chat button.qa-copy"))
+    copied = browser.execute_async_script("navigator.clipboard.readText().then(arguments[0], () => arguments[0](null))")
+    assert copied is not None and copied.startswith("2014 [1]") and f"[1] “{cited.strip()}”" in copied, copied
+    watch_streaming(browser)
+    browser.find_element(By.ID, "qa-regenerate").click()  # the last question again, replacing its answer
+    WebDriverWait(browser, 30).until(saw_streaming, "Regenerate did not answer again")
+    WebDriverWait(browser, 30).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-streaming, "
+                                                                                    "#qa-chat .qa-queued"))
+    WebDriverWait(browser, 30).until(lambda d: "2014" in texts(d, "#qa-chat .qa-answer"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-user")) == 1

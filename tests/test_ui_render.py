@@ -119,15 +119,17 @@ def test_document_highlights_exact_span_and_escapes_everything():
     tags = Tags(out)
     assert_inert(out)
     assert tags.text == "t<1>.txt" + text[:s] + "[1]" + text[s:]  # nothing lost, nothing added but the label
-    marked = re.search(r'<mark class="qa-hl qa-focus"><span class="qa-mark-label">\[1\]</span>(.*?)</mark>', out)
-    assert html.unescape(marked.group(1)) == text[s:e]
+    marked = re.search(r'<mark class="qa-hl qa-focus"><span class="qa-mark-label">\[1\]</span>'
+                       r'<span data-highlight="">(.*?)</span></mark>', out)
+    assert html.unescape(marked.group(1)) == text[s:e]  # the data-highlight element holds exactly the span
 
 
 def test_document_spans_clipped_merged_and_focus():
     text = "0123456789"
     out = render_document(text, [(2, 5), (4, 7), (8, 99), (-3, 1), (6, 6)], focus=2)
-    assert re.findall(r'<mark class="([^"]+)">([^<]*)</mark>', out) == [
+    assert re.findall(r'<mark class="([^"]+)">(?:<span data-highlight="">)?([^<]*)(?:</span>)?</mark>', out) == [
         ("qa-hl", "0"), ("qa-hl", "23456"), ("qa-hl qa-focus", "89")]
+    assert out.count("data-highlight") == 1
     assert Tags(out).text == text
 
 
