@@ -128,9 +128,9 @@ def render_turn(turn: Turn) -> str:
         return render_streaming(turn.text, turn.stage)
     if turn.status == ERROR:
         return render_error(turn.text)
-    if turn.status == STOPPED:
-        return (f'<div class="qa-msg qa-stopped">{render_answer_text(turn.text)} '
-                '<span class="qa-badge">Stopped</span></div>')
+    if turn.status == STOPPED:  # the verified words so far, if any
+        said = render_answer_text(turn.text) if turn.text else "not answered"
+        return f'<div class="qa-msg qa-stopped"><span class="qa-badge">Stopped</span> {said}</div>'
     return turn.html
 
 

@@ -149,3 +149,31 @@ def test_examples_include_a_follow_up_and_an_unanswerable_question():
     assert "share price" not in ARTICLE.read_text(encoding="utf-8").lower()
     dev = [json.loads(line) for line in (ROOT / "eval" / "article_qa.jsonl").read_text(encoding="utf-8").splitlines()]
     assert any("share price" in r["question"] and not r["answerable"] for r in dev)
+
+
+def test_clickable_citation_markers_carry_an_escaped_preview_and_copy_text():
+    a = answer(citations=(Citation(1, "e<vil>.txt", 0, len(EVIL), EVIL),))
+    items = source_items(a)
+    out = render_message(a, 7, items)
+    assert_inert(out)
+    marker = re.search(r'<sup class="qa-cite qa-cite-link qa-turn-7 qa-n-1" data-n="1" data-citation="1" '
+                       r'data-turn="7" tabindex="0" role="button">\[1\]<span class="qa-preview">'
+                       r'<span class="qa-preview-text">(.*?)</span>', out)
+    assert marker and html.unescape(marker.group(1)) == EVIL  # the preview is the cited sentence, as text
+    copied = re.search(r'<span class="qa-copytext">(.*?)</span>', out, re.S).group(1)
+    assert html.unescape(copied) == f"2014 [1]\n\nSources:\n[1] “{EVIL}” (e<vil>.txt)"
+    assert render_answer_text("2014 [2]", 7, items) == '2014 <sup class="qa-cite" data-n="2">[2]</sup>'  # unknown n
+
+
+def test_turn_bubbles_by_status():
+    from qa_bot.chat import ERROR, QUEUED, RUNNING, STOPPED, Turn
+    from qa_bot.ui import render_chat
+
+    assert "qa-queued" in render_chat([Turn(1, EVIL, QUEUED)])[1]["content"]
+    assert_inert(render_chat([Turn(1, EVIL, QUEUED)])[0]["content"])
+    assert "Searching" in render_chat([Turn(1, "q", RUNNING, stage="Searching the documents…")])[1]["content"]
+    running = render_chat([Turn(1, "q", RUNNING, text="2014", stage="Reading 3 passages…")])[1]["content"]
+    assert "qa-streaming" in running and "2014" in running and "Reading" not in running  # text replaces the stage
+    assert_inert(render_chat([Turn(1, "q", ERROR, text=EVIL)])[1]["content"])
+    assert "not answered" in render_chat([Turn(1, "q", STOPPED)])[1]["content"]
+    assert_inert(render_chat([Turn(1, "q", STOPPED, text=EVIL)])[1]["content"])
