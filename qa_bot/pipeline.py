@@ -47,13 +47,18 @@ def check_upload(settings: Settings, name: str, size: int, session_names: Collec
     base = Path(str(name)).name or "document.txt"
     session_documents = len(session_names)
     if Path(base).suffix.lower() not in DOC_SUFFIXES:
-        raise CorpusError(f"{base}: only {' and '.join(DOC_SUFFIXES)} documents can be added.")
+        raise CorpusError(f"{base} cannot be added: only {' and '.join(DOC_SUFFIXES)} documents can be.")
     if size > settings.max_upload_bytes:
-        raise CorpusError(f"{base} is too large: {size:,} bytes; the limit is {settings.max_upload_bytes:,}.")
+        raise CorpusError(f"{base} is too large ({_mb(size)}); a document can be at most {_mb(settings.max_upload_bytes)}.")
     if session_documents >= settings.max_session_documents and base not in session_names:
         raise CorpusError(f"This chat already has {session_documents} added documents, the most it can hold; "
                           "start a new chat (reload the page) to add others.")
     return base
+
+
+def _mb(n: int) -> str:
+    """Bytes for people: '1 MB', '3.2 MB', '900 KB'."""
+    return f"{n / 1024:,.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MB".replace(".0 MB", " MB")
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,16 @@ from . import REFUSAL
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
 from .settings import REPO_ROOT, Settings
+from .theme import CSS, RESTORE_JS, TOGGLE_JS
 from .types import Answer
 from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = [
+EXAMPLES = [  # each stands alone (a first question cannot be a follow-up); the last is not in the article
     "When did Alibaba go public in New York?",
     "What is Alibaba doing with its cloud unit?",
-    "How much revenue did it make?",  # a follow-up: click it after the cloud question
+    "How much revenue did the cloud business generate in the first quarter?",
     "Who is the chairman and chief executive officer of Alibaba Group?",
     "What is Alibaba's share price today?",  # not in the article: shows a refusal
 ]
@@ -52,9 +53,10 @@ def format_ms(seconds: float | None) -> str:
 
 
 def format_timings(timings: dict[str, float]) -> str:
-    """'retrieval 12 ms · generation 340 ms' (plus rewrite when a follow-up was rewritten)."""
+    """'retrieval 12 ms · generation 340 ms' (plus rewrite when a follow-up was rewritten). A stage that did
+    not run (absent, or 0: a refusal made before the reader) is not shown."""
     names = (("rewrite", "rewrite"), ("retrieve", "retrieval"), ("generate", "generation"))
-    return " · ".join(f"{label} {format_ms(timings[k])}" for k, label in names if k in timings)
+    return " · ".join(f"{label} {format_ms(timings[k])}" for k, label in names if timings.get(k, 0) > 0)
 
 
 def render_answer_text(text: str) -> str:
@@ -91,13 +93,23 @@ def render_user(question: str) -> str:
     return f'<div class="qa-msg qa-user">{esc(question)}</div>'
 
 
-def source_items(answer: Answer) -> list[dict[str, Any]]:
-    """The passages to list under an answer: its citations, or, for a refusal, the closest retrieved passages."""
+def source_items(answer: Answer, min_similarity: float | None = None) -> list[dict[str, Any]]:
+    """The passages to list under an answer: its citations, or, for a refusal, the closest retrieved passages
+    that are relevant. Relevant (with min_similarity given): the passage holds a sentence the reader was shown
+    whose cosine to the question reaches min_similarity, the bot's own bar for "near the question" (below it,
+    QABot refuses without reading); passages that only share ranking position with a poem request or an
+    injection attempt are not listed. Evidence without a similarity (another Bot) leaves the list as it is."""
     if answer.citations:
         return [{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "text": c.text, "cited": True}
                 for c in answer.citations]
+    hits = list(answer.retrieved)
+    sims = [(e, getattr(e, "similarity", None)) for e in answer.evidence]
+    if min_similarity is not None and sims and all(v is not None for _, v in sims):
+        near = [e for e, v in sims if v >= min_similarity]
+        hits = [h for h in hits if any(e.source == h.chunk.source and h.chunk.start <= e.start < h.chunk.end
+                                       for e in near)]
     return [{"n": i, "source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "text": h.chunk.text,
-             "cited": False} for i, h in enumerate(answer.retrieved, 1)]
+             "cited": False} for i, h in enumerate(hits, 1)]
 
 
 def render_sources(items: Sequence[dict[str, Any]], abstained: bool = False, refusal: str = REFUSAL) -> str:
@@ -138,7 +150,7 @@ def render_document(text: str, spans: Sequence[tuple[int, int]], *, title: str =
         pos = e
     out.append(esc(text[pos:]))
     head = f'<div class="qa-doc-title">{esc(title)}</div>' if title else ""
-    return f'<div class="qa-doc">{head}<div class="qa-doc-body">{"".join(out)}</div></div>'
+    return f'<div class="qa-doc">{head}<div class="qa-doc-body" tabindex="0" role="region" aria-label="Document text">{"".join(out)}</div></div>'
 
 
 EMPTY_DOC = '<div class="qa-doc qa-empty">Select a source to read it in context.</div>'
@@ -152,37 +164,74 @@ element.addEventListener('click', (e) => {
 });
 """
 SCROLL_JS = """
-const show = () => { const m = element.querySelector('mark.qa-focus');
-  if (m) m.scrollIntoView({block: 'nearest', behavior: 'smooth'}); };
+// Scroll the document box only, never the page: on a phone the viewer is below the chat, and scrolling the page
+// to it would carry the answer off screen. The mark is placed a third of the way down the box, not at its edge.
+const show = () => { const m = element.querySelector('mark.qa-focus'); const box = element.querySelector('.qa-doc-body');
+  if (m && box) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - box.clientHeight / 3; };
 watch('value', show); show();
 """
 
-CSS = """
-.qa-msg.qa-refusal { color: var(--body-text-color-subdued); font-style: italic;
-  border-left: 4px solid #d97706; padding-left: .6em; }
-.qa-badge { font-style: normal; font-size: .75em; font-weight: 600; background: #fde68a; color: #78350f;
-  border-radius: 4px; padding: 0 .4em; margin-right: .3em; }
-.qa-msg.qa-error { color: #b91c1c; }
-.qa-cite { color: var(--color-accent); font-weight: 600; }
-.qa-meta { font-size: .75em; color: var(--body-text-color-subdued); margin-top: .4em; }
-.qa-cursor { opacity: .5; }
-.qa-sources ol { list-style: none; padding: 0; margin: .3em 0; }
-.qa-head { font-weight: 600; margin-bottom: .3em; }
-.qa-closest .qa-head { color: #b45309; }
-button.qa-src { display: block; width: 100%; text-align: left; border: 1px solid var(--border-color-primary);
-  border-radius: 6px; padding: .4em .6em; margin: .3em 0; background: var(--background-fill-secondary);
-  cursor: pointer; color: inherit; font: inherit; }
-button.qa-src:hover, button.qa-src:focus { border-color: var(--color-accent); }
-.qa-n { font-weight: 700; color: var(--color-accent); }
-.qa-name { font-size: .8em; color: var(--body-text-color-subdued); }
-.qa-passage { display: block; font-size: .85em; margin-top: .2em; }
-.qa-doc-title { font-weight: 600; margin-bottom: .3em; }
-.qa-doc-body { white-space: pre-wrap; max-height: 420px; overflow: auto; font-size: .9em; line-height: 1.5; }
-mark.qa-hl { background: #fef3c7; color: inherit; }
-mark.qa-focus { background: #fde047; outline: 2px solid #eab308; }
-.qa-mark-label { font-weight: 700; margin-right: .2em; }
-.qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
-"""
+
+# ---------------------------------------------------------------------------------------------------
+# Look, corpus and feedback (issue 10): the corpus named up front, the question counter, votes on answers
+# ---------------------------------------------------------------------------------------------------
+
+
+def corpus_titles(bot) -> list[str]:
+    """The corpus's document titles (the file name when a document has none), as the library gives them."""
+    try:
+        docs = list(getattr(bot, "documents", None) or getattr(bot, "_corpus", {}) or ())
+        titles = getattr(bot, "titles", {}) or {}
+    except QABotError:  # an unreadable corpus: the first question will say so
+        return []
+    return [titles.get(src) or src for src in sorted(docs)]
+
+
+def render_corpus(titles: Sequence[str]) -> str:
+    """'Ask the article: <title>', or for several documents their count and the first few titles."""
+    if not titles:
+        return '<h1 class="qa-title">Ask the documents</h1>'
+    if len(titles) == 1:
+        head, sub = f"Ask the article: {titles[0]}", "1 document"
+    else:
+        shown = "; ".join(titles[:3]) + (f"; and {len(titles) - 3} more" if len(titles) > 3 else "")
+        head, sub = f"Ask {len(titles)} documents", shown
+    return (f'<h1 class="qa-title">{esc(head)}</h1><p class="qa-corpus">{esc(sub)}. Answers cite numbered '
+            "passages; select one to see it in the full text. Documents you add stay until you reload the page "
+            "(Clear chat keeps them).</p>")
+
+
+# The counter is updated in the browser (no server round trip per key): "123 / 2,000", red past the limit.
+COUNTER_JS = """(q, limit) => { const n = (q || '').length; const el = document.querySelector('#qa-count .qa-count');
+  if (el) { el.textContent = n > limit ? `${n.toLocaleString()} / ${limit.toLocaleString()} characters: too long, please shorten it`
+    : (n > limit * 0.8 ? `${n.toLocaleString()} / ${limit.toLocaleString()} characters` : '');
+    el.classList.toggle('qa-over', n > limit); } return []; }"""
+
+
+def render_counter() -> str:
+    return '<div class="qa-count" aria-live="polite"></div>'
+
+
+def record_feedback(store, bot, vote: str, comment: str, turns, items) -> tuple[str, Any]:
+    """Store a vote on the last answer (its question, text, citations, the model) and say so; a store that
+    cannot be written gives a one-line message and the comment stays in its box."""
+    from .feedback import Feedback, FeedbackError
+
+    if not turns:
+        return render_error("Ask a question first; then rate its answer."), gr.skip()
+    question, answer = turns[-1]
+    cites = tuple({k: it[k] for k in ("n", "source", "start", "end", "text")} for it in items or [] if it.get("cited"))
+    try:
+        info = bot.model_info() if callable(getattr(bot, "model_info", None)) else {}
+    except Exception:  # the vote matters more than the model's description
+        info = {}
+    try:
+        store.add(Feedback(vote, question, answer, cites, comment or "", info))
+    except FeedbackError as e:
+        log.warning("feedback not saved: %s", e)
+        return render_error(f"Your feedback was not saved: {e}"), gr.skip()  # the comment stays in its box
+    return f'<div class="qa-note">Thanks: your {"👍" if vote == "up" else "👎"} on the last answer was saved.</div>', ""
+
 
 # ---------------------------------------------------------------------------------------------------
 # The app
@@ -296,7 +345,7 @@ class Handlers:
             yield gr.skip(), chat, gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         chat[-1] = {"role": "assistant", "content": render_message(answer)}
-        items = source_items(answer)
+        items = source_items(answer, getattr(self.bot.settings, "min_similarity", None))
         # Open the first cited passage right away; a refusal only lists its closest passages.
         doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
         turns = list(turns or []) + [(question, answer.text)]
@@ -360,24 +409,40 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
     the OpenAI-compatible API (qa_bot.api) that launch() serves on the same port. api_keys: None reads
     QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key."""
     h = Handlers(bot)  # launch() gives it the upload store: files are kept only while the app is served
-    with Blocks(title="Ask the article", analytics_enabled=False) as demo:
+    from .feedback import FeedbackStore
+
+    feedback = FeedbackStore(bot.settings.feedback_db)
+    titles = corpus_titles(bot)
+    with Blocks(title=f"Ask the article: {titles[0]}" if len(titles) == 1 else "Ask the documents",
+                analytics_enabled=False) as demo:
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
         items = gr.State([])  # the passages listed for the last answer, for source clicks
-        gr.Markdown("### Ask the article\nAnswers cite numbered passages; select one to see it in the full text.")
+        with gr.Row():
+            gr.HTML(render_corpus(titles), elem_id="qa-corpus")
+            theme_btn = gr.Button("Light / dark", elem_id="qa-theme", size="sm", scale=0, min_width=110)
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Chat", elem_id="qa-chat", height=460, render_markdown=False,
                                   sanitize_html=True, feedback_options=None, buttons=[])  # copy would copy our HTML
                 with gr.Row():
-                    msg = gr.Textbox(placeholder="Ask a question about the article…", show_label=False,
-                                     elem_id="qa-input", scale=5, max_length=bot.settings.max_question_chars)
+                    # No max_length: the browser would cut a long paste silently; the counter warns and the
+                    # library refuses an over-long question with a message instead.
+                    msg = gr.Textbox(placeholder="Ask a question…", show_label=False, label="Question",
+                                     elem_id="qa-input", scale=5, max_lines=6)
                     send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
                 with gr.Row():
                     clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
                     upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
+                counter = gr.HTML(render_counter(), elem_id="qa-count")
                 upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=None)
+                with gr.Row(elem_id="qa-fb"):
+                    fb_comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
+                                            label="Comment", elem_id="qa-fb-comment", scale=4, max_lines=3)
+                    fb_up = gr.Button("👍 Helpful", elem_id="qa-fb-up", size="sm", scale=1, min_width=90)
+                    fb_down = gr.Button("👎 Not helpful", elem_id="qa-fb-down", size="sm", scale=1, min_width=90)
+                fb_note = gr.HTML("", elem_id="qa-fb-note")
                 ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
                                  api_visibility="private")
             with gr.Column(scale=2):
@@ -399,6 +464,13 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
         gr.api(h.ask, api_name="ask", **model)
+        theme_btn.click(None, js=TOGGLE_JS)
+        demo.load(None, js=RESTORE_JS)
+        limit = gr.Number(bot.settings.max_question_chars, visible=False)
+        msg.input(None, [msg, limit], None, js=COUNTER_JS)
+        for btn, kind in ((fb_up, "up"), (fb_down, "down")):
+            btn.click(lambda c, t, i, kind=kind: record_feedback(feedback, bot, kind, c, t, i),
+                      [fb_comment, turns, items], [fb_note, fb_comment], queue=False, api_visibility="private")
     demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.

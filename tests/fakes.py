@@ -332,5 +332,6 @@ if __name__ == "__main__":  # python tests/fakes.py --port N: the real UI around
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    launch(build_app(FakeBot(delay=a.delay, max_upload_bytes=a.upload_bytes), queue_size=a.queue_size),
+    launch(build_app(FakeBot(delay=a.delay, max_upload_bytes=a.upload_bytes, settings=Settings.from_env()),
+                     queue_size=a.queue_size),
            host="127.0.0.1", port=a.port)
