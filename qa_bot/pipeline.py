@@ -49,14 +49,14 @@ def check_upload(settings: Settings, name: str, size: int, session_names: Collec
     if Path(base).suffix.lower() not in DOC_SUFFIXES:
         raise CorpusError(f"{base} cannot be added: only {' and '.join(DOC_SUFFIXES)} documents can be.")
     if size > settings.max_upload_bytes:
-        raise CorpusError(f"{base} is too large ({_mb(size)}); a document can be at most {_mb(settings.max_upload_bytes)}.")
+        raise CorpusError(f"{base} is too large ({human_size(size)}); a document can be at most {human_size(settings.max_upload_bytes)}.")
     if session_documents >= settings.max_session_documents and base not in session_names:
         raise CorpusError(f"This chat already has {session_documents} added documents, the most it can hold; "
                           "start a new chat (reload the page) to add others.")
     return base
 
 
-def _mb(n: int) -> str:
+def human_size(n: int) -> str:
     """Bytes for people: '1 MB', '3.2 MB', '900 KB'."""
     return f"{n / 1024:,.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MB".replace(".0 MB", " MB")
 
@@ -392,7 +392,10 @@ class QABot:
         s = self.settings
         names = [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
         base = check_upload(s, name, len(data), names)
-        doc = document_from_bytes(SESSION_PREFIX + base, data)
+        try:
+            doc = document_from_bytes(SESSION_PREFIX + base, data)
+        except CorpusError as exc:  # ingest names the internal source; the user knows the file by its own name
+            raise CorpusError(f"{base} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + base + ': ')}") from None
         if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):
             raise CorpusError(f"{base}: gives an AI assistant instructions ({found[:80]!r}), so it was not added")
         chunks = chunk_text(doc.text, doc.source, max_chars=s.chunk_chars, max_tokens=s.chunk_max_tokens,

@@ -3,7 +3,7 @@ colour at least 4.5:1 against the background it sits on (WCAG AA; checked by axe
 and the client-side glue for the light/dark toggle (default: the system's preference, as Gradio reads it).
 
 Contrast of the pairs used (text on background): light #1f2937/#4b5563/#1d4ed8/#92400e/#b91c1c on white
-15.3/7.6/6.7/7.1/6.5:1; highlight #1f2937 on #fef3c7 13.6:1, on #fde047 12.4:1. Dark #f3f4f6/#d1d5db/#93c5fd/
+15.3/7.6/6.7/7.1/6.5:1; the primary button's white on #c2410c 5.2:1; highlight #1f2937 on #fef3c7 13.6:1, on #fde047 12.4:1. Dark #f3f4f6/#d1d5db/#93c5fd/
 #fbbf24/#fca5a5 on #0b0f19 17.7/13.4/10.9/11.6/10.1:1; highlight #fef3c7 on #422006 13.4:1, #ffffff on #78350f 10.1:1.
 """
 from __future__ import annotations
@@ -14,12 +14,16 @@ PALETTE = """
   --qa-hl-bg: #fef3c7; --qa-hl-text: #1f2937; --qa-focus-bg: #fde047; --qa-focus-text: #1f2937;
   --qa-focus-line: #a16207; --qa-badge-bg: #fde68a; --qa-badge-text: #78350f;
   --body-text-color-subdued: #4b5563; --input-placeholder-color: #4b5563; --block-info-text-color: #4b5563;
+  --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+  --button-primary-text-color: #ffffff; --button-primary-text-color-hover: #ffffff;
 }
 body.dark, .dark {
   --qa-text: #f3f4f6; --qa-muted: #d1d5db; --qa-accent: #93c5fd; --qa-warn: #fbbf24; --qa-error: #fca5a5;
   --qa-hl-bg: #422006; --qa-hl-text: #fef3c7; --qa-focus-bg: #78350f; --qa-focus-text: #ffffff;
   --qa-focus-line: #facc15; --qa-badge-bg: #78350f; --qa-badge-text: #fef3c7;
   --body-text-color-subdued: #d1d5db; --input-placeholder-color: #9ca3af; --block-info-text-color: #d1d5db;
+  --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+  --button-primary-text-color: #ffffff; --button-primary-text-color-hover: #ffffff;
 }
 """
 
@@ -50,6 +54,10 @@ mark.qa-focus { background: var(--qa-focus-bg); color: var(--qa-focus-text); out
 .qa-mark-label { font-weight: 700; margin-right: .2em; }
 .qa-empty, .qa-note, .qa-corpus, .qa-count { color: var(--qa-muted); font-size: .9em; }
 .qa-count.qa-over { color: var(--qa-error); font-weight: 600; }
+/* Gradio's dark theme sets its own orange (#ea580c, 3.6:1 with white) more specifically than the variables. */
+button.primary, .dark button.primary { background: #c2410c !important; color: #ffffff !important; }
+button.primary:hover, .dark button.primary:hover { background: #9a3412 !important; }
+@media (max-width: 640px) { #qa-chat { height: 46vh !important; min-height: 260px; } }
 /* A long question scrolls inside the box instead of growing it past the screen. */
 #qa-input textarea { max-height: 9em; overflow-y: auto !important; }
 #qa-input textarea::placeholder { text-overflow: ellipsis; }

@@ -167,7 +167,10 @@ SCROLL_JS = """
 // Scroll the document box only, never the page: on a phone the viewer is below the chat, and scrolling the page
 // to it would carry the answer off screen. The mark is placed a third of the way down the box, not at its edge.
 const show = () => { const m = element.querySelector('mark.qa-focus'); const box = element.querySelector('.qa-doc-body');
-  if (m && box) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - box.clientHeight / 3; };
+  if (m && box) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - box.clientHeight / 3;
+  // A new answer has arrived: bring its bubble into view (the page may have scrolled with the input box).
+  const rows = document.querySelectorAll('#qa-chat .message-row'); const last = rows[rows.length - 1];
+  if (last) last.scrollIntoView({block: 'nearest'}); };
 watch('value', show); show();
 """
 
@@ -206,6 +209,48 @@ COUNTER_JS = """(q, limit) => { const n = (q || '').length; const el = document.
   if (el) { el.textContent = n > limit ? `${n.toLocaleString()} / ${limit.toLocaleString()} characters: too long, please shorten it`
     : (n > limit * 0.8 ? `${n.toLocaleString()} / ${limit.toLocaleString()} characters` : '');
     el.classList.toggle('qa-over', n > limit); } return []; }"""
+
+
+def upload_precheck_js(settings: Settings) -> str:
+    """js_on_load for the upload note: a file of a kind or size the library refuses is stopped in the page, before
+    Gradio's own size check (whose wording and units differ) or any upload, and the library's own message is
+    shown in the note, the one place every upload message goes. The messages are check_upload's, made once
+    with placeholders, so they follow whatever formats and limit the library accepts."""
+    import json
+
+    from .pipeline import check_upload, human_size
+
+    def message(name: str, size: int) -> str:
+        try:
+            check_upload(settings, name, size)
+        except QABotError as e:
+            return str(e)
+        return ""
+
+    rules = {"suffixes": [x.lower() for x in DOC_SUFFIXES], "max": settings.max_upload_bytes,
+             "kind": message("NAME.x", 0).replace("NAME.x", "{name}"),
+             "size": message("NAME.txt", settings.max_upload_bytes + 1).replace("NAME.txt", "{name}").replace(
+                 human_size(settings.max_upload_bytes + 1), "{size}", 1)}
+    return """
+const R = %s;
+const mb = (n) => n < 1048576 ? `${Math.round(n / 1024).toLocaleString('en')} KB`
+  : `${(n / 1048576).toFixed(1)} MB`.replace('.0 MB', ' MB');
+document.addEventListener('change', (e) => {
+  const input = e.target;
+  const btn = document.getElementById('qa-upload');  // the upload button's hidden input sits beside it
+  if (!(input instanceof HTMLInputElement) || input.type !== 'file' || !btn || !btn.parentElement.contains(input)) return;
+  const f = input.files && input.files[0];
+  if (!f) return;
+  const dot = f.name.lastIndexOf('.'); const suffix = dot >= 0 ? f.name.slice(dot).toLowerCase() : '';
+  let msg = '';
+  if (!R.suffixes.includes(suffix)) msg = R.kind.replace('{name}', f.name);
+  else if (f.size > R.max) msg = R.size.replace('{name}', f.name).replace('{size}', mb(f.size));
+  if (!msg) return;
+  e.stopImmediatePropagation(); e.preventDefault(); input.value = '';
+  element.innerHTML = '<div class="qa-msg qa-error" role="alert"></div>';
+  element.firstChild.textContent = '⚠ ' + msg;
+}, true);
+""" % json.dumps(rules)
 
 
 def render_counter() -> str:
@@ -436,7 +481,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
                 counter = gr.HTML(render_counter(), elem_id="qa-count")
-                upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=None)
+                upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=upload_precheck_js(bot.settings))
                 with gr.Row(elem_id="qa-fb"):
                     fb_comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
                                             label="Comment", elem_id="qa-fb-comment", scale=4, max_lines=3)
