@@ -52,6 +52,7 @@ button.qa-src:hover, button.qa-src:focus { border-color: var(--qa-accent); }
 mark.qa-hl { background: var(--qa-hl-bg); color: var(--qa-hl-text); }
 mark.qa-focus { background: var(--qa-focus-bg); color: var(--qa-focus-text); outline: 2px solid var(--qa-focus-line); }
 .qa-mark-label { font-weight: 700; margin-right: .2em; }
+.qa-title { font-size: 1.3em; font-weight: 700; margin: 0 0 .2em; color: var(--qa-text); }
 .qa-empty, .qa-note, .qa-corpus, .qa-count { color: var(--qa-muted); font-size: .9em; }
 .qa-count.qa-over { color: var(--qa-error); font-weight: 600; }
 /* Gradio's dark theme sets its own orange (#ea580c, 3.6:1 with white) more specifically than the variables. */

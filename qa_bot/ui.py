@@ -49,7 +49,9 @@ def esc(text: str) -> str:
 
 
 def format_ms(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+    if seconds is None:
+        return "–"
+    return "<1 ms" if 0 < seconds < 0.0005 else f"{seconds * 1000:.0f} ms"
 
 
 def format_timings(timings: dict[str, float]) -> str:

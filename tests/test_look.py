@@ -135,3 +135,25 @@ def test_feedback_vote_is_written_to_sqlite(look_app, desktop):
     assert (vote, question, comment) == (-1, "When did Alibaba go public in New York?", "right year")
     assert "2014" in answer and json.loads(citations)[0]["source"] == "alibaba_cloud_spinoff.txt"
     assert json.loads(model)["backend"] == "fake"
+
+
+@pytest.mark.parametrize("name, data, says", [
+    ("big.txt", b"word " * 1000, "big.txt is too large (5 KB); a document can be at most 2 KB."),
+    ("page.pdf", b"%PDF-1.4 tiny", "page.pdf cannot be added: only .txt and .md documents can be."),
+    ("latin.txt", "café".encode("latin-1") * 10, "latin.txt"),
+    ("empty.md", b"", "empty.md"),
+])
+def test_upload_errors_one_message_in_one_place(look_app, desktop, tmp_path, name, data, says):
+    """Each bad kind gets one human message in the upload note (no pop-up, no byte counts, no internal prefix)."""
+    from test_browser import texts, upload
+
+    url, _ = look_app
+    open_app(desktop, url)
+    path = tmp_path / name
+    path.write_bytes(data)
+    upload(desktop, path)
+    WebDriverWait(desktop, 30).until(lambda d: name in texts(d, "#qa-upload-note"))
+    note = texts(desktop, "#qa-upload-note")
+    assert says in note and "session/" not in note and "bytes" not in note, note
+    assert desktop.find_elements(By.CSS_SELECTOR, "#qa-upload-note .qa-error")
+    assert not desktop.find_elements(By.CSS_SELECTOR, ".toast-body"), "a pop-up was shown as well"
