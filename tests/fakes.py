@@ -166,6 +166,13 @@ class FakeBot:
     def model_info(self) -> dict:
         return {"backend": "fake", "model": "FakeBot"}
 
+    @property
+    def titles(self) -> dict[str, str]:
+        """As QABot.titles: the library's own rule (sidecar .meta.json, first line, file name)."""
+        from qa_bot.ingest import Document, document_title
+
+        return {n: document_title(Document(n, t, ""), self.settings.corpus_dir) for n, t in self._corpus.items()}
+
     def warm_up(self) -> "FakeBot":
         return self
 
