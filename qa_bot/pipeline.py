@@ -383,6 +383,18 @@ class QABot:
             raise CorpusError(f"no document named {source!r}")
         return doc.text
 
+    def session_documents(self, session: MemoryIndex | None) -> list[str]:
+        """The names of the documents added to a session, in the order they were added."""
+        return [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
+
+    def remove_document(self, session: MemoryIndex | None, name: str) -> MemoryIndex | None:
+        """A new session without the added document `name` (None when none is left); CorpusError when the
+        session has no document of that name."""
+        if name not in self.session_documents(session):
+            raise CorpusError(f"{name} is not among this chat's added documents.")
+        rest = session.without(SESSION_PREFIX + name)
+        return rest if rest.texts else None
+
     def add_document(self, session: MemoryIndex | None, name: str, data: bytes,
                      progress: Callable[[int, int], None] | None = None) -> MemoryIndex:
         """A new session index with this document added (kept in memory, for that session only).

@@ -118,6 +118,10 @@ class Bot(Protocol):
 
     def add_document(self, session: Any, name: str, data: bytes, progress: Any = None) -> Any: ...  # progress(done, total)
 
+    def remove_document(self, session: Any, name: str) -> Any: ...  # the session without it (None when empty)
+
+    def session_documents(self, session: Any) -> list[str]: ...  # names of the documents added to a session
+
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None) -> Answer: ...
 
     def ask_stream(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None

@@ -255,6 +255,24 @@ document.addEventListener('change', (e) => {
 """ % json.dumps(rules)
 
 
+def added_documents(bot, session):
+    """The dropdown of this session's added documents (hidden while there are none)."""
+    names = bot.session_documents(session) if callable(getattr(bot, "session_documents", None)) else []
+    return gr.update(choices=names, value=names[-1] if names else None, visible=bool(names))
+
+
+def remove_added(bot, session, name):
+    """Drop one added document from this session; the note says what happened."""
+    if not name:
+        return gr.skip(), render_error("Choose a document to remove."), gr.skip()
+    try:
+        session = bot.remove_document(session, name)
+    except QABotError as e:
+        return gr.skip(), render_error(str(e)), gr.skip()
+    return session, f'<div class="qa-note">Removed <b>{esc(name)}</b>; answers no longer use it.</div>', \
+        added_documents(bot, session)
+
+
 def render_counter() -> str:
     return '<div class="qa-count" aria-live="polite"></div>'
 
@@ -277,7 +295,7 @@ def record_feedback(store, bot, vote: str, comment: str, turns, items) -> tuple[
     except FeedbackError as e:
         log.warning("feedback not saved: %s", e)
         return render_error(f"Your feedback was not saved: {e}"), gr.skip()  # the comment stays in its box
-    return f'<div class="qa-note">Thanks: your {"👍" if vote == "up" else "👎"} on the last answer was saved.</div>', ""
+    return f'<div class="qa-note">Thanks: your vote ({"helpful" if vote == "up" else "not helpful"}) on the last answer was saved.</div>', ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -483,12 +501,16 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
                 counter = gr.HTML(render_counter(), elem_id="qa-count")
+                with gr.Row():
+                    added = gr.Dropdown([], label="Your added documents (this browser session)", visible=False,
+                                        elem_id="qa-added", scale=4, interactive=True)
+                    remove_btn = gr.Button("Remove", elem_id="qa-remove", size="sm", scale=1, min_width=80)
                 upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=upload_precheck_js(bot.settings))
                 with gr.Row(elem_id="qa-fb"):
                     fb_comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
                                             label="Comment", elem_id="qa-fb-comment", scale=4, max_lines=3)
-                    fb_up = gr.Button("👍 Helpful", elem_id="qa-fb-up", size="sm", scale=1, min_width=90)
-                    fb_down = gr.Button("👎 Not helpful", elem_id="qa-fb-down", size="sm", scale=1, min_width=90)
+                    fb_up = gr.Button("Helpful", elem_id="qa-fb-up", size="sm", scale=1, min_width=90)
+                    fb_down = gr.Button("Not helpful", elem_id="qa-fb-down", size="sm", scale=1, min_width=90)
                 fb_note = gr.HTML("", elem_id="qa-fb-note")
                 ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
                                  api_visibility="private")
@@ -508,9 +530,12 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                         api_visibility="private")
         # Embedding an upload is slow (~40 s for 1 MB on 2 cores): it has its own concurrency group, so it never
         # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
-        upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
+        upload_done = upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
         gr.api(h.ask, api_name="ask", **model)
+        upload_done.then(lambda s: added_documents(bot, s), [session], [added], queue=False, api_visibility="private")
+        remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added], [session, upload_note, added],
+                         concurrency_limit=1, concurrency_id=UPLOADS, api_visibility="private")
         theme_btn.click(None, js=TOGGLE_JS)
         demo.load(None, js=RESTORE_JS)
         limit = gr.Number(bot.settings.max_question_chars, visible=False)

@@ -202,6 +202,15 @@ class FakeBot:
         old = session.docs if session else ()
         return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
 
+    def session_documents(self, session: FakeSessionDocs | None) -> list[str]:
+        return [n for n, _ in (session.docs if session else ())]
+
+    def remove_document(self, session: FakeSessionDocs | None, name: str) -> FakeSessionDocs | None:
+        if name not in self.session_documents(session):
+            raise CorpusError(f"{name} is not among this chat's added documents.")
+        rest = tuple((n, t) for n, t in session.docs if n != name)
+        return FakeSessionDocs(rest) if rest else None
+
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None) -> Answer:
         return self.ask_stream(question, history=history, session=session).answer()
 

@@ -159,3 +159,19 @@ def test_upload_errors_one_message_in_one_place(look_app, desktop, tmp_path, nam
     assert says in note and "session/" not in note and "bytes" not in note, note
     assert desktop.find_elements(By.CSS_SELECTOR, "#qa-upload-note .qa-error")
     assert not desktop.find_elements(By.CSS_SELECTOR, ".toast-body"), "a pop-up was shown as well"
+
+
+def test_added_document_is_listed_and_can_be_removed(look_app, desktop, tmp_path):
+    from test_browser import texts, upload
+
+    url, _ = look_app
+    open_app(desktop, url)
+    doc = tmp_path / "zorblax.txt"
+    doc.write_text("The zorblax festival is held every June in Quenby.", encoding="utf-8")
+    upload(desktop, doc)
+    WebDriverWait(desktop, 30).until(lambda d: "zorblax.txt" in texts(d, "#qa-added"))
+    assert "qa-answer" in ask(desktop, "When is the zorblax festival held in Quenby?").get_attribute("class")
+    desktop.find_element(By.ID, "qa-remove").click()
+    WebDriverWait(desktop, 30).until(lambda d: "Removed zorblax.txt" in texts(d, "#qa-upload-note"))
+    bubble = ask(desktop, "When is the zorblax festival held in Quenby?")
+    assert "qa-refusal" in bubble.get_attribute("class"), bubble.text  # the removed document no longer answers
