@@ -169,9 +169,29 @@ def test_added_document_is_listed_and_can_be_removed(look_app, desktop, tmp_path
     doc = tmp_path / "zorblax.txt"
     doc.write_text("The zorblax festival is held every June in Quenby.", encoding="utf-8")
     upload(desktop, doc)
-    WebDriverWait(desktop, 30).until(lambda d: "zorblax.txt" in texts(d, "#qa-added"))
+    WebDriverWait(desktop, 30).until(lambda d: d.execute_script(
+        "const i = document.querySelector('#qa-added input'); return i ? i.value : ''") == "zorblax.txt")
     assert "qa-answer" in ask(desktop, "When is the zorblax festival held in Quenby?").get_attribute("class")
     desktop.find_element(By.ID, "qa-remove").click()
     WebDriverWait(desktop, 30).until(lambda d: "Removed zorblax.txt" in texts(d, "#qa-upload-note"))
     bubble = ask(desktop, "When is the zorblax festival held in Quenby?")
     assert "qa-refusal" in bubble.get_attribute("class"), bubble.text  # the removed document no longer answers
+
+
+def test_over_long_question_is_counted_capped_and_refused(look_app, desktop):
+    from selenium.webdriver.common.keys import Keys
+
+    from test_browser import texts
+
+    url, _ = look_app
+    open_app(desktop, url)
+    box = desktop.find_element(By.CSS_SELECTOR, "#qa-input textarea")
+    long_q = "Why did the cloud unit grow so fast this year? " * 45  # 2,115 characters, over the 2,000 limit
+    desktop.execute_script("const t = arguments[0]; t.value = arguments[1];"
+                           "t.dispatchEvent(new Event('input', {bubbles: true}));", box, long_q[:-1])
+    box.send_keys(" ")  # one real key press, as typing ends
+    WebDriverWait(desktop, 10).until(lambda d: "too long" in texts(d, "#qa-count"))
+    assert box.size["height"] < 260, box.size  # the box scrolls instead of filling the screen
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(desktop, 30).until(lambda d: "too long" in texts(d, "#qa-chat .qa-error"))
+    assert "2,000" in texts(desktop, "#qa-chat .qa-error")  # refused with the limit named, not cut silently
