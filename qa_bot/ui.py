@@ -256,21 +256,22 @@ document.addEventListener('change', (e) => {
 
 
 def added_documents(bot, session):
-    """The dropdown of this session's added documents (hidden while there are none)."""
+    """The dropdown of this session's added documents and its Remove button (hidden while there are none)."""
     names = bot.session_documents(session) if callable(getattr(bot, "session_documents", None)) else []
-    return gr.update(choices=names, value=names[-1] if names else None, visible=bool(names))
+    return gr.update(choices=names, value=names[-1] if names else None, visible=bool(names)), \
+        gr.update(visible=bool(names))
 
 
 def remove_added(bot, session, name):
     """Drop one added document from this session; the note says what happened."""
     if not name:
-        return gr.skip(), render_error("Choose a document to remove."), gr.skip()
+        return gr.skip(), render_error("Choose a document to remove."), gr.skip(), gr.skip()
     try:
         session = bot.remove_document(session, name)
     except QABotError as e:
-        return gr.skip(), render_error(str(e)), gr.skip()
+        return gr.skip(), render_error(str(e)), gr.skip(), gr.skip()
     return session, f'<div class="qa-note">Removed <b>{esc(name)}</b>; answers no longer use it.</div>', \
-        added_documents(bot, session)
+        *added_documents(bot, session)
 
 
 def render_counter() -> str:
@@ -504,7 +505,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                 with gr.Row():
                     added = gr.Dropdown([], label="Your added documents (this browser session)", visible=False,
                                         elem_id="qa-added", scale=4, interactive=True)
-                    remove_btn = gr.Button("Remove", elem_id="qa-remove", size="sm", scale=1, min_width=80)
+                    remove_btn = gr.Button("Remove", elem_id="qa-remove", size="sm", scale=1, min_width=80, visible=False)
                 upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=upload_precheck_js(bot.settings))
                 with gr.Row(elem_id="qa-fb"):
                     fb_comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
@@ -533,8 +534,8 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         upload_done = upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
         gr.api(h.ask, api_name="ask", **model)
-        upload_done.then(lambda s: added_documents(bot, s), [session], [added], queue=False, api_visibility="private")
-        remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added], [session, upload_note, added],
+        upload_done.then(lambda s: added_documents(bot, s), [session], [added, remove_btn], queue=False, api_visibility="private")
+        remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added], [session, upload_note, added, remove_btn],
                          concurrency_limit=1, concurrency_id=UPLOADS, api_visibility="private")
         theme_btn.click(None, js=TOGGLE_JS)
         demo.load(None, js=RESTORE_JS)
