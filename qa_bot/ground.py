@@ -10,6 +10,9 @@ sentence it cites. The reader is never trusted:
    "2022" is not "2021", release 5 is not release 4;
 4. the answer must be of the asked kind (a number for "how many", a name for "who") and add something
    to the question.
+5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence that
+   holds every key term, number and name of the question and no negation the question lacks (the reader's
+   check then confirms it); "no" is never shown: a sentence that fails to confirm is not one that denies.
 
 The reader's sentence number is a hint, not a fact: small models often name the wrong one, so every
 shown sentence that supports the answer is tried, the named one first.
@@ -173,7 +176,10 @@ def missing_constraints(question: str, context: str, name_context: str | None = 
 def needs_check(question: str, found: Grounded) -> bool:
     """Whether the yes/no check must read this evidence: only when some key term of the question is not in
     it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise
-    users" written; "net profit" asked, "revenue" written. When every term is there, the check is skipped."""
+    users" written; "net profit" asked, "revenue" written. When every term is there, the check is skipped,
+    except for a "Yes": the terms being there does not make the sentence say it."""
+    if is_yes_no(question) and found.answer == "Yes":
+        return True
     have = cite.content_words("\n".join([found.label, found.text, *(h for _, _, h in found.headings)]))
     return not cite.key_terms(question) <= have
 
@@ -195,16 +201,73 @@ def acceptable(answer: str, question: str) -> bool:
     )
 
 
+_YES_NO = re.compile(r"^\s*(is|are|was|were|did|does|do|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
+                     re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|nowhere|neither|nor|without|cannot|hardly|barely)\b|n['’]t\b",
+                       re.IGNORECASE)
+# Quantities in words are constraints like numbers: "more than half" is not confirmed by a sentence without "half".
+_QUANTITY = re.compile(r"\b(?:half|halves|majority|minority|double[sd]?|twice|triple[sd]?|quadruple[sd]?|quarter|dozens?)\b",
+                       re.IGNORECASE)
+# "the third largest" is not "the largest": a ranked superlative in the evidence that the question lacks.
+_RANKED = re.compile(r"\b(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th))[- ]"
+                     r"(?:most\s+\w+|\w+est)\b", re.IGNORECASE)
+
+
+def is_yes_no(question: str) -> bool:
+    """A question answered by yes or no: it opens with an auxiliary verb and offers no choice ("Is it A or B?"
+    is answered by A or B, like any question)."""
+    return bool(_YES_NO.match(question)) and not re.search(r"\bor\b", question, re.IGNORECASE)
+
+
+def _says_yes(answer: str) -> bool:
+    return answer.split(maxsplit=1)[0].strip(",.;:!").lower() == "yes" if answer.strip() else False
+
+
+def confirms(question: str, text: str) -> bool:
+    """The evidence may state what a yes/no question asks: it holds three quarters of the question's key
+    terms (the share supports_answer asks of an answer's words: "cut" may be written "reduced"); it
+    negates nothing the question does not ("Alibaba did not list in London" never confirms a listing),
+    ranks nothing the question does not ("the third largest" never confirms "the largest"), and holds every
+    quantity the question names in words ("more than half").
+    Numbers and names are checked whole by missing_constraints; the reader's check has the last word."""
+    terms = cite.key_terms(question)
+    if len(terms & _word_forms(text)) < 0.75 * len(terms):
+        return False
+    if any(m.split()[0].split("-")[0].lower() not in question.lower() for m in _RANKED.findall(text)):
+        return False  # the rank ("third") must be the question's own
+    if not {m.lower() for m in _QUANTITY.findall(question)} <= {m.lower() for m in _QUANTITY.findall(text)}:
+        return False
+    return bool(_NEGATION.search(question)) or not _NEGATION.search(text)
+
+
+def _ground_yes(question, sentences, order, document):
+    for i in order:
+        s = sentences[i]
+        doc = document(s.source)
+        heads = "\n".join(doc[a:b] for a, b in s.headings)
+        text = doc[s.start:s.end]
+        if not confirms(question, f"{s.label}\n{heads}\n{text}"):
+            continue
+        if missing_constraints(question, f"{s.label}\n{heads}\n{text}"):
+            continue
+        return Grounded("Yes", s.source, s.start, s.end, text, s.label), ""
+    return None, "no sentence shown holds what the yes/no question asks"
+
+
 def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], document: Callable[[str], str]) -> tuple[Grounded | None, str]:
     """The evidence for the draft's answer among the shown sentences, or (None, why not)."""
     if not draft.answer:
         return None, "the reader found no answer"
-    if not acceptable(draft.answer, question):
-        return None, "the answer is not of the kind asked, or only restates the question"
     order = list(range(len(sentences)))
     if 1 <= draft.sentence <= len(sentences):
         order.remove(draft.sentence - 1)
         order.insert(0, draft.sentence - 1)
+    if is_yes_no(question) and _says_yes(draft.answer):
+        return _ground_yes(question, sentences, order, document)
+    if is_yes_no(question) and draft.answer.split(maxsplit=1)[0].strip(",.;:!").lower() == "no":
+        return None, "a no is not shown: the sentences not confirming it is not the text denying it"
+    if not acceptable(draft.answer, question):
+        return None, "the answer is not of the kind asked, or only restates the question"
     why = "the answer is not in the sentences shown"
     for answer in _variants(draft.answer):
         found, why = _ground_one(answer, question, sentences, order, document, why)

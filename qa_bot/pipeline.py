@@ -24,6 +24,7 @@ import numpy as np
 
 from . import ground, prompts
 from . import question as question_stage
+from . import summary as summary_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
 from .ingest import (DOC_SUFFIXES, Document, chunk_text, document_from_bytes, document_title, instructions_to_assistant,
                      load_corpus, title_from_name)
@@ -318,7 +319,12 @@ class QABot:
 
     def _answer(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None
                 ) -> Iterator[str | Answer]:
-        """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer."""
+        """The one answer path: prepare (clean, rewrite, retrieve) -> read -> ground -> check -> Answer.
+        An overview request ("Summarize the article") is answered from the documents' own sentences instead."""
+        cleaned = question_stage.clean_question(question, self.settings.max_question_chars)
+        if summary_stage.is_overview(cleaned):
+            yield from self._overview(cleaned, session)
+            return
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session)
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
@@ -351,6 +357,33 @@ class QABot:
             yield text
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
                          evidence=tuple(p.sentences))
+
+    def _overview(self, question: str, session: MemoryIndex | None) -> Iterator[str | Answer]:
+        """A short summary whose every sentence is a cited sentence of the documents (summary.overview): the
+        chat's documents first, then the corpus's; quarantined documents left out."""
+        t0 = time.perf_counter()
+        docs = [(src, title_from_name(src.removeprefix(SESSION_PREFIX)), text)
+                for src, text in (session.texts.items() if session is not None else ())]
+        docs += [(src, self.titles.get(src, ""), doc.text) for src, doc in self.documents.items()
+                 if src not in self.quarantined]
+        excerpts = summary_stage.overview(docs)
+        titles = {src: title for src, title, _ in docs}
+        timings = {"summary": time.perf_counter() - t0}
+        timings["total"] = timings["summary"]
+        if not excerpts:
+            yield Answer(question, self.refusal, True, (), (), timings, reason="no document has sentences to summarise")
+            return
+        citations = tuple(Citation(n, x.source, x.start, x.end, x.text, titles[x.source])
+                          for n, x in enumerate(excerpts, 1))
+        several = len({x.source for x in excerpts}) > 1
+        lines = [(f"{c.title}: " if several and c.title else "") + f"{' '.join(c.text.split())} [{c.n}]"
+                 for c in citations]
+        more = len(docs) - summary_stage.SUMMARY_DOCUMENTS
+        if several and more > 0:
+            lines.append(f"(and {more} more document{'s' if more > 1 else ''})")
+        text = ("\n" if several else " ").join(lines)
+        yield text
+        yield Answer(question, text, False, citations, (), timings)
 
     def _refuse(self, p: Prepared, timings: dict, why: str, draft: ground.ReaderDraft | None = None,
                 off_topic: bool = False) -> Answer:

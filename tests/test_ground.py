@@ -192,3 +192,43 @@ def test_a_name_may_be_two_sentences_back_but_a_number_may_not():
     s3 = [Sentence("a.txt", start + 5, doc3.index(" Sales"), doc3[start + 5:doc3.index(" Sales")], doc3.index("It is"), "", 1.0, 0.5)]
     found, why = ground.ground(ground.ReaderDraft("Dingtalk", 1), "Which product did Tongyi Qianwen reach first in 2019?", s3, lambda _: doc3)
     assert found is None and "2019" in why
+
+
+# --- yes/no questions --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("q, expected", [
+    ("Did Alibaba go public in New York?", True), ("Is Zhang the chief executive?", True),
+    ("Has Dingtalk passed 600 million users?", True), ("Was the IPO in New York or Hong Kong?", False),
+    ("When did Alibaba go public?", False), ("Who is the chief executive?", False)])
+def test_yes_no_questions_are_told_apart(q, expected):
+    assert ground.is_yes_no(q) is expected
+
+
+def test_a_yes_rests_on_a_sentence_holding_the_question():
+    found, _ = run("Yes", "Did Alibaba go public in New York?", 1)
+    assert found and found.answer == "Yes" and found.text == P1
+    assert ground.needs_check("Did Alibaba go public in New York?", found)  # the reader's check always reads a yes
+
+
+@pytest.mark.parametrize("q", [
+    "Did Alibaba go public in London?",                     # a name the evidence lacks
+    "Did Alibaba go public in New York in 2019?",           # a year the evidence lacks
+    "Does the cloud business make up more than half of Alibaba's revenue?",  # the key term "half" is not there
+])
+def test_a_yes_is_refused_when_the_evidence_lacks_what_is_asked(q):
+    found, why = run("Yes", q, 1)
+    assert found is None and why
+
+
+def test_negated_or_ranked_evidence_never_confirms():
+    assert not ground.confirms("Did Alibaba go public in New York?", "Alibaba did not go public in New York.")
+    assert ground.confirms("Did Alibaba not go public in New York?", "Alibaba did not go public in New York.")
+    assert not ground.confirms("Was Alibaba Cloud the largest provider in 2021?",
+                               "Alibaba Cloud was the third largest provider in 2021.")
+    assert ground.confirms("Was Alibaba Cloud the third largest provider in 2021?",
+                           "Alibaba Cloud was the third largest provider in 2021.")
+
+
+def test_a_no_is_never_shown():
+    found, why = run("No", "Did Alibaba go public in London?", 1)
+    assert found is None and "no is not shown" in why

@@ -274,3 +274,18 @@ def test_the_upload_policy_is_checked_in_the_library(make):
     with pytest.raises(CorpusError, match="too large"):
         check_upload(bot.settings, "big.txt", bot.settings.max_upload_bytes + 1)
     assert check_upload(bot.settings, "../../etc/notes.md", 10) == "notes.md"
+
+
+def test_a_yes_is_shown_only_when_the_check_confirms_it(make):
+    q = "Did Alibaba go public in New York?"
+    confirmed = make(reply("Yes", 1), YES).ask(q)
+    assert confirmed.text == "Yes [1]" and confirmed.citations[0].text == IPO_SENTENCE
+    bot = make(reply("Yes", 1), NO)
+    refused = bot.ask(q)
+    assert refused.abstained and bot.llm.calls == 2  # the check ran, and said no
+
+
+def test_a_no_is_refused_without_the_check(make):
+    bot = make(reply("No", 1), YES)
+    answer = bot.ask("Did Alibaba go public in London?")
+    assert answer.abstained and bot.llm.calls == 1
