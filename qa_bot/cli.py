@@ -5,6 +5,8 @@
     qa-bot index [--corpus DIR]                       (re)build the index; print chunk, reused and embedded counts
     qa-bot docs [--corpus DIR] [--json]               list the documents: title, date, chunks; and skipped files
     qa-bot eval QUESTIONS.jsonl [--corpus DIR] [--out DIR] [--min-accuracy X] ...
+    qa-bot feedback export [--format csv|jsonl] [--out FILE]    the chat's thumbs up/down, with comments
+    qa-bot feedback summary                                     counts of votes
 Exit codes: 0 ok, 1 failure (or an eval threshold missed), 2 bad input (a bad question, a filter that is malformed
 or matches no document, or a question file that is missing or not in the format of docs/question_format.md).
 """
@@ -42,7 +44,40 @@ def _parser() -> argparse.ArgumentParser:
     from .eval import add_eval_arguments
 
     add_eval_arguments(sub.add_parser("eval", help="score the bot on a JSONL question file"))
+    fb = sub.add_parser("feedback", help="export or summarise the chat's feedback (Settings.feedback_db)")
+    fb_sub = fb.add_subparsers(dest="feedback_command", metavar="ACTION", required=True)
+    exp = fb_sub.add_parser("export", help="every vote with its question, answer, citations and comment")
+    exp.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    exp.add_argument("--out", help="file to write (default: standard output)")
+    exp.add_argument("--db", help="feedback database (default: QA_BOT_FEEDBACK_DB or the cache folder)")
+    summ = fb_sub.add_parser("summary", help="counts of votes up and down")
+    summ.add_argument("--db", help="feedback database (default: QA_BOT_FEEDBACK_DB or the cache folder)")
     return p
+
+
+def _feedback(args) -> int:
+    from .feedback import FeedbackError, FeedbackStore, export
+    from .settings import Settings
+
+    store = FeedbackStore(args.db or Settings.from_env().feedback_db)
+    if args.feedback_command == "summary":
+        s = store.summary()
+        share = "n/a" if s["helpful_share"] is None else f"{s['helpful_share']:.0%}"
+        _out(f"feedback: {s['n']} votes, {s['up']} up, {s['down']} down ({share} helpful), "
+             f"{s['with_comment']} with a comment ({store.path})")
+        return 0
+    rows = store.rows()
+    text = export(rows, args.format)
+    if not args.out:
+        sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
+        return 0
+    try:
+        with open(args.out, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as exc:
+        raise FeedbackError(f"Cannot write {args.out}: {exc.strerror or exc}.") from None
+    _out(f"wrote {len(rows)} feedback rows to {args.out}", file=sys.stderr)
+    return 0
 
 
 # Terminal escape sequences (CSI "ESC [ ... m", OSC "ESC ] ... BEL" such as a clipboard write, other ESC pairs)
@@ -190,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return _index(args)
         if args.command == "docs":
             return _docs(args)
+        if args.command == "feedback":
+            return _feedback(args)
         from .eval import cli_eval
 
         return cli_eval(args)

@@ -568,6 +568,10 @@ def render_report(records: list[dict[str, Any]], metrics: dict[str, Any], title:
     lines += [f"| {label} | {_fmt(m[key], spec)} |" for key, label, spec in HEADLINE]
     for stage, p in m["stage_latency"].items():
         lines.append(f"| Stage {stage} p50 / p95 (s) | {_fmt(p['p50_s'])} / {_fmt(p['p95_s'])} |")
+    if fb := m.get("user_feedback"):  # the chat users' votes, all time (not this run's questions)
+        value = fb["error"] if "error" in fb else (f"{fb['up']} up / {fb['down']} down of {fb['n']}"
+                                                   f" ({fb['with_comment']} with a comment)")
+        lines.append(f"| Chat feedback (all time) | {value} |")
 
     def section(name: str, rows: list[dict[str, Any]]) -> None:
         lines.extend(["", f"## {name} ({len(rows)})", ""])
@@ -639,6 +643,20 @@ def describe_bot(bot: Any) -> dict[str, Any]:
     return {"settings": _jsonable(dataclasses.asdict(settings)) if is_instance else None, "model": _jsonable(model)}
 
 
+def feedback_summary(bot: Any) -> dict[str, Any] | None:
+    """The chat's thumbs up/down counts (qa_bot.feedback) from the bot's Settings.feedback_db, beside the eval's
+    own figures; None when the bot has no settings, {"error": ...} when the database cannot be read."""
+    from .feedback import FeedbackError, FeedbackStore
+
+    path = getattr(getattr(bot, "settings", None), "feedback_db", None)
+    if path is None:
+        return None
+    try:
+        return {**FeedbackStore(path).summary(), "db": str(path)}
+    except FeedbackError as exc:
+        return {"error": str(exc), "db": str(path)}
+
+
 def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, out_dir: str | Path,
              progress: bool = True) -> dict[str, Any]:
     """Warm the bot up (untimed), ask it every question, write predictions.jsonl, metrics.json and report.md into out_dir; return metrics.
@@ -686,7 +704,8 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
         "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "loadavg_start": load_start, "loadavg_end": _loadavg(),
     }
-    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4), "run": run}
+    metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4), "run": run,
+               "user_feedback": feedback_summary(bot)}
     with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")

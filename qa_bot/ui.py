@@ -24,15 +24,16 @@ from .chat import (DONE, ERROR, MAX_QUEUED, QUEUED, RUNNING, SEARCHING, STOPPED,
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
 from .settings import REPO_ROOT, Settings
+from .theme import CSS, RESTORE_JS, TOGGLE_JS
 from .types import Answer, Stage
 from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = [
+EXAMPLES = [  # each stands alone (a first question cannot be a follow-up); the last is not in the article
     "When did Alibaba go public in New York?",
     "What is Alibaba doing with its cloud unit?",
-    "How much revenue did it make?",  # a follow-up: click it after the cloud question
+    "How much revenue did the cloud business generate in the first quarter?",
     "Who is the chairman and chief executive officer of Alibaba Group?",
     "What is Alibaba's share price today?",  # not in the article: shows a refusal
 ]
@@ -51,13 +52,16 @@ def esc(text: str) -> str:
 
 
 def format_ms(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+    if seconds is None:
+        return "–"
+    return "<1 ms" if 0 < seconds < 0.0005 else f"{seconds * 1000:.0f} ms"
 
 
 def format_timings(timings: dict[str, float]) -> str:
-    """'retrieval 12 ms · generation 340 ms' (plus rewrite when a follow-up was rewritten)."""
+    """'retrieval 12 ms · generation 340 ms' (plus rewrite when a follow-up was rewritten). A stage that did
+    not run (absent, or 0: a refusal made before the reader) is not shown."""
     names = (("rewrite", "rewrite"), ("retrieve", "retrieval"), ("generate", "generation"))
-    return " · ".join(f"{label} {format_ms(timings[k])}" for k, label in names if k in timings)
+    return " · ".join(f"{label} {format_ms(timings[k])}" for k, label in names if timings.get(k, 0) > 0)
 
 
 def render_answer_text(text: str, turn_id: int | None = None, items: Sequence[dict[str, Any]] = ()) -> str:
@@ -150,13 +154,23 @@ def render_user(question: str) -> str:
     return f'<div class="qa-msg qa-user">{esc(question)}</div>'
 
 
-def source_items(answer: Answer) -> list[dict[str, Any]]:
-    """The passages to list under an answer: its citations, or, for a refusal, the closest retrieved passages."""
+def source_items(answer: Answer, min_similarity: float | None = None) -> list[dict[str, Any]]:
+    """The passages to list under an answer: its citations, or, for a refusal, the closest retrieved passages
+    that are relevant. Relevant (with min_similarity given): the passage holds a sentence the reader was shown
+    whose cosine to the question reaches min_similarity, the bot's own bar for "near the question" (below it,
+    QABot refuses without reading); passages that only share ranking position with a poem request or an
+    injection attempt are not listed. Evidence without a similarity (another Bot) leaves the list as it is."""
     if answer.citations:
         return [{"n": c.n, "source": c.source, "start": c.start, "end": c.end, "text": c.text, "cited": True,
                  "title": c.title, "date": c.date, "page": c.page} for c in answer.citations]
+    hits = list(answer.retrieved)
+    sims = [(e, getattr(e, "similarity", None)) for e in answer.evidence]
+    if min_similarity is not None and sims and all(v is not None for _, v in sims):
+        near = [e for e, v in sims if v >= min_similarity]
+        hits = [h for h in hits if any(e.source == h.chunk.source and h.chunk.start <= e.start < h.chunk.end
+                                       for e in near)]
     return [{"n": i, "source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "text": h.chunk.text,
-             "cited": False} for i, h in enumerate(answer.retrieved, 1)]
+             "cited": False} for i, h in enumerate(hits, 1)]
 
 
 def _document_name(it: dict[str, Any]) -> str:
@@ -208,7 +222,8 @@ def render_document(text: str, spans: Sequence[tuple[int, int]], *, title: str =
     out.append(esc(text[pos:]))
     head = f'<div class="qa-doc-title">{esc(title)}</div>' if title else ""
     nonce = f' data-pick="{int(pick)}"' if pick is not None else ""
-    return f'<div class="qa-doc"{nonce}>{head}<div class="qa-doc-body">{"".join(out)}</div></div>'
+    return (f'<div class="qa-doc"{nonce}>{head}<div class="qa-doc-body" tabindex="0" role="region" '
+            f'aria-label="Document text">{"".join(out)}</div></div>')
 
 
 EMPTY_DOC = '<div class="qa-doc qa-empty">Select a source to read it in context.</div>'
@@ -222,8 +237,13 @@ element.addEventListener('click', (e) => {
 });
 """
 SCROLL_JS = r"""
-const show = () => { const m = element.querySelector('mark.qa-focus');
-  if (m) m.scrollIntoView({block: 'nearest', behavior: 'smooth'}); };
+// Scroll the document box only, never the page: on a phone the viewer is below the chat, and scrolling the page
+// to it would carry the answer off screen. The mark is placed a third of the way down the box, not at its edge.
+const show = () => { const m = element.querySelector('mark.qa-focus'); const box = element.querySelector('.qa-doc-body');
+  if (m && box) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - box.clientHeight / 3;
+  // A new answer has arrived: bring its bubble into view (the page may have scrolled with the input box).
+  const rows = document.querySelectorAll('#qa-chat .message-row'); const last = rows[rows.length - 1];
+  if (last) last.scrollIntoView({block: 'nearest'}); };
 watch('value', show); show();
 // Citation markers in any answer (old ones too) open their cited sentence here; Copy copies an answer with
 // its sources. One listener on the page: the chat re-renders its bubbles.
@@ -253,46 +273,128 @@ document.addEventListener('keydown', (e) => {
   if ((e.key === 'Enter' || e.key === ' ') && cite(e)) e.preventDefault(); });
 """
 
-CSS = """
-.qa-msg.qa-refusal { color: var(--body-text-color-subdued); font-style: italic;
-  border-left: 4px solid #d97706; padding-left: .6em; }
-.qa-badge { font-style: normal; font-size: .75em; font-weight: 600; background: #fde68a; color: #78350f;
-  border-radius: 4px; padding: 0 .4em; margin-right: .3em; }
-.qa-msg.qa-error { color: #b91c1c; }
-.qa-cite { color: var(--color-accent); font-weight: 600; }
-.qa-meta { font-size: .75em; color: var(--body-text-color-subdued); margin-top: .4em; }
-.qa-cursor { opacity: .5; }
-.qa-sources ol { list-style: none; padding: 0; margin: .3em 0; }
-.qa-head { font-weight: 600; margin-bottom: .3em; }
-.qa-closest .qa-head { color: #b45309; }
-button.qa-src { display: block; width: 100%; text-align: left; border: 1px solid var(--border-color-primary);
-  border-radius: 6px; padding: .4em .6em; margin: .3em 0; background: var(--background-fill-secondary);
-  cursor: pointer; color: inherit; font: inherit; }
-button.qa-src:hover, button.qa-src:focus { border-color: var(--color-accent); }
-.qa-n { font-weight: 700; color: var(--color-accent); }
-.qa-name { font-size: .8em; color: var(--body-text-color-subdued); }
-.qa-passage { display: block; font-size: .85em; margin-top: .2em; }
-.qa-doc-title { font-weight: 600; margin-bottom: .3em; }
-.qa-doc-body { white-space: pre-wrap; max-height: 420px; overflow: auto; font-size: .9em; line-height: 1.5; }
-mark.qa-hl { background: #fef3c7; color: inherit; }
-mark.qa-focus { background: #fde047; outline: 2px solid #eab308; }
-.qa-mark-label { font-weight: 700; margin-right: .2em; }
-.qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
-.qa-cite-link { cursor: pointer; position: relative; text-decoration: underline dotted; }
-.qa-cite-link .qa-preview { display: none; position: absolute; z-index: 20; left: 0; top: 1.6em; width: 22em;
-  max-width: 70vw; font-size: .8rem; font-weight: 400; line-height: 1.35; color: var(--body-text-color);
-  background: var(--background-fill-primary); border: 1px solid var(--color-accent); border-radius: 6px;
-  padding: .4em .6em; box-shadow: 0 2px 8px rgba(0,0,0,.2); white-space: normal; }
-.qa-cite-link:hover .qa-preview, .qa-cite-link:focus .qa-preview { display: block; }
-.qa-preview-text, .qa-preview-src { display: block; }
-.qa-preview-src { margin-top: .2em; color: var(--body-text-color-subdued); font-size: .9em; }
-.qa-stage { color: var(--body-text-color-subdued); font-style: italic; margin-right: .3em; }
-.qa-msg.qa-queued, .qa-msg.qa-stopped { color: var(--body-text-color-subdued); }
-.qa-tools { margin-top: .3em; }
-button.qa-copy { font-size: .75em; border: 1px solid var(--border-color-primary); border-radius: 4px;
-  padding: 0 .5em; background: transparent; color: inherit; cursor: pointer; }
-.qa-copytext { display: none; }
-"""
+
+# ---------------------------------------------------------------------------------------------------
+# Look, corpus and feedback (issue 10): the corpus named up front, the question counter, votes on answers
+# ---------------------------------------------------------------------------------------------------
+
+
+def corpus_titles(bot) -> list[str]:
+    """The corpus's document titles (the file name when a document has none), as the library gives them."""
+    try:
+        docs = list(getattr(bot, "documents", None) or getattr(bot, "_corpus", {}) or ())
+        titles = getattr(bot, "titles", {}) or {}
+    except QABotError:  # an unreadable corpus: the first question will say so
+        return []
+    return [titles.get(src) or src for src in sorted(docs)]
+
+
+def render_corpus(titles: Sequence[str]) -> str:
+    """'Ask the article: <title>', or for several documents their count and the first few titles."""
+    if not titles:
+        return '<h1 class="qa-title">Ask the documents</h1>'
+    if len(titles) == 1:
+        head, sub = f"Ask the article: {titles[0]}", "1 document"
+    else:
+        shown = "; ".join(titles[:3]) + (f"; and {len(titles) - 3} more" if len(titles) > 3 else "")
+        head, sub = f"Ask {len(titles)} documents", shown
+    return (f'<h1 class="qa-title">{esc(head)}</h1><p class="qa-corpus">{esc(sub)}. Answers cite numbered '
+            "passages; select one to see it in the full text. Documents you add stay until you reload the page "
+            "(Clear chat keeps them).</p>")
+
+
+# The counter is updated in the browser (no server round trip per key): "123 / 2,000", red past the limit.
+COUNTER_JS = """(q, limit) => { const n = (q || '').length; const el = document.querySelector('#qa-count .qa-count');
+  if (el) { el.textContent = n > limit ? `${n.toLocaleString()} / ${limit.toLocaleString()} characters: too long, please shorten it`
+    : (n > limit * 0.8 ? `${n.toLocaleString()} / ${limit.toLocaleString()} characters` : '');
+    el.classList.toggle('qa-over', n > limit); } return []; }"""
+
+
+def upload_precheck_js(settings: Settings) -> str:
+    """js_on_load for the upload note: a file of a kind or size the library refuses is stopped in the page, before
+    Gradio's own size check (whose wording and units differ) or any upload, and the library's own message is
+    shown in the note, the one place every upload message goes. The messages are check_upload's, made once
+    with placeholders, so they follow whatever formats and limit the library accepts."""
+    import json
+
+    from .pipeline import check_upload, human_size
+
+    def message(name: str, size: int) -> str:
+        try:
+            check_upload(settings, name, size)
+        except QABotError as e:
+            return str(e)
+        return ""
+
+    rules = {"suffixes": [x.lower() for x in DOC_SUFFIXES], "max": settings.max_upload_bytes,
+             "kind": message("NAME.x", 0).replace("NAME.x", "{name}"),
+             "size": message("NAME.txt", settings.max_upload_bytes + 1).replace("NAME.txt", "{name}").replace(
+                 human_size(settings.max_upload_bytes + 1), "{size}", 1)}
+    return """
+const R = %s;
+const mb = (n) => n < 1048576 ? `${Math.round(n / 1024).toLocaleString('en')} KB`
+  : `${(n / 1048576).toFixed(1)} MB`.replace('.0 MB', ' MB');
+document.addEventListener('change', (e) => {
+  const input = e.target;
+  const btn = document.getElementById('qa-upload');  // the upload button's hidden input sits beside it
+  if (!(input instanceof HTMLInputElement) || input.type !== 'file' || !btn || !btn.parentElement.contains(input)) return;
+  const f = input.files && input.files[0];
+  if (!f) return;
+  const dot = f.name.lastIndexOf('.'); const suffix = dot >= 0 ? f.name.slice(dot).toLowerCase() : '';
+  let msg = '';
+  if (!R.suffixes.includes(suffix)) msg = R.kind.replace('{name}', f.name);
+  else if (f.size > R.max) msg = R.size.replace('{name}', f.name).replace('{size}', mb(f.size));
+  if (!msg) return;
+  e.stopImmediatePropagation(); e.preventDefault(); input.value = '';
+  element.innerHTML = '<div class="qa-msg qa-error" role="alert"></div>';
+  element.firstChild.textContent = '⚠ ' + msg;
+}, true);
+""" % json.dumps(rules)
+
+
+def added_documents(bot, session):
+    """The dropdown of this session's added documents and its Remove button (hidden while there are none)."""
+    names = bot.session_documents(session) if callable(getattr(bot, "session_documents", None)) else []
+    return gr.update(choices=names, value=names[-1] if names else None, visible=bool(names)), \
+        gr.update(visible=bool(names))
+
+
+def remove_added(bot, session, name):
+    """Drop one added document from this session; the note says what happened."""
+    if not name:
+        return gr.skip(), render_error("Choose a document to remove."), gr.skip(), gr.skip()
+    try:
+        session = bot.remove_document(session, name)
+    except QABotError as e:
+        return gr.skip(), render_error(str(e)), gr.skip(), gr.skip()
+    return session, f'<div class="qa-note">Removed <b>{esc(name)}</b>; answers no longer use it.</div>', \
+        *added_documents(bot, session)
+
+
+def render_counter() -> str:
+    return '<div class="qa-count" aria-live="polite"></div>'
+
+
+def record_feedback(store, bot, vote: str, comment: str, turns, items) -> tuple[str, Any]:
+    """Store a vote on the last answer (its question, text, citations, the model) and say so; a store that
+    cannot be written gives a one-line message and the comment stays in its box."""
+    from .feedback import Feedback, FeedbackError
+
+    if not turns:
+        return render_error("Ask a question first; then rate its answer."), gr.skip()
+    question, answer = turns[-1]
+    cites = tuple({k: it[k] for k in ("n", "source", "start", "end", "text")} for it in items or [] if it.get("cited"))
+    try:
+        info = bot.model_info() if callable(getattr(bot, "model_info", None)) else {}
+    except Exception:  # the vote matters more than the model's description
+        info = {}
+    try:
+        store.add(Feedback(vote, question, answer, cites, comment or "", info))
+    except FeedbackError as e:
+        log.warning("feedback not saved: %s", e)
+        return render_error(f"Your feedback was not saved: {e}"), gr.skip()  # the comment stays in its box
+    return f'<div class="qa-note">Thanks: your vote ({"helpful" if vote == "up" else "not helpful"}) on the last answer was saved.</div>', ""
+
 
 # ---------------------------------------------------------------------------------------------------
 # The app
@@ -367,6 +469,8 @@ class Handlers:
     def __init__(self, bot, uploads: UploadStore | None = None):
         self.bot, self.uploads = bot, uploads
         self._picks = itertools.count()  # numbers each document selection (render_document's pick)
+        # A refusal lists only passages near the question: the bot's own bar (source_items)
+        self._near = getattr(getattr(bot, "settings", None), "min_similarity", None)
 
     def doc_for(self, items, session, idx: int) -> str:
         it = items[idx]
@@ -469,7 +573,7 @@ class Handlers:
             if answer is None:
                 yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), conv.to_json()
                 continue
-            items = source_items(answer)
+            items = source_items(answer, self._near)
             doc = self.doc_for(items, session, 0) if answer.citations else EMPTY_DOC
             refusal = answer.text if answer.abstained else REFUSAL
             yield (render_chat(conv.snapshot()), items, render_sources(items, answer.abstained, refusal), doc,
@@ -487,7 +591,7 @@ class Handlers:
                     yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
                     continue
                 if isinstance(piece, Answer):
-                    items = source_items(piece)
+                    items = source_items(piece, self._near)
                     done = conv.update(turn.id, status=DONE, text=piece.text, stage="", abstained=piece.abstained,
                                        items=tuple(items), html=render_message(piece, turn.id, items))
                     for _ in stream:  # the Answer is the last item: let the bot's generator finish normally
@@ -561,7 +665,12 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
     the OpenAI-compatible API (qa_bot.api) that launch() serves on the same port. api_keys: None reads
     QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key."""
     h = Handlers(bot)  # launch() gives it the upload store: files are kept only while the app is served
-    with Blocks(title="Ask the article", analytics_enabled=False) as demo:
+    from .feedback import FeedbackStore
+
+    feedback = FeedbackStore(bot.settings.feedback_db)
+    titles = corpus_titles(bot)
+    with Blocks(title=f"Ask the article: {titles[0]}" if len(titles) == 1 else "Ask the documents",
+                analytics_enabled=False) as demo:
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
         items = gr.State([])  # the passages listed for the last answer, for source clicks
@@ -569,14 +678,18 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         # The chat kept in this browser's localStorage, so it survives a reload. The secret only obscures the
         # stored copy; a fixed one keeps the history across server restarts too.
         saved = gr.BrowserState([], storage_key="qa_bot_chat", secret="qa-bot-local-history")
-        gr.Markdown("### Ask the article\nAnswers cite numbered passages; select one to see it in the full text.")
+        with gr.Row():
+            gr.HTML(render_corpus(titles), elem_id="qa-corpus")
+            theme_btn = gr.Button("Light / dark", elem_id="qa-theme", size="sm", scale=0, min_width=110)
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Chat", elem_id="qa-chat", height=460, render_markdown=False,
                                   sanitize_html=True, feedback_options=None, buttons=[])  # copy would copy our HTML
                 with gr.Row():
-                    msg = gr.Textbox(placeholder="Ask a question about the article…", show_label=False,
-                                     elem_id="qa-input", scale=5, max_length=bot.settings.max_question_chars)
+                    # No max_length: the browser would cut a long paste silently; the counter warns and the
+                    # library refuses an over-long question with a message instead.
+                    msg = gr.Textbox(placeholder="Ask a question…", show_label=False, label="Question",
+                                     elem_id="qa-input", scale=5, max_lines=6)
                     send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
                 with gr.Row():
                     stop_btn = gr.Button("Stop", elem_id="qa-stop", size="sm", variant="stop")
@@ -585,7 +698,18 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
                     upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
-                upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=None)
+                counter = gr.HTML(render_counter(), elem_id="qa-count")
+                with gr.Row():
+                    added = gr.Dropdown([], label="Your added documents (this browser session)", visible=False,
+                                        elem_id="qa-added", scale=4, interactive=True)
+                    remove_btn = gr.Button("Remove", elem_id="qa-remove", size="sm", scale=1, min_width=80, visible=False)
+                upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=upload_precheck_js(bot.settings))
+                with gr.Row(elem_id="qa-fb"):
+                    fb_comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
+                                            label="Comment", elem_id="qa-fb-comment", scale=4, max_lines=3)
+                    fb_up = gr.Button("Helpful", elem_id="qa-fb-up", size="sm", scale=1, min_width=90)
+                    fb_down = gr.Button("Not helpful", elem_id="qa-fb-down", size="sm", scale=1, min_width=90)
+                fb_note = gr.HTML("", elem_id="qa-fb-note")
                 ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
                                  api_visibility="private")
             with gr.Column(scale=2):
@@ -620,9 +744,19 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         demo.load(h.restore, [saved, conv], [chat, items, sources], queue=False, api_visibility="private")
         # Embedding an upload is slow (~40 s for 1 MB on 2 cores): it has its own concurrency group, so it never
         # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
-        upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
+        upload_done = upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
         gr.api(h.ask, api_name="ask", **model)
+        upload_done.then(lambda s: added_documents(bot, s), [session], [added, remove_btn], queue=False, api_visibility="private")
+        remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added], [session, upload_note, added, remove_btn],
+                         concurrency_limit=1, concurrency_id=UPLOADS, api_visibility="private")
+        theme_btn.click(None, js=TOGGLE_JS)
+        demo.load(None, js=RESTORE_JS)
+        limit = gr.Number(bot.settings.max_question_chars, visible=False)
+        msg.input(None, [msg, limit], None, js=COUNTER_JS)
+        for btn, kind in ((fb_up, "up"), (fb_down, "down")):
+            btn.click(lambda c, t, i, kind=kind: record_feedback(feedback, bot, kind, c, t, i),
+                      [fb_comment, turns, items], [fb_note, fb_comment], queue=False, api_visibility="private")
     demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.

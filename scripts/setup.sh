@@ -29,6 +29,15 @@ if [ "${1:-}" = "--test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/ch
     echo "setup: chromium/chromedriver missing and not root: the browser test will be skipped" >&2
   fi
 fi
+# axe-core (npm) for the accessibility audit in tests/test_look.py: installed into .venv/axe once; the test injects
+# it from disk, so nothing is fetched at run time. Without npm the audit is skipped.
+if [ "${1:-}" = "--test" ] && [ ! -f .venv/axe/node_modules/axe-core/axe.min.js ]; then
+  if command -v npm >/dev/null; then
+    npm install --silent --no-audit --no-fund --prefix .venv/axe axe-core@4.14.1 >/dev/null
+  else
+    echo "setup: npm missing: the accessibility audit (axe-core) will be skipped" >&2
+  fi
+fi
 # Join and verify the reader now (1.1 GB, ~10 s once) rather than on the first question.
 .venv/bin/python -c "from qa_bot.settings import Settings; from qa_bot.llm import LLMProvider; print('setup: reader at', LLMProvider(Settings.from_env()).gguf())"
 echo "setup: done (.venv ready)"

@@ -170,6 +170,13 @@ class FakeBot:
     def model_info(self) -> dict:
         return {"backend": "fake", "model": "FakeBot"}
 
+    @property
+    def titles(self) -> dict[str, str]:
+        """As QABot.titles: the library's own rule (sidecar .meta.json, first line, file name)."""
+        from qa_bot.ingest import Document, document_title
+
+        return {n: document_title(Document(n, t, ""), self.settings.corpus_dir) for n, t in self._corpus.items()}
+
     def warm_up(self) -> "FakeBot":
         return self
 
@@ -198,6 +205,15 @@ class FakeBot:
             raise CorpusError(f"{name} is empty.")
         old = session.docs if session else ()
         return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
+
+    def session_documents(self, session: FakeSessionDocs | None) -> list[str]:
+        return [n for n, _ in (session.docs if session else ())]
+
+    def remove_document(self, session: FakeSessionDocs | None, name: str) -> FakeSessionDocs | None:
+        if name not in self.session_documents(session):
+            raise CorpusError(f"{name} is not among this chat's added documents.")
+        rest = tuple((n, t) for n, t in session.docs if n != name)
+        return FakeSessionDocs(rest) if rest else None
 
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None,
             source: str | None = None, since: str | None = None, until: str | None = None) -> Answer:
@@ -358,5 +374,6 @@ if __name__ == "__main__":  # python tests/fakes.py --port N: the real UI around
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    launch(build_app(FakeBot(delay=a.delay, max_upload_bytes=a.upload_bytes), queue_size=a.queue_size),
+    launch(build_app(FakeBot(delay=a.delay, max_upload_bytes=a.upload_bytes, settings=Settings.from_env()),
+                     queue_size=a.queue_size),
            host="127.0.0.1", port=a.port)

@@ -16,7 +16,7 @@ MEMBERS = sorted(n for n in dir(Bot) if not n.startswith("_")) + ["settings"]
 
 def test_the_protocol_names_what_the_edges_use():
     assert set(MEMBERS) == {"add_document", "ask", "ask_stream", "close", "document_text", "model_info", "refusal",
-                            "retrieve", "settings", "warm_up"}
+                            "remove_document", "retrieve", "session_documents", "settings", "warm_up"}
 
 
 @pytest.mark.parametrize("name", [n for n in MEMBERS if callable(getattr(Bot, n, None))])
@@ -48,6 +48,14 @@ def test_same_error_types(bot):
     for bad in ("", "   ", "x" * (bot.settings.max_question_chars + 1)):
         with pytest.raises(InvalidQuestion):
             bot.ask(bad)
+
+
+def test_added_documents_are_listed_and_removed(bot):
+    s = bot.add_document(None, "notes.txt", b"The ferry leaves at noon.")
+    assert bot.session_documents(s) == ["notes.txt"] and bot.session_documents(None) == []
+    assert bot.remove_document(s, "notes.txt") is None
+    with pytest.raises(CorpusError):
+        bot.remove_document(s, "other.txt")
 
 
 def test_ask_is_the_end_of_ask_stream(bot):

@@ -234,8 +234,8 @@ def test_upload_errors_are_shown(browser, fake_app, tmp_path):
     open_app(browser, fake_app)
     big = tmp_path / "big.txt"
     big.write_text("word " * 1000)  # 5000 bytes; this server's limit is 2000
-    upload(browser, big)  # refused by the page itself, before sending (Gradio's max_file_size = max_upload_bytes)
-    WebDriverWait(browser, 30).until(lambda d: "exceed the maximum allowed size" in d.find_element(By.TAG_NAME, "body").text)
+    upload(browser, big)  # refused by the page itself, before sending, with the library's message (issue 10)
+    WebDriverWait(browser, 30).until(lambda d: "big.txt is too large (5 KB)" in texts(d, "#qa-upload-note"))
     binary = tmp_path / "blob.md"
     binary.write_bytes(bytes(range(256)) * 4)
     upload(browser, binary)

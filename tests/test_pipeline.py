@@ -157,11 +157,27 @@ def test_session_documents_are_searched_only_in_their_session(make):
     ("a.txt", b"\x00\x01binary", "binary"),
     ("a.txt", "café".encode("latin-1"), "UTF-8"),
     ("a.txt", b"   ", "empty"),
-    ("a.txt", b"x" * 3_000_000, "limit"),
+    ("a.txt", b"x" * 3_000_000, r"too large \(2.9 MB\); a document can be at most 1 MB"),  # MB, not bytes
 ])
 def test_bad_uploads_get_clear_errors(make, name, data, msg):
-    with pytest.raises(CorpusError, match=msg):
+    with pytest.raises(CorpusError, match=msg) as err:
         make().add_document(None, name, data)
+    assert str(err.value).startswith("a.") and "session/" not in str(err.value)  # the user's name, no internal prefix
+
+
+def test_an_added_document_can_be_removed(make):
+    bot = make(reply(""), reply(""))
+    s1 = bot.add_document(None, "ferries.txt", b"The ferry timetable changes on 3 May. Boats leave hourly.")
+    s2 = bot.add_document(s1, "trams.md", b"Trams run every ten minutes on weekdays.")
+    assert bot.session_documents(s2) == ["ferries.txt", "trams.md"]
+    s3 = bot.remove_document(s2, "ferries.txt")
+    assert bot.session_documents(s3) == ["trams.md"] and bot.session_documents(s2) == ["ferries.txt", "trams.md"]
+    a = bot.ask("When does the ferry timetable change?", session=s3)
+    assert all(h.chunk.source != "session/ferries.txt" for h in a.retrieved)
+    assert bot.document_text("session/trams.md", s3).startswith("Trams")
+    with pytest.raises(CorpusError, match="not among"):
+        bot.remove_document(s3, "ferries.txt")
+    assert bot.remove_document(s3, "trams.md") is None
 
 
 def test_lcel_chain_is_the_same_pipeline_and_streams(make):
