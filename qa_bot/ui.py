@@ -375,15 +375,16 @@ def render_counter() -> str:
     return '<div class="qa-count" aria-live="polite"></div>'
 
 
-def record_feedback(store, bot, vote: str, comment: str, turns, items) -> tuple[str, Any]:
-    """Store a vote on the last answer (its question, text, citations, the model) and say so; a store that
-    cannot be written gives a one-line message and the comment stays in its box."""
+def record_feedback(store, bot, vote: str, comment: str, conv: Conversation) -> tuple[str, Any]:
+    """Store a vote on the chat's last answer (its question, text, citations, the model) and say so; a store
+    that cannot be written gives a one-line message and the comment stays in its box."""
     from .feedback import Feedback, FeedbackError
 
-    if not turns:
+    done = [t for t in (conv.snapshot() if conv is not None else []) if t.status == DONE]
+    if not done:
         return render_error("Ask a question first; then rate its answer."), gr.skip()
-    question, answer = turns[-1]
-    cites = tuple({k: it[k] for k in ("n", "source", "start", "end", "text")} for it in items or [] if it.get("cited"))
+    question, answer = done[-1].question, done[-1].text
+    cites = tuple({k: it[k] for k in ("n", "source", "start", "end", "text")} for it in done[-1].items if it.get("cited"))
     try:
         info = bot.model_info() if callable(getattr(bot, "model_info", None)) else {}
     except Exception:  # the vote matters more than the model's description
@@ -755,8 +756,8 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         limit = gr.Number(bot.settings.max_question_chars, visible=False)
         msg.input(None, [msg, limit], None, js=COUNTER_JS)
         for btn, kind in ((fb_up, "up"), (fb_down, "down")):
-            btn.click(lambda c, t, i, kind=kind: record_feedback(feedback, bot, kind, c, t, i),
-                      [fb_comment, turns, items], [fb_note, fb_comment], queue=False, api_visibility="private")
+            btn.click(lambda c, cv, kind=kind: record_feedback(feedback, bot, kind, c, cv),
+                      [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
     demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.
