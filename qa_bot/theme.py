@@ -57,6 +57,8 @@ mark.qa-focus { background: var(--qa-focus-bg); color: var(--qa-focus-text); out
 .qa-count.qa-over { color: var(--qa-error); font-weight: 600; }
 /* Gradio's dark theme sets its own orange (#ea580c, 3.6:1 with white) more specifically than the variables. */
 button.primary, .dark button.primary { background: #c2410c !important; color: #ffffff !important; }
+/* The Stop button: white on #b91c1c is 6.5:1 (Gradio's stop red #ef4444 gives 3.8:1) */
+button.stop, .dark button.stop { background: #b91c1c !important; color: #ffffff !important; }
 button.primary:hover, .dark button.primary:hover { background: #9a3412 !important; }
 @media (max-width: 640px) { #qa-chat { height: 46vh !important; min-height: 260px; } }
 /* A long question scrolls inside the box instead of growing it past the screen. */
