@@ -375,16 +375,32 @@ def render_counter() -> str:
     return '<div class="qa-count" aria-live="polite"></div>'
 
 
-def record_feedback(store, bot, vote: str, comment: str, conv: Conversation) -> tuple[str, Any]:
-    """Store a vote on the chat's last answer (its question, text, citations, the model) and say so; a store
-    that cannot be written gives a one-line message and the comment stays in its box."""
+def last_answered(conv: Conversation | None) -> Turn | None:
+    """The chat's last answered turn (what the Helpful / Not helpful buttons rate)."""
+    done = [t for t in (conv.snapshot() if conv is not None else []) if t.status == DONE]
+    return done[-1] if done else None
+
+
+def voted_turn(conv: Conversation | None, index: Any) -> Turn | None:
+    """The turn whose answer bubble is message `index` of the Chatbot (render_chat: two messages a turn), when
+    it is answered: a thumb on any answer, old ones too, rates that answer."""
+    i = index[0] if isinstance(index, (list, tuple)) and index else index
+    turns = conv.snapshot() if conv is not None else []
+    if not isinstance(i, int) or i < 0 or i // 2 >= len(turns) or i % 2 != 1:
+        return None
+    turn = turns[i // 2]
+    return turn if turn.status == DONE else None
+
+
+def record_feedback(store, bot, vote: str, comment: str, turn: Turn | None) -> tuple[str, Any]:
+    """Store a vote on one answered turn (its question, text, citations, the model) and say so; a store that
+    cannot be written gives a one-line message and the comment stays in its box."""
     from .feedback import Feedback, FeedbackError
 
-    done = [t for t in (conv.snapshot() if conv is not None else []) if t.status == DONE]
-    if not done:
+    if turn is None:
         return render_error("Ask a question first; then rate its answer."), gr.skip()
-    question, answer = done[-1].question, done[-1].text
-    cites = tuple({k: it[k] for k in ("n", "source", "start", "end", "text")} for it in done[-1].items if it.get("cited"))
+    question, answer = turn.question, turn.text
+    cites = tuple({k: it[k] for k in ("n", "source", "start", "end", "text")} for it in turn.items if it.get("cited"))
     try:
         info = bot.model_info() if callable(getattr(bot, "model_info", None)) else {}
     except Exception:  # the vote matters more than the model's description
@@ -394,7 +410,8 @@ def record_feedback(store, bot, vote: str, comment: str, conv: Conversation) -> 
     except FeedbackError as e:
         log.warning("feedback not saved: %s", e)
         return render_error(f"Your feedback was not saved: {e}"), gr.skip()  # the comment stays in its box
-    return f'<div class="qa-note">Thanks: your vote ({"helpful" if vote == "up" else "not helpful"}) on the last answer was saved.</div>', ""
+    kind = "helpful" if vote == "up" else "not helpful"
+    return f'<div class="qa-note">Thanks: your vote ({kind}) on the answer to “{esc(question[:80])}” was saved.</div>', ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -685,7 +702,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Chatbot(label="Chat", elem_id="qa-chat", height=460, render_markdown=False,
-                                  sanitize_html=True, feedback_options=None, buttons=[])  # copy would copy our HTML
+                                  sanitize_html=True, feedback_options=("Like", "Dislike"), buttons=[])  # copy would copy our HTML
                 with gr.Row():
                     # No max_length: the browser would cut a long paste silently; the counter warns and the
                     # library refuses an over-long question with a message instead.
@@ -706,7 +723,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     remove_btn = gr.Button("Remove", elem_id="qa-remove", size="sm", scale=1, min_width=80, visible=False)
                 upload_note = gr.HTML("", elem_id="qa-upload-note", js_on_load=upload_precheck_js(bot.settings))
                 with gr.Row(elem_id="qa-fb"):
-                    fb_comment = gr.Textbox(placeholder="Optional comment on the last answer", show_label=False,
+                    fb_comment = gr.Textbox(placeholder="Optional comment, sent with your vote (👍/👎 on any answer)", show_label=False,
                                             label="Comment", elem_id="qa-fb-comment", scale=4, max_lines=3)
                     fb_up = gr.Button("Helpful", elem_id="qa-fb-up", size="sm", scale=1, min_width=90)
                     fb_down = gr.Button("Not helpful", elem_id="qa-fb-down", size="sm", scale=1, min_width=90)
@@ -756,8 +773,16 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         limit = gr.Number(bot.settings.max_question_chars, visible=False)
         msg.input(None, [msg, limit], None, js=COUNTER_JS)
         for btn, kind in ((fb_up, "up"), (fb_down, "down")):
-            btn.click(lambda c, cv, kind=kind: record_feedback(feedback, bot, kind, c, cv),
+            btn.click(lambda c, cv, kind=kind: record_feedback(feedback, bot, kind, c, last_answered(cv)),
                       [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
+
+        def on_thumb(c, cv, evt: gr.LikeData):  # the thumbs on each answer bubble, old answers too
+            vote = {True: "up", False: "down"}.get(evt.liked) if isinstance(evt.liked, bool) else None
+            if vote is None:  # a thumb taken back: the vote already stored stays (votes are a log)
+                return gr.skip(), gr.skip()
+            return record_feedback(feedback, bot, vote, c, voted_turn(cv, evt.index))
+
+        chat.like(on_thumb, [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
     demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.

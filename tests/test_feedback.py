@@ -143,3 +143,31 @@ def test_eval_report_carries_the_feedback_summary(tmp_path):
     Bot.settings = Settings(feedback_db=tmp_path / "absent.sqlite3")
     assert ev.feedback_summary(Bot())["n"] == 0
     assert ev.feedback_summary(object()) is None
+
+
+def test_a_thumb_on_any_answer_rates_that_answer(tmp_path):
+    """The Chatbot's thumbs name a message index; each turn is two messages (question, answer bubble)."""
+    from qa_bot.chat import DONE, ERROR, Conversation, Turn
+    from qa_bot.ui import last_answered, record_feedback, voted_turn
+
+    cited = {"n": 1, "source": "a.txt", "start": 0, "end": 4, "text": "2014", "cited": True}
+    conv = Conversation([Turn(0, "first?", DONE, "2014 [1]", items=(cited,)), Turn(1, "broken?", ERROR, "down"),
+                         Turn(2, "last?", DONE, "Hong Kong [1]")])
+    assert voted_turn(conv, 1).question == "first?" and voted_turn(conv, (5,)).question == "last?"
+    assert voted_turn(conv, 0) is None  # a question bubble
+    assert voted_turn(conv, 3) is None and voted_turn(conv, 99) is None and voted_turn(conv, "x") is None
+    assert last_answered(conv).question == "last?" and last_answered(Conversation()) is None
+
+    class Bot:
+        def model_info(self):
+            return {"backend": "test"}
+
+    store = FeedbackStore(tmp_path / "fb.sqlite3")
+    note, comment = record_feedback(store, Bot(), "up", "good", voted_turn(conv, 1))
+    assert "Thanks" in note and "first?" in note and comment == ""
+    note, comment = record_feedback(store, Bot(), "down", "", voted_turn(conv, 0))
+    assert "Ask a question first" in note
+    with sqlite3.connect(tmp_path / "fb.sqlite3") as con:
+        rows = con.execute("SELECT vote, question, answer, citations, comment FROM feedback").fetchall()
+    assert len(rows) == 1 and rows[0][:3] == (1, "first?", "2014 [1]") and rows[0][4] == "good"
+    assert json.loads(rows[0][3])[0]["text"] == "2014"

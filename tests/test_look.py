@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from qa_bot.feedback import FeedbackStore
 from test_browser import CHROMEDRIVER, CHROMIUM, OUT, ask, open_app, visible_in_viewport  # noqa: F401
 
 AXE = Path(sys.prefix) / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -137,6 +138,23 @@ def test_feedback_vote_is_written_to_sqlite(look_app, desktop):
     assert (vote, question, comment) == (-1, "When did Alibaba go public in New York?", "right year")
     assert "2014" in answer and json.loads(citations)[0]["source"] == "alibaba_cloud_spinoff.txt"
     assert json.loads(model)["backend"] == "fake"
+
+
+def test_a_thumb_on_an_earlier_answer_rates_that_answer(look_app, desktop):
+    """The 👍/👎 under each answer bubble (Gradio's own) stores a vote on that answer, not on the last one."""
+    url, db = look_app
+    open_app(desktop, url)
+    desktop.find_element(By.ID, "qa-new").click()  # the history of earlier tests is restored on load
+    WebDriverWait(desktop, 20).until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-msg"))
+    ask(desktop, "Who is the chairman of Alibaba Group?")
+    ask(desktop, "When did Alibaba go public in New York?")
+    likes = desktop.find_elements(By.CSS_SELECTOR, '#qa-chat button[aria-label="Like"]')
+    assert len(likes) == 2
+    before = len(FeedbackStore(db).rows()) if db.exists() else 0
+    likes[0].click()
+    WebDriverWait(desktop, 20).until(lambda d: "chairman" in d.find_element(By.ID, "qa-fb-note").text)
+    rows = FeedbackStore(db).rows()
+    assert len(rows) == before + 1 and (rows[-1]["vote"], rows[-1]["question"]) == (1, "Who is the chairman of Alibaba Group?")
 
 
 @pytest.mark.parametrize("name, data, says", [
