@@ -581,13 +581,17 @@ class Handlers:
         conv.enqueue(question)
         return "", render_chat(conv.snapshot())
 
-    def run(self, conv: Conversation, session):
-        """Answer the queued questions in order, streaming each (outputs: chat, items, sources, doc, saved).
-        The loop stops when its turn stops being RUNNING (Stop, reset); closing this generator (Gradio's
-        cancel) closes the bot's answer stream, so the model is freed either way."""
+    def run(self, conv: Conversation, session, source: str = "", since: str = "", until: str = ""):
+        """Answer the queued questions in order, streaming each (outputs: chat, items, sources, doc, saved),
+        from the documents the filter lets through (the library's: source name, glob or publisher; since/until
+        yyyy-mm-dd; a filter that matches nothing is the answer's one-line error). The loop stops when its turn
+        stops being RUNNING (Stop, reset); closing this generator (Gradio's cancel) closes the bot's answer
+        stream, so the model is freed either way."""
+        flt = {k: v.strip() for k, v in (("source", source), ("since", since), ("until", until))
+               if isinstance(v, str) and v.strip()}
         while (turn := conv.start_next()) is not None:
             yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            answer = yield from self._run_turn(conv, turn, session)
+            answer = yield from self._run_turn(conv, turn, session, flt)
             if answer is None:
                 yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), conv.to_json()
                 continue
@@ -597,10 +601,11 @@ class Handlers:
             yield (render_chat(conv.snapshot()), items, render_sources(items, answer.abstained, refusal), doc,
                    conv.to_json())
 
-    def _run_turn(self, conv: Conversation, turn: Turn, session):
+    def _run_turn(self, conv: Conversation, turn: Turn, session, flt: dict | None = None):
         stream, text = None, ""
         try:
-            stream = self.bot.ask_stream(turn.question, history=conv.history(before=turn.id), session=session)
+            stream = self.bot.ask_stream(turn.question, history=conv.history(before=turn.id), session=session,
+                                         **(flt or {}))
             for piece in stream.events():
                 if not conv.is_running(turn.id):
                     return None  # stopped or reset: the finally closes the stream
@@ -717,6 +722,14 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
                 counter = gr.HTML(render_counter(), elem_id="qa-count")
+                with gr.Accordion("Filter the documents", open=False, elem_id="qa-filter"):
+                    with gr.Row():
+                        f_source = gr.Textbox(label="Source", placeholder="file name, glob (news/*.html) or publisher",
+                                              elem_id="qa-filter-source", scale=2, max_lines=1)
+                        f_since = gr.Textbox(label="Since", placeholder="YYYY-MM-DD", elem_id="qa-filter-since",
+                                             scale=1, max_lines=1)
+                        f_until = gr.Textbox(label="Until", placeholder="YYYY-MM-DD", elem_id="qa-filter-until",
+                                             scale=1, max_lines=1)
                 with gr.Row():
                     added = gr.Dropdown([], label="Your added documents (this browser session)", visible=False,
                                         elem_id="qa-added", scale=4, interactive=True)
@@ -741,7 +754,8 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                        api_name="chat", api_visibility="undocumented", **model)
         # The browser chat: a question is added at once (outside the queue, so one sent mid-answer shows as
         # queued and the box is free again), then `run` answers the queued questions in order.
-        run_io = dict(fn=h.run, inputs=[conv, session], outputs=[chat, items, sources, doc, saved],
+        run_io = dict(fn=h.run, inputs=[conv, session, f_source, f_since, f_until],
+                      outputs=[chat, items, sources, doc, saved],
                       show_progress="hidden", api_visibility="private", **model)
         runs = []
         for trigger in (msg.submit, send.click):

@@ -230,6 +230,17 @@ def test_own_document_with_html_renders_as_text(browser, fake_app, tmp_path):
     assert "zorblax.txt" in browser.find_element(By.CSS_SELECTOR, "#qa-doc .qa-doc-title").text
 
 
+def test_the_filter_control_restricts_the_documents(browser, fake_app):
+    """The chat's filter goes to the library: one that matches nothing is the answer's own one-line message."""
+    open_app(browser, fake_app)
+    browser.find_element(By.CSS_SELECTOR, "#qa-filter button, #qa-filter .label-wrap").click()
+    box = WebDriverWait(browser, 20).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#qa-filter-source input")))
+    box.send_keys("no_such_file.txt")
+    bubble = ask(browser, "When did Alibaba go public in New York?")
+    assert "no document matches --source no_such_file.txt" in bubble.text
+    browser.save_screenshot(str(OUT / "browser_filter_no_match.png"))
+
+
 def test_upload_errors_are_shown(browser, fake_app, tmp_path):
     open_app(browser, fake_app)
     big = tmp_path / "big.txt"

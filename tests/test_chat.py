@@ -242,3 +242,17 @@ def test_a_question_sent_before_the_restore_arrives_is_kept_after_the_restored_c
     drain(h.run(conv, None))
     assert [t.status for t in conv.snapshot()] == [DONE, DONE] and conv.history()[0][0] == Q1
     assert not isinstance(Handlers.restore(saved, conv)[0], list)  # restoring twice adds nothing
+
+
+def test_the_chats_filter_reaches_the_library_and_a_filter_matching_nothing_is_the_answers_message():
+    bot = FakeBot()
+    h, conv = Handlers(bot), Conversation()
+    h.submit(Q1, conv)
+    drain(h.run(conv, None, "no_such_file.txt", "", ""))
+    assert conv.snapshot()[-1].status == ERROR and "no document matches --source no_such_file.txt" in conv.snapshot()[-1].text
+    h.submit(Q1, conv)
+    drain(h.run(conv, None, "", "2023-13-40", ""))  # not a date: the library's message names the field
+    assert conv.snapshot()[-1].status == ERROR and "--since" in conv.snapshot()[-1].text
+    h.submit(Q1, conv)
+    drain(h.run(conv, None, "alibaba_cloud_spinoff.txt", " ", ""))  # the article itself; blank fields are no filter
+    assert conv.snapshot()[-1].status == DONE and "2014" in conv.snapshot()[-1].text
