@@ -794,7 +794,10 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
             vote = {True: "up", False: "down"}.get(evt.liked) if isinstance(evt.liked, bool) else None
             if vote is None:  # a thumb taken back: the vote already stored stays (votes are a log)
                 return gr.skip(), gr.skip()
-            return record_feedback(feedback, bot, vote, c, voted_turn(cv, evt.index))
+            turn = voted_turn(cv, evt.index)
+            if turn is None:  # a thumb under an error, stopped or queued bubble
+                return render_error("Only a finished answer can be rated."), gr.skip()
+            return record_feedback(feedback, bot, vote, c, turn)
 
         chat.like(on_thumb, [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
     demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
