@@ -219,8 +219,10 @@ def is_yes_no(question: str) -> bool:
     return bool(_YES_NO.match(question)) and not re.search(r"\bor\b", question, re.IGNORECASE)
 
 
-def _says_yes(answer: str) -> bool:
-    return answer.split(maxsplit=1)[0].strip(",.;:!").lower() == "yes" if answer.strip() else False
+def _first_word(answer: str) -> str:
+    """The answer's first word, lower case, without trailing punctuation ("Yes, in 2014." -> "yes")."""
+    words = answer.split(maxsplit=1)
+    return words[0].strip(",.;:!").lower() if words else ""
 
 
 def confirms(question: str, text: str) -> bool:
@@ -262,9 +264,9 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
     if 1 <= draft.sentence <= len(sentences):
         order.remove(draft.sentence - 1)
         order.insert(0, draft.sentence - 1)
-    if is_yes_no(question) and _says_yes(draft.answer):
+    if is_yes_no(question) and _first_word(draft.answer) == "yes":
         return _ground_yes(question, sentences, order, document)
-    if is_yes_no(question) and draft.answer.split(maxsplit=1)[0].strip(",.;:!").lower() == "no":
+    if is_yes_no(question) and _first_word(draft.answer) == "no":
         return None, "a no is not shown: the sentences not confirming it is not the text denying it"
     if not acceptable(draft.answer, question):
         return None, "the answer is not of the kind asked, or only restates the question"
