@@ -26,6 +26,17 @@ def drain(gen):
     return out
 
 
+def answering(question: str):
+    """A fake bot in the middle of answering `question`: (bot, conversation, the run generator)."""
+    bot, conv = FakeBot(), Conversation()
+    h = Handlers(bot)
+    h.submit(question, conv)
+    run = h.run(conv, None)
+    next(run)  # the turn starts
+    next(run)  # the bot's stream is open
+    return bot, conv, run
+
+
 def chat_html(conv: Conversation) -> str:
     return " ".join(m["content"] for m in render_chat(conv.snapshot()))
 
@@ -69,12 +80,7 @@ def test_stop_closes_the_bots_stream_and_drops_queued_questions():
 
 def test_stop_flag_alone_ends_the_answer_and_closes_the_stream():
     """Even if the event is not cancelled, the run loop sees the stopped turn and closes the bot's stream."""
-    bot = FakeBot()
-    h, conv = Handlers(bot), Conversation()
-    h.submit(Q1, conv)
-    run = h.run(conv, None)
-    next(run)
-    next(run)
+    bot, conv, run = answering(Q1)
     conv.stop()
     drain(run)
     assert bot.closed == [Q1] and conv.snapshot()[0].status == STOPPED
@@ -112,12 +118,7 @@ def test_follow_up_memory_is_the_conversations_and_reset_forgets_it():
 
 
 def test_reset_stops_the_answer_being_written():
-    bot = FakeBot()
-    h, conv = Handlers(bot), Conversation()
-    h.submit(Q1, conv)
-    run = h.run(conv, None)
-    next(run)
-    next(run)
+    bot, conv, run = answering(Q1)
     Handlers.reset(conv)
     drain(run)
     assert bot.closed == [Q1]
