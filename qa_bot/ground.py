@@ -90,6 +90,32 @@ def clean_answer(answer: str) -> str:
     return text
 
 
+# A bare number is not an answer a user can use: "60" is "60 days", "2.7" is "$2.7 billion". The words that
+# make a number a quantity, completed from the evidence only. (A year is not completed to a full date: on the
+# tuning halves the evidence often holds several dates of that year, and the first was the wrong release's.)
+_UNITS = (r"(?:per ?cent|percent|%|hundred|thousand|million|billion|trillion|bn|"
+          r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|"
+          r"bytes?|bits?|[KMGT]i?B|kilobytes?|megabytes?|gigabytes?|terabytes?|"
+          r"km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|kg|kilograms?|tons?|tonnes?|"
+          r"dollars?|euros?|yuan|yen|pounds?)")
+_BARE_NUMBER = re.compile(r"[$€£¥]?\d+(?:[.,]\d+)*[KMGkmg]?")
+
+
+def complete_answer(answer: str, evidence: str) -> str:
+    """A bare number answer with the words that make it a quantity, taken from the evidence: its currency
+    sign and unit or scale ("60" -> "60 days", "2.7" -> "$2.7 billion"). Any other answer, or a number the
+    evidence does not extend, is returned as it is."""
+    if not _BARE_NUMBER.fullmatch(answer):
+        return answer
+    num = re.escape(answer.lstrip("$€£¥"))
+    text = " ".join(evidence.split())
+    m = re.search(rf"(?<![\w.,])([$€£¥]?){num}(?![\w.,]\d)(\s?{_UNITS}(?!\w)(?:\s{_UNITS}(?!\w))?)?", text, re.I)
+    if not m or not (m.group(1) or m.group(2)):
+        return answer
+    sign = "" if answer[0] in "$€£¥" else m.group(1)
+    return f"{sign}{answer}{m.group(2) or ''}"
+
+
 def _variants(answer: str) -> list[str]:
     """The answer without a trailing parenthesis first (readers copy a label's "(GPL-3)" into answers), then as written."""
     bare = re.sub(r"\s*\([^()]*\)$", "", answer).strip()
@@ -98,7 +124,8 @@ def _variants(answer: str) -> list[str]:
 
 def _word_forms(text: str) -> set[str]:
     raw = {w.lower().strip("'’-") for w in cite.WORD.findall(cite.normalize(text))}
-    raw |= {part for w in raw if "-" in w for part in w.split("-") if part}  # "Apache-2" also gives "apache"
+    # "Apache-2" also gives "apache", "XDG_DATA_HOME" gives "xdg": the parts a name is read as
+    raw |= {part for w in raw if "-" in w or "_" in w for part in re.split(r"[-_]", w) if part}
     return raw | {cite.stem(w) for w in raw}
 
 
@@ -293,6 +320,7 @@ def _ground_one(answer, question, sentences, order, document, why):
             extra = [s.label] if used == "title" else [h for _, _, h in used]
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
+            shown = complete_answer(answer, "\n".join([*extra, text]))
             used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
             # integration has started, first with a copilot for Dingtalk."
@@ -306,6 +334,6 @@ def _ground_one(answer, question, sentences, order, document, why):
                 # The heading is close above: cite heading through sentence as one span, the section that
                 # states both ("release 4.6 ... New option --debug"), rather than two citations.
                 start = min(a for a, _, _ in used)
-                return Grounded(answer, s.source, start, s.end, doc[start:s.end], s.label), ""
-            return Grounded(answer, s.source, start, s.end, text, s.label, used), ""
+                return Grounded(shown, s.source, start, s.end, doc[start:s.end], s.label), ""
+            return Grounded(shown, s.source, start, s.end, text, s.label, used), ""
     return None, why

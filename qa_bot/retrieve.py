@@ -59,13 +59,52 @@ def lexical_terms(text: str) -> list[str]:
 
 _NUMBERED = re.compile(r"(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?(?:\s+[A-Z][^.\n]{0,70}\.?)?(?=\s|$)")
 _MARKUP = re.compile(r"^[#*=\-\s]+|[#*=\-\s]+$")
+# A release named in running text: a name and a dotted version ("bash-5.2", "release 6.0", "OpenSSL 3.0.7"),
+# not an amount ("rose 2.7 billion", "$2.7", "9.5%").
+_RELEASE = re.compile(r"\b[A-Za-z][\w+]*[- ]v?\d+(?:\.\d+)+\b(?!\s*(?:%|percent|per\b|million|billion|trillion|thousand|bn\b))")
+_LETTER_ITEM = re.compile(r"^(?:\(?(?:[a-z]{1,2}|[ivx]{1,4})[.)]|[*+•-])\s")
+_SECTION_NUMBER = re.compile(r"^\s*(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?(?=\s|$)")
+
+
+def names_release(heading: str) -> bool:
+    """Whether a heading names a release, version or date (a number other than its own section number):
+    "Noteworthy changes in release 4.6", "Version 3, 29 June 2007", but not "8. Termination." nor
+    "1. New Features in Bash"."""
+    return any(ch.isdigit() for ch in _SECTION_NUMBER.sub("", heading, count=1))
+
+
+def _centred_lines(lines: list[str]) -> set[int]:
+    """Indices of lines in a centred title block: a paragraph of at most three short lines without closing
+    punctuation, each set in at least four columns further than the paragraph below it ("GNU GENERAL PUBLIC LICENSE / Version 3, 29 June
+    2007" over the licence's body; a tab-indented "Major changes between versions 581 and 590")."""
+    paragraphs, run = [], []
+    for i, line in enumerate(lines):
+        if line.strip():
+            run.append(i)
+        elif run:
+            paragraphs.append(run)
+            run = []
+    if run:
+        paragraphs.append(run)
+    indent = lambda i: len(lines[i].expandtabs()) - len(lines[i].expandtabs().lstrip())
+    out = set()
+    for p, q in zip(paragraphs, paragraphs[1:]):
+        titles = all(lines[i].strip()[-1] not in ".,;:" and len(lines[i].split()) <= cite.TITLE_MAX_WORDS for i in p)
+        if len(p) <= 3 and titles and min(indent(i) for i in p) >= indent(q[0]) + 4:
+            out.update(p)
+    return out
 
 
 def headings(text: str) -> list[tuple[int, int]]:
-    """Spans of lines that look like section headings: Markdown '#' and org-style '*' lines, and short
-    unindented lines with no closing punctuation between a blank line and a blank line, an underline or an
-    indented body (release notes, licences, news sections). text[start:end] is the heading, markup removed."""
+    """Spans of lines that look like section headings. text[start:end] is the heading, markup removed:
+    - Markdown '#' lines, and org-style '*' lines when short and standing alone (not bullets);
+    - short lines with no closing punctuation, unindented after a blank line and followed by a blank line,
+      an underline or an indented body (not a list item), or in a centred title block;
+    - numbered sections ("8. Termination.", "Section 4.");
+    - the opening line of a document or of a part after a rule line, when it names a release ("This is a
+      terse description of the new features added to bash-5.2 since"): it scopes what follows as a heading."""
     lines = text.splitlines(keepends=True)
+    centred = _centred_lines(lines)
     out, pos = [], 0
     for i, line in enumerate(lines):
         body = line.strip()
@@ -76,11 +115,21 @@ def headings(text: str) -> list[tuple[int, int]]:
             short = (len(body) <= cite.TITLE_MAX_CHARS and len(body.split()) <= cite.TITLE_MAX_WORDS
                      and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body))
             ends = not nxt.strip() or set(nxt.strip()) <= set("=-~") or len(nxt) - len(nxt.lstrip()) > indent
-            # "#" lines are headings; "*" lines only when short and standing alone ("* Noteworthy changes in
-            # release 9.1", "** Bug fixes"), not "* Fixed a crash." bullets.
-            marked = body.startswith("#") or (body.startswith("*") and short and ends and indent == 0)
+            # "#" lines are headings; "* Noteworthy changes in release 9.1", "** Bug fixes" or "* Improvements"
+            # only when short and standing alone or over nested bullets; "* Fixed a crash when" over
+            # its own continuation line is a bullet
+            over_list = (not nxt.strip() or set(nxt.strip()) <= set("=-~")
+                         or (nxt.strip()[:1] in "*+•-" and len(nxt) - len(nxt.lstrip()) > indent))
+            marked = body.startswith("#") or (body.startswith("*") and short and over_list and indent == 0)
             numbered = _NUMBERED.match(body) if blank_before and indent <= 4 else None
-            if body.lstrip("#* ") and (marked or (blank_before and short and indent == 0 and ends)):
+            opens_part = i == 0 or (set(lines[i - 1].strip()) <= set("=-~*#_") and len(lines[i - 1].strip()) >= 3)
+            release = (opens_part and indent == 0 and len(body) <= cite.TITLE_MAX_CHARS and body[-1] not in ".!?"
+                       and not re.search(r"[.!?]\s", body) and _RELEASE.search(body))
+            item = _LETTER_ITEM.match(body)  # "c. Rewrote the parser ...", "* Fixed ..." with a hanging indent: list items
+            if body.lstrip("#* ") and (marked or (short and (blank_before and indent == 0 and ends
+                                                             and (not item or over_list)
+                                                             or i in centred))
+                                       or release):
                 m = _MARKUP.sub("", body)
                 if m:
                     start = pos + line.index(m)
@@ -127,9 +176,9 @@ class DocumentInfo:
         return self._date_of(source)
 
     def heading_spans(self, source: str, offset: int, text: str | None = None) -> tuple[tuple[int, int], ...]:
-        """The headings above offset that name its section: the nearest one and, when it has no number,
-        the nearest one above it that has (the release or version: "Noteworthy changes in release 4.6"
-        above "Bug fixes"). With `text` (a document added in a chat session) nothing is cached."""
+        """The headings above offset that name its section: the nearest one and, when it names no release,
+        the nearest one above it that does (the release, version or date: "Noteworthy changes in release 4.6"
+        above "Bug fixes", "bash-5.2" above "1. New Features in Bash"). With `text` (a document added in a chat session) nothing is cached."""
         if text is None:
             with self._lock:
                 if source not in self._headings:
@@ -142,9 +191,9 @@ class DocumentInfo:
         if i < 0:
             return ()
         nearest = spans[i]
-        if any(ch.isdigit() for ch in text[nearest[0]:nearest[1]]):
+        if names_release(text[nearest[0]:nearest[1]]):
             return (nearest,)
-        numbered = next((sp for sp in reversed(spans[:i]) if any(ch.isdigit() for ch in text[sp[0]:sp[1]])), None)
+        numbered = next((sp for sp in reversed(spans[:i]) if names_release(text[sp[0]:sp[1]])), None)
         return (numbered, nearest) if numbered else (nearest,)
 
     def label(self, source: str, offset: int, text: str | None = None) -> tuple[str, tuple[tuple[int, int], ...]]:

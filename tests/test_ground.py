@@ -232,3 +232,30 @@ def test_negated_or_ranked_evidence_never_confirms():
 def test_a_no_is_never_shown():
     found, why = run("No", "Did Alibaba go public in London?", 1)
     assert found is None and "no is not shown" in why
+
+
+@pytest.mark.parametrize("answer, question, evidence, shown", [
+    ("60", "How many days do you have?", "is reinstated within 60 days after the notice.", "60 days"),
+    ("2.7", "How much did the cloud unit earn?", P3, "$2.7 billion"),
+    ("9", "What share of revenue?", P3, "9%"),
+    ("2021", "When did version 3.0 come out?", "Changes in 3.0 [7 Sep 2021]", "2021"),  # no date completion
+    ("6", "How many groups?", "six groups, 6 of them new", "6"),  # "groups" is not a unit
+    ("9%", "What share?", "9% of revenue", "9%"),
+    ("Hong Kong", "Where?", P4, "Hong Kong"),
+])
+def test_a_bare_number_is_completed_to_its_quantity_from_the_evidence(answer, question, evidence, shown):
+    assert ground.complete_answer(answer, evidence) == shown
+
+
+def test_a_grounded_number_is_shown_with_its_unit():
+    doc = "Your rights are restored. They end if you are not told within 60 days after you stop."
+    start = doc.index("They")
+    s = Sentence("l.txt", start, len(doc), doc[start:], start, "", 1.0, 0.5)
+    found, _ = ground.ground(ground.ReaderDraft("60", 1), "How long can the holder wait to tell you?", [s], lambda _: doc)
+    assert found and found.answer == "60 days" and found.text == doc[start:]
+
+
+def test_names_joined_by_underscores_are_read_as_their_parts():
+    text = "If XDG_DATA_HOME is set, the history file is kept in $XDG_DATA_HOME/lesshst instead."
+    assert ground.supports_answer("XDG_DATA_HOME/lesshst", text)
+    assert not ground.missing_constraints("If XDG_DATA_HOME is set, where is the history file kept?", text)

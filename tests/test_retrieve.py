@@ -51,3 +51,62 @@ def test_bm25_finds_the_document_named_by_its_title(tmp_path):
     assert sents and all(s.text == bot.document_text(s.source)[s.start:s.end] for s in sents)
     debug = [s for s in sents if "--debug" in s.text]
     assert debug and "release 3.2" in debug[0].label and "New Features" in debug[0].label
+
+
+CHANGES = """This is a short account of the changes made in tool-3.4 since
+the release of tool-3.3.  The manual has the details.
+
+1. New Features
+
+a. The parser now reads nested groups. This makes long scripts
+   far quicker to check.
+
+b. A new option, --quiet, hides warnings.
+
+-------------------------------------------------------------------------------
+This is a short account of the changes made in tool-3.3 since
+the release of tool-3.2.
+
+1. New Features
+
+a. Sizes above 64K are read in blocks.
+"""
+
+LICENCE = """                       EXAMPLE PUBLIC LICENSE
+                        Version 4, 2 May 2031
+
+ Copyright (C) 2031 Nobody.
+ Everyone may copy it.
+
+  3. Termination.
+
+  You may not ... within 30 days of notice.
+"""
+
+
+def test_a_part_opening_that_names_a_release_scopes_what_follows_and_list_items_are_not_headings():
+    found = [CHANGES[a:b] for a, b in headings(CHANGES)]
+    assert found[0] == "This is a short account of the changes made in tool-3.4 since"
+    assert "This is a short account of the changes made in tool-3.3 since" in found
+    assert not any(h.startswith(("a.", "b.")) for h in found)  # lettered items with a hanging indent
+    info = DocumentInfo(lambda s: CHANGES, lambda s: "tool NEWS")
+    # the section number "1." names no release: the release above it is in the label
+    assert "tool-3.4" in info.label("t", CHANGES.index("--quiet"))[0]
+    label = info.label("t", CHANGES.index("Sizes above"))[0]
+    assert "tool-3.3 since" in label and "tool-3.4" not in label
+
+
+def test_a_centred_title_block_is_a_heading_and_names_the_version_of_every_section():
+    found = [LICENCE[a:b] for a, b in headings(LICENCE)]
+    assert found[:2] == ["EXAMPLE PUBLIC LICENSE", "Version 4, 2 May 2031"]
+    label = DocumentInfo(lambda s: LICENCE, lambda s: "Example licence").label("l", LICENCE.index("within 30"))[0]
+    assert label == "Example licence — Version 4, 2 May 2031 — 3. Termination."
+
+
+def test_release_names_are_told_from_section_numbers_and_amounts():
+    from qa_bot.retrieve import names_release
+    assert names_release("Noteworthy changes in release 4.6") and names_release("Version 3, 29 June 2007")
+    assert not names_release("8. Termination.") and not names_release("1.2. Definitions")
+    # a part opening that names an amount is not a release heading
+    text = "Revenue rose to 2.7 billion dollars in the\nquarter, it said.\n"
+    assert headings(text) == []
