@@ -106,3 +106,22 @@ def test_dev_questions_retrieve_the_same_passages_with_milvus_as_with_faiss(tmp_
         assert [h.chunk for h in got] == [h.chunk for h in want], q
         assert [s.text for s in milvus_bot.retriever.sentences(q, got, 3)] == \
                [s.text for s in faiss_bot.retriever.sentences(q, want, 3)]
+
+
+def test_an_incomplete_collection_is_filled_never_dropped(news, monkeypatch):
+    """A replica that finds the collection half-written (another replica still filling it, or one that died)
+    completes it in place: dropping it would pull the index from under the replica writing or reading it."""
+    docs, emb, _, _, kw, tmp = news
+    url = str(tmp / "partial.db")
+    full = load_or_build_milvus(docs, url=url, **kw)
+    n, name = full.info["n_chunks"], full.collection
+    full.client.delete(name, filter=f"row >= {n // 2}")
+    full.client.flush(name)
+    full.client.close()
+    from pymilvus import MilvusClient
+    monkeypatch.setattr(MilvusClient, "drop_collection", lambda *a, **k: pytest.fail("dropped a collection in use"))
+    again = load_or_build_milvus(docs, url=url, **kw)
+    assert again.info["how"] == "built" and again.collection == name
+    res = again.client.query(name, filter="", output_fields=["count(*)"])
+    assert int(res[0]["count(*)"]) == n
+    again.client.close()
