@@ -49,7 +49,6 @@ class Grounded:
     text: str
     label: str  # the evidence sentence's document title and section heading
     headings: tuple[tuple[int, int, str], ...] = ()  # heading spans the answer also rests on ("release 4.6")
-    from_label: bool = False  # the answer needed the sentence's heading or title, not the sentence alone
 
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)
@@ -205,11 +204,8 @@ def needs_check(question: str, found: Grounded) -> bool:
     """Whether the yes/no check must read this evidence: only when some key term of the question is not in
     it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise
     users" written; "net profit" asked, "revenue" written. When every term is there, the check is skipped,
-    except for a "Yes" (the terms being there does not make the sentence say it) and for an answer taken
-    from the heading or title rather than the sentence (the sentence's section is an inference)."""
+    except for a "Yes": the terms being there does not make the sentence say it."""
     if is_yes_no(question) and found.answer == "Yes":
-        return True
-    if found.from_label:  # "January 2004" from the licence's heading, asked when its patent licences end
         return True
     have = cite.content_words("\n".join([found.label, found.text, *(h for _, _, h in found.headings)]))
     return not cite.key_terms(question) <= have
@@ -325,7 +321,6 @@ def _ground_one(answer, question, sentences, order, document, why):
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
             shown = complete_answer(answer, "\n".join([*extra, text]))
-            from_label = bool(used)
             used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
             # integration has started, first with a copilot for Dingtalk."
@@ -339,6 +334,6 @@ def _ground_one(answer, question, sentences, order, document, why):
                 # The heading is close above: cite heading through sentence as one span, the section that
                 # states both ("release 4.6 ... New option --debug"), rather than two citations.
                 start = min(a for a, _, _ in used)
-                return Grounded(shown, s.source, start, s.end, doc[start:s.end], s.label, from_label=True), ""
-            return Grounded(shown, s.source, start, s.end, text, s.label, used, from_label), ""
+                return Grounded(shown, s.source, start, s.end, doc[start:s.end], s.label), ""
+            return Grounded(shown, s.source, start, s.end, text, s.label, used), ""
     return None, why

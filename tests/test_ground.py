@@ -259,17 +259,3 @@ def test_names_joined_by_underscores_are_read_as_their_parts():
     text = "If XDG_DATA_HOME is set, the history file is kept in $XDG_DATA_HOME/lesshst instead."
     assert ground.supports_answer("XDG_DATA_HOME/lesshst", text)
     assert not ground.missing_constraints("If XDG_DATA_HOME is set, where is the history file kept?", text)
-
-
-def test_an_answer_taken_from_the_heading_is_always_checked():
-    doc = "Example Licence\n\nVersion 2.0, January 2004\n\n" + "Filler text here. " * 100 + \
-          "If you sue over a patent, your patent licences end on the date you file."
-    start = doc.index("If you sue")
-    heading = (doc.index("Version 2.0"), doc.index("Version 2.0") + len("Version 2.0, January 2004"))
-    s = Sentence("l.txt", start, len(doc), doc[start:], start, "Example Licence — Version 2.0, January 2004", 1.0,
-                 0.5, (heading,))
-    question = "If you sue over a patent, when do your patent licences end?"
-    from_heading, _ = ground.ground(ground.ReaderDraft("January 2004", 1), question, [s], lambda _: doc)
-    assert from_heading and from_heading.from_label and ground.needs_check(question, from_heading)
-    from_sentence, _ = ground.ground(ground.ReaderDraft("the date you file", 1), question, [s], lambda _: doc)
-    assert from_sentence and not from_sentence.from_label and not ground.needs_check(question, from_sentence)
