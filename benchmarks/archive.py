@@ -11,7 +11,7 @@ benchmarks/results/archive-<docs>-<seed>/corpus/ (reused if present), then index
 Reports: index time, chunks/s, peak RSS of the process (ru_maxrss), on-disk size of the index, query latency
 p50/p95 of the full retrieval step (question embedding + dense search + BM25 + fusion: Retriever.search) and
 a filtered-query p50 (the dense search restricted to 20 sources, the `sources` restriction). Goals on 2 cores:
-<= 10 min to index, <= 2 GB peak RSS, query p50 <= 50 ms. Writes <out>/archive[-milvus].json and .png; the
+<= 10 min to index, <= 2 GB peak RSS, query p50 <= 50 ms. Writes <out>/archive-<docs>[-milvus].json and .png; the
 load average is recorded beside the figures (the machine is shared).
 """
 from __future__ import annotations
@@ -172,7 +172,7 @@ def main() -> None:
     for k, v in result.items():
         print(f"{k:22s} {v}")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "archive" if args.store == "faiss" else f"archive-{args.store}"
+    stem = f"archive-{len(docs)}" + ("" if args.store == "faiss" else f"-{args.store}")  # one file per size, beside earlier runs
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     plot(args.out / f"{stem}.png", trace, lat, flat, result)
     print(f"wrote {args.out / (stem + '.json')} and {stem}.png")
