@@ -114,7 +114,18 @@ def main() -> None:
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     docs = bot.documents
-    index = bot.build_index(force=True, progress=lambda done, total: trace.append((time.perf_counter() - t0, done)))
+    printed = [-60.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter() - t0
+        trace.append((now, done))
+        if now - printed[0] >= 60 or done == total:  # a line a minute: is the run on time?
+            printed[0] = now
+            rate = (done - trace[0][1]) / max(now - trace[0][0], 1e-9)
+            print(f"archive: {done:,}/{total:,} chunks embedded at {now:.0f} s ({rate:.0f}/s since the first), "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+
+    index = bot.build_index(force=True, progress=progress)
     index_s = time.perf_counter() - t0
     load_index = os.getloadavg()
     info = index.info
