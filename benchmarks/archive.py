@@ -11,7 +11,7 @@ benchmarks/results/archive-<docs>-<seed>/corpus/ (reused if present), then index
 Reports: index time, chunks/s, peak RSS of the process (ru_maxrss), on-disk size of the index, query latency
 p50/p95 of the full retrieval step (question embedding + dense search + BM25 + fusion: Retriever.search) and
 a filtered-query p50 (the dense search restricted to 20 sources, the `sources` restriction). Goals on 2 cores:
-<= 10 min to index, <= 2 GB peak RSS, query p50 <= 50 ms. Writes <out>/archive[-milvus].json and .png; the
+<= 10 min to index, <= 2 GB peak RSS, query p50 <= 50 ms. Writes <out>/archive-<docs>[-milvus].json and .png; the
 load average is recorded beside the figures (the machine is shared).
 """
 from __future__ import annotations
@@ -114,7 +114,18 @@ def main() -> None:
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     docs = bot.documents
-    index = bot.build_index(force=True, progress=lambda done, total: trace.append((time.perf_counter() - t0, done)))
+    printed = [-60.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.perf_counter() - t0
+        trace.append((now, done))
+        if now - printed[0] >= 60 or done == total:  # a line a minute: is the run on time?
+            printed[0] = now
+            rate = (done - trace[0][1]) / max(now - trace[0][0], 1e-9)
+            print(f"archive: {done:,}/{total:,} chunks embedded at {now:.0f} s ({rate:.0f}/s since the first), "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+
+    index = bot.build_index(force=True, progress=progress)
     index_s = time.perf_counter() - t0
     load_index = os.getloadavg()
     info = index.info
@@ -172,7 +183,7 @@ def main() -> None:
     for k, v in result.items():
         print(f"{k:22s} {v}")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "archive" if args.store == "faiss" else f"archive-{args.store}"
+    stem = f"archive-{len(docs)}" + ("" if args.store == "faiss" else f"-{args.store}")  # one file per size, beside earlier runs
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     plot(args.out / f"{stem}.png", trace, lat, flat, result)
     print(f"wrote {args.out / (stem + '.json')} and {stem}.png")

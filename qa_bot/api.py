@@ -5,14 +5,18 @@
     POST /v1/chat/completions   non-streaming, or streaming (`"stream": true`: server-sent events)
 
 The last user message is the question; the user/assistant turns before it are the history used to
-rewrite follow-ups. Other request fields (temperature, max_tokens, ...) are accepted and ignored.
+rewrite follow-ups. Three optional top-level fields restrict the answer to some documents, as `qa-bot ask`'s
+filter does: `source` (file name, glob, publisher or site host), `since` and `until` (YYYY-MM-DD, inclusive);
+the openai client sends them with `extra_body={...}`. Other request fields (temperature, max_tokens, ...) are
+accepted and ignored.
 Answers carry [n] markers in the message content, and two extra top-level fields that OpenAI clients
 ignore: `citations` ([{n, source, title, date, page, start, end, text}]) and `abstained` (bool). A streamed answer
 carries them in its last chunk (the one with finish_reason "stop"), with `text`, the complete answer.
 Only verified text is ever sent: the model's unverified draft never leaves the server.
 
 Errors use OpenAI's shape {"error": {"message", "type", "param", "code"}}: 400 bad request (empty or
-over-long question, no user message, malformed JSON), 401 missing or wrong API key, 404 unknown model or
+over-long question, no user message, malformed JSON; a filter that is malformed or matches no document, code
+"invalid_filter"), 401 missing or wrong API key, 404 unknown model or
 path, 405 wrong method, 413 body over 256 KB, 429 busy (with Retry-After), 503 LLM backend down, 500
 anything else (logged here; the response never holds a traceback).
 
@@ -42,7 +46,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .errors import BackendError, InvalidQuestion, QABotError
+from .errors import BackendError, FilterError, InvalidQuestion, QABotError
+from .filters import FIELDS as FILTER_FIELDS, Filter
 from .types import Answer
 
 log = logging.getLogger(__name__)
@@ -141,6 +146,31 @@ def _content_text(content: Any, i: int) -> str:
                    param=f"messages[{i}].content")
 
 
+def parse_filter(body: dict) -> dict[str, str]:
+    """The request's filter fields (each a string or null) as keyword arguments for QABot.ask, checked with the
+    library's Filter (a bad date, since after until: 400 naming the field). Whether it matches any document is
+    the bot's to say (FilterError while answering, also a 400)."""
+    found: dict[str, str] = {}
+    for name in FILTER_FIELDS:
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ApiError(400, f"'{name}' must be a string or null.", param=name, code="invalid_filter")
+        if value.strip():
+            found[name] = value
+    for name in ("since", "until"):  # one date at a time first, so that `param` names the bad one
+        try:
+            Filter.of(**{name: found.get(name)})
+        except FilterError as exc:
+            raise ApiError(400, str(exc), param=name, code="invalid_filter") from None
+    try:
+        Filter.of(**found)
+    except FilterError as exc:  # since after until
+        raise ApiError(400, str(exc), param="since", code="invalid_filter") from None
+    return found
+
+
 def parse_chat_request(body: Any, max_question_chars: int) -> tuple[str, list[tuple[str, str]], bool]:
     """(question, history, stream) from a chat.completions request body; ApiError when it is unusable."""
     if not isinstance(body, dict):
@@ -216,6 +246,8 @@ def error_for(exc: BaseException) -> ApiError:
     """The response for an exception raised while answering."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, FilterError):  # well formed (parse_filter checked) but it matches no document
+        return ApiError(400, str(exc), code="invalid_filter")
     if isinstance(exc, InvalidQuestion):
         return ApiError(400, str(exc), param="messages")
     if isinstance(exc, BackendError):  # its message may name the LLM server's address: logged here, not sent
@@ -370,23 +402,24 @@ class OpenAIAPI:
     async def _chat(self, request: Request) -> Response:
         body = await self._read_json(request)
         question, history, stream = parse_chat_request(body, self.bot.settings.max_question_chars)
+        filters = parse_filter(body)
         if not self.slots.try_acquire():
             raise self._busy()
         ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if stream:
-            return await self._stream(question, history, ident, created)
+            return await self._stream(question, history, filters, ident, created)
         t0 = time.perf_counter()
         try:
-            answer = await anyio.to_thread.run_sync(self._ask, question, history, limiter=self._limiter)
+            answer = await anyio.to_thread.run_sync(self._ask, question, history, filters, limiter=self._limiter)
         except Exception as exc:
             raise self._logged(exc) from None
         finally:
             self.slots.release(time.perf_counter() - t0)
         return JSONResponse(completion_json(answer, id=ident, created=created))
 
-    def _ask(self, question: str, history: list[tuple[str, str]]) -> Answer:
+    def _ask(self, question: str, history: list[tuple[str, str]], filters: dict[str, str]) -> Answer:
         with self._run_lock:
-            return self.bot.ask(question, history=history)
+            return self.bot.ask(question, history=history, **filters)
 
     @staticmethod
     def _logged(exc: BaseException) -> ApiError:
@@ -397,7 +430,8 @@ class OpenAIAPI:
             log.warning("answering failed: %s: %s", type(exc).__name__, exc)
         return err
 
-    async def _stream(self, question: str, history: list[tuple[str, str]], ident: str, created: int) -> Response:
+    async def _stream(self, question: str, history: list[tuple[str, str]], filters: dict[str, str], ident: str,
+                      created: int) -> Response:
         """Run bot.ask_stream in one worker thread (it holds the bot's lock while it runs) that hands its pieces
         to the event loop. The first piece is awaited before answering, so that errors raised before any text
         (bad question, LLM server down) still get their proper status; later errors become an SSE error event.
@@ -417,7 +451,7 @@ class OpenAIAPI:
             last = _END  # the final Answer or the error: sent after the slot is free
             try:
                 with self._run_lock:
-                    pieces = self.bot.ask_stream(question, history=history)
+                    pieces = self.bot.ask_stream(question, history=history, **filters)
                     try:
                         for item in pieces:
                             if stop.is_set():

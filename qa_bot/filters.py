@@ -12,6 +12,9 @@ from .errors import FilterError
 from .formats import Metadata, iso_date
 
 
+FIELDS = ("source", "since", "until")  # the filter's keyword arguments, on QABot.ask, the API and the retriever
+
+
 @dataclass(frozen=True)
 class Filter:
     """source: a file path, file name, stem or glob ("reuters/*.html"), or a publisher or URL host; since/until:

@@ -6,10 +6,14 @@ the whole bot as an LCEL runnable that streams.
     retriever = QARetriever(k=4, corpus_dir="my_docs/")
     retriever = bot.as_retriever(k=4)                  # reuses a QABot you already have
     docs = retriever.invoke("When did Alibaba go public?", k=2)   # k per call overrides the default
+    retriever = QARetriever(k=4, source="reuters/*.html", since="2023-01-01")   # only the documents a filter lets through
+    docs = retriever.invoke("What did the ferry cost?", until="2023-12-31")   # so does a filter field per call
 
 Each Document is one passage: page_content is the chunk text, metadata holds source, start, end (character
 offsets into the source file: file_text[start:end] == page_content), title, date and score. The LLM is not
-involved: this is retrieval only (dense search + key-term re-ranking, no relevance gate).
+involved: this is retrieval only (dense search + key-term re-ranking, no relevance gate). source/since/until
+are the library's filter (qa_bot.filters.Filter); a malformed one, or one that matches no document, raises
+FilterError (a ValueError) with its one-line message.
 """
 from __future__ import annotations
 
@@ -25,31 +29,37 @@ from pydantic import ConfigDict, Field, model_validator
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import BaseModel
 
+from .filters import FIELDS as FILTER_FIELDS
 from .types import Bot
 
 __all__ = ["QAChain", "QARetriever", "hit_to_document"]
 
 
-def hit_to_document(hit, title: str = "") -> Document:
-    """A retrieved qa_bot Hit as a LangChain Document."""
+def hit_to_document(hit, title: str = "", date: str = "") -> Document:
+    """A retrieved qa_bot Hit as a LangChain Document (title and date: its document's)."""
     c = hit.chunk
     return Document(
         page_content=c.text,
         id=getattr(c, "id", None) or None,
         metadata={"source": c.source, "start": c.start, "end": c.end, "title": title or getattr(c, "title", "") or "",
-                  "date": getattr(c, "date", "") or "", "score": float(hit.score)},
+                  "date": date or getattr(c, "date", "") or "", "score": float(hit.score)},
     )
 
 
 class QAInput(BaseModel):
-    """What QAChain takes: the question, and earlier (question, answer) turns for follow-ups."""
+    """What QAChain takes: the question, earlier (question, answer) turns for follow-ups, and an optional filter
+    (source name/glob/publisher; since/until yyyy-mm-dd, inclusive)."""
 
     question: str
     history: list[tuple[str, str]] = []
+    source: str | None = None
+    since: str | None = None
+    until: str | None = None
 
 
 class QAChain(Runnable):
-    """A QABot as an LCEL runnable: {"question", "history"?, "session"?} -> Answer. `invoke` returns the
+    """A QABot as an LCEL runnable: {"question", "history"?, "session"?, "source"?, "since"?, "until"?} -> Answer.
+    `invoke` returns the
     Answer; `stream`/`astream` yield the verified text pieces as they pass, then the Answer (the same
     object `QABot.ask_stream` yields), so it composes and streams like any LangChain runnable."""
 
@@ -75,7 +85,8 @@ class QAChain(Runnable):
         if isinstance(x, str):
             return x, {}
         x = dict(x)
-        return x.get("question"), {"history": x.get("history") or (), "session": x.get("session")}
+        return x.get("question"), {"history": x.get("history") or (), "session": x.get("session"),
+                                   **{f: x.get(f) for f in FILTER_FIELDS}}
 
     def invoke(self, input, config: RunnableConfig | None = None, **kwargs):
         question, kw = self._args(input)
@@ -96,12 +107,16 @@ class QAChain(Runnable):
 class QARetriever(BaseRetriever):
     """Passages of a qa_bot corpus for a query, best first. `k` is the default number returned; `invoke(q, k=n)`
     overrides it for one call. Pass `bot` to reuse a QABot, else one is built for `corpus_dir` (default
-    docs_corpus/) with settings from the QA_BOT_* environment."""
+    docs_corpus/) with settings from the QA_BOT_* environment. source/since/until restrict it to the documents
+    the filter lets through; `invoke(q, since=...)` overrides a field for one call."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     k: int = Field(default=4, ge=1)
     corpus_dir: str | Path | None = None
+    source: str | None = None
+    since: str | None = None
+    until: str | None = None
     bot: Any = Field(default=None, exclude=True, repr=False)
 
     @model_validator(mode="after")
@@ -120,14 +135,20 @@ class QARetriever(BaseRetriever):
         return k
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **filters
     ) -> list[Document]:
-        titles = getattr(self.bot, "titles", {})
-        return [hit_to_document(h, titles.get(h.chunk.source, "")) for h in self.bot.retrieve(query, k=self._k(k))]
+        unknown = set(filters) - set(FILTER_FIELDS)
+        if unknown:
+            raise TypeError(f"unexpected argument(s): {', '.join(sorted(unknown))}")
+        flt = {f: filters[f] if filters.get(f) is not None else getattr(self, f) for f in FILTER_FIELDS}
+        titles, metadata = getattr(self.bot, "titles", {}), getattr(self.bot, "metadata", {})
+        return [hit_to_document(h, titles.get(h.chunk.source, ""),
+                                getattr(metadata.get(h.chunk.source), "date", ""))
+                for h in self.bot.retrieve(query, k=self._k(k), **flt)]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None, **filters
     ) -> list[Document]:
         # The embedder and FAISS are blocking: run them in a worker thread, not on the event loop.
         return await run_in_executor(None, self._get_relevant_documents, query,
-                                     run_manager=run_manager.get_sync(), k=k)
+                                     run_manager=run_manager.get_sync(), k=k, **filters)

@@ -438,9 +438,12 @@ class QABot:
         return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, timings, p.standalone,
                       _draft_json(draft) if draft else "", evidence=() if off_topic else tuple(p.sentences), reason=why)
 
-    def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None) -> list[Hit]:
-        """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense)."""
-        return self._search(question_stage.clean_question(query, self.settings.max_question_chars), session, k)
+    def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None, *,
+                 source: str | None = None, since: str | None = None, until: str | None = None) -> list[Hit]:
+        """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense), from the documents
+        the filter lets through (as `ask`; FilterError when it is malformed or matches nothing)."""
+        query = question_stage.clean_question(query, self.settings.max_question_chars)
+        return self._search(query, session, k, self.allowed(Filter.of(source, since, until), session))
 
     def _search(self, query: str, session: MemoryIndex | None, k: int | None = None,
                 sources: frozenset[str] | None = None) -> list[Hit]:

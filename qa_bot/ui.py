@@ -436,6 +436,14 @@ def check_ask_inputs(question: Any, history: Any) -> tuple[str, list[tuple[str, 
     return question, pairs
 
 
+def check_filter_inputs(**fields: Any) -> dict[str, str]:
+    """The /ask endpoint's filter inputs: strings or null, the empty ones dropped (the bot checks the values)."""
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise gr.Error(f"/ask: {name} must be a string, not {type(value).__name__}.")
+    return {name: value for name, value in fields.items() if value and value.strip()}
+
+
 class Blocks(gr.Blocks):
     """gr.Blocks whose API answers every malformed call with a message instead of {"error": null} (with
     show_error=False Gradio hides the text of anything but gr.Error): a call with the wrong number of inputs,
@@ -549,12 +557,16 @@ class Handlers:
         return session, (f'<div class="qa-note">Added <b>{esc(name)}</b>. Only this browser session can see it.'
                          "</div>")
 
-    def ask(self, question: str, history: list[list[str]] | None = None) -> dict:
+    def ask(self, question: str, history: list[list[str]] | None = None, source: str | None = None,
+            since: str | None = None, until: str | None = None) -> dict:
         """Answer a question about the article. history (optional): [[question, answer], ...], oldest first,
-        for follow-ups. Returns the answer (text, abstained, citations, retrieved, timings, standalone_question)."""
+        for follow-ups. source/since/until (optional): only the documents this filter lets through (a file name,
+        glob, publisher or site host; YYYY-MM-DD, inclusive). Returns the answer (text, abstained, citations,
+        retrieved, timings, standalone_question)."""
         question, pairs = check_ask_inputs(question, history)
+        flt = check_filter_inputs(source=source, since=since, until=until)
         try:
-            answer = self.bot.ask(question, history=pairs)
+            answer = self.bot.ask(question, history=pairs, **flt)
         except QABotError as e:
             raise gr.Error(str(e)) from None
         except Exception:
@@ -800,7 +812,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
             return record_feedback(feedback, bot, vote, c, turn)
 
         chat.like(on_thumb, [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
-    demo.qa_optional_inputs = {"ask": 1}  # /ask may omit its last input, history
+    demo.qa_optional_inputs = {"ask": 4}  # /ask may omit its last inputs: history, source, since, until
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)

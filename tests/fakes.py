@@ -180,8 +180,14 @@ class FakeBot:
     def warm_up(self) -> "FakeBot":
         return self
 
-    def retrieve(self, query: str, k: int | None = None, session=None) -> list[Hit]:
-        return self._retrieve(query, session)[: k or 3]
+    def retrieve(self, query: str, k: int | None = None, session=None, *, source: str | None = None,
+                 since: str | None = None, until: str | None = None) -> list[Hit]:
+        return self._retrieve(query, session, self._allowed(session, (source, since, until)))[: k or 3]
+
+    def _allowed(self, session, filter_args) -> frozenset[str] | None:
+        """QABot's filter and its errors; the fake corpus has no dates, so since/until match nothing."""
+        names = [*self._corpus, *(n for n, _ in (session.docs if session else ()))]
+        return allowed_sources(Filter.of(*filter_args), {n: Metadata() for n in names})
 
     def document_text(self, source: str, session: FakeSessionDocs | None = None) -> str:
         for name, text in (session.docs if session else ()):
@@ -237,9 +243,7 @@ class FakeBot:
     def _answer(self, question: str, history: Sequence[tuple[str, str]], session,
                 filter_args=(None, None, None)) -> Iterator[str | Answer]:
         self.calls.append(question)
-        # QABot's filter and its errors; the fake corpus has no dates, so since/until match nothing
-        names = [*self._corpus, *(n for n, _ in (session.docs if session else ()))]
-        allowed = allowed_sources(Filter.of(*filter_args), {n: Metadata() for n in names})
+        allowed = self._allowed(session, filter_args)
         if self.gate is not None:
             self.gate.wait(30)
         question = clean_question(question, self.settings.max_question_chars)  # QABot's own check and errors

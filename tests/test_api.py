@@ -37,9 +37,11 @@ class RecordingBot(FakeBot):
     """The FakeBot, also recording the history each question came with."""
 
     histories: list = field(default_factory=list)
+    filters: list = field(default_factory=list)
 
     def ask_stream(self, question, *, history=(), session=None, **filters):  # filters: issue 11's source/since/until
         self.histories.append([tuple(turn) for turn in history])
+        self.filters.append({k: v for k, v in filters.items() if v is not None})
         return super().ask_stream(question, history=history, session=session, **filters)
 
 
@@ -180,6 +182,47 @@ def test_follow_up_uses_earlier_turns_as_history(app):
         {"role": "assistant", "content": "(prefill)"}]})
     assert "2.7 billion" in r.text and bot.calls[-1] == "How much revenue did it make?"
     assert bot.histories[-1] == [(q1, first)]
+
+
+def test_filter_fields_reach_the_bot(app):
+    url, bot, _ = app
+    for stream in (False, True):
+        r = chat(url, stream=stream, source="alibaba_cloud_spinoff.txt", since=None, until="")
+        assert r.status_code == 200, r.text
+        final = r.json() if not stream else sse_events(r.text)[-2]
+        assert final["citations"][0]["source"] == "alibaba_cloud_spinoff.txt"
+        assert bot.filters[-1] == {"source": "alibaba_cloud_spinoff.txt"}  # null and "" are no filter
+    chat(url)
+    assert bot.filters[-1] == {}
+
+
+def test_openai_client_sends_a_filter_with_extra_body(app):
+    import openai
+
+    client = openai_client(app[0])
+    r = client.chat.completions.create(model="qa-bot", messages=[{"role": "user", "content": Q}],
+                                       extra_body={"source": "alibaba_cloud_spinoff.txt"})
+    assert "2014" in r.choices[0].message.content and app[1].filters[-1] == {"source": "alibaba_cloud_spinoff.txt"}
+    with pytest.raises(openai.BadRequestError, match="no document matches --source nope"):
+        client.chat.completions.create(model="qa-bot", messages=[{"role": "user", "content": Q}],
+                                       extra_body={"source": "nope"})
+
+
+@pytest.mark.parametrize("fields,param,message", [
+    ({"since": "last year"}, "since", "--since 'last year' is not a date: use YYYY-MM-DD"),
+    ({"since": "2023-01-01", "until": "13/13/2023"}, "until", "--until '13/13/2023' is not a date"),
+    ({"since": "2024-01-01", "until": "2023-01-01"}, "since", "--since 2024-01-01 is after --until 2023-01-01"),
+    ({"source": 42}, "source", "'source' must be a string or null."),
+    ({"until": ["2023-01-01"]}, "until", "'until' must be a string or null."),
+    ({"source": "nope"}, None, "no document matches --source nope"),
+    ({"since": "2020-01-01"}, None, "no document matches --since 2020-01-01"),  # the fake corpus has no dates
+])
+def test_a_bad_filter_is_a_400_with_the_library_message(app, fields, param, message):
+    url, bot, api = app
+    for stream in (False, True):
+        err = assert_openai_error(chat(url, stream=stream, **fields), 400, param=param, code="invalid_filter")
+        assert message in err["message"] and "\n" not in err["message"]
+    assert api.slots.used == 0
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
@@ -498,8 +541,20 @@ def test_gradio_ask_without_history(app):
     assert event == "complete" and "2.7 billion" in data[0]["answer"]
 
 
+def test_gradio_ask_takes_a_filter(app):
+    url, bot, _ = app
+    event, data = gradio_call(url, [Q, None, "alibaba_cloud_spinoff.txt", "", None])
+    assert event == "complete" and "2014" in data[0]["answer"]
+    assert bot.filters[-1] == {"source": "alibaba_cloud_spinoff.txt"}
+    event, body = gradio_call(url, [Q, [], "nope"])
+    assert event == "error" and "no document matches --source nope" in body["error"]
+    event, body = gradio_call(url, [Q, [], None, "2024-01-01", "2023-01-01"])
+    assert event == "error" and "--since 2024-01-01 is after --until 2023-01-01" in body["error"]
+
+
 @pytest.mark.parametrize("data,message", [
-    ([], "takes 1 to 2 inputs; got 0"),
+    ([], "takes 1 to 5 inputs; got 0"),
+    ([Q, None, 7], "source must be a string"),
     ([42], "question must be a string"),
     ([Q, "not a list"], "history must be a list of [question, answer] pairs"),
     ([Q, [["only a question"]]], "item 0 is not"),

@@ -16,6 +16,9 @@ def test_fast_path_gives_the_same_vectors_as_sentence_transformers():
     assert fast.shape == (5, emb.dim) and emb.dim == 384 and fast.dtype == np.float32  # dim: asked of the model
     assert np.abs(fast - reference).max() < 1e-5
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    # alone, each text is padded to a multiple of WIDTH_STEP word pieces, not to its own length: masked, the same
+    alone = np.vstack([emb.embed([t]) for t in texts])
+    assert np.abs(alone - reference).max() < 1e-5 and emb._model.width_step == 32
 
 
 def test_hash_embedder_is_normalised_and_deterministic():

@@ -136,3 +136,34 @@ def test_an_overview_request_summarises_only_the_filtered_documents(archive, tmp
     assert all(c.date >= "2023-06-01" and c.title for c in a.citations)
     assert all(bot.document_text(c.source)[c.start:c.end] == c.text for c in a.citations)
     assert bot.llm.calls == 0
+
+
+def test_retrieve_the_langchain_retriever_and_chain_take_the_same_filter(archive, tmp_path):
+    import asyncio
+
+    from qa_bot import QARetriever
+
+    bot = mock_bot(archive, tmp_path / "cache", min_similarity=0.0)
+    q = "When does the Gull Island ferry start and what does a ticket cost?"
+    late, early = {"northwind_annual_report.pdf", "port_strike.txt"}, {"kestrel_launch.md", "signal_upgrade.rst"}
+    assert {h.chunk.source for h in bot.retrieve(q, k=50, source="port_strike")} == {"port_strike.txt"}
+    retriever = QARetriever(k=20, bot=bot, since="2023-06-01")
+    sources = lambda docs: {d.metadata["source"] for d in docs}  # noqa: E731
+    docs = retriever.invoke(q)
+    assert sources(docs) == late  # k=20 > their chunks: every allowed document, no other
+    assert {d.metadata["date"] for d in docs} == {DATES[src] for src in late}  # each document's own date
+    assert sources(retriever.invoke(q, since="", until="2022-12-31")) == early  # a field per call overrides
+    assert sources(asyncio.run(retriever.ainvoke(q, since="", until="2022-12-31"))) == early
+    with pytest.raises(FilterError, match="no document matches --source undated --since 2023-06-01"):
+        retriever.invoke(q, source="undated")  # the default since still applies, and undated.txt has no date
+    with pytest.raises(FilterError, match="--until 'soon' is not a date"):
+        retriever.invoke(q, until="soon")
+    with pytest.raises(TypeError, match="colour"):
+        retriever.invoke(q, colour="red")
+    a = bot.chain.invoke({"question": q, "until": "2022-12-31"})
+    assert a.retrieved and {h.chunk.source for h in a.retrieved} <= early
+    *_, last = bot.chain.stream({"question": q, "source": "harbor_gazette_ferry.html"})
+    assert {h.chunk.source for h in last.retrieved} == {"harbor_gazette_ferry.html"}
+    with pytest.raises(FilterError, match="--source nope"):
+        bot.chain.invoke({"question": q, "source": "nope"})
+    assert set(bot.chain.get_input_schema().model_json_schema()["properties"]) >= {"source", "since", "until"}

@@ -70,3 +70,21 @@ def test_builds_its_own_bot_for_a_corpus_dir(tmp_path, monkeypatch):
     docs = retriever.invoke(QUERY)
     assert len(docs) == 2 and "2014" in docs[0].page_content
     assert (tmp_path / "cache").exists()  # its index went to the configured cache
+
+
+def test_a_filter_restricts_the_real_index(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from qa_bot.errors import FilterError
+
+    monkeypatch.setenv("QA_BOT_CACHE_DIR", str(tmp_path / "cache"))
+    mixed = Path(__file__).parent / "data" / "mixed_corpus"  # six documents in five formats, five of them dated
+    retriever = QARetriever(k=3, corpus_dir=mixed, since="2023-06-01")
+    q = "When does the Gull Island ferry start running?"
+    unfiltered = retriever.invoke(q, since="")
+    assert unfiltered[0].metadata["source"] == "harbor_gazette_ferry.html"  # the ferry article, dated 2023-05-12
+    docs = retriever.invoke(q)
+    assert docs and {d.metadata["source"] for d in docs} <= {"northwind_annual_report.pdf", "port_strike.txt"}
+    assert all(d.metadata["date"] >= "2023-06-01" for d in docs)
+    with pytest.raises(FilterError, match="no document matches --source harbor_gazette_ferry.html --since 2023-06-01"):
+        retriever.invoke(q, source="harbor_gazette_ferry.html")
