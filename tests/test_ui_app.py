@@ -322,7 +322,7 @@ def test_request_bodies_are_capped_on_every_route(app, path, headers, body):
 
 
 @pytest.mark.parametrize("api_name,data,message", [
-    ("ask", ["q", [], "extra"], "/ask takes 1 to 2 inputs; got 3"),
+    ("ask", ["q", [], "", "", "", "extra"], "/ask takes 1 to 5 inputs; got 6"),  # history, source, since, until
     ("chat", [1, 2, 3, 4, 5, 6], "/chat takes 4 inputs; got 6"),
     ("chat", ["When?", "notalist", None, None], "/chat: input 2 (Chatbot) is malformed"),
     ("add_document", ["x"], "/add_document: input 1 (UploadButton) is malformed"),
