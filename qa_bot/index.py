@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -117,9 +117,11 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
+def _fsync_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write and fsync; data may come in pieces (chunks.jsonl line by line: no second copy of every text)."""
     with open(path, "wb") as f:
-        f.write(data)
+        for piece in [data] if isinstance(data, bytes) else data:
+            f.write(piece)
         f.flush()
         os.fsync(f.fileno())
 
@@ -195,11 +197,8 @@ def _write_files(home: Path, vdir: Path, tmp: Path, manifest: dict, chunks: list
 
     vdir.mkdir(parents=True)
     faiss.write_index(index, str(vdir / "index.faiss"))
-    with open(vdir / "chunks.jsonl", "wb") as f:  # line by line: no second copy of every chunk's text in memory
-        for c in chunks:
-            f.write((json.dumps(c.__dict__, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass"))
-        f.flush()
-        os.fsync(f.fileno())
+    _fsync_write(vdir / "chunks.jsonl",
+                 ((json.dumps(c.__dict__, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass") for c in chunks))
     with open(vdir / "vectors.npy", "wb") as f:
         np.save(f, vectors, allow_pickle=False)
         f.flush()

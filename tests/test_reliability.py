@@ -422,8 +422,9 @@ KILLER = textwrap.dedent("""
     real_write, real_save, real_replace = ix._fsync_write, np.save, os.replace
     def fsync_write(path, data):
         if point == "chunks" and path.name == "chunks.jsonl":
+            blob = data if isinstance(data, bytes) else b"".join(data)  # chunks.jsonl comes line by line
             with open(path, "wb") as f:
-                f.write(data[: len(data) // 2]); f.flush()
+                f.write(blob[: len(blob) // 2]); f.flush()
             die()
         if point == "current" and path.name.startswith("CURRENT.tmp"):
             with open(path, "wb") as f:
