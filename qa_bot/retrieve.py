@@ -57,13 +57,14 @@ def lexical_terms(text: str) -> list[str]:
     return out
 
 
-_NUMBERED = re.compile(r"(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?(?:\s+[A-Z][^.\n]{0,70}\.?)?(?=\s|$)")
+_SECTION = r"(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?"  # "Section 4.", "8.", "1.2."
+_NUMBERED = re.compile(_SECTION + r"(?:\s+[A-Z][^.\n]{0,70}\.?)?(?=\s|$)")
 _MARKUP = re.compile(r"^[#*=\-\s]+|[#*=\-\s]+$")
 # A release named in running text: a name and a dotted version ("bash-5.2", "release 6.0", "OpenSSL 3.0.7"),
 # not an amount ("rose 2.7 billion", "$2.7", "9.5%").
 _RELEASE = re.compile(r"\b[A-Za-z][\w+]*[- ]v?\d+(?:\.\d+)+\b(?!\s*(?:%|percent|per\b|million|billion|trillion|thousand|bn\b))")
-_LETTER_ITEM = re.compile(r"^(?:\(?(?:[a-z]{1,2}|[ivx]{1,4})[.)]|[*+•-])\s")
-_SECTION_NUMBER = re.compile(r"^\s*(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?(?=\s|$)")
+_LIST_ITEM = re.compile(r"^(?:\(?(?:[a-z]{1,2}|[ivx]{1,4})[.)]|[*+•-])\s")
+_SECTION_NUMBER = re.compile(r"^\s*" + _SECTION + r"(?=\s|$)")
 
 
 def names_release(heading: str) -> bool:
@@ -114,18 +115,18 @@ def headings(text: str) -> list[tuple[int, int]]:
             indent = len(line) - len(line.lstrip())
             short = (len(body) <= cite.TITLE_MAX_CHARS and len(body.split()) <= cite.TITLE_MAX_WORDS
                      and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body))
-            ends = not nxt.strip() or set(nxt.strip()) <= set("=-~") or len(nxt) - len(nxt.lstrip()) > indent
+            alone = not nxt.strip() or set(nxt.strip()) <= set("=-~")  # a blank line or an underline below
+            ends = alone or len(nxt) - len(nxt.lstrip()) > indent
             # "#" lines are headings; "* Noteworthy changes in release 9.1", "** Bug fixes" or "* Improvements"
             # only when short and standing alone or over nested bullets; "* Fixed a crash when" over
             # its own continuation line is a bullet
-            over_list = (not nxt.strip() or set(nxt.strip()) <= set("=-~")
-                         or (nxt.strip()[:1] in "*+•-" and len(nxt) - len(nxt.lstrip()) > indent))
+            over_list = alone or (nxt.strip()[:1] in "*+•-" and len(nxt) - len(nxt.lstrip()) > indent)
             marked = body.startswith("#") or (body.startswith("*") and short and over_list and indent == 0)
             numbered = _NUMBERED.match(body) if blank_before and indent <= 4 else None
             opens_part = i == 0 or (set(lines[i - 1].strip()) <= set("=-~*#_") and len(lines[i - 1].strip()) >= 3)
             release = (opens_part and indent == 0 and len(body) <= cite.TITLE_MAX_CHARS and body[-1] not in ".!?"
                        and not re.search(r"[.!?]\s", body) and _RELEASE.search(body))
-            item = _LETTER_ITEM.match(body)  # "c. Rewrote the parser ...", "* Fixed ..." with a hanging indent: list items
+            item = _LIST_ITEM.match(body)  # "c. Rewrote the parser ...", "* Fixed ..." with a hanging indent: list items
             if body.lstrip("#* ") and (marked or (short and (blank_before and indent == 0 and ends
                                                              and (not item or over_list)
                                                              or i in centred))
