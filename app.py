@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import threading
+import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported anywhere
 
@@ -40,10 +41,13 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _warm_up(bot) -> None:
+    t = time.perf_counter()
     try:
         bot.warm_up()
     except Exception as e:  # the first question will report the problem to the user properly
         logging.getLogger("app").warning("warm-up failed: %s", e)
+    else:
+        logging.getLogger("app").info("models loaded in %.1f s", time.perf_counter() - t)
 
 
 if __name__ == "__main__":

@@ -49,3 +49,13 @@ CHECK_SCHEMA = {
     "required": ["verdict"],
     "additionalProperties": False,
 }
+
+
+def prefix_tag(check: bool) -> str:
+    """Names the fixed prompts QABot primes the LLM with, so a saved KV cache of them is used only while
+    they are unchanged (llm.LLMProvider)."""
+    import hashlib
+    import json
+
+    parts = [READER_SYSTEM, READER_USER, SENTENCE_LINE, READER_SCHEMA] + ([CHECK_SYSTEM, CHECK_USER, CHECK_SCHEMA] if check else [])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

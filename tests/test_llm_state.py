@@ -1,0 +1,78 @@
+"""The local server's saved KV cache of the fixed prompts (LLMProvider.save_primed / LocalLlamaServer.restore_state),
+with the real default reader on llama.cpp's server: a restart loads it instead of reading the prompts again, and a
+damaged file only means they are read again."""
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from qa_bot import QABot, Settings, prompts
+from qa_bot.weights import model_path
+
+from conftest import CORPUS
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    # The verified reader by path, so this test's saved states go to its own model_cache_dir, not the shared one.
+    gguf = model_path(Settings().reader, Settings().model_cache_dir)
+    return Settings.from_env({}, corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache"),
+                             model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf))
+
+
+def _state_files(settings):
+    d = settings.model_cache_dir / "llama-state"
+    return sorted(d.glob("slot-*.bin")) if d.is_dir() else []
+
+
+def _reader_prime_cached_tokens(bot) -> int:
+    """Post the reader's priming prompt straight to the server; llama.cpp reports how many tokens it reused."""
+    server = bot._provider._server
+    filler = prompts.SENTENCE_LINE.format(n=1, text="-")
+    body = {"model": server.alias, "max_tokens": 4, "temperature": 0,
+            "messages": [{"role": "system", "content": prompts.READER_SYSTEM},
+                         {"role": "user", "content": prompts.READER_USER.format(sentences=filler, question="-")}]}
+    req = urllib.request.Request(server.base_url + "/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())["timings"]["cache_n"]
+
+
+def test_a_restart_loads_the_saved_prompt_cache_instead_of_reading_the_prompts(settings):
+    assert _state_files(settings) == []
+    with QABot(settings=settings) as first:
+        first.warm_up()
+        files = _state_files(settings)
+        assert len(files) == 2 and all(f.stat().st_size > 100_000 for f in files)  # one per slot, KV data inside
+        answer = first.ask("When did Alibaba go public in New York?")
+
+    with QABot(settings=settings) as second:
+        second.llm  # starts the server: the saved state is loaded now, before any prompt
+        assert second._provider.primed
+        assert _reader_prime_cached_tokens(second) > 100  # the fixed instructions came from the file, not a reading
+        again = second.ask("When did Alibaba go public in New York?")
+        assert not again.abstained and again.citations == answer.citations
+    assert _state_files(settings) == files  # loading never rewrites them
+
+
+def test_a_damaged_saved_state_is_read_again_and_replaced(settings):
+    files = _state_files(settings)
+    if not files:  # run alone: make them first
+        with QABot(settings=settings) as bot:
+            bot.warm_up()
+        files = _state_files(settings)
+    sizes = [f.stat().st_size for f in files]
+    for f in files:
+        f.write_bytes(f.read_bytes()[:1000])  # cut short, as by a full disk
+    with QABot(settings=settings) as bot:
+        bot.warm_up()  # no error: the prompts are read again
+        a = bot.ask("When did Alibaba go public in New York?")
+        assert not a.abstained and a.citations
+    assert [f.stat().st_size for f in _state_files(settings)] == sizes  # saved whole again
+
+
+def test_the_saved_state_is_named_by_the_prompts_it_holds():
+    assert prompts.prefix_tag(True) != prompts.prefix_tag(False)
+    assert prompts.prefix_tag(True) == prompts.prefix_tag(True)
