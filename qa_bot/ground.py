@@ -200,6 +200,16 @@ def missing_constraints(question: str, context: str, name_context: str | None = 
     return missing
 
 
+def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str]:
+    """missing_constraints for a shown sentence: numbers and versions from its title, headings, itself and the
+    sentence before; names from as far as two sentences back. A sentence this is not empty for can ground no
+    answer, so it is also the test of which sentences are worth the reader's time (pipeline)."""
+    head_text = "\n".join(doc[a:b] for a, b in s.headings)
+    before = previous_sentence_start(doc, s.context_start)
+    return missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
+                               f"{s.label}\n{head_text}\n{doc[before:s.end]}")
+
+
 def needs_check(question: str, found: Grounded) -> bool:
     """Whether the yes/no check must read this evidence: only when some key term of the question is not in
     it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise
@@ -310,7 +320,6 @@ def _ground_one(answer, question, sentences, order, document, why):
         s = sentences[i]
         doc = document(s.source)
         heads = tuple((a, b, doc[a:b]) for a, b in s.headings)
-        head_text = "\n".join(h for _, _, h in heads)
         # The sentence alone; with the sentence before it ("the city"); with its section headings (the
         # release a change belongs to is often only in the heading above it).
         # Last, with the document's title: "which program dropped the L command" is answered by whose NEWS it is.
@@ -324,9 +333,7 @@ def _ground_one(answer, question, sentences, order, document, why):
             used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
             # integration has started, first with a copilot for Dingtalk."
-            before = previous_sentence_start(doc, s.context_start)
-            missing = missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
-                                          f"{s.label}\n{head_text}\n{doc[before:s.end]}")
+            missing = constraints_missing_around(question, s, doc)
             if missing:
                 why = f"the evidence does not match the question's {', '.join(missing)}"
                 break

@@ -255,7 +255,10 @@ class QABot:
         sources = self.allowed(flt, session)
         t1 = time.perf_counter()
         hits = self._search(query, session, sources=sources)
-        sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars)
+        # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
+        # they are shown only when too few others are left.
+        sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars,
+                                             usable=lambda x, doc: not ground.constraints_missing_around(query, x, doc))
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
 

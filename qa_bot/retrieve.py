@@ -317,9 +317,10 @@ class Retriever:
         return [Hit(by_id[cid], fused[cid]) for cid in order]
 
     def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
-                  max_chars: int | None = None) -> list[Sentence]:
+                  max_chars: int | None = None, usable: Callable[[Sentence, str], bool] | None = None) -> list[Sentence]:
         """The sentences of the retrieved chunks that best match the question, best first: at most n, and at
-        most max_chars characters in all (the first two whatever their length).
+        most max_chars characters in all (the first two whatever their length). With `usable(sentence, its
+        document's text)`, the sentences it accepts come before the ones it rejects, each group best first.
 
         score = cosine(question, sentence) + weight * coverage of the question's key terms by the sentence,
         the sentence before it and its document's title/heading (the words a question uses to name the
@@ -355,8 +356,15 @@ class Retriever:
             cov = cite.coverage(query, covered, idf, default)
             scored.append(Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
                                    float(sim), heads))
+        ranked = sorted(scored, key=lambda x: -x.score)
+        if usable is not None:
+            def doc_of(src: str) -> str:
+                return own[src] if src in own else self.docs.text(src)
+
+            ok = [usable(x, doc_of(x.source)) for x in ranked]
+            ranked = [x for x, u in zip(ranked, ok) if u] + [x for x, u in zip(ranked, ok) if not u]
         out, used = [], 0
-        for x in sorted(scored, key=lambda x: -x.score)[:n]:
+        for x in ranked[:n]:
             if max_chars is not None and len(out) >= 2 and used + len(x.text) > max_chars:
                 break
             out.append(x)
