@@ -23,8 +23,9 @@ and an existing index (built first if missing):
 
 Prints a table with the machine's load average and writes benchmarks/results/latency.json. Timings on a busy
 machine are inflated: the load average before and after is recorded in the JSON, re-run on a quiet machine for
-figures to quote. Goals (issue "Fast on 2 cores", set for the 135M reader): warm p50 <= 1.0 s, p95 <= 2.0 s;
-first piece p50 <= 0.3 s; overhead <= 10 %; cold start to first answer <= 10 s.
+figures to quote. Goals (GOALS_BY_READER): for the default 1.5B reader warm p50 <= 2.5 s, p95 <= 5 s, first
+piece p50 <= 1.5 s; for the fast 135M reader p50 <= 1.0 s, p95 <= 2.0 s, first piece <= 0.3 s; for both,
+overhead <= 10 % and cold start to first answer <= 10 s.
 """
 from __future__ import annotations
 
@@ -48,7 +49,15 @@ sys.path.insert(0, str(ROOT))
 from qa_bot import Answer  # noqa: E402
 from qa_bot.settings import Settings  # noqa: E402
 
-GOALS = {"warm_p50_s": 1.0, "warm_p95_s": 2.0, "first_piece_p50_s": 0.3, "overhead_share": 0.10, "cold_start_s": 10.0}
+# Goals by reader. The default 1.5B reader's are issue 9's ("Answers that hold up..."); the fast option keeps the
+# earlier issue's p50 <= 1.0 s ("Fast on 2 cores", set for the 135M reader, which also set the rest of its row).
+GOALS_BY_READER = {
+    "qwen2.5-coder-1.5b": {"warm_p50_s": 2.5, "warm_p95_s": 5.0, "first_piece_p50_s": 1.5, "overhead_share": 0.10,
+                           "cold_start_s": 10.0},
+    "smollm2-135m": {"warm_p50_s": 1.0, "warm_p95_s": 2.0, "first_piece_p50_s": 0.3, "overhead_share": 0.10,
+                     "cold_start_s": 10.0},
+}
+GOALS = GOALS_BY_READER["qwen2.5-coder-1.5b"]  # replaced in main() by the goals of the reader measured
 STAGES = ("rewrite", "retrieve", "read", "check")
 READER_STAGES = ("read", "check")  # Answer.timings["generate"] = read + check
 
@@ -349,6 +358,8 @@ def main(argv=None) -> int:
     from qa_bot import QABot
 
     settings = Settings.from_env()
+    global GOALS
+    GOALS = GOALS_BY_READER.get(settings.reader, GOALS)
     result: dict = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                                 "cpus": os.cpu_count(), "loadavg_before": load_before},
                     "questions": str(args.questions), "n_questions": len(questions), "repeat": args.repeat,

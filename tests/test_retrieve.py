@@ -110,3 +110,55 @@ def test_release_names_are_told_from_section_numbers_and_amounts():
     # a part opening that names an amount is not a release heading
     text = "Revenue rose to 2.7 billion dollars in the\nquarter, it said.\n"
     assert headings(text) == []
+
+
+SED_TWO = """GNU sed NEWS
+
+* Noteworthy changes in release 4.6 (2018-12-19) [stable]
+
+** New Features
+
+  New option, --debug: print the input sed script in canonical form.
+
+  New option, --sandbox: reject programs with r/w/e commands.
+
+* Noteworthy changes in release 4.5 (2018-03-31) [stable]
+
+** New Features
+
+  New option, --posix: disable GNU extensions.
+"""
+
+
+def _sed_bot(tmp_path, **kw):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "sed_NEWS.txt").write_text(SED_TWO, encoding="utf-8")
+    return mock_bot(corpus, tmp_path / "cache", **kw)
+
+
+def test_sentences_a_rule_rejects_come_after_the_ones_it_accepts(tmp_path):
+    bot = _sed_bot(tmp_path)
+    q = "Which new option did sed get?"
+    hits = bot.retrieve(q, k=4)
+    plain = bot.retriever.sentences(q, hits, 20)
+    ruled = bot.retriever.sentences(q, hits, 20, usable=lambda s, doc: "4.5" in s.label)
+    assert {s.start for s in ruled} == {s.start for s in plain}
+    flags = ["4.5" in s.label for s in ruled]
+    assert any(flags) and not all(flags) and flags == sorted(flags, reverse=True)
+    # within each group, the plain order stands
+    assert [s.start for s in ruled if "4.5" not in s.label] == [s.start for s in plain if "4.5" not in s.label]
+
+
+def test_the_reader_sees_first_the_sentences_under_the_release_the_question_names(tmp_path):
+    from qa_bot import ground
+
+    bot = _sed_bot(tmp_path, reader_sentences=2)
+    q = "Which sed 4.5 option handles the input sed script?"  # ranked alone, 4.6's --debug sentence comes first
+    hits = bot.retrieve(q, k=4)
+    doc = bot.document_text("sed_NEWS.txt")
+    fits = {s.text: not ground.constraints_missing_around(q, s, doc) for s in bot.retriever.sentences(q, hits, 20)}
+    assert fits["New option, --posix: disable GNU extensions."] and not any(v for k, v in fits.items() if "--debug" in k or "--sandbox" in k)
+    bot.ask(q)
+    shown = bot.llm.prompts[-1][-1]
+    assert "--posix" in shown and "--debug" not in shown and "--sandbox" not in shown
