@@ -254,9 +254,9 @@ class QABot:
         query = standalone or question
         sources = self.allowed(flt, session)
         t1 = time.perf_counter()
-        # Chunks and sentences lacking a number, version or name the question states can ground no answer
-        # (ground.py): they are taken only when too few others are left.
-        hits = self._search(query, session, sources=sources, usable=lambda text: not ground.missing_constraints(query, text))
+        hits = self._search(query, session, sources=sources)
+        # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
+        # they are shown only when too few others are left.
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars,
                                              usable=lambda x, doc: not ground.constraints_missing_around(query, x, doc))
         t2 = time.perf_counter()
@@ -457,15 +457,15 @@ class QABot:
         return self._search(query, session, k, self.allowed(Filter.of(source, since, until), session))
 
     def _search(self, query: str, session: MemoryIndex | None, k: int | None = None,
-                sources: frozenset[str] | None = None, usable: Callable[[str], bool] | None = None) -> list[Hit]:
+                sources: frozenset[str] | None = None) -> list[Hit]:
         """Hybrid search, the quarantined documents' chunks left out (ranked as always, then dropped); with
         `sources` (a filter's allowed documents), only those documents are searched."""
         if sources is not None:
-            return self.retriever.search(query, session, k, sources - self.quarantined.keys(), usable)
+            return self.retriever.search(query, session, k, sources - self.quarantined.keys())
         if not self.quarantined:
-            return self.retriever.search(query, session, k, usable=usable)
+            return self.retriever.search(query, session, k)
         k = k or self.settings.top_k
-        ranked = self.retriever.search(query, session, max(k, self.settings.rerank_candidates), usable=usable)
+        ranked = self.retriever.search(query, session, max(k, self.settings.rerank_candidates))
         return [h for h in ranked if h.chunk.source not in self.quarantined][:k]
 
     def as_retriever(self, k: int = 4):

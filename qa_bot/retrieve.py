@@ -294,11 +294,10 @@ class Retriever:
 
     # --- the two public steps -----------------------------------------------------------------------------
     def search(self, query: str, session: MemoryIndex | None = None, k: int | None = None,
-               sources: frozenset[str] | None = None, usable: Callable[[str], bool] | None = None) -> list[Hit]:
+               sources: frozenset[str] | None = None) -> list[Hit]:
         """The k best chunks by reciprocal-rank fusion of dense (FAISS) and BM25 rankings. Hit.score is the
         fused score. Chunks of documents added in a chat session are ranked by the dense side only. With
-        `sources` (a filter's allowed documents), only chunks of those documents are ranked. With
-        `usable(a chunk's title and heading, then its text)`, the fused candidates it accepts come first."""
+        `sources` (a filter's allowed documents), only chunks of those documents are ranked."""
         k = k or self.top_k
         n = max(k, self.candidates)
         vec = self.query_vector(query)
@@ -314,16 +313,8 @@ class Retriever:
             c = self.index.chunks[i]
             fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[c.id] = c
-        order = sorted(fused, key=lambda cid: -fused[cid])
-        if usable is not None:
-            own = session.texts if session is not None else {}
-
-            def fits(c: Chunk) -> bool:
-                return usable(f"{self.docs.label(c.source, c.start, own.get(c.source))[0]}\n{c.text}")
-
-            ok = {cid: fits(by_id[cid]) for cid in order[:n]}
-            order = [cid for cid in order[:n] if ok[cid]] + [cid for cid in order[:n] if not ok[cid]]
-        return [Hit(by_id[cid], fused[cid]) for cid in order[:k]]
+        order = sorted(fused, key=lambda cid: -fused[cid])[:k]
+        return [Hit(by_id[cid], fused[cid]) for cid in order]
 
     def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
                   max_chars: int | None = None, usable: Callable[[Sentence, str], bool] | None = None) -> list[Sentence]:

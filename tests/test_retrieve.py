@@ -162,3 +162,4 @@ def test_the_reader_sees_first_the_sentences_under_the_release_the_question_name
     bot.ask(q)
     shown = bot.llm.prompts[-1][-1]
     assert "--posix" in shown and "--debug" not in shown and "--sandbox" not in shown
+
