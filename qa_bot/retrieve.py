@@ -340,7 +340,7 @@ class Retriever:
         if not cands:
             return []
         sims = self._sentence_vectors([c.text[s - c.start:e - c.start] for c, s, e in cands]) @ self.query_vector(query)
-        scored = []
+        scored = []  # (sentence, whether `usable` accepts it)
         for (c, s, e), sim in zip(cands, sims):
             doc = own[c.source] if c.source in own else self.docs.text(c.source)
             ctx = previous_sentence_start(doc, s)
@@ -354,17 +354,11 @@ class Retriever:
             # only: otherwise every "Changes in Wget 1.20.x" line would outrank the sentences below it.
             covered = doc[s:e] if is_heading else f"{label}\n{doc[ctx:e]}"
             cov = cite.coverage(query, covered, idf, default)
-            scored.append(Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
-                                   float(sim), heads))
-        ranked = sorted(scored, key=lambda x: -x.score)
-        if usable is not None:
-            def doc_of(src: str) -> str:
-                return own[src] if src in own else self.docs.text(src)
-
-            ok = [usable(x, doc_of(x.source)) for x in ranked]
-            ranked = [x for x, u in zip(ranked, ok) if u] + [x for x, u in zip(ranked, ok) if not u]
+            x = Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
+                         float(sim), heads)
+            scored.append((x, usable is None or usable(x, doc)))
         out, used = [], 0
-        for x in ranked[:n]:
+        for x, _ in sorted(scored, key=lambda p: (not p[1], -p[0].score))[:n]:
             if max_chars is not None and len(out) >= 2 and used + len(x.text) > max_chars:
                 break
             out.append(x)
