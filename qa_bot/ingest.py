@@ -211,12 +211,27 @@ def title_from_name(source: str) -> str:
     return " ".join(stem.replace("_", " ").split())
 
 
+_MODE_LINE = re.compile(r"\s*-\*-.*$")  # Emacs's "-*- outline -*-" after a NEWS file's name
+_DIGITS = re.compile(r"\d+")
+
+
+def _recurs(line: str, text: str) -> bool:
+    """Whether a line of the same shape, numbers aside, comes again further on: then it heads a section of
+    a series ("Noteworthy changes in release 6.1 (2022-12-12)" over release 6.0's), not the document."""
+    shape = _DIGITS.sub("0", line)
+    return _DIGITS.search(line) is not None and sum(_DIGITS.sub("0", x.strip("#*=- \t")) == shape
+                                                    for x in text.splitlines()) > 1
+
+
 def _title_from_text(text: str, source: str) -> str:
     name = title_from_name(source)
     first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
+    first = _MODE_LINE.sub("", first)
     if not first or len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or first[-1:] in ".,;:":
         return name
     first = " ".join(first.strip("#*=- ").split())
+    if _recurs(first, text):
+        return name
     return first if content_words(name) <= content_words(first) else f"{first} ({name})"
 
 

@@ -346,8 +346,13 @@ class Retriever:
             ctx = previous_sentence_start(doc, s)
             label, heads = self.docs.label(c.source, e - 1, doc if c.source in own else None)
             if heads and heads[-1][0] >= s:  # a heading line, or a sentence that starts with one: label it from above
-                is_heading = _MARKUP.sub("", doc[s:e]) == doc[heads[-1][0]:heads[-1][1]]
+                own_heading = doc[heads[-1][0]:heads[-1][1]]
+                is_heading = _MARKUP.sub("", doc[s:e]) == own_heading
                 label, heads = self.docs.label(c.source, s, doc if c.source in own else None)
+                if names_release(own_heading):
+                    # The release headings above it are the previous releases' ("3.0.1 and 3.0.2" above "3.0.0
+                    # and 3.0.1"), not its section's: a label naming them would mislead the reader.
+                    label, heads = self.docs.title(c.source), ()
             else:
                 is_heading = False
             # A heading line ("version 1.33 - 2021-01-07") can be the answer itself, but scores on its own words
