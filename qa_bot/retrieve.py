@@ -309,11 +309,16 @@ class Retriever:
         for rank, h in enumerate(dense):
             fused[h.chunk.id] = fused.get(h.chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[h.chunk.id] = h.chunk
-        for rank, i in enumerate(self._lexical(query, n, sources)):
-            c = self.index.chunks[i]
+        lexical = [self.index.chunks[i] for i in self._lexical(query, n, sources)]
+        for rank, c in enumerate(lexical):
             fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[c.id] = c
         order = sorted(fused, key=lambda cid: -fused[cid])[:k]
+        # Each ranking's first chunk stays in: fusion favours chunks both rank middling over one that only
+        # BM25 ranks first, which is how an exact version ("tar 1.33") that embeddings blur is found.
+        for best in [lexical[0].id] if lexical else []:
+            if best not in order and len(order) == k:
+                order[-1] = best
         return [Hit(by_id[cid], fused[cid]) for cid in order]
 
     def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
