@@ -101,10 +101,32 @@ _UNITS = (r"(?:per ?cent|percent|%|hundred|thousand|million|billion|trillion|bn|
 _BARE_NUMBER = re.compile(r"[$€£¥]?\d+(?:[.,]\d+)*[KMGkmg]?")
 
 
-def complete_answer(answer: str, evidence: str) -> str:
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_FULL_DATE = re.compile(rf"\b(?:{_DAY}\s+{_MONTH}\.?,?\s+\d{{4}}|{_MONTH}\.?\s+{_DAY},?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b", re.I)
+_PART_DATE = re.compile(rf"(?:{_MONTH}\.?\s+)?\d{{4}}", re.I)  # "2007", "June 2007"
+_ASKS_YEAR = re.compile(r"\b(?:year|month)\b", re.I)
+
+
+def complete_date(answer: str, evidence: str, question: str) -> str:
+    """A year (or month and year) answer to a "when" question, widened to the one full date that holds it in
+    the evidence: "2007" -> "29 June 2007" from "Version 3, 29 June 2007". Asked for the year or month,
+    or with no single such date, the answer is returned as it is."""
+    if not _PART_DATE.fullmatch(answer) or _ASKS_YEAR.search(question):
+        return answer
+    parts = lambda x: set(re.findall(r"(?<![a-z])[a-z]{3}|\d{4}", x.lower()))  # "June 2007" -> {"jun", "2007"}
+    dates = {m.group(0) for m in _FULL_DATE.finditer(" ".join(evidence.split())) if parts(answer) <= parts(m.group(0))}
+    return dates.pop() if len(dates) == 1 else answer
+
+
+def complete_answer(answer: str, evidence: str, question: str = "") -> str:
     """A bare number answer with the words that make it a quantity, taken from the evidence: its currency
-    sign and unit or scale ("60" -> "60 days", "2.7" -> "$2.7 billion"). Any other answer, or a number the
-    evidence does not extend, is returned as it is."""
+    sign and unit or scale ("60" -> "60 days", "2.7" -> "$2.7 billion"), or a year with the rest of its date
+    (complete_date). Any other answer, or a number the evidence does not extend, is returned as it is."""
+    dated = complete_date(answer, evidence, question)
+    if dated != answer:
+        return dated
     if not _BARE_NUMBER.fullmatch(answer):
         return answer
     num = re.escape(answer.lstrip("$€£¥"))
@@ -329,7 +351,7 @@ def _ground_one(answer, question, sentences, order, document, why):
             extra = [s.label] if used == "title" else [h for _, _, h in used]
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
-            shown = complete_answer(answer, "\n".join([*extra, text]))
+            shown = complete_answer(answer, "\n".join([*extra, text]), question)
             used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
             # integration has started, first with a copilot for Dingtalk."

@@ -238,13 +238,19 @@ def test_a_no_is_never_shown():
     ("60", "How many days do you have?", "is reinstated within 60 days after the notice.", "60 days"),
     ("2.7", "How much did the cloud unit earn?", P3, "$2.7 billion"),
     ("9", "What share of revenue?", P3, "9%"),
-    ("2021", "When did version 3.0 come out?", "Changes in 3.0 [7 Sep 2021]", "2021"),  # no date completion
+    ("2021", "When did version 3.0 come out?", "Changes in 3.0 [7 Sep 2021]", "7 Sep 2021"),  # the whole date
+    ("2007", "When was version 3 issued?", "Version 3, 29 June 2007", "29 June 2007"),
+    ("June 2007", "When was it issued?", "published June 29, 2007.", "June 29, 2007"),
+    ("2021", "In what year did 3.0 come out?", "Changes in 3.0 [7 Sep 2021]", "2021"),  # the year was asked
+    ("2021", "When did it come out?", "2021-01-07 and 2021-02-13", "2021"),  # which date is not for the code to pick
+    ("1999", "When was it published?", "Version 2.1, February 1999", "1999"),  # no fuller date: as it is
+    ("2021", "When was 1.33 released?", "version 1.33 - Sergey Poznyakoff, 2021-01-07", "2021-01-07"),
     ("6", "How many groups?", "six groups, 6 of them new", "6"),  # "groups" is not a unit
     ("9%", "What share?", "9% of revenue", "9%"),
     ("Hong Kong", "Where?", P4, "Hong Kong"),
 ])
 def test_a_bare_number_is_completed_to_its_quantity_from_the_evidence(answer, question, evidence, shown):
-    assert ground.complete_answer(answer, evidence) == shown
+    assert ground.complete_answer(answer, evidence, question) == shown
 
 
 def test_a_grounded_number_is_shown_with_its_unit():
