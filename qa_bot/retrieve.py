@@ -198,16 +198,18 @@ class DocumentInfo:
         return (numbered, nearest) if numbered else (nearest,)
 
     def label(self, source: str, offset: int, text: str | None = None) -> tuple[str, tuple[tuple[int, int], ...]]:
-        """"title — heading(s)" for a sentence at offset, and the headings' spans."""
+        """"heading(s) — title" for a sentence at offset, and the headings' spans. The section comes first:
+        a small reader takes the first date or version it sees, and a title's ("GNU tar NEWS ... 2021-02-13",
+        the newest release's) is not the section's ("version 1.33 ..., 2021-01-07")."""
         spans = self.heading_spans(source, offset, text)
         doc = text if text is not None else self._text_of(source) if spans else ""
         title = self.title(source)
-        parts = [title] if title else []
+        parts = []
         for a, b in spans:
             h = " ".join(doc[a:b].split())
             if h.lower() not in title.lower():
                 parts.append(h)
-        return " — ".join(parts), spans
+        return " — ".join(parts + ([title] if title else [])), spans
 
 
 class Retriever:

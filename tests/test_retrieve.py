@@ -28,7 +28,7 @@ def test_headings_are_found_without_markup_and_bullets_are_not_headings():
 def test_a_sentence_is_labelled_with_its_release_heading_and_section():
     info = DocumentInfo(lambda s: NEWS, lambda s: "sed NEWS")
     label, spans = info.label("sed.txt", NEWS.index("New option"))
-    assert label == "sed NEWS — Noteworthy changes in release 4.6 (2018-12-19) [stable] — New Features"
+    assert label == "Noteworthy changes in release 4.6 (2018-12-19) [stable] — New Features — sed NEWS"
     assert [NEWS[a:b] for a, b in spans][0].startswith("Noteworthy changes in release 4.6")
     label, _ = info.label("sed.txt", NEWS.index("sed now fails"))
     assert "release 4.5" in label and "Bug fixes" in label
@@ -100,7 +100,7 @@ def test_a_centred_title_block_is_a_heading_and_names_the_version_of_every_secti
     found = [LICENCE[a:b] for a, b in headings(LICENCE)]
     assert found[:2] == ["EXAMPLE PUBLIC LICENSE", "Version 4, 2 May 2031"]
     label = DocumentInfo(lambda s: LICENCE, lambda s: "Example licence").label("l", LICENCE.index("within 30"))[0]
-    assert label == "Example licence — Version 4, 2 May 2031 — 3. Termination."
+    assert label == "Version 4, 2 May 2031 — 3. Termination. — Example licence"
 
 
 def test_release_names_are_told_from_section_numbers_and_amounts():
