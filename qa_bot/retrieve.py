@@ -316,11 +316,10 @@ class Retriever:
             fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[c.id] = c
         order = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        # Each ranking's first chunk stays in: fusion favours chunks both rank middling over one that only
-        # BM25 ranks first, which is how an exact version ("tar 1.33") that embeddings blur is found.
-        for best in [lexical[0].id] if lexical else []:
-            if best not in order and len(order) == k:
-                order[-1] = best
+        # BM25's first chunk stays in: fusion favours chunks that both rankings place middling over one that
+        # only BM25 places first, and that is how an exact version ("tar 1.33"), which embeddings blur, is found.
+        if lexical and lexical[0].id not in order and len(order) == k:
+            order[-1] = lexical[0].id
         return [Hit(by_id[cid], fused[cid]) for cid in order]
 
     def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,

@@ -91,6 +91,12 @@ def test_document_title_from_sidecar_first_line_or_name(tmp_path, caplog):
     assert document_title(doc("mpl.txt", "# Mozilla Public License Version 2.0\n\nBody."), tmp_path) == \
         "Mozilla Public License Version 2.0 (mpl)"  # the name adds a word: kept after the first line
     assert document_title(doc("sed_news.txt", "This first line is a sentence, not a title.\n"), tmp_path) == "sed news"
+    # A first line whose shape comes again further on heads the newest release, not the file: the name stands in
+    news = "Noteworthy changes in release 6.1 (2022-12-12)\n\n* Fix.\n\nNoteworthy changes in release 6.0 (2022-10-29)\n"
+    assert document_title(doc("strace_NEWS.txt", news), tmp_path) == "strace NEWS"
+    assert document_title(doc("strace_NEWS.txt", news.split("\n\nNoteworthy")[0]), tmp_path) == \
+        "Noteworthy changes in release 6.1 (2022-12-12) (strace NEWS)"  # once only: a title
+    assert document_title(doc("grep_NEWS.txt", "GNU grep NEWS      -*- outline -*-\n\n* x"), tmp_path) == "GNU grep NEWS"
     (tmp_path / "b.meta.json").write_text("[1, 2]", encoding="utf-8")
     assert document_title(doc("b.txt", "Weather Report\n\nRain."), tmp_path) == "Weather Report"  # "b" adds no word
     assert "ignored b.meta.json" in caplog.text

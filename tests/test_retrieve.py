@@ -163,3 +163,44 @@ def test_the_reader_sees_first_the_sentences_under_the_release_the_question_name
     shown = bot.llm.prompts[-1][-1]
     assert "--posix" in shown and "--debug" not in shown and "--sandbox" not in shown
 
+
+
+OPENSSL = """NEWS
+
+### Major changes between OpenSSL 3.0.0 and OpenSSL 3.0.1 [14 Dec 2021]
+
+  * Fixed invalid handling of X509_verify_cert() internal errors in libssl.
+
+### Major changes between OpenSSL 1.1.1 and OpenSSL 3.0.0 [7 sep 2021]
+
+  * Changed the licence to the Apache License v2.0.
+"""
+
+
+def test_a_heading_line_naming_a_release_is_not_labelled_with_the_release_above_it(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "openssl_NEWS.txt").write_text(OPENSSL, encoding="utf-8")
+    (corpus / "other.txt").write_text("Another document about something else entirely.", encoding="utf-8")
+    bot = mock_bot(corpus, tmp_path / "cache")
+    q = "When did OpenSSL 3.0.0 come out?"
+    sents = bot.retriever.sentences(q, bot.retrieve(q, k=4), 20)
+    line = next(s for s in sents if s.text.startswith("### Major changes between OpenSSL 1.1.1"))
+    assert "3.0.1" not in line.label and line.headings == ()  # 3.0.1's heading is the release above, not its section
+    item = next(s for s in sents if "Apache" in s.text)
+    assert item.label.startswith("Major changes between OpenSSL 1.1.1 and OpenSSL 3.0.0")  # the section, then the title
+
+
+def test_the_first_chunk_of_the_lexical_ranking_is_kept_in_the_fused_top_k(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    # Many chunks share the question's common words; one alone has the version it names. Embeddings blur
+    # "1.33" (the hashing embedder here, MiniLM in use), so fusion alone ranks that chunk below the others.
+    common = "".join(f"* On what date did the GNU tar archive come out, item {w}?\n\n" for w in "abcdefghijklmnop")
+    (corpus / "tar_NEWS.txt").write_text(f"GNU tar NEWS\n\n{common}version 1.33\n\n* Fixed xattrs.\n", encoding="utf-8")
+    bot = mock_bot(corpus, tmp_path / "cache", chunk_chars=60, top_k=2)
+    q = "On what date did GNU tar 1.33 come out?"
+    r = bot.retriever
+    best = r.index.chunks[r._lexical(q, 30)[0]]
+    assert "1.33" in best.text
+    assert best.id in {h.chunk.id for h in r.search(q)}
