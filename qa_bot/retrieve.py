@@ -198,18 +198,16 @@ class DocumentInfo:
         return (numbered, nearest) if numbered else (nearest,)
 
     def label(self, source: str, offset: int, text: str | None = None) -> tuple[str, tuple[tuple[int, int], ...]]:
-        """"heading(s) — title" for a sentence at offset, and the headings' spans. The section comes first:
-        a small reader takes the first date or version it sees, and a title's ("GNU tar NEWS ... 2021-02-13",
-        the newest release's) is not the section's ("version 1.33 ..., 2021-01-07")."""
+        """"title — heading(s)" for a sentence at offset, and the headings' spans."""
         spans = self.heading_spans(source, offset, text)
         doc = text if text is not None else self._text_of(source) if spans else ""
         title = self.title(source)
-        parts = []
+        parts = [title] if title else []
         for a, b in spans:
             h = " ".join(doc[a:b].split())
             if h.lower() not in title.lower():
                 parts.append(h)
-        return " — ".join(parts + ([title] if title else [])), spans
+        return " — ".join(parts), spans
 
 
 class Retriever:
@@ -311,15 +309,11 @@ class Retriever:
         for rank, h in enumerate(dense):
             fused[h.chunk.id] = fused.get(h.chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[h.chunk.id] = h.chunk
-        lexical = [self.index.chunks[i] for i in self._lexical(query, n, sources)]
-        for rank, c in enumerate(lexical):
+        for rank, i in enumerate(self._lexical(query, n, sources)):
+            c = self.index.chunks[i]
             fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
             by_id[c.id] = c
         order = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        # BM25's first chunk stays in: fusion favours chunks that both rankings place middling over one that
-        # only BM25 places first, and that is how an exact version ("tar 1.33"), which embeddings blur, is found.
-        if lexical and lexical[0].id not in order and len(order) == k:
-            order[-1] = lexical[0].id
         return [Hit(by_id[cid], fused[cid]) for cid in order]
 
     def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
@@ -355,9 +349,9 @@ class Retriever:
                 own_heading = doc[heads[-1][0]:heads[-1][1]]
                 is_heading = _MARKUP.sub("", doc[s:e]) == own_heading
                 label, heads = self.docs.label(c.source, s, doc if c.source in own else None)
-                if names_release(own_heading):
-                    # The release headings above it are the previous releases' ("3.0.1 and 3.0.2" above "3.0.0
-                    # and 3.0.1"), not its section's: a label naming them would mislead the reader.
+                if _RELEASE.search(own_heading):
+                    # A heading line naming a release ("OpenSSL 3.0.0", not "HTTP 308"): the release headings above
+                    # it are earlier sections' ("3.0.1 and 3.0.2"), not its own, and would mislead the reader.
                     label, heads = self.docs.title(c.source), ()
             else:
                 is_heading = False
