@@ -74,6 +74,7 @@ class Prepared:
     sentences: tuple[Sentence, ...]  # what the reader sees, numbered from 1 in this order
     t0: float
     timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
+    nearest: float = 0.0  # the best cosine of any retrieved sentence to the question, shown or not
 
 
 class QABot:
@@ -259,8 +260,12 @@ class QABot:
         # they are shown only when too few others are left.
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars,
                                              usable=lambda x, doc: not ground.constraints_missing_around(query, x, doc))
+        # "Near the question" is judged on every retrieved sentence (embeddings memoised: ~1 ms), so it does not
+        # depend on how many the reader is shown nor on the order they are shown in.
+        nearest = max((x.similarity for x in self.retriever.sentences(query, hits, 1 << 30, session)), default=0.0)
         t2 = time.perf_counter()
-        return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1})
+        return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1},
+                        nearest)
 
     def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
         """One reader call through LCEL (prompt | model); JSON-schema output where the server has it. `until` is
@@ -376,7 +381,7 @@ class QABot:
             p = self._prepare(question, history, session, flt)
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             s = self.settings
-            if not p.sentences or max(x.similarity for x in p.sentences) < s.min_similarity:
+            if not p.sentences or p.nearest < s.min_similarity:
                 # Nothing in the corpus is even near the question: refuse without the reader.
                 timings["total"] = time.perf_counter() - p.t0
                 # Nothing is listed as "closest passages" either: they would be unrelated.
