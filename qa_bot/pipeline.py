@@ -260,9 +260,9 @@ class QABot:
         # they are shown only when too few others are left.
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars,
                                              usable=lambda x, doc: not ground.constraints_missing_around(query, x, doc))
-        # "Near the question" is judged on every retrieved sentence (embeddings memoised: ~1 ms), so it does not
-        # depend on how many the reader is shown nor on the order they are shown in.
-        nearest = max((x.similarity for x in self.retriever.sentences(query, hits, 1 << 30, session)), default=0.0)
+        # "Near the question" is judged on every retrieved sentence, so it does not depend on how many the
+        # reader is shown nor on the order they are shown in.
+        nearest = self.retriever.nearest(query, hits)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1},
                         nearest)

@@ -329,17 +329,10 @@ class Retriever:
             return []
         own = session.texts if session is not None else {}  # documents added in a chat session
         idf, default = self.idf
-        cands: list[tuple[Chunk, int, int]] = []
-        seen = set()
-        for h in hits:
-            for s, e in sentence_spans(h.chunk.text):
-                key = (h.chunk.source, h.chunk.start + s)
-                if key not in seen and len(h.chunk.text[s:e].split()) >= 3:
-                    seen.add(key)
-                    cands.append((h.chunk, h.chunk.start + s, h.chunk.start + e))
+        cands = self._candidates(hits)
         if not cands:
             return []
-        sims = self._sentence_vectors([c.text[s - c.start:e - c.start] for c, s, e in cands]) @ self.query_vector(query)
+        sims = self._similarities(query, cands)
         scored = []  # (sentence, whether `usable` accepts it)
         for (c, s, e), sim in zip(cands, sims):
             doc = own[c.source] if c.source in own else self.docs.text(c.source)
@@ -348,11 +341,12 @@ class Retriever:
             if heads and heads[-1][0] >= s:  # a heading line, or a sentence that starts with one: label it from above
                 own_heading = doc[heads[-1][0]:heads[-1][1]]
                 is_heading = _MARKUP.sub("", doc[s:e]) == own_heading
-                label, heads = self.docs.label(c.source, s, doc if c.source in own else None)
                 if _RELEASE.search(own_heading):
                     # A heading line naming a release ("OpenSSL 3.0.0", not "HTTP 308"): the release headings above
                     # it are earlier sections' ("3.0.1 and 3.0.2"), not its own, and would mislead the reader.
                     label, heads = self.docs.title(c.source), ()
+                else:
+                    label, heads = self.docs.label(c.source, s, doc if c.source in own else None)
             else:
                 is_heading = False
             # A heading line ("version 1.33 - 2021-01-07") can be the answer itself, but scores on its own words
@@ -369,6 +363,27 @@ class Retriever:
             out.append(x)
             used += len(x.text)
         return out
+
+    def nearest(self, query: str, hits: Sequence[Hit]) -> float:
+        """The best cosine of any sentence of the retrieved chunks to the question, shown to the reader or not
+        (embeddings memoised: the same ones sentences() computed)."""
+        cands = self._candidates(hits)
+        return float(self._similarities(query, cands).max()) if cands else 0.0
+
+    @staticmethod
+    def _candidates(hits: Sequence[Hit]) -> list[tuple[Chunk, int, int]]:
+        """(chunk, start, end) of every sentence of at least three words in the chunks, once each."""
+        cands, seen = [], set()
+        for h in hits:
+            for s, e in sentence_spans(h.chunk.text):
+                key = (h.chunk.source, h.chunk.start + s)
+                if key not in seen and len(h.chunk.text[s:e].split()) >= 3:
+                    seen.add(key)
+                    cands.append((h.chunk, h.chunk.start + s, h.chunk.start + e))
+        return cands
+
+    def _similarities(self, query: str, cands: list[tuple[Chunk, int, int]]):
+        return self._sentence_vectors([c.text[s - c.start:e - c.start] for c, s, e in cands]) @ self.query_vector(query)
 
     @property
     def idf(self) -> tuple[dict[str, float], float]:
