@@ -120,6 +120,16 @@ def test_off_topic_question_is_refused_without_the_reader(make):
     assert a.abstained and bot.llm.calls == 0 and a.retrieved == () and a.reason
 
 
+def test_near_the_question_is_judged_on_every_retrieved_sentence_not_only_the_shown(make):
+    q = "Who is the chairman?"  # the sentence shown first is not the one closest in cosine
+    p = make(reader_sentences=1)._prepare(q, (), None)
+    shown = max(x.similarity for x in p.sentences)
+    assert p.nearest > shown
+    bot = make(reply(""), reader_sentences=1, min_similarity=(shown + p.nearest) / 2)
+    bot.ask(q)
+    assert bot.llm.calls == 1  # not refused as off-topic: a retrieved sentence is near enough
+
+
 def test_stream_yields_verified_text_then_the_final_answer(make):
     bot = make(reply("2014"), YES)
     parts = list(bot.ask_stream(Q_IPO))
