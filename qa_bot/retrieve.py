@@ -67,6 +67,23 @@ _LIST_ITEM = re.compile(r"^(?:\(?(?:[a-z]{1,2}|[ivx]{1,4})[.)]|[*+•-])\s")
 _SECTION_NUMBER = re.compile(r"^\s*" + _SECTION + r"(?=\s|$)")
 
 
+# "Changes between OpenSSL 1.1.0i and OpenSSL 1.1.1 [11 Sep 2018]": the section is 1.1.1's, but a small reader
+# takes the first version it meets (news tuning n27 answered "1.1.0i").
+_BETWEEN = re.compile(r"^(?P<what>.*?)\bbetween\s+(?P<old>.*?\d.*?)\s+and\s+(?P<new>[^\[\]]*?\d[^\[\]]*?)\s*(?P<date>\[[^\]]*\])?\s*$",
+                      re.IGNORECASE)
+
+
+def release_first(heading: str) -> str:
+    """A "changes between A and B" heading as the reader is shown it: the release it describes first,
+    "B [date] (changes since A)". Other headings unchanged."""
+    m = _BETWEEN.match(heading)
+    if not m:
+        return heading
+    date = f" {m['date']}" if m["date"] else ""
+    since = f"{m['what'].strip()} since".lstrip()
+    return f"{m['new']}{date} ({since} {m['old']})"
+
+
 def names_release(heading: str) -> bool:
     """Whether a heading names a release, version or date (a number other than its own section number):
     "Noteworthy changes in release 4.6", "Version 3, 29 June 2007", but not "8. Termination." nor
@@ -206,7 +223,7 @@ class DocumentInfo:
         for a, b in spans:
             h = " ".join(doc[a:b].split())
             if h.lower() not in title.lower():
-                parts.append(h)
+                parts.append(release_first(h))
         return " — ".join(parts), spans
 
 

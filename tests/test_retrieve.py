@@ -190,8 +190,23 @@ def test_a_heading_line_naming_a_release_is_not_labelled_with_the_release_above_
     line = next(s for s in sents if s.text.startswith("### Major changes between OpenSSL 1.1.1"))
     assert "3.0.1" not in line.label and line.headings == ()  # 3.0.1's heading is the release above, not its section
     item = next(s for s in sents if "Apache" in s.text)
-    assert item.label.endswith("Major changes between OpenSSL 1.1.1 and OpenSSL 3.0.0 [7 sep 2021]")
+    assert item.label.endswith("OpenSSL 3.0.0 [7 sep 2021] (Major changes since OpenSSL 1.1.1)")
     # "HTTP 308" is a number, not a release: that line stays labelled with the release above it
     q = "Which wget release added support for HTTP 308?"
     line = next(s for s in bot.retriever.sentences(q, bot.retrieve(q, k=4), 20) if "308" in s.text)
     assert "Changes in Wget 1.19.3" in line.label
+
+
+def test_a_changes_between_heading_names_the_release_it_describes_first():
+    from qa_bot.retrieve import release_first
+
+    assert release_first("Major changes between OpenSSL 1.1.0i and OpenSSL 1.1.1 [11 Sep 2018]") == \
+        "OpenSSL 1.1.1 [11 Sep 2018] (Major changes since OpenSSL 1.1.0i)"
+    assert release_first('Major changes between "less" versions 530 and 551') == '551 (Major changes since "less" versions 530)'
+    assert release_first("Between 2.2 and 2.3") == "2.3 (since 2.2)"
+    for other in ("Noteworthy changes in release 4.6", "Differences between GPL and LGPL", "Version 3, 29 June 2007"):
+        assert release_first(other) == other
+    info = DocumentInfo(lambda s: OPENSSL, lambda s: "openssl NEWS")
+    label, spans = info.label("openssl_NEWS.txt", OPENSSL.index("Changed the licence"))
+    assert label == "openssl NEWS — OpenSSL 3.0.0 [7 sep 2021] (Major changes since OpenSSL 1.1.1)"
+    assert OPENSSL[spans[-1][0]:spans[-1][1]].startswith("Major changes between")  # the citation stays the file's text
