@@ -69,19 +69,31 @@ _SECTION_NUMBER = re.compile(r"^\s*" + _SECTION + r"(?=\s|$)")
 
 # "Changes between OpenSSL 1.1.0i and OpenSSL 1.1.1 [11 Sep 2018]": the section is 1.1.1's, but a small reader
 # takes the first version it meets (news tuning n27 answered "1.1.0i").
-_BETWEEN = re.compile(r"^(?P<what>.*?)\bbetween\s+(?P<old>.*?\d.*?)\s+and\s+(?P<new>[^\[\]]*?\d[^\[\]]*?)\s*(?P<date>\[[^\]]*\])?\s*$",
-                      re.IGNORECASE)
+_BETWEEN = re.compile(r"\bbetween\s", re.IGNORECASE)
+_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+_DATE_TAIL = re.compile(r"\[[^\[\]]*\]$")
 
 
 def release_first(heading: str) -> str:
     """A "changes between A and B" heading as the reader is shown it: the release it describes first,
-    "B [date] (changes since A)". Other headings unchanged."""
-    m = _BETWEEN.match(heading)
+    "B [date] (changes since A)", when A and B both hold a digit. Other headings unchanged. Done in string
+    steps, not one pattern: nested lazy groups backtracked for minutes on a crafted 1,800-character line."""
+    m = _BETWEEN.search(heading)
     if not m:
         return heading
-    date = f" {m['date']}" if m["date"] else ""
-    since = f"{m['what'].strip()} since".lstrip()
-    return f"{m['new']}{date} ({since} {m['old']})"
+    what, rest = heading[:m.start()].strip(), heading[m.end():].strip()
+    tail = _DATE_TAIL.search(rest)
+    date = f" {tail.group(0)}" if tail else ""
+    body = rest[:tail.start()] if tail else rest
+    last = None
+    for last in _AND.finditer(body):
+        pass
+    if last is None:
+        return heading
+    old, new = body[:last.start()].strip(), body[last.end():].strip()
+    if not (re.search(r"\d", old) and re.search(r"\d", new)):
+        return heading
+    return f"{new}{date} ({f'{what} since'.lstrip()} {old})"
 
 
 def names_release(heading: str) -> bool:

@@ -204,6 +204,14 @@ def test_a_changes_between_heading_names_the_release_it_describes_first():
         "OpenSSL 1.1.1 [11 Sep 2018] (Major changes since OpenSSL 1.1.0i)"
     assert release_first('Major changes between "less" versions 530 and 551') == '551 (Major changes since "less" versions 530)'
     assert release_first("Between 2.2 and 2.3") == "2.3 (since 2.2)"
+    # A crafted line took minutes with a single pattern of nested lazy groups; string steps take microseconds.
+    import threading
+
+    crafted, out = "Changes between 1 " + "and 1 " * 300 + "[", []
+    worker = threading.Thread(target=lambda: out.append(release_first(crafted)), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert out == ["1 [ (Changes since 1" + " and 1" * 299 + ")"]
     for other in ("Noteworthy changes in release 4.6", "Differences between GPL and LGPL", "Version 3, 29 June 2007"):
         assert release_first(other) == other
     info = DocumentInfo(lambda s: OPENSSL, lambda s: "openssl NEWS")
