@@ -73,8 +73,8 @@ class Prepared:
     hits: tuple[Hit, ...]  # ranked chunks (for display and retrieval metrics)
     sentences: tuple[Sentence, ...]  # what the reader sees, numbered from 1 in this order
     t0: float
+    nearest: float  # the best cosine of any retrieved sentence to the question, shown or not
     timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
-    nearest: float = 0.0  # the best cosine of any retrieved sentence to the question, shown or not
 
 
 class QABot:
@@ -264,8 +264,8 @@ class QABot:
         # reader is shown nor on the order they are shown in.
         nearest = self.retriever.nearest(query, hits)
         t2 = time.perf_counter()
-        return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, {"rewrite": t1 - t0, "retrieve": t2 - t1},
-                        nearest)
+        return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, nearest,
+                        {"rewrite": t1 - t0, "retrieve": t2 - t1})
 
     def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
         """One reader call through LCEL (prompt | model); JSON-schema output where the server has it. `until` is

@@ -85,12 +85,10 @@ def release_first(heading: str) -> str:
     tail = _DATE_TAIL.search(rest)
     date = f" {tail.group(0)}" if tail else ""
     body = rest[:tail.start()] if tail else rest
-    last = None
-    for last in _AND.finditer(body):
-        pass
-    if last is None:
+    ands = list(_AND.finditer(body))
+    if not ands:
         return heading
-    old, new = body[:last.start()].strip(), body[last.end():].strip()
+    old, new = body[:ands[-1].start()].strip(), body[ands[-1].end():].strip()  # A may hold "and"; B is after the last
     if not (re.search(r"\d", old) and re.search(r"\d", new)):
         return heading
     return f"{new}{date} ({f'{what} since'.lstrip()} {old})"
