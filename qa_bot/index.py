@@ -46,6 +46,14 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+def embed_query(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Question-time embedding (the question, candidate sentences): the embedder's own embed_query where it
+    has one (SentenceTransformerEmbedder's avoids loading torch), else embed(). Optional, as in LangChain's
+    Embeddings, so any object with embed() still serves."""
+    own = getattr(embedder, "embed_query", None)
+    return own(texts) if own is not None else embedder.embed(texts)
+
+
 @dataclass
 class VectorIndex:
     """Chunks and their FAISS index; row i of the index is chunks[i]."""

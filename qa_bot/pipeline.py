@@ -226,6 +226,10 @@ class QABot:
         with the 1.5B reader (measured 2026-11-26, load ~0.5). With a remote server this is one short call each.
         The local server's state after this is saved, so later starts load it instead (LLMProvider.save_primed):
         the warm-up falls from 10.3 s to 3.5 s (load 0.2-0.7)."""
+        with self._lock:  # a question asked meanwhile waits, then reads alone on primed slots, not beside these calls
+            self._prime_locked()
+
+    def _prime_locked(self) -> None:
         _ = self.llm  # starts the local server, which loads the fixed prompts' saved KV cache if there is one
         # Even then both calls are made: they now read only the few filler tokens (~0.8 s for both), and they
         # pay the client's one-off costs (openai imports 0.85 s on its first structured call) before question 1.

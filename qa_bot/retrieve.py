@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from . import cite
 from .cite import previous_sentence_start, sentence_spans
-from .index import MemoryIndex, VectorIndex
+from .index import MemoryIndex, VectorIndex, embed_query
 from .types import Chunk, Hit
 
 # Bounds on memory and start-up time, and a textbook constant: not Settings fields, because none changes
@@ -299,7 +299,7 @@ class Retriever:
         with self._lock:
             if self._last_query and self._last_query[0] == query:
                 return self._last_query[1]
-        vec = self.embedder.embed([query])[0]
+        vec = embed_query(self.embedder, [query])[0]
         with self._lock:
             self._last_query = (query, vec)
         return vec
@@ -311,7 +311,7 @@ class Retriever:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._sent_cache]
         if missing:
-            vecs = self.embedder.embed(missing)
+            vecs = embed_query(self.embedder, missing)
             with self._lock:
                 if len(self._sent_cache) + len(missing) > SENTENCE_CACHE:
                     self._sent_cache.clear()

@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -19,6 +24,48 @@ def test_fast_path_gives_the_same_vectors_as_sentence_transformers():
     # alone, each text is padded to a multiple of WIDTH_STEP word pieces, not to its own length: masked, the same
     alone = np.vstack([emb.embed([t]) for t in texts])
     assert np.abs(alone - reference).max() < 1e-5 and emb._model.width_step == 32
+
+
+@pytest.mark.slow
+def test_question_time_vectors_come_from_numpy_and_match_torchs():
+    emb = SentenceTransformerEmbedder()
+    texts = ["When did Alibaba go public?", "The cloud business generated $2.7 billion.", "x", "",
+             "Ünïcode “quotes” — and emoji 😀", "word " * 400]  # the last one is truncated at 256 word pieces
+    fast = emb.embed_query(texts)
+    assert emb.dim == 384 and "_model" not in emb.__dict__  # dim and the vectors without the torch model
+    reference = emb.embed(texts)
+    assert fast.shape == reference.shape and fast.dtype == np.float32
+    assert np.abs(fast - reference).max() < 1e-5
+    # one at a time (no padding) as in a batch padded to its longest text
+    alone = np.vstack([emb.embed_query([t]) for t in texts])
+    assert np.abs(alone - fast).max() < 1e-5
+    assert emb.embed_query([]).shape == (0, 384)
+
+
+def test_question_time_embedding_falls_back_to_embed():
+    from qa_bot.index import embed_query
+
+    e = HashEmbedder()  # no embed_query of its own: embed() serves
+    assert np.array_equal(embed_query(e, ["alpha beta"]), e.embed(["alpha beta"]))
+    bf16 = SentenceTransformerEmbedder(quantize="bf16")  # queries at the index's precision: through torch
+    assert bf16._numpy_encoder is None
+
+
+@pytest.mark.slow
+def test_answering_from_a_built_index_never_imports_torch(tmp_path):
+    """torch and transformers take ~4.5 s to import here: a question over an existing index must not need them."""
+    from conftest import CORPUS
+
+    env = {**os.environ, "QA_BOT_CACHE_DIR": str(tmp_path)}
+    build = f"from qa_bot import QABot; QABot({str(CORPUS)!r}).index"
+    subprocess.run([sys.executable, "-c", build], env=env, check=True, timeout=600, capture_output=True)
+    probe = (f"import json, sys; from qa_bot import QABot; b = QABot({str(CORPUS)!r}); "
+             "hits = b.retrieve('When did Alibaba go public?'); "
+             "print(json.dumps({'hits': len(hits), 'loaded': sorted(m for m in ('torch', 'transformers', "
+             "'sentence_transformers') if m in sys.modules)}))")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=600, capture_output=True, text=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["hits"] > 0 and result["loaded"] == [], result
 
 
 def test_hash_embedder_is_normalised_and_deterministic():

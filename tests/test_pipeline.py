@@ -300,3 +300,38 @@ def test_a_no_is_refused_without_the_check(make):
     bot = make(reply("No", 1), YES)
     answer = bot.ask("Did Alibaba go public in London?")
     assert answer.abstained and bot.llm.calls == 1
+
+
+def test_a_question_asked_during_warm_up_waits_for_the_priming_calls(small_corpus, tmp_path):
+    """On two cores a question read beside the warm-up's two priming calls took 6-10 s instead of 2.5 s (its
+    prompt met a busy or unprimed llama.cpp slot): it must wait for them and then read alone."""
+    import threading
+    import time
+
+    from qa_bot import QABot, Settings
+    from qa_bot.testing import HashEmbedder, MockLLM
+
+    state = {"active": 0, "peak": 0, "started": threading.Event()}
+    guard = threading.Lock()
+
+    class Slow(MockLLM):
+        def _call(self, messages, *args, **kwargs):
+            with guard:
+                state["active"] += 1
+                state["peak"] = max(state["peak"], state["active"])
+            state["started"].set()
+            time.sleep(0.3)
+            with guard:
+                state["active"] -= 1
+            return super()._call(messages, *args, **kwargs)
+
+    s = Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path / "cache")
+    bot = QABot(settings=s, llm=Slow(responses=[reply("2014"), YES]), embedder=HashEmbedder())
+    warm = threading.Thread(target=bot.warm_up)
+    warm.start()
+    assert state["started"].wait(30)  # the first priming call is under way
+    answer = bot.ask(Q_IPO)
+    warm.join(30)
+    assert state["peak"] == 1, state  # never two LLM calls at once
+    questions = [p[1] for p in bot.llm.prompts]
+    assert Q_IPO not in questions[0] and Q_IPO in questions[-1] and answer.question == Q_IPO
