@@ -673,3 +673,17 @@ def test_session_index_is_immutable(corpus, tmp_path):
     assert {c.source for c in b.chunks} == {"session/a.txt", "session/b.txt"}
     hits = bot.retriever.search("zorblax budget gold coins")
     assert all(not h.chunk.source.startswith("session/") for h in hits)
+
+
+def test_reader_and_check_requests_carry_their_json_schema(corpus, tmp_path, fake_llm_server):
+    """response_format travels in the request body (extra_body), so llama.cpp, vLLM and others constrain the
+    reply; it is not ChatOpenAI's own response_format, whose streaming helper costs ~0.75 s of imports."""
+    from qa_bot import prompts
+
+    bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
+    n = len(fake_llm_server.bodies)
+    # "profit" is not in the evidence sentence, so the check is asked too
+    bot.ask("How much profit did the cloud business generate in the first quarter?")
+    formats = [b.get("response_format") for b in fake_llm_server.bodies[n:]]
+    assert [f["type"] for f in formats] == ["json_schema", "json_schema"], formats
+    assert [f["json_schema"]["schema"] for f in formats] == [prompts.READER_SCHEMA, prompts.CHECK_SCHEMA]
