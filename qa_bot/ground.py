@@ -243,6 +243,41 @@ def needs_check(question: str, found: Grounded) -> bool:
     return not cite.key_terms(question) <= have
 
 
+TOP_LOGPROBS = 10  # alternatives asked for at each token of the check's reply: "yes" and "no" are among them
+
+
+def yes_probability(tokens: Sequence[dict]) -> float | None:
+    """How likely the check's verdict was "yes" rather than "no": at the first token of its reply where "yes"
+    and "no" forms hold most of the probability (the verdict; the JSON around it is certain), their shares
+    renormalised. None when the server gave no log-probabilities (or no such token): the verdict as written
+    is all there is."""
+    import math
+
+    for token in tokens:
+        alternatives = token.get("top_logprobs") or () if isinstance(token, dict) else ()
+        yes = no = 0.0
+        for alt in alternatives:
+            word = str(alt.get("token", "")).strip().lower()
+            try:
+                p = math.exp(float(alt.get("logprob")))
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if word and "yes".startswith(word):
+                yes += p
+            elif word in ("n", "no"):
+                no += p
+        if yes + no > 0.5:
+            return yes / (yes + no)
+    return None
+
+
+def check_passes(verdict: str, p_yes: float | None, min_yes: float) -> bool:
+    """The check's decision: a written "yes" that, where its probability is known, is at least min_yes likely.
+    The 1.5B check says "yes" to near misses it is unsure of (0.50-0.56 on the tuning halves) and to right
+    answers with 0.61 or more."""
+    return verdict == "yes" and (p_yes is None or p_yes >= min_yes)
+
+
 # "Question:" and "Answer:" are labels a reader copies from its prompt, not information ("Question: <the question>?
 # Answer: [1]." once passed as adding the new names Question and Answer).
 _LABELS = re.compile(r"\b(?:question|answer)\s*:", re.IGNORECASE)

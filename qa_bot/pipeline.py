@@ -77,6 +77,15 @@ class Prepared:
     timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One LLM reply: its text, and its tokens' log-probabilities when they were asked for and given (each as
+    OpenAI's chat format has it: {"token", "logprob", "top_logprobs": [...]})."""
+
+    text: str
+    logprobs: tuple[dict, ...] = ()
+
+
 class QABot:
     """Ask questions about the documents in a corpus folder.
 
@@ -99,6 +108,7 @@ class QABot:
         self._answering = 0
         self._idle = threading.Condition()
         self._json_output = True  # cleared once if an OpenAI-compatible server rejects response_format
+        self._logprobs = True  # cleared once if it rejects logprobs (the check then takes its verdict as written)
         self.skipped = []  # corpus files that could not be used, with reasons
 
     # --- lazily built parts -------------------------------------------------------------------------
@@ -237,7 +247,8 @@ class QABot:
         filler = prompts.SENTENCE_LINE.format(n=1, text="-")
         self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=filler, question="-"), prompts.READER_SCHEMA, "reader")
         if self.settings.reader_check:
-            self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence="-", question="-", answer="-"), prompts.CHECK_SCHEMA, "check")
+            self._invoke(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence="-", question="-", answer="-"),
+                         prompts.CHECK_SCHEMA, "check", top_logprobs=ground.TOP_LOGPROBS)
         if self._llm_override is None and not saved:
             self._provider.save_primed()
 
@@ -274,6 +285,11 @@ class QABot:
     def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
         """One reader call through LCEL (prompt | model); JSON-schema output where the server has it. `until` is
         the question's LLM deadline: it bounds this call, its retries and the calls after it."""
+        return self._invoke(system, user, schema, name, until).text
+
+    def _invoke(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None,
+                top_logprobs: int = 0) -> Reply:
+        """_call, and with top_logprobs > 0 the reply's token log-probabilities where the server gives them."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
         until = until or Deadline(self.settings.llm_timeout)
@@ -285,27 +301,33 @@ class QABot:
             # beta parsing helper, whose import costs ~0.75 s of the first question (and the server is the same).
             fmt = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
             model = model.bind(extra_body={"response_format": fmt})
+        if top_logprobs and self._logprobs:
+            model = model.bind(logprobs=True, top_logprobs=top_logprobs)
         try:
             with llm_deadline(until):
                 msg = model.invoke([SystemMessage(system), HumanMessage(user)])
             until.start()  # a model that is not an HTTP client (tests, a custom LangChain model): from its first reply
         except ReplyTooLong:
-            return ""  # a server that ignores max_tokens: read no further, like a reply cut at max_tokens
+            return Reply("")  # a server that ignores max_tokens: read no further, like a reply cut at max_tokens
         except QABotError:
             raise
         except Exception as exc:
-            if _caused_by(exc, "LengthFinishReason"):
-                return ""  # the reply ran past llm_max_tokens without closing its JSON: no answer, a refusal
             if is_context_overflow(exc):  # a safety net under check_prompt_budget's estimate
                 raise InvalidQuestion("the question with its follow-up context is too long for the reader: "
                                       "ask a shorter question") from None
-            if self._json_output and "BadRequest" in type(exc).__name__:
+            if top_logprobs and self._logprobs and _bad_request(exc):
+                self._logprobs = False  # a server without logprobs: the check's verdict is taken as written
+                log.warning("the LLM server rejected logprobs; taking the check's verdict as written")
+                return self._invoke(system, user, schema, name, until)
+            if self._json_output and _bad_request(exc):
                 self._json_output = False  # a server without JSON-schema output: plain text, parsed leniently
                 log.warning("the LLM server rejected response_format; falling back to plain answers")
-                return self._call(system, user, schema, name, until)
+                return self._invoke(system, user, schema, name, until, top_logprobs)
             raise backend_error(exc, self.settings) from exc
         content = msg.content if isinstance(msg.content, str) else str(msg.content)
-        return content[: self.settings.max_reader_chars]
+        logprobs = (msg.response_metadata or {}).get("logprobs") if top_logprobs else None
+        tokens = tuple(logprobs.get("content") or ()) if isinstance(logprobs, dict) else ()
+        return Reply(content[: self.settings.max_reader_chars], tokens)
 
     def _read(self, p: Prepared, until: Deadline | None = None) -> ground.ReaderDraft:
         user = prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query)
@@ -330,9 +352,9 @@ class QABot:
         evidence = " ".join(found.text.split())
         if label:
             evidence = f"({label}) {evidence}"
-        raw = self._call(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer),
-                         prompts.CHECK_SCHEMA, "check", until)
-        return _verdict(raw) == "yes"
+        reply = self._invoke(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer),
+                             prompts.CHECK_SCHEMA, "check", until, top_logprobs=ground.TOP_LOGPROBS)
+        return ground.check_passes(_verdict(reply.text), ground.yes_probability(reply.logprobs), self.settings.check_min_yes)
 
     def _document(self, session: MemoryIndex | None):
         return lambda source: self.document_text(source, session)
@@ -552,8 +574,11 @@ class QABot:
         self.close()
 
 
-def _caused_by(exc: BaseException, name: str) -> bool:
-    return any(name in type(e).__name__ for e in exception_chain(exc))
+def _bad_request(exc: BaseException) -> bool:
+    """An HTTP 400 from the server, however the client wrapped it (langchain-openai re-raises openai's
+    BadRequestError as its OpenAIInvalidRequestError, whose name no longer says so)."""
+    return any(getattr(e, "status_code", None) == 400 or any(c.__name__ == "BadRequestError" for c in type(e).__mro__)
+               for e in exception_chain(exc))
 
 
 def _verdict(raw: str) -> str:

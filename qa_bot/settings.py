@@ -84,6 +84,9 @@ class Settings:
     llm_backend: str = "local"
     reader: str = "qwen2.5-coder-1.5b"  # or "smollm2-135m" (fast, weak); see weights.READERS
     reader_check: bool = True  # a second yes/no reading that rejects near misses (costs ~0.5-1 s)
+    # The check passes only when its "yes" is at least this likely against "no" (ground.check_passes). Fit on the
+    # tuning halves (eval/README.md, eighth round): right answers scored 0.61-0.97, near misses up to 0.54.
+    check_min_yes: float = 0.575
     gguf_path: str = ""  # any GGUF file; overrides `reader`
     llm_base_url: str = ""
     llm_model: str = "local"
@@ -124,6 +127,8 @@ class Settings:
                 raise QABotError(f"QA_BOT_{name.upper()}={value!r} is not a number")
             if value < least:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} must be at least {least:g}")
+        if not 0 <= self.check_min_yes <= 1:
+            raise QABotError(f"QA_BOT_CHECK_MIN_YES={self.check_min_yes!r} must be between 0 and 1 (a probability)")
         if self.min_similarity > 1:
             raise QABotError(f"QA_BOT_MIN_SIMILARITY={self.min_similarity!r} must be at most 1 (it is a cosine)")
         if self.llm_timeout <= 0:

@@ -13,6 +13,8 @@ Modes (FakeOpenAI.mode):
     "echo500"  answers 500 with the request headers in the body (a proxy that echoes them)
     "length"   streams the start of a reader reply that never closes its JSON, then finish_reason "length" and
                [DONE]: a reader that rambled until max_tokens (SmolLM2 does on some questions)
+    "nologprobs" answers 400 Bad Request to a request that asks for logprobs, otherwise as "ok"
+    "noschema" the same for a request with response_format (JSON-schema output)
     "flood"    ignores max_tokens: streams a reader reply of .flood_bytes (8.8 MB) as fast as it can, then "stop";
                .sent counts the bytes the client took before it hung up
 The fault modes stream (part of) ANSWER. Requests are counted in .requests (.bodies keeps their JSON); raw
@@ -134,6 +136,14 @@ class FakeOpenAI:
                     piece = b": keep-alive\n\n"
                     conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
                     time.sleep(0.3)
+                return
+            rejected = {"nologprobs": b'"logprobs"', "noschema": b'"response_format"'}.get(mode)
+            if rejected and rejected in body:  # a server that does not offer logprobs / JSON-schema output
+                body = json.dumps({"error": {"message": f"{rejected.decode()} is not supported",
+                                             "type": "invalid_request_error"}}).encode()
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+                conn.close()
                 return
             if mode == "echo500":
                 body = json.dumps({"error": {"message": "upstream failed; request was: " + head.decode("latin-1"),

@@ -265,3 +265,30 @@ def test_names_joined_by_underscores_are_read_as_their_parts():
     text = "If XDG_DATA_HOME is set, the history file is kept in $XDG_DATA_HOME/lesshst instead."
     assert ground.supports_answer("XDG_DATA_HOME/lesshst", text)
     assert not ground.missing_constraints("If XDG_DATA_HOME is set, where is the history file kept?", text)
+
+
+def _token(text, alternatives):
+    """One token of an OpenAI-format logprobs list: its top alternatives as {token: probability}."""
+    import math
+
+    return {"token": text, "logprob": math.log(alternatives.get(text, 1.0)),
+            "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in alternatives.items()]}
+
+
+def test_yes_probability_reads_the_verdict_token_and_renormalises_yes_against_no():
+    reply = [_token('{"', {'{"': 0.9, "```": 0.1}), _token("ver", {"ver": 1.0}), _token('": "', {'": "': 1.0}),
+             _token("yes", {"yes": 0.45, "y": 0.05, "no": 0.3, "```": 0.2}), _token('"}', {'"}': 1.0})]
+    assert abs(ground.yes_probability(reply) - 0.5 / 0.8) < 1e-9
+    no_first = [_token("no", {"no": 0.7, "yes": 0.3})]
+    assert abs(ground.yes_probability(no_first) - 0.3) < 1e-9
+    # no log-probabilities, or none where yes/no hold the probability: unknown, not 0
+    assert ground.yes_probability([]) is None
+    assert ground.yes_probability([_token("{", {"{": 1.0})]) is None
+    assert ground.yes_probability([{"token": "yes", "logprob": "junk", "top_logprobs": [{"token": "yes", "logprob": None}]}]) is None
+
+
+def test_check_passes_needs_a_written_yes_that_is_likely_enough():
+    assert ground.check_passes("yes", 0.9, 0.575)
+    assert not ground.check_passes("yes", 0.56, 0.575)  # a near miss the check was unsure of
+    assert not ground.check_passes("no", 0.9, 0.575)  # never more lenient than the verdict as written
+    assert ground.check_passes("yes", None, 0.575) and not ground.check_passes("no", None, 0.575)

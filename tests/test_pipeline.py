@@ -335,3 +335,36 @@ def test_a_question_asked_during_warm_up_waits_for_the_priming_calls(small_corpu
     assert state["peak"] == 1, state  # never two LLM calls at once
     questions = [p[1] for p in bot.llm.prompts]
     assert Q_IPO not in questions[0] and Q_IPO in questions[-1] and answer.question == Q_IPO
+
+
+def _check_reply_with_logprobs(p_yes):
+    """A check reply as llama.cpp streams it with logprobs: {"verdict": "yes"}, P(yes) = p_yes at the verdict."""
+    import math
+
+    from langchain_core.messages import AIMessage
+
+    tokens = [{"token": t, "logprob": 0.0, "top_logprobs": [{"token": t, "logprob": 0.0}]} for t in ('{"', "verdict", '": "')]
+    tokens.append({"token": "yes", "logprob": math.log(p_yes), "top_logprobs": [
+        {"token": "yes", "logprob": math.log(p_yes)}, {"token": "no", "logprob": math.log(1 - p_yes)}]})
+    return AIMessage(YES, response_metadata={"logprobs": {"content": tokens}})
+
+
+@pytest.mark.parametrize("p_yes, answered", [(0.9, True), (0.55, False)])
+def test_the_check_weighs_how_sure_its_yes_is(small_corpus, tmp_path, p_yes, answered):
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    from qa_bot import QABot, Settings
+    from qa_bot.testing import HashEmbedder
+
+    s = Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path / "cache")
+    llm = GenericFakeChatModel(messages=iter([AIMessage_(reply("2014")), _check_reply_with_logprobs(p_yes)]))
+    bot = QABot(settings=s, llm=llm, embedder=HashEmbedder())
+    answer = bot.ask("When did Alibaba list its shares in New York?")  # "list", "shares": the check reads it
+    assert answer.abstained is (not answered), answer
+    assert ("check" in answer.reason) is (not answered) and ("2014" in answer.text) is answered
+
+
+def AIMessage_(text):
+    from langchain_core.messages import AIMessage
+
+    return AIMessage(text)

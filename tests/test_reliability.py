@@ -687,3 +687,37 @@ def test_reader_and_check_requests_carry_their_json_schema(corpus, tmp_path, fak
     formats = [b.get("response_format") for b in fake_llm_server.bodies[n:]]
     assert [f["type"] for f in formats] == ["json_schema", "json_schema"], formats
     assert [f["json_schema"]["schema"] for f in formats] == [prompts.READER_SCHEMA, prompts.CHECK_SCHEMA]
+    # only the check asks for log-probabilities (ground.check_passes weighs its "yes")
+    assert [b.get("top_logprobs") for b in fake_llm_server.bodies[n:]] == [None, 10]
+
+
+def test_a_server_without_logprobs_still_gets_checked_answers(corpus, tmp_path, fake_llm_server):
+    """A server that rejects logprobs (400): the check is asked again without them and its verdict taken as
+    written; JSON-schema output stays on, and later questions do not ask for logprobs again."""
+    fake_llm_server.mode = "nologprobs"
+    try:
+        bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
+        n = len(fake_llm_server.bodies)
+        q = "How much profit did the cloud business generate in the first quarter?"  # needs the check
+        first = bot.ask(q)
+        assert not first.abstained, first  # the dumb reader's answer, confirmed by the check's written "yes"
+        bodies = fake_llm_server.bodies[n:]
+        assert [("logprobs" in b, "response_format" in b) for b in bodies] == [(False, True), (True, True), (False, True)]
+        m = len(fake_llm_server.bodies)
+        assert bot.ask(q).text == first.text
+        assert not any("logprobs" in b for b in fake_llm_server.bodies[m:]) and len(fake_llm_server.bodies) - m == 2
+    finally:
+        fake_llm_server.mode = "ok"
+
+
+def test_a_server_without_json_schema_output_gets_plain_requests(corpus, tmp_path, fake_llm_server):
+    """A 400 for response_format: asked again without it, answers parsed leniently (was broken: langchain-openai
+    re-raises the 400 under a name without "BadRequest", so the fallback never ran and every question failed)."""
+    fake_llm_server.mode = "noschema"
+    try:
+        bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
+        answer = bot.ask(Q)
+        assert not answer.abstained and "2014" in answer.text and not bot._json_output
+        assert "response_format" not in fake_llm_server.bodies[-1]
+    finally:
+        fake_llm_server.mode = "ok"

@@ -33,6 +33,8 @@ def test_a_number_below_its_least_fails_naming_the_variable(name):
     ({"QA_BOT_TOP_K": "six"}, "QA_BOT_TOP_K='six' is not a valid int"),
     ({"QA_BOT_READER_CHECK": "ture"}, "QA_BOT_READER_CHECK='ture' is not one of 1, true, yes, on, 0, false, no, off"),
     ({"QA_BOT_MIN_SIMILARITY": "1.5"}, "QA_BOT_MIN_SIMILARITY=1.5 must be at most 1 (it is a cosine)"),
+    ({"QA_BOT_CHECK_MIN_YES": "1.2"}, "QA_BOT_CHECK_MIN_YES=1.2 must be between 0 and 1 (a probability)"),
+    ({"QA_BOT_CHECK_MIN_YES": "-0.1"}, "QA_BOT_CHECK_MIN_YES=-0.1 must be between 0 and 1 (a probability)"),
     ({"QA_BOT_LLM_TIMEOUT": "0"}, "QA_BOT_LLM_TIMEOUT=0.0 must be more than 0 seconds"),
 ])
 def test_bad_values_fail_with_one_line(env, message):
