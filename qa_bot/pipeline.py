@@ -234,16 +234,17 @@ class QABot:
         """Start the LLM and have it read the reader's and the check's fixed instructions once, so that the
         first question reads only its own sentences: unprimed, question 1 took 7.0 s and question 2 2.0 s
         with the 1.5B reader (measured 2026-11-26, load ~0.5). With a remote server this is one short call each.
-        The local server's state after this is saved, so later starts load it instead (LLMProvider.save_primed):
-        the warm-up falls from 10.3 s to 3.5 s (load 0.2-0.7)."""
+        The local server's state after this is saved, so later starts load it instead (LLMProvider.save_primed)
+        and make no call here: the warm-up falls from 10.3 s to ~3.5 s, and app.py's first answer from 10.5 to
+        ~9.0 s (the two calls' ~0.8 s on the waiting question versus ~0.15 s of client set-up it now pays)."""
         with self._lock:  # a question asked meanwhile waits, then reads alone on primed slots, not beside these calls
             self._prime_locked()
 
     def _prime_locked(self) -> None:
         _ = self.llm  # starts the local server, which loads the fixed prompts' saved KV cache if there is one
-        # Even then both calls are made: they now read only the few filler tokens (~0.8 s for both), and they
-        # pay the client's one-off costs (openai imports 0.85 s on its first structured call) before question 1.
         saved = self._provider.primed
+        if saved:  # nothing left to read: the calls below would cost ~0.8 s to save question 1 ~0.15 s
+            return
         filler = prompts.SENTENCE_LINE.format(n=1, text="-")
         self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=filler, question="-"), prompts.READER_SCHEMA, "reader")
         if self.settings.reader_check:
