@@ -129,6 +129,10 @@ class SentenceTransformerEmbedder:
             return self._numpy_encoder.dim
         return int(self._model.get_sentence_embedding_dimension())
 
+    def load(self) -> None:
+        """Load the torch model embed() uses now, not on its first batch."""
+        _ = self._model
+
     @cached_property
     def _numpy_encoder(self) -> "_NumpyBertEncoder | None":
         """The question-time encoder, or None when this model/precision needs torch (see embed_query)."""

@@ -31,7 +31,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from .errors import QABotError
-from .index import Embedder, VectorIndex, build_vectors, expected_manifest, load_or_build
+from .index import Embedder, VectorIndex, build_vectors, expected_manifest, load_model, load_or_build
 from .ingest import Document, chunk_documents
 from .types import Chunk, Hit
 
@@ -138,7 +138,8 @@ def load_or_build_milvus(docs: Sequence[Document], *, url: str, embedder: Embedd
             client.load_collection(name)
             return MilvusIndex(client, name, chunks, {**info, "how": "loaded", "n_embedded": 0})
         if not client.has_collection(name):
-            _create(client, name, embedder.dim)  # embedder.dim loads the model: not embedding time
+            _create(client, name, embedder.dim)
+        load_model(embedder)  # now: its start-up is not embedding time
         # An existing collection is filled (or, forced, rewritten) in place, never dropped: other replicas may be
         # reading or writing it now, and its rows are the same rows (same corpus, same row numbers), so every
         # upsert leaves one complete copy.

@@ -89,3 +89,14 @@ def test_unknown_precision_is_a_clear_error():
 
     with pytest.raises(QABotError, match="unknown embedding quantization"):
         SentenceTransformerEmbedder(quantize="fp8")
+
+
+def test_load_model_loads_what_embed_uses():
+    """Index builds time the embedding without the model's start-up: dim alone no longer loads torch's model."""
+    from qa_bot.index import load_model
+
+    emb = SentenceTransformerEmbedder()
+    assert emb.dim == 384 and "_model" not in emb.__dict__
+    load_model(emb)
+    assert "_model" in emb.__dict__
+    load_model(HashEmbedder())  # no load() of its own: dim serves
