@@ -181,6 +181,21 @@ def _is_plain_mean_pooling(model_dir: Path) -> bool:
     return modules == ["Transformer", "Pooling", "Normalize"] and modes == ["pooling_mode_mean_tokens"]
 
 
+def _token_batch(tokenizer, texts, max_len: int, width_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Word-piece ids and attention mask (int64, one row a text), padded to the longest text rounded up to
+    width_step and truncated as sentence-transformers does: at max_len, keeping [SEP] last."""
+    enc = tokenizer.encode_batch(list(texts))
+    longest = max(len(e.ids) for e in enc)
+    width = min(max_len, -(-longest // width_step) * width_step)
+    ids = np.zeros((len(enc), width), dtype=np.int64)
+    mask = np.zeros((len(enc), width), dtype=np.int64)
+    for row, e in enumerate(enc):
+        seq = e.ids if len(e.ids) <= width else e.ids[: width - 1] + [e.ids[-1]]
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
 class _MeanPoolingEncoder:
     """The same computation as sentence-transformers for a Transformer + mean-pooling + Normalize model
     (tests check the vectors agree), without importing sentence-transformers: that import alone costs
@@ -213,17 +228,8 @@ class _MeanPoolingEncoder:
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
-                enc = self.tokenizer.encode_batch(list(texts[i : i + batch_size]))
-                longest = max(len(e.ids) for e in enc)
-                width = min(self.max_len, -(-longest // self.width_step) * self.width_step)
-                ids = torch.zeros((len(enc), width), dtype=torch.long)
-                mask = torch.zeros((len(enc), width), dtype=torch.long)
-                for row, e in enumerate(enc):
-                    n = min(len(e.ids), width)
-                    # like sentence-transformers: truncate to max_len, keeping [SEP] last
-                    seq = e.ids[:n] if len(e.ids) <= width else e.ids[: width - 1] + [e.ids[-1]]
-                    ids[row, :n] = torch.tensor(seq[:n])
-                    mask[row, :n] = 1
+                ids, mask = (torch.from_numpy(a) for a in
+                             _token_batch(self.tokenizer, texts[i : i + batch_size], self.max_len, self.width_step))
                 hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
                 m = mask.unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
@@ -316,15 +322,8 @@ class _NumpyBertEncoder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         out = []
         for i in range(0, len(texts), batch_size):
-            enc = self.tokenizer.encode_batch(texts[i : i + batch_size])
-            width = min(self.max_len, max(len(e.ids) for e in enc))
-            ids = np.zeros((len(enc), width), dtype=np.int64)
-            mask = np.zeros((len(enc), width), dtype=np.float32)
-            for row, e in enumerate(enc):
-                seq = e.ids if len(e.ids) <= width else e.ids[: width - 1] + [e.ids[-1]]  # keep [SEP] last
-                ids[row, : len(seq)] = seq
-                mask[row, : len(seq)] = 1.0
-            out.append(self._forward(ids, mask))
+            ids, mask = _token_batch(self.tokenizer, texts[i : i + batch_size], self.max_len)
+            out.append(self._forward(ids, mask.astype(np.float32)))
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
 

@@ -242,15 +242,14 @@ class QABot:
 
     def _prime_locked(self) -> None:
         _ = self.llm  # starts the local server, which loads the fixed prompts' saved KV cache if there is one
-        saved = self._provider.primed
-        if saved:  # nothing left to read: the calls below would cost ~0.8 s to save question 1 ~0.15 s
+        if self._provider.primed:  # nothing left to read: the calls below would cost ~0.8 s to save question 1 ~0.15 s
             return
         filler = prompts.SENTENCE_LINE.format(n=1, text="-")
         self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=filler, question="-"), prompts.READER_SCHEMA, "reader")
         if self.settings.reader_check:
             self._invoke(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence="-", question="-", answer="-"),
                          prompts.CHECK_SCHEMA, "check", top_logprobs=ground.TOP_LOGPROBS)
-        if self._llm_override is None and not saved:
+        if self._llm_override is None:
             self._provider.save_primed()
 
     def build_index(self, force: bool = True, progress=None) -> VectorIndex:
