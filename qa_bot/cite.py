@@ -253,7 +253,8 @@ def adds_information(sentence: str, question: str) -> bool:
     s = strip_markers(sentence)
     return bool(
         (content_words(s) - content_words(question))
-        or (numbers(s) - numbers(question))
+        # "3" adds to "for how many years, under the GPLv3?": a digit inside a name is not a number stated
+        or (numbers(s) - numbers(_without_codes(question)))
         or (proper_names(s) - proper_names(question))
         or (symbols(s) - symbols(question))
     )
@@ -274,10 +275,13 @@ _WANTS_NAME = re.compile(r"^\s*(who|whom|what(?:'s| is| was) the name)\b", re.IG
 def quantities(text: str) -> set[str]:
     """Numbers that stand as quantities: not part of a name or code like "GPT-3", "Q3" or "3D", and not
     the pronoun "one" ("one of China's most promising...")."""
-    text = re.sub(r"\bones?\b", " ", text, flags=re.IGNORECASE)
+    return numbers(_without_codes(re.sub(r"\bones?\b", " ", text, flags=re.IGNORECASE)))
+
+
+def _without_codes(text: str) -> str:
+    """text with names and codes that hold digits ("GPT-3", "GPLv3", "Q3", "3D") blanked out."""
     # "10x" and "128K" are amounts (a factor, a size), not codes.
-    text = re.sub(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)(?<!\d[xXkKMG])(?<!\d[KMG]B)", " ", normalize(text))
-    return numbers(text)
+    return re.sub(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)(?<!\d[xXkKMG])(?<!\d[KMG]B)", " ", normalize(text))
 
 
 def answers_kind(sentence: str, question: str) -> bool:

@@ -292,3 +292,10 @@ def test_check_passes_needs_a_written_yes_that_is_likely_enough():
     assert not ground.check_passes("yes", 0.56, 0.575)  # a near miss the check was unsure of
     assert not ground.check_passes("no", 0.9, 0.575)  # never more lenient than the verdict as written
     assert ground.check_passes("yes", None, 0.575) and not ground.check_passes("no", None, 0.575)
+
+
+def test_a_digit_inside_a_name_in_the_question_does_not_make_that_number_a_restatement():
+    q = "Under the GPLv3, for at least how many years must a written offer stay valid?"
+    assert cite.adds_information("3", q) and ground.acceptable("3", q)
+    assert not cite.adds_information("2014", "Where did Alibaba go public in 2014?")  # stated: a restatement
+    assert not cite.adds_information("1", "How many units go under one umbrella?")  # "one" is stated too
