@@ -253,8 +253,10 @@ def adds_information(sentence: str, question: str) -> bool:
     s = strip_markers(sentence)
     return bool(
         (content_words(s) - content_words(question))
-        # "3" adds to "for how many years, under the GPLv3?": a digit inside a name is not a number stated
-        or (numbers(s) - numbers(_without_codes(question)))
+        # "3" adds to "for how many years, under the GPLv3?": a digit inside a name is not a number stated,
+        # while "GPT-3" still restates a question that names GPT-3
+        or (numbers(_without_codes(s)) - numbers(_without_codes(question)))
+        or (_codes(s) - _codes(question))
         or (proper_names(s) - proper_names(question))
         or (symbols(s) - symbols(question))
     )
@@ -278,10 +280,17 @@ def quantities(text: str) -> set[str]:
     return numbers(_without_codes(re.sub(r"\bones?\b", " ", text, flags=re.IGNORECASE)))
 
 
+# Names and codes that hold digits: "GPT-3", "GPLv3", "Q3", "3D". "10x" and "128K" are amounts (a factor, a
+# size), not codes.
+_CODE = re.compile(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)(?<!\d[xXkKMG])(?<!\d[KMG]B)")
+
+
 def _without_codes(text: str) -> str:
-    """text with names and codes that hold digits ("GPT-3", "GPLv3", "Q3", "3D") blanked out."""
-    # "10x" and "128K" are amounts (a factor, a size), not codes.
-    return re.sub(r"[A-Za-z]+-?\d+[A-Za-z]*|\d+[A-Za-z]{1,2}\b(?<!st)(?<!nd)(?<!rd)(?<!th)(?<!\d[xXkKMG])(?<!\d[KMG]B)", " ", normalize(text))
+    return _CODE.sub(" ", normalize(text))
+
+
+def _codes(text: str) -> set[str]:
+    return {m.group(0).lower() for m in _CODE.finditer(normalize(text))}
 
 
 def answers_kind(sentence: str, question: str) -> bool:

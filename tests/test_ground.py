@@ -299,3 +299,6 @@ def test_a_digit_inside_a_name_in_the_question_does_not_make_that_number_a_resta
     assert cite.adds_information("3", q) and ground.acceptable("3", q)
     assert not cite.adds_information("2014", "Where did Alibaba go public in 2014?")  # stated: a restatement
     assert not cite.adds_information("1", "How many units go under one umbrella?")  # "one" is stated too
+    assert not cite.adds_information("GPT-3", "How far behind GPT-3 is the model?")  # the name restated
+    assert cite.adds_information("GPT-4", "Which model came after GPT-3?")
+    assert cite.adds_information("Q4 2021", "When did it rank fourth, Q4 2022?")
