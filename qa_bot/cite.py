@@ -97,9 +97,31 @@ def markers(text: str) -> list[int]:
     return out
 
 
+# British spellings as American ones, so "licence" finds "license" and "organisation" "organization": questions
+# are written either way, and the texts too. Applied to both sides of every comparison, so a word these rules
+# bend that has no other spelling ("promise" -> "promize") still matches itself. The stems' least lengths keep
+# short words ("four", "hour", "raise", "vogue") as they are.
+_SPELLINGS = tuple((re.compile(p), r) for p, r in (
+    (r"^(lic|def|off|pret)ence(s|d)?$", r"\1ense\2"),
+    (r"^(\w{4,})is(e|ed|es|er|ers|ing|ation|ations)$", r"\1iz\2"),
+    (r"^(\w{3,})ys(e|ed|es|er|ers|ing)$", r"\1yz\2"),
+    (r"^(\w{3,})our(s|ed|ing|able|ite|ites)?$", r"\1or\2"),
+    (r"^(\w{2,})tre(s)?$", r"\1ter\2"),
+    (r"^(\w{3,})ogue(s)?$", r"\1og\2"),
+))
+
+
+def american(word: str) -> str:
+    """word (lower case) in American spelling where a British one has a regular counterpart."""
+    for pattern, repl in _SPELLINGS:
+        if pattern.match(word):
+            return pattern.sub(repl, word)
+    return word
+
+
 def stem(word: str) -> str:
     w = word.lower().replace("’", "'")
-    w = re.sub(r"'s?$", "", w)
+    w = american(re.sub(r"'s?$", "", w))
     for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("ss"):
             return w[: len(w) - len(suffix)] + repl
@@ -150,8 +172,12 @@ def proper_names(text: str) -> set[str]:
 _SCALE = frozenset("hundred thousand million billion trillion percent per cent".split())
 
 
+# A word runs on through hyphens only into letters: "bash-5.1" is "bash" and the number "5.1", not "bash-5" and "1".
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z][\w'’]*(?:-(?=[A-Za-z])[\w'’]*)*")
+
+
 def _tokens(text: str) -> list[str]:
-    return [w.lower() for w in re.findall(r"\d+(?:[.,]\d+)*|[A-Za-z][\w'’\-]*", normalize(text).replace("%", " percent "))]
+    return [w.lower() for w in _TOKEN.findall(normalize(text).replace("%", " percent "))]
 
 
 _CARDINALS = frozenset(list(NUMBER_WORDS)[: list(NUMBER_WORDS).index("hundred") + 1])

@@ -386,6 +386,10 @@ def _ground_one(answer, question, sentences, order, document, why):
             extra = [s.label] if used == "title" else [h for _, _, h in used]
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
+            if used == "title" and cite.numbers(answer) and question_numbers(question):
+                # A number only the title holds dates or numbers the document ("tar NEWS ... 2021-02-13"), not
+                # the release or year the question names ("when did tar 1.33 come out").
+                continue
             shown = complete_answer(answer, "\n".join([*extra, text]), question)
             used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the

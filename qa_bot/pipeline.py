@@ -189,7 +189,7 @@ class QABot:
         info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src),
                             lambda src: self.metadata[src].date if src in self.metadata else "")
         return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
-                         sentence_lexical_weight=s.sentence_lexical_weight)
+                         sentence_lexical_weight=s.sentence_lexical_weight, keep=s.fusion_keep)
 
     @property
     def llm(self):

@@ -23,7 +23,7 @@ from .index import MemoryIndex, VectorIndex, embed_query
 from .types import Chunk, Hit
 
 # Bounds on memory and start-up time, and a textbook constant: not Settings fields, because none changes
-# which passages rank first (the ranking's knobs are Settings.top_k, rerank_candidates, sentence_lexical_weight).
+# which passages rank first (the ranking's knobs are Settings.top_k, rerank_candidates, fusion_keep, sentence_lexical_weight).
 SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
 IDF_SAMPLE = 20000  # IDF from at most this many chunks: bounded start-up on a huge archive
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank r counts 1 / (60 + r)
@@ -237,14 +237,32 @@ class DocumentInfo:
         return " — ".join(parts), spans
 
 
+def fuse(dense: Sequence[Chunk], lexical: Sequence[Chunk], k: int, keep: int = 0) -> list[Hit]:
+    """The k best chunks by reciprocal-rank fusion of two rankings (Hit.score: the fused score, best first),
+    always including the first `keep` of each ranking: RRF alone ranks a chunk that one side puts first
+    (1/61) below any chunk both sides put 30th (2/90)."""
+    fused: dict[str, float] = {}
+    by_id: dict[str, Chunk] = {}
+    for ranking in (dense, lexical):
+        for rank, c in enumerate(ranking):
+            fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            by_id[c.id] = c
+    order = sorted(fused, key=lambda cid: -fused[cid])
+    kept = {c.id for c in (*dense[:keep], *lexical[:keep])}
+    chosen = [cid for cid in order if cid in kept][:k]
+    chosen += [cid for cid in order if cid not in kept][:max(0, k - len(chosen))]
+    return [Hit(by_id[cid], fused[cid]) for cid in sorted(chosen, key=lambda cid: -fused[cid])]
+
+
 class Retriever:
     def __init__(self, index: VectorIndex, embedder, docs: DocumentInfo, *, top_k: int, candidates: int = 30,
-                 sentence_lexical_weight: float = 0.3):
+                 sentence_lexical_weight: float = 0.3, keep: int = 0):
         self.index = index
         self.embedder = embedder
         self.docs = docs
         self.top_k = top_k
         self.candidates = candidates
+        self.keep = keep
         self.sentence_lexical_weight = sentence_lexical_weight
         self._lock = threading.Lock()
         self._bm25 = None
@@ -331,17 +349,8 @@ class Retriever:
         dense = self.index.search(vec, n) if sources is None else self.index.search(vec, n, sources)
         if session is not None and session.chunks:
             dense = sorted(dense + session.search(vec, n, sources), key=lambda h: -h.score)[:n]
-        fused: dict[str, float] = {}
-        by_id: dict[str, Chunk] = {}
-        for rank, h in enumerate(dense):
-            fused[h.chunk.id] = fused.get(h.chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-            by_id[h.chunk.id] = h.chunk
-        for rank, i in enumerate(self._lexical(query, n, sources)):
-            c = self.index.chunks[i]
-            fused[c.id] = fused.get(c.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-            by_id[c.id] = c
-        order = sorted(fused, key=lambda cid: -fused[cid])[:k]
-        return [Hit(by_id[cid], fused[cid]) for cid in order]
+        lexical = [self.index.chunks[i] for i in self._lexical(query, n, sources)]
+        return fuse([h.chunk for h in dense], lexical, k, self.keep)
 
     def sentences(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
                   max_chars: int | None = None, usable: Callable[[Sentence, str], bool] | None = None) -> list[Sentence]:

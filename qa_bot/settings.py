@@ -27,7 +27,7 @@ AT_LEAST = {
                      "top_k", "rerank_candidates", "reader_sentences", "reader_chars", "llm_max_tokens",
                      "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
                      "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes"), 1),
-    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature"), 0),
+    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep"), 0),
     "min_similarity": -1.0,  # a cosine
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -66,6 +66,11 @@ class Settings:
     # Retrieval: BM25 and dense rankings of chunks fused by reciprocal rank, then the best sentences.
     top_k: int = 6  # chunks retrieved (and listed as the closest passages on a refusal)
     rerank_candidates: int = 30  # candidates taken from each of the dense and BM25 rankings before fusion
+    # Each ranking's best fusion_keep chunks are kept whatever their fused rank: a chunk only one side finds (BM25
+    # on "strace 6.0", a heading's version) never outranks chunks both sides find middling. 3 put the evidence
+    # before the reader for 2 more tuning-half questions and 2 more test-half ones, and took it from none
+    # (eval/README.md, tenth round).
+    fusion_keep: int = 3
     # What the reader sees: the best sentences, at most reader_sentences of them and at most reader_chars
     # characters in all (but never fewer than two): prompt reading is ~10 ms a token for the 1.5B model.
     # 2 instead of 3 cuts warm p50 from 3.5 s to 2.7 s (benchmarks/latency.py, 2026-11-27, load 0.9-1.7) and

@@ -302,3 +302,33 @@ def test_a_digit_inside_a_name_in_the_question_does_not_make_that_number_a_resta
     assert not cite.adds_information("GPT-3", "How far behind GPT-3 is the model?")  # the name restated
     assert cite.adds_information("GPT-4", "Which model came after GPT-3?")
     assert cite.adds_information("Q4 2021", "When did it rank fourth, Q4 2022?")
+
+
+def test_a_version_written_after_a_name_and_a_hyphen_is_a_number_of_the_text():
+    text = "This is a terse description of the new features added to bash-5.1 since the release of bash-5.0."
+    assert ground.supports_answer("5.1", text) and ground.supports_answer("bash-5.1", text)
+    assert not ground.supports_answer("5.2", text)
+    assert cite.numbers_bound("5.1 since", text) and not cite.numbers_bound("5.1 users", text)
+
+
+def test_a_number_only_the_title_holds_does_not_answer_a_question_about_a_named_release():
+    news = "version 1.33 - Sergey Poznyakoff, 2021-01-07\n\n* POSIX extended format headers do not include PID."
+    start = news.index("* POSIX") + 2
+    heading = (0, news.index("\n"))
+    s = [Sentence("tar.txt", start, len(news), news[start:], start,
+                  "GNU tar NEWS 2021-02-13 — version 1.33 - Sergey Poznyakoff, 2021-01-07", 1.0, 0.5, (heading,))]
+    ask = lambda answer, q: ground.ground(ground.ReaderDraft(answer, 1), q, s, lambda _: news)[0]
+    assert ask("2021-02-13", "On what date did GNU tar 1.33 come out?") is None  # the title's date is the file's
+    assert ask("2021-01-07", "On what date did GNU tar 1.33 come out?") is not None  # the release heading's
+    assert ask("2021-02-13", "When was the GNU tar NEWS file last updated?") is not None  # a question about the file
+
+
+def test_british_and_american_spellings_match():
+    for brit, us in [("licence", "license"), ("licences", "licenses"), ("organisation", "organization"),
+                     ("organised", "organized"), ("behaviour", "behavior"), ("centre", "center"),
+                     ("analysing", "analyzing"), ("catalogue", "catalog")]:
+        assert cite.stem(brit) == cite.stem(us), brit
+    for word in ("four", "hour", "your", "raise", "rise", "vogue", "license"):  # no British spelling: unchanged
+        assert cite.american(word) == word
+    assert cite.content_words("What licence did OpenSSL adopt?") & cite.content_words("Changed the license to Apache")
+    assert ground.supports_answer("the licence fee", "They pay the license fee.")

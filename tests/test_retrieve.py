@@ -1,7 +1,8 @@
 """Hybrid retrieval and sentence selection, with the hashing embedder: fast, no model."""
 from pathlib import Path
 
-from qa_bot.retrieve import DocumentInfo, headings, lexical_terms
+from qa_bot.retrieve import DocumentInfo, fuse, headings, lexical_terms
+from qa_bot.types import Chunk
 from qa_bot.testing import mock_bot
 
 NEWS = """GNU sed NEWS
@@ -34,6 +35,10 @@ def test_a_sentence_is_labelled_with_its_release_heading_and_section():
     assert [NEWS[a:b] for a, b in spans][0].startswith("Noteworthy changes in release 4.6")
     label, _ = info.label("sed.txt", NEWS.index("sed now fails"))
     assert "release 4.5" in label and "Bug fixes" in label
+
+
+def test_lexical_terms_spell_british_words_the_american_way():
+    assert lexical_terms("What licence did OpenSSL switch to?") == lexical_terms("What license did OpenSSL switch to?")
 
 
 def test_lexical_terms_stem_and_keep_numbers():
@@ -222,3 +227,26 @@ def test_a_changes_between_heading_names_the_release_it_describes_first():
     label, spans = info.label("openssl_NEWS.txt", OPENSSL.index("Changed the licence"))
     assert label == "openssl NEWS — OpenSSL 3.0.0 [7 sep 2021] (Major changes since OpenSSL 1.1.1)"
     assert OPENSSL[spans[-1][0]:spans[-1][1]].startswith("Major changes between")  # the citation stays the file's text
+
+
+def _chunks(names: str) -> list[Chunk]:
+    return [Chunk(n, "doc.txt", i, i + 1, n) for i, n in enumerate(names.split())]
+
+
+def test_fusion_keeps_each_rankings_first_chunks_even_when_the_other_ranking_misses_them():
+    # "v6" is BM25's first chunk (an exact version) that dense search never finds; plain RRF ranks it below
+    # every chunk both sides find, however low (1/61 < 2/90).
+    dense = _chunks(" ".join(f"c{i}" for i in range(30)))
+    lexical = [Chunk("v6", "doc.txt", 99, 100, "v6"), *dense[:29]]
+    plain = [h.chunk.id for h in fuse(dense, lexical, 6)]
+    assert plain == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    kept = [h.chunk.id for h in fuse(dense, lexical, 6, keep=2)]
+    assert set(kept) == {"c0", "c1", "c2", "c3", "c4", "v6"}  # the weakest fused chunk makes room
+    scores = [h.score for h in fuse(dense, lexical, 6, keep=2)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_fusion_never_returns_more_than_k():
+    dense, lexical = _chunks("a b c d"), _chunks("e f g h")
+    assert len(fuse(dense, lexical, 3, keep=3)) == 3
+    assert [h.chunk.id for h in fuse(dense, dense, 2, keep=0)] == ["a", "b"]
