@@ -3,6 +3,7 @@ grounding rules share (the one sentence splitter, normalising, stemming, stop wo
 canonicalisation, proper names, IDF and key-term coverage, and the kind of answer a question asks for)."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -111,6 +112,7 @@ _SPELLINGS = tuple((re.compile(p), r) for p, r in (
 ))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # stem() runs on every word BM25 indexes: a text repeats its words
 def american(word: str) -> str:
     """word (lower case) in American spelling where a British one has a regular counterpart."""
     for pattern, repl in _SPELLINGS:
