@@ -69,8 +69,7 @@ def main() -> None:
                 shown += 1
             else:
                 misses.append(q)
-            ranked = bot.retriever.sentences(p.query, p.hits, 1000, None, None,
-                                             usable=lambda x, doc: not ground.constraints_missing_around(p.query, x, doc))
+            ranked = bot.retriever.sentences(p.query, p.hits, 1000, usable=ground.can_ground(p.query))  # as _prepare ranks
             pos = next((i for i, x in enumerate(ranked) if hit(x)), None)
             positions["none" if pos is None else str(pos + 1) if pos < 5 else "6+"] += 1
         results[name] = {"answerable_with_evidence": n, "shown": shown, "share": round(shown / n, 3) if n else None,

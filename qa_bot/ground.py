@@ -232,6 +232,12 @@ def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str
                                f"{s.label}\n{head_text}\n{doc[before:s.end]}")
 
 
+def can_ground(question: str) -> Callable[[Sentence, str], bool]:
+    """The retriever's `usable` test for this question: a shown sentence whose context lacks a number,
+    version or name the question states can ground no answer (constraints_missing_around)."""
+    return lambda s, doc: not constraints_missing_around(question, s, doc)
+
+
 def needs_check(question: str, found: Grounded) -> bool:
     """Whether the yes/no check must read this evidence: only when some key term of the question is not in
     it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise

@@ -274,7 +274,7 @@ class QABot:
         # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
         # they are shown only when too few others are left.
         sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars,
-                                             usable=lambda x, doc: not ground.constraints_missing_around(query, x, doc))
+                                             usable=ground.can_ground(query))
         # "Near the question" is judged on every retrieved sentence, so it does not depend on how many the
         # reader is shown nor on the order they are shown in.
         nearest = self.retriever.nearest(query, hits)
