@@ -348,13 +348,20 @@ class QABot:
             lines.append(prompts.SENTENCE_LINE.format(n=i, text=" ".join(s.text.split())))
         return "\n".join(lines)
 
-    def _confirmed(self, found: ground.Grounded, p: Prepared, label: str, until: Deadline | None = None) -> bool:
+    def _check(self, found: ground.Grounded, p: Prepared, until: Deadline | None = None, *,
+               system: str | None = None, user: str | None = None) -> tuple[str, float | None]:
+        """The check's verdict on the found answer and, where the server gives log-probabilities, how likely
+        its "yes" was against "no". system/user replace the shipped prompts (benchmarks/check_separation.py)."""
         evidence = " ".join(found.text.split())
-        if label:
-            evidence = f"({label}) {evidence}"
-        reply = self._invoke(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence=evidence, question=p.query, answer=found.answer),
-                             prompts.CHECK_SCHEMA, "check", until, top_logprobs=ground.TOP_LOGPROBS)
-        return ground.check_passes(_verdict(reply.text), ground.yes_probability(reply.logprobs), self.settings.check_min_yes)
+        if found.label and len(self.documents) > 1:  # with one document the label only names it again
+            evidence = f"({found.label}) {evidence}"
+        prompt = (user or prompts.CHECK_USER).format(evidence=evidence, question=p.query, answer=found.answer)
+        reply = self._invoke(system or prompts.CHECK_SYSTEM, prompt, prompts.CHECK_SCHEMA, "check", until,
+                             top_logprobs=ground.TOP_LOGPROBS)
+        return _verdict(reply.text), ground.yes_probability(reply.logprobs)
+
+    def _confirmed(self, found: ground.Grounded, p: Prepared, until: Deadline | None = None) -> bool:
+        return ground.check_passes(*self._check(found, p, until), self.settings.check_min_yes)
 
     def _document(self, session: MemoryIndex | None):
         return lambda source: self.document_text(source, session)
@@ -425,7 +432,7 @@ class QABot:
             if found is not None and s.reader_check and ground.needs_check(p.query, found):
                 yield Stage("checking")
                 t = time.perf_counter()
-                if not self._confirmed(found, p, found.label if len(self.documents) > 1 else "", until):
+                if not self._confirmed(found, p, until):
                     found, why = None, "the check found the evidence does not answer this exact question"
                 timings["check"] = time.perf_counter() - t
             timings["generate"] = timings["read"] + timings.get("check", 0.0)

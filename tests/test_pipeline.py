@@ -368,3 +368,19 @@ def AIMessage_(text):
     from langchain_core.messages import AIMessage
 
     return AIMessage(text)
+
+
+def test_the_check_reads_the_evidence_with_its_label_and_takes_other_prompts_to_try(make):
+    # benchmarks/check_separation.py tries other check prompts through the same call the bot makes.
+    from qa_bot import ground, prompts
+
+    bot = make(reply("2014"), NO, YES)
+    bot.ask("When did Alibaba list its shares in New York?")  # the check reads it: "list", "shares" are not there
+    system, user = bot.llm.prompts[1]
+    assert system == prompts.CHECK_SYSTEM and user.endswith("Answer: 2014")
+    p = bot._prepare("When did Alibaba list its shares in New York?", (), None)
+    found, _ = ground.ground(ground.parse_reader(reply("2014")), p.query, p.sentences, bot._document(None))
+    assert bot._check(found, p, system="S", user="A={answer} T={evidence}") == ("yes", None)  # no logprobs here
+    evidence = f"({found.label}) {' '.join(found.text.split())}"  # several documents: the label says which
+    assert IPO_SENTENCE in evidence and bot.llm.prompts[2] == ["S", f"A=2014 T={evidence}"]
+    assert f"Text: {evidence}" in user
