@@ -55,10 +55,6 @@ def main() -> None:
     if not sets:
         sys.exit(f"no SET/predictions.jsonl under {run} for any set of: {', '.join(CORPUS)}")
 
-    from qa_bot import eval as ev
-    from qa_bot import ground
-    from qa_bot.pipeline import QABot
-
     for f in (args.system, args.user):
         if f and not Path(f).is_file():
             sys.exit(f"no such prompt file: {f}")
@@ -69,6 +65,11 @@ def main() -> None:
             user.format(evidence="", question="", answer="")
         except (KeyError, IndexError, ValueError) as e:
             sys.exit(f"{args.user}: a user template may use only {{evidence}}, {{question}} and {{answer}} ({e!r})")
+
+    from qa_bot import eval as ev
+    from qa_bot import ground
+    from qa_bot.pipeline import QABot
+
     bots: dict[str, QABot] = {}
     records = []
     for name in sets:
