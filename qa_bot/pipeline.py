@@ -335,11 +335,16 @@ class QABot:
         raw = self._call(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader", until)
         return ground.parse_reader(raw)
 
+    def _labelled(self, sentences: Sequence[Sentence]) -> bool:
+        """Whether the reader and the check see each sentence's document label: with one document (and nothing
+        uploaded among the shown sentences) the label only names that document again."""
+        return len(self.documents) > 1 or len({s.source for s in sentences}) > 1
+
     def _numbered(self, sentences: Sequence[Sentence]) -> str:
         """The reader's sentences, best first (small readers favour the first ones), numbered from 1; with
         several documents a sentence is preceded by its label (title and heading, where the release, version
         or date a question names is often written) unless the sentence before had the same one."""
-        labelled = len(self.documents) > 1 or len({s.source for s in sentences}) > 1
+        labelled = self._labelled(sentences)
         lines, last = [], None
         for i, s in enumerate(sentences, 1):
             if labelled and s.label and s.label != last:
@@ -353,7 +358,7 @@ class QABot:
         """The check's verdict on the found answer and, where the server gives log-probabilities, how likely
         its "yes" was against "no". system/user replace the shipped prompts (benchmarks/check_separation.py)."""
         evidence = " ".join(found.text.split())
-        if found.label and len(self.documents) > 1:  # with one document the label only names it again
+        if found.label and self._labelled(p.sentences):  # the check sees the label when the reader saw it
             evidence = f"({found.label}) {evidence}"
         prompt = (user or prompts.CHECK_USER).format(evidence=evidence, question=p.query, answer=found.answer)
         reply = self._invoke(system or prompts.CHECK_SYSTEM, prompt, prompts.CHECK_SCHEMA, "check", until,

@@ -384,3 +384,23 @@ def test_the_check_reads_the_evidence_with_its_label_and_takes_other_prompts_to_
     evidence = f"({found.label}) {' '.join(found.text.split())}"  # several documents: the label says which
     assert IPO_SENTENCE in evidence and bot.llm.prompts[2] == ["S", f"A=2014 T={evidence}"]
     assert f"Text: {evidence}" in user
+
+
+def test_the_check_sees_a_label_whenever_the_reader_saw_labels(make, small_corpus, tmp_path):
+    # One document plus an upload: the reader's sentences come from two sources, so the reader is told which
+    # document each is from, and the check must be told too (one predicate, QABot._labelled).
+    from qa_bot import prompts
+
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "article.txt").write_text((small_corpus / "alibaba_cloud_spinoff.txt").read_text(encoding="utf-8"),
+                                     encoding="utf-8")
+    bot = make(reply("2014"), YES, corpus=one)
+    session = bot.add_document(None, "notes.txt", b"Alibaba shares were listed in my notes about New York.")
+    a = bot.ask("When did Alibaba list its shares in New York?", session=session)
+    lines = bot.llm.prompts[0][1].splitlines()
+    ipo = next(i for i, line in enumerate(lines) if IPO_SENTENCE in line)
+    label = next(line for line in reversed(lines[:ipo]) if line.startswith("("))  # the reader saw its label
+    system, check_user = bot.llm.prompts[1]
+    assert system == prompts.CHECK_SYSTEM and not a.abstained and IPO_SENTENCE in a.citations[0].text
+    assert f"Text: {label} {IPO_SENTENCE}" in check_user, check_user
