@@ -21,6 +21,7 @@ SETS = {  # full file -> (tune file, test file)
     "paraphrase_qa.jsonl": ("paraphrase_tune.jsonl", "paraphrase_test.jsonl"),
     "news_qa.jsonl": ("news_tune.jsonl", "news_test.jsonl"),
     "licenses_qa.jsonl": ("licenses_tune.jsonl", "licenses_test.jsonl"),
+    "readmes_qa.jsonl": ("readmes_tune.jsonl", "readmes_test.jsonl"),
 }
 
 

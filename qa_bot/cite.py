@@ -17,6 +17,10 @@ _CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
 # an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
 # because the next word is lower case.
 _SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+# ...but not after a name's initial followed by one space ("Philip A. Nelson", "P. J. Plauger"): a capital
+# letter alone after white space or "(". A variable or option ending a sentence ("when creating B.  Also",
+# "-R.  Windows", "%Q. This") is not an initial: it follows no space, or two spaces come after it.
+_INITIAL = re.compile(r"(?:^|[\s(])[A-Z]\.$")
 
 # A line this short can be a title or a section heading (document titles in ingest, headings in retrieve).
 TITLE_MAX_CHARS, TITLE_MAX_WORDS = 90, 12
@@ -58,6 +62,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     answers are all cut by it."""
     spans, start = [], 0
     for m in _SENTENCE_END.finditer(text):
+        if m.group() == " " and _INITIAL.search(text[max(0, m.start() - 3):m.start()]):
+            continue
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))
@@ -300,6 +306,8 @@ _WANTS_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _WANTS_NAME = re.compile(r"^\s*(who|whom|what(?:'s| is| was) the name)\b", re.IGNORECASE)
+# "Who do I email?" is answered by an address, which is seldom capitalised: "base-passwd@packages.debian.org".
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def quantities(text: str) -> set[str]:
@@ -329,6 +337,6 @@ def answers_kind(sentence: str, question: str) -> bool:
         return False
     if re.search(r"\b(percentage|percent|share of)\b", question, re.I) and not re.search(r"%|\bper ?cent", s, re.I):
         return False
-    if _WANTS_NAME.search(question) and not proper_names(s) - proper_names(question):
+    if _WANTS_NAME.search(question) and not proper_names(s) - proper_names(question) and not _ADDRESS.search(s):
         return False
     return True

@@ -30,7 +30,8 @@ from .types import Chunk, Hit
 
 log = logging.getLogger("qa_bot")
 
-FORMAT_VERSION = 2  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes
+FORMAT_VERSION = 3  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes;
+# 3: the sentence splitter keeps a name's initials in the sentence ("Philip A. Nelson"), so chunks move
 FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
 # Seconds to wait for another process's build: long enough to embed a large corpus on 2 cores. A safety
 # bound, not a knob: waiting less would only start a second, duplicate build.

@@ -134,6 +134,14 @@ def test_numbers_inside_names_are_not_quantities():
     assert not cite.answers_kind("The model is nowhere near GPT-3.", q)
 
 
+def test_a_who_question_takes_a_name_or_an_address():
+    q = "Who do I have to email before using a static ID?"
+    assert cite.answers_kind("base-passwd@packages.debian.org", q)  # an address is seldom capitalised
+    assert cite.answers_kind("Marc Haber", q)
+    assert not cite.answers_kind("before the upload", q)
+    assert not cite.answers_kind("packages.debian.org", q)  # a host is not an address
+
+
 def test_the_check_is_needed_only_when_a_key_term_is_missing_from_the_evidence():
     found, _ = run("15 million", "How many paid daily active users does Dingtalk have?")
     assert found and not ground.needs_check("How many paid daily active users does Dingtalk have?", found)

@@ -36,6 +36,19 @@ def test_sentences_are_not_split_inside_abbreviations():
     assert len(spans) == 2
 
 
+@pytest.mark.parametrize("text, n", [
+    ("Program: GNU bc\nAuthor: Philip A. Nelson\nE-mail: phil@example.org", 1),  # a name's initial
+    ("See Brian W. Kernighan and P. J. Plauger's book. It explains ed.", 2),
+    ("Fixed in release 1.2 (S. Gilles). Thanks.", 2),
+    # a variable or option that ends a sentence still ends it: no space before it, or two after it
+    ("The umask applies when creating B.  Also, cp copies it.", 2),
+    ("It works with -R. Windows builds too.", 2),
+    ("Use the new format specifier: %Q. This acts like %q.", 2),
+])
+def test_a_name_initial_does_not_end_a_sentence_but_a_lone_variable_does(text, n):
+    assert len(sentence_spans(text)) == n
+
+
 def test_no_chunk_exceeds_the_token_limit_even_for_one_huge_sentence():
     emb = HashEmbedder()
     text = "word " * 1000 + "end."
