@@ -90,6 +90,15 @@ def normalize(text: str) -> str:
     return text.replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
 
 
+def sentence_case(answer: str) -> str:
+    """The answer with a capital first letter when it opens with a plain word ("in Hong Kong" -> "In Hong
+    Kong"); a name written in lower case stays as written: "libc-bin", "sbc.y", "bug-ed@gnu.org", "zstd"."""
+    first = answer.split(maxsplit=1)[0] if answer.split() else ""
+    if len(answer.split()) > 1 and re.fullmatch(r"[a-z]+[,;:]?", first):
+        return answer[:1].upper() + answer[1:]
+    return answer
+
+
 def strip_markers(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
 

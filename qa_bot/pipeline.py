@@ -22,7 +22,7 @@ from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from . import ground, prompts
+from . import cite, ground, prompts
 from . import question as question_stage
 from . import summary as summary_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
@@ -447,7 +447,7 @@ class QABot:
                 return
             spans = [(found.start, found.end, found.text), *found.headings]
             citations = tuple(self._citation(n, found.source, a, b, t, session) for n, (a, b, t) in enumerate(spans, 1))
-            text = f"{found.answer[:1].upper()}{found.answer[1:]} " + "".join(f"[{c.n}]" for c in citations)
+            text = f"{cite.sentence_case(found.answer)} " + "".join(f"[{c.n}]" for c in citations)
             yield text
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
                          evidence=tuple(p.sentences))

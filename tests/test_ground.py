@@ -134,6 +134,15 @@ def test_numbers_inside_names_are_not_quantities():
     assert not cite.answers_kind("The model is nowhere near GPT-3.", q)
 
 
+@pytest.mark.parametrize("answer, shown", [
+    ("in Hong Kong", "In Hong Kong"), ("about 9%", "About 9%"), ("Hong Kong", "Hong Kong"),
+    ("base-passwd@packages.debian.org", "base-passwd@packages.debian.org"), ("libc-bin", "libc-bin"),
+    ("sbc.y", "sbc.y"), ("zstd", "zstd"), ("pg_lsclusters", "pg_lsclusters"), ("$2.7 billion", "$2.7 billion"),
+])
+def test_an_answer_is_capitalised_only_when_it_opens_with_a_plain_word(answer, shown):
+    assert cite.sentence_case(answer) == shown
+
+
 def test_a_who_question_takes_a_name_or_an_address():
     q = "Who do I have to email before using a static ID?"
     assert cite.answers_kind("base-passwd@packages.debian.org", q)  # an address is seldom capitalised
