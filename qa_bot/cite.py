@@ -91,10 +91,11 @@ def normalize(text: str) -> str:
 
 
 def sentence_case(answer: str) -> str:
-    """The answer with a capital first letter when it opens with a plain word ("in Hong Kong" -> "In Hong
-    Kong"); a name written in lower case stays as written: "libc-bin", "sbc.y", "bug-ed@gnu.org", "zstd"."""
-    first = answer.split(maxsplit=1)[0] if answer.split() else ""
-    if len(answer.split()) > 1 and re.fullmatch(r"[a-z]+[,;:]?", first):
+    """The answer with a capital first letter when it is a phrase that opens with a plain word ("in Hong
+    Kong" -> "In Hong Kong"). A single word stays as the document wrote it, like any lower-case name: it is as
+    likely a command or a package ("zstd", "libc-bin", "sbc.y", "bug-ed@gnu.org") as a common word."""
+    words = answer.split()
+    if len(words) > 1 and re.fullmatch(r"[a-z]+[,;:]?", words[0]):
         return answer[:1].upper() + answer[1:]
     return answer
 
