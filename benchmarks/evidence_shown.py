@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 CORPUS = {"article_qa": "docs_corpus", "paraphrase_tune": "docs_corpus", "paraphrase_test": "docs_corpus",
           "counts_article": "docs_corpus", "news_tune": "eval/news_corpus", "news_test": "eval/news_corpus",
           "licenses_tune": "eval/licenses_corpus", "licenses_test": "eval/licenses_corpus",
-          "counts_licenses": "eval/licenses_corpus"}
+          "counts_licenses": "eval/licenses_corpus",
+          "readmes_tune": "eval/readmes_corpus", "readmes_test": "eval/readmes_corpus"}
 
 
 def main() -> None:

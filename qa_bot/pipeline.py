@@ -348,7 +348,7 @@ class QABot:
         lines, last = [], None
         for i, s in enumerate(sentences, 1):
             if labelled and s.label and s.label != last:
-                lines.append(prompts.LABEL_LINE.format(label=" ".join(s.label.split())[: prompts.MAX_LABEL_CHARS]))
+                lines.append(prompts.label_line(s.label))
                 last = s.label
             lines.append(prompts.SENTENCE_LINE.format(n=i, text=" ".join(s.text.split())))
         return "\n".join(lines)
@@ -359,7 +359,7 @@ class QABot:
         its "yes" was against "no". system/user replace the shipped prompts (benchmarks/check_separation.py)."""
         evidence = " ".join(found.text.split())
         if found.label and self._labelled(p.sentences):  # the check sees the label when the reader saw it
-            evidence = f"({found.label}) {evidence}"
+            evidence = f"{prompts.label_line(found.label, max_chars=None)} {evidence}"
         prompt = (user or prompts.CHECK_USER).format(evidence=evidence, question=p.query, answer=found.answer)
         reply = self._invoke(system or prompts.CHECK_SYSTEM, prompt, prompts.CHECK_SCHEMA, "check", until,
                              top_logprobs=ground.TOP_LOGPROBS)

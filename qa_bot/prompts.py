@@ -27,6 +27,14 @@ SENTENCE_LINE = "[{n}] {text}"
 LABEL_LINE = "({label})"  # before the sentences of one document section, in a corpus of several
 MAX_LABEL_CHARS = 120
 
+
+def label_line(label: str, max_chars: int | None = MAX_LABEL_CHARS) -> str:
+    """A sentence's label as a prompt shows it, on one line. The reader's is cut to MAX_LABEL_CHARS (it reads
+    several labels, and a licence's heading can be a whole clause; title and release come first, so they
+    stay); the check reads one sentence and gets the whole label (max_chars=None)."""
+    return LABEL_LINE.format(label=" ".join(label.split())[:max_chars])
+
+
 READER_SCHEMA = {
     "type": "object",
     "properties": {"answer": {"type": "string", "maxLength": 200}, "sentence": {"type": "integer", "minimum": 0, "maximum": 20}},

@@ -404,3 +404,26 @@ def test_the_check_sees_a_label_whenever_the_reader_saw_labels(make, small_corpu
     system, check_user = bot.llm.prompts[1]
     assert system == prompts.CHECK_SYSTEM and not a.abstained and IPO_SENTENCE in a.citations[0].text
     assert f"Text: {label} {IPO_SENTENCE}" in check_user, check_user
+
+
+def test_the_reader_and_the_check_show_a_label_on_one_line_the_reader_s_cut(make, tmp_path):
+    # One helper, prompts.label_line, writes the label for both prompts: on one line (a title may hold line
+    # breaks and runs of spaces), cut to MAX_LABEL_CHARS for the reader, whole for the check.
+    from qa_bot import prompts
+
+    title = "Frequently asked questions\nabout the harbour city's weather service,  its forecasts and its " \
+            "rain gauges, as collected by the volunteers over the years"
+    flat = " ".join(title.split())
+    assert len(flat) > prompts.MAX_LABEL_CHARS
+    d = tmp_path / "long"
+    d.mkdir()
+    (d / "faq.txt").write_text("The harbour city recorded 31 millimetres of rain on Tuesday.\n", encoding="utf-8")
+    (d / "faq.meta.json").write_text(json.dumps({"title": title}), encoding="utf-8")
+    (d / "other.txt").write_text("The museum opens at nine on weekdays.\n", encoding="utf-8")
+    bot = make(reply("31 millimetres"), YES, corpus=d)
+    a = bot.ask("How much rainfall did the harbour city get on Tuesday?")  # "rainfall": the check reads it
+    label = next(line for line in bot.llm.prompts[0][1].splitlines() if line.startswith("(Frequently"))
+    assert label == f"({flat[:prompts.MAX_LABEL_CHARS]})"
+    check_user = bot.llm.prompts[1][1]
+    assert check_user.startswith(f"Text: ({flat}) The harbour city recorded"), check_user
+    assert not a.abstained and a.text.startswith("31 millimetres")
