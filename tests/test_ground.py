@@ -270,6 +270,31 @@ def test_a_bare_number_is_completed_to_its_quantity_from_the_evidence(answer, qu
     assert ground.complete_answer(answer, evidence, question) == shown
 
 
+XZ = "With typical files, XZ Utils create about 30 % smaller files than gzip."
+
+
+@pytest.mark.parametrize("answer, question, evidence, shown", [
+    ("30%", "How does the size of xz output compare with gzip output?", XZ, "30% smaller"),  # the direction
+    ("30", "How much smaller than gzip output is it?", XZ, "30 % smaller"),  # unit, then direction
+    ("4", "How much quicker is it compared with before?", "now up to 4 times faster by using", "4 times faster"),
+    ("30%", "What share of files does xz shrink?", XZ, "30%"),  # no comparison asked: as it is
+    ("5", "How many more accounts than root are there?", "there are 5 other accounts than root", "5"),  # not a comparative
+])
+def test_a_number_answering_a_comparison_keeps_its_direction(answer, question, evidence, shown):
+    assert ground.complete_answer(answer, evidence, question) == shown
+
+
+@pytest.mark.parametrize("answer, question, ok", [
+    ("-A", "Which of -A and -E does diff3 -m use by default?", True),
+    ("Less", "Does the Lesser GPL do more or less to protect users' freedom?", True),
+    ("-E", "Which of -A and -E does diff3 -m use by default?", True),  # a choice; the evidence decides which
+    ("-A", "Does diff3 -m use -A by default?", False),  # no alternative offered: a restatement
+    ("diff3", "Which of -A and -E does diff3 -m use by default?", False),  # named, but not one of the options
+])
+def test_picking_one_of_the_question_s_own_alternatives_is_an_answer(answer, question, ok):
+    assert ground.acceptable(answer, question) is ok
+
+
 def test_a_grounded_number_is_shown_with_its_unit():
     doc = "Your rights are restored. They end if you are not told within 60 days after you stop."
     start = doc.index("They")
