@@ -28,8 +28,9 @@ Metric definitions (figures are in [0, 1] unless said otherwise; None / "n/a" wh
   both sides (SQuAD's normalisation - lower case, punctuation removed, articles a/an/the removed, white space
   collapsed - plus NFKC, "%" = "percent", thousands commas dropped, number words to digits; unlike SQuAD,
   punctuation separates tokens, "group's" -> "group s", and decimal points inside numbers stay);
-  F1 = 2 * overlap / (answer tokens + alias tokens) with the overlap counted as a multiset; aliases without
-  tokens are ignored. Per question as `f1` in predictions.jsonl.
+  F1 = 2 * overlap / (answer tokens + alias tokens) with the overlap counted as a multiset; an alias
+  without tokens ("-A": the article is gone) is compared as written, white-space tokens case-folded (also
+  for answer_accuracy). Per question as `f1` in predictions.jsonl.
 - token_f1_all: over all questions, the mean of `f1`, where an unanswerable question scores 1 when abstained
   and 0 otherwise (SQuAD 2.0).
 - answer_words_median: the median number of words in the answer text of given answers (words: white-space
@@ -310,10 +311,30 @@ def _contains(hay: list[str], needle: list[str]) -> bool:
     return n > 0 and any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
 
 
+def _literal_tokens(text: str) -> list[str]:
+    """White-space tokens, lower case, without markers and surrounding punctuation but keeping a leading
+    hyphen: "-A [1]." -> ["-a"]."""
+    return [t for t in (w.strip(",.;:!?\"'()[]“”‘’") for w in strip_markers(text).lower().split()) if t]
+
+
+def _gold_tokens(alias: str) -> tuple[list[str], bool]:
+    """An alias's tokens, and whether they are literal: an alias that is nothing once normalised is an option
+    or a letter ("-A"), not an article, so it and the answer are compared as written (_literal_tokens)."""
+    tokens = normalize_tokens(alias)
+    if tokens:
+        return tokens, False
+    literal = _literal_tokens(alias)
+    return ([] if set(literal) <= _ARTICLES else literal), True  # "The" alone is still no answer
+
+
+def _answer_tokens(answer: str, literal: bool) -> list[str]:
+    return _literal_tokens(answer) if literal else normalize_tokens(answer)
+
+
 def answer_matches(answer: str, aliases: Iterable[str]) -> bool:
-    """True when the normalised answer contains some normalised alias as a whole-token sequence."""
-    hay = normalize_tokens(answer)
-    return any(_contains(hay, normalize_tokens(a)) for a in aliases)
+    """True when the normalised answer contains some normalised alias as a whole-token sequence (an alias
+    that normalises to nothing, as written: _gold_tokens)."""
+    return any(_contains(_answer_tokens(answer, literal), gold) for gold, literal in map(_gold_tokens, aliases))
 
 
 # ---------------------------------------------------------------- token F1, answer length, verbatim quotes
@@ -341,11 +362,13 @@ def count_words(text: str) -> int:
 def token_f1(answer: str, aliases: Iterable[str]) -> float:
     """SQuAD-style token F1 of answer_core(answer) against each alias, the best one. Tokens as in
     normalize_tokens (both sides); F1 = 2 * overlap / (answer tokens + alias tokens), overlap counted as a
-    multiset. Aliases that normalise to no token are ignored; an answer with no token scores 0."""
-    pred = Counter(normalize_tokens(answer_core(answer)))
+    multiset. An alias that normalises to nothing is compared as written (_gold_tokens); an answer with no
+    token scores 0."""
+    core = answer_core(answer)
     best = 0.0
     for alias in aliases:
-        gold = Counter(normalize_tokens(alias))
+        tokens, literal = _gold_tokens(alias)
+        gold, pred = Counter(tokens), Counter(_answer_tokens(core, literal))
         common = sum((pred & gold).values())
         if common:
             best = max(best, 2 * common / (sum(pred.values()) + sum(gold.values())))

@@ -74,6 +74,10 @@ def write_jsonl(path: Path, rows) -> Path:
     ("See [16]", ["16"], False),                                  # citation markers are not answer text
     ("The article does not say.", ["2014"], False),
     ("Anything at all", ["The", "", "!"], False),                 # aliases that normalise to nothing never match
+    ("-A [1]", ["-A"], True),                                     # ... except as written: an option, not an article
+    ("-A, not -E [1].", ["-A"], True),
+    ("A new tool", ["-A"], False),
+    ("The documents do not say.", ["The"], False),                # not as written either
 ])
 def test_answer_matches(answer_text, aliases, expected):
     assert ev.answer_matches(answer_text, aliases) is expected
@@ -117,7 +121,9 @@ def test_answer_core_and_count_words(text, core, words):
     ("$2.7 billion", ["2.7 billion"], 1.0),
     ("27 billion", ["2.7 billion"], 2 * 1 / (2 + 2)),
     ("16 companies", ["6"], 0.0),
-    ("Anything", ["The", ""], 0.0),                          # aliases with no token are ignored
+    ("Anything", ["The", ""], 0.0),                          # aliases with no token match only as written
+    ("-A [1]", ["-A"], 1.0),                                 # "-A": an option, compared as written
+    ("-A, not -E", ["-A"], 2 * 1 / (3 + 1)),
     ("[1]", ["1"], 0.0),                                     # markers are not answer text
 ])
 def test_token_f1(answer_text, aliases, expected):
