@@ -22,6 +22,9 @@ SETS = {  # full file -> (tune file, test file)
     "news_qa.jsonl": ("news_tune.jsonl", "news_test.jsonl"),
     "licenses_qa.jsonl": ("licenses_tune.jsonl", "licenses_test.jsonl"),
     "readmes_qa.jsonl": ("readmes_tune.jsonl", "readmes_test.jsonl"),
+    "compare_news.jsonl": ("compare_news_tune.jsonl", "compare_news_test.jsonl"),
+    "compare_readmes.jsonl": ("compare_readmes_tune.jsonl", "compare_readmes_test.jsonl"),
+    "compare_licenses.jsonl": ("compare_licenses_tune.jsonl", "compare_licenses_test.jsonl"),
 }
 
 
