@@ -29,7 +29,8 @@ CORPUS = {"article_qa": "docs_corpus", "paraphrase_tune": "docs_corpus", "paraph
           "counts_article": "docs_corpus", "news_tune": "eval/news_corpus", "news_test": "eval/news_corpus",
           "licenses_tune": "eval/licenses_corpus", "licenses_test": "eval/licenses_corpus",
           "counts_licenses": "eval/licenses_corpus",
-          "readmes_tune": "eval/readmes_corpus", "readmes_test": "eval/readmes_corpus"}
+          "readmes_tune": "eval/readmes_corpus", "readmes_test": "eval/readmes_corpus",
+          **{f"compare_{c}_{half}": f"eval/{c}_corpus" for c in ("news", "readmes", "licenses") for half in ("tune", "test")}}
 
 
 def main() -> None:
