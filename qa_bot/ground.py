@@ -148,6 +148,7 @@ def _complete_unit(answer: str, evidence: str) -> str:
 # A comparison question ("how does the size compare with gzip?", "how much smaller than ...") is answered by a
 # quantity and its direction: "30 %" alone does not say smaller or larger.
 _ASKS_COMPARISON = re.compile(r"\b(?:compar\w*|than|versus|vs\.?|relative to)(?!\w)", re.I)
+# Words ending in "-er" that follow a number without comparing anything ("5 other accounts", "3 per cent").
 _NOT_COMPARATIVE = frozenset("other another under over after per user order number never ever either neither "
                              "rather whether later water paper".split())
 
