@@ -286,7 +286,7 @@ def test_a_number_answering_a_comparison_keeps_its_direction(answer, question, e
 
 @pytest.mark.parametrize("answer, question, ok", [
     ("-A", "Which of -A and -E does diff3 -m use by default?", True),
-    ("Less", "Does the Lesser GPL do more or less to protect users' freedom?", True),
+    ("less", "Does the Lesser GPL do more or less to protect users' freedom?", True),  # lower case: no new name
     ("-E", "Which of -A and -E does diff3 -m use by default?", True),  # a choice; the evidence decides which
     ("-A", "Does diff3 -m use -A by default?", False),  # no alternative offered: a restatement
     ("diff3", "Which of -A and -E does diff3 -m use by default?", False),  # named, but not one of the options
