@@ -334,7 +334,8 @@ def _answer_tokens(answer: str, literal: bool) -> list[str]:
 def answer_matches(answer: str, aliases: Iterable[str]) -> bool:
     """True when the normalised answer contains some normalised alias as a whole-token sequence (an alias
     that normalises to nothing, as written: _gold_tokens)."""
-    return any(_contains(_answer_tokens(answer, literal), gold) for gold, literal in map(_gold_tokens, aliases))
+    hay = {literal: _answer_tokens(answer, literal) for literal in (False, True)}  # the answer tokenised once
+    return any(_contains(hay[literal], gold) for gold, literal in map(_gold_tokens, aliases))
 
 
 # ---------------------------------------------------------------- token F1, answer length, verbatim quotes
@@ -365,10 +366,11 @@ def token_f1(answer: str, aliases: Iterable[str]) -> float:
     multiset. An alias that normalises to nothing is compared as written (_gold_tokens); an answer with no
     token scores 0."""
     core = answer_core(answer)
+    preds = {literal: Counter(_answer_tokens(core, literal)) for literal in (False, True)}  # tokenised once
     best = 0.0
     for alias in aliases:
         tokens, literal = _gold_tokens(alias)
-        gold, pred = Counter(tokens), Counter(_answer_tokens(core, literal))
+        gold, pred = Counter(tokens), preds[literal]
         common = sum((pred & gold).values())
         if common:
             best = max(best, 2 * common / (sum(pred.values()) + sum(gold.values())))

@@ -99,6 +99,7 @@ _UNITS = (r"(?:per ?cent|percent|%|hundred|thousand|million|billion|trillion|bn|
           r"km|kilomet(?:re|er)s?|miles?|met(?:re|er)s?|kg|kilograms?|tons?|tonnes?|"
           r"dollars?|euros?|yuan|yen|pounds?)")
 _BARE_NUMBER = re.compile(r"[$€£¥]?\d+(?:[.,]\d+)*[KMGkmg]?")
+_NUMBER_ANSWER = re.compile(rf"{_BARE_NUMBER.pattern}(?:\s?{_UNITS})?", re.I)  # a number, with its unit or not: "30", "30 %"
 
 
 _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
@@ -128,7 +129,7 @@ def complete_answer(answer: str, evidence: str, question: str = "") -> str:
     dated = complete_date(answer, evidence, question)
     if dated != answer:
         return dated
-    if not re.fullmatch(rf"{_BARE_NUMBER.pattern}(?:\s?{_UNITS})?", answer, re.I):
+    if not _NUMBER_ANSWER.fullmatch(answer):
         return answer
     return complete_comparison(_complete_unit(answer, evidence), evidence, question)
 
