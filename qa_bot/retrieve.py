@@ -94,11 +94,16 @@ def release_first(heading: str) -> str:
     return f"{new}{date} ({f'{what} since'.lstrip()} {old})"
 
 
+# Digits that are part of a name, not a release: "HTTP/1.1", "diff3", "IDNA2008", "UTF-8", "X11", "IPv6".
+# "bash-5.2" and "v2" do name one.
+_NAME_DIGITS = re.compile(r"\b(?![vV]\d)[A-Za-z]+-?\d+[A-Za-z]*\b(?!\.\d)|\b[A-Za-z]+/\d+(?:\.\d+)*")
+
+
 def names_release(heading: str) -> bool:
-    """Whether a heading names a release, version or date (a number other than its own section number):
-    "Noteworthy changes in release 4.6", "Version 3, 29 June 2007", but not "8. Termination." nor
-    "1. New Features in Bash"."""
-    return any(ch.isdigit() for ch in _SECTION_NUMBER.sub("", heading, count=1))
+    """Whether a heading names a release, version or date (a number other than its own section number or
+    one inside a name): "Noteworthy changes in release 4.6", "Version 3, 29 June 2007", but not "8.
+    Termination.", "1. New Features in Bash" nor "Support HTTP/1.1"."""
+    return any(ch.isdigit() for ch in _NAME_DIGITS.sub(" ", _SECTION_NUMBER.sub("", heading, count=1)))
 
 
 def _centred_lines(lines: list[str]) -> set[int]:

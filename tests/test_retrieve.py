@@ -114,6 +114,12 @@ def test_release_names_are_told_from_section_numbers_and_amounts():
     from qa_bot.retrieve import names_release
     assert names_release("Noteworthy changes in release 4.6") and names_release("Version 3, 29 June 2007")
     assert not names_release("8. Termination.") and not names_release("1.2. Definitions")
+    # digits inside a name are no release: the release above such a heading labels its section
+    for heading in ("Support HTTP/1.1", "New diff3 option:", "Use IDNA2008 through libidn2", "X11 Forwarding"):
+        assert not names_release(heading), heading
+    assert names_release("features added to bash-5.2 since") and names_release("Release v2")
+    news = "wget NEWS\n\n* Changes in Wget 1.13.3\n\n** Support HTTP/1.1\n\n** Now by default GNU TLS.\n"
+    assert "Wget 1.13.3" in DocumentInfo(lambda s: news, lambda s: "wget NEWS").label("w", news.index("Now by"))[0]
     # a part opening that names an amount is not a release heading
     text = "Revenue rose to 2.7 billion dollars in the\nquarter, it said.\n"
     assert headings(text) == []
