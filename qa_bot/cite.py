@@ -311,6 +311,26 @@ def symbols(text: str) -> set[str]:
     return {t for t in normalize(text).lower().split() if not content_words(t) and not numbers(t) and not proper_names(t)}
 
 
+# A question may open with a clause of its own ("When grep -F is given many patterns, which algorithm ...?",
+# "Under the licence, does ... count?", "In 2021, how many ...?"): what it asks, and so the kind of answer it
+# wants, is in the clause after that one's comma.
+_INTERROGATIVE = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why)\b", re.IGNORECASE)
+_AUXILIARY = r"(?:is|are|was|were|did|does|do|has|have|had|can|could|will|would|should|shall|may|might|must)"
+_ASKS = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why|when|where|in what|in which|" + _AUXILIARY + r")\b",
+                   re.IGNORECASE)
+# "When did X ...", "Where is X ...": the question word asks at once; "When X is given ..." opens a clause.
+_ASKING_WHEN = re.compile(r"^\s*(?:when|where)\s+" + _AUXILIARY + r"\b", re.IGNORECASE)
+
+
+def asking_clause(question: str) -> str:
+    """The clause of a question that asks: the question itself, or, after a leading clause ("When X is given,
+    which Y ...?", "After X, is Y ...?"), the clause that follows its comma."""
+    if _INTERROGATIVE.match(question) or _ASKING_WHEN.match(question):
+        return question
+    _, comma, rest = question.partition(",")
+    return rest if comma and _ASKS.match(rest) else question
+
+
 _WANTS_NUMBER = re.compile(
     r"^\s*(how (many|much|long|big|large|often|old)|in what year|what year|what (share|percentage|percent|proportion|fraction)|by how much|when)\b",
     re.IGNORECASE,
@@ -343,6 +363,7 @@ def answers_kind(sentence: str, question: str) -> bool:
     """A "how many / when / what year" question needs a number (or date) in the answer, a "who" question
     a name: an answer of the wrong kind ("it relaxed its rules recently") is no answer."""
     s = strip_markers(sentence)
+    question = asking_clause(question)
     if _WANTS_NUMBER.search(question) and not quantities(s):
         return False
     if re.search(r"\b(percentage|percent|share of)\b", question, re.I) and not re.search(r"%|\bper ?cent", s, re.I):

@@ -354,9 +354,10 @@ _RANKED = re.compile(r"\b(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth
 
 
 def is_yes_no(question: str) -> bool:
-    """A question answered by yes or no: it opens with an auxiliary verb and offers no choice ("Is it A or B?"
-    is answered by A or B, like any question)."""
-    return bool(_YES_NO.match(question)) and not re.search(r"\bor\b", question, re.IGNORECASE)
+    """A question answered by yes or no: it asks with an auxiliary verb, at its start or after a leading clause
+    ("After grep -P stopped ..., is it still faster?"), and offers no choice ("Is it A or B?" is answered by A or
+    B, like any question)."""
+    return bool(_YES_NO.match(cite.asking_clause(question))) and not re.search(r"\bor\b", question, re.IGNORECASE)
 
 
 def _first_word(answer: str) -> str:
@@ -387,12 +388,12 @@ def _ground_yes(question, sentences, order, document):
         s = sentences[i]
         doc = document(s.source)
         heads = "\n".join(doc[a:b] for a, b in s.headings)
-        text = doc[s.start:s.end]
-        if not confirms(question, f"{s.label}\n{heads}\n{text}"):
-            continue
-        if missing_constraints(question, f"{s.label}\n{heads}\n{text}"):
-            continue
-        return Grounded("Yes", s.source, s.start, s.end, text, s.label), ""
+        # The sentence alone, then with the one before it, as for any answer: "It is ... a lot faster than
+        # bzip2" says what "LZMA2" does only with the sentence that names it.
+        for start in dict.fromkeys((s.start, s.context_start)):
+            text = doc[start:s.end]
+            if confirms(question, f"{s.label}\n{heads}\n{text}") and not missing_constraints(question, f"{s.label}\n{heads}\n{text}"):
+                return Grounded("Yes", s.source, start, s.end, text, s.label), ""
     return None, "no sentence shown holds what the yes/no question asks"
 
 

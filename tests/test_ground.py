@@ -216,9 +216,34 @@ def test_a_name_may_be_two_sentences_back_but_a_number_may_not():
 @pytest.mark.parametrize("q, expected", [
     ("Did Alibaba go public in New York?", True), ("Is Zhang the chief executive?", True),
     ("Has Dingtalk passed 600 million users?", True), ("Was the IPO in New York or Hong Kong?", False),
-    ("When did Alibaba go public?", False), ("Who is the chief executive?", False)])
+    ("When did Alibaba go public?", False), ("Who is the chief executive?", False),
+    # a leading clause before the auxiliary that asks
+    ("After grep -P stopped multiline matching, is it still faster than pcregrep?", True),
+    ("Under the licence, must recipients get a copy of it?", True),
+    ("When grep -F is given many patterns, which algorithm does it use?", False),
+    ("Where, in the licence, is it defined?", False), ("How, in short, does it work?", False)])
 def test_yes_no_questions_are_told_apart(q, expected):
     assert ground.is_yes_no(q) is expected
+
+
+def test_the_kind_of_answer_is_asked_by_the_clause_after_a_leading_one():
+    q = "When grep -F is given many patterns, which algorithm does it now use?"
+    assert cite.asking_clause(q).strip().startswith("which")
+    assert cite.answers_kind("the Aho-Corasick algorithm", q)  # "when" opens the clause, it asks no date
+    q2 = "In 2021, how many users did Dingtalk have?"
+    assert not cite.answers_kind("a great many", q2) and cite.answers_kind("600 million", q2)
+    assert cite.asking_clause("When did tar 1.33 come out, and why?") == "When did tar 1.33 come out, and why?"
+
+
+def test_a_yes_may_rest_on_a_sentence_with_the_one_before_it():
+    doc = "LZMA2 decompression speed is good. It is a lot faster than bzip2."
+    start = doc.index("It is")
+    s = [Sentence("x.txt", start, len(doc), doc[start:], 0, "", 1.0, 0.5)]
+    found, why = ground.ground(ground.ReaderDraft("Yes", 1), "Is LZMA2 decompression faster than bzip2?", s, lambda _: doc)
+    assert found is not None and found.answer == "Yes" and found.start == 0 and found.text == doc, why
+    alone = [Sentence("x.txt", start, len(doc), doc[start:], start, "", 1.0, 0.5)]  # no sentence before it
+    assert ground.ground(ground.ReaderDraft("Yes", 1), "Is LZMA2 decompression faster than bzip2?", alone,
+                         lambda _: doc)[0] is None
 
 
 def test_a_yes_rests_on_a_sentence_holding_the_question():
