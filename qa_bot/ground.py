@@ -10,9 +10,10 @@ sentence it cites. The reader is never trusted:
    "2022" is not "2021", release 5 is not release 4;
 4. the answer must be of the asked kind (a number for "how many", a name for "who") and add something
    to the question.
-5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence that
-   holds every key term, number and name of the question and no negation the question lacks (the reader's
-   check then confirms it); "no" is never shown: a sentence that fails to confirm is not one that denies.
+5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence (alone or
+   with the one before it) that holds three quarters of the question's key terms, every number and name, and
+   no negation the question lacks (the reader's check then confirms it); "no" is never shown: a sentence that
+   fails to confirm is not one that denies.
 
 The reader's sentence number is a hint, not a fact: small models often name the wrong one, so every
 shown sentence that supports the answer is tried, the named one first.
