@@ -212,20 +212,28 @@ def title_from_name(source: str) -> str:
 
 
 _MODE_LINE = re.compile(r"\s*-\*-.*$")  # Emacs's "-*- outline -*-" after a NEWS file's name
+# Lines about the file, not the document: a version-control stamp ("-- $Id: README,v 1.6 2019/01/29 tom Exp $"
+# names a revision and its last committer: "tom" answered "who wrote mawk?" from it) and an editor's mode line
+# ("-- vile:txtmode", "# vim: set ft=markdown").
+_FILE_LINE = re.compile(r"\$[A-Za-z]+:[^$]*\$|^\W*(?:vim?|vile|ex):", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
+_UP_TO_NUMBER = re.compile(r"\D*\d+")
 
 
 def _recurs(line: str, text: str) -> bool:
-    """Whether a line of the same shape, numbers aside, comes again further on: then it heads a section of
-    a series ("Noteworthy changes in release 6.1 (2022-12-12)" over release 6.0's), not the document."""
-    shape = _DIGITS.sub("0", line)
-    return _DIGITS.search(line) is not None and sum(_DIGITS.sub("0", x.strip("#*=- \t")) == shape
-                                                    for x in text.splitlines()) > 1
+    """Whether lines that open as this one does, up to its first number and numbers aside, come again further
+    on: then it heads a section of a series ("Noteworthy changes in release 6.1 (2022-12-12)" over release
+    6.0's; "v1.5.4 (Feb 2023)" over "v1.4.5  (May 22, 2020)"), not the document."""
+    lead = _UP_TO_NUMBER.match(line)
+    if lead is None:
+        return False
+    shape = _DIGITS.sub("0", lead.group(0))
+    return sum(_DIGITS.sub("0", x.strip("#*=- \t")).startswith(shape) for x in text.splitlines()) > 1
 
 
 def _title_from_text(text: str, source: str) -> str:
     name = title_from_name(source)
-    first = next((line.strip() for line in text[:2000].splitlines() if line.strip()), "")
+    first = next((line.strip() for line in text[:2000].splitlines() if line.strip() and not _FILE_LINE.search(line.strip())), "")
     first = _MODE_LINE.sub("", first)
     if not first or len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or first[-1:] in ".,;:":
         return name

@@ -110,6 +110,12 @@ def test_document_title_from_sidecar_first_line_or_name(tmp_path, caplog):
     assert document_title(doc("strace_NEWS.txt", news.split("\n\nNoteworthy")[0]), tmp_path) == \
         "Noteworthy changes in release 6.1 (2022-12-12) (strace NEWS)"  # once only: a title
     assert document_title(doc("grep_NEWS.txt", "GNU grep NEWS      -*- outline -*-\n\n* x"), tmp_path) == "GNU grep NEWS"
+    # releases written differently ("(Feb 2023)", "(May 22, 2020)") are still a series: its opening recurs
+    log = "v1.5.4 (Feb 2023)\nperf: faster\n\nv1.4.5  (May 22, 2020)\nfix: a crash\n"
+    assert document_title(doc("zstd_changelog.txt", log), tmp_path) == "zstd changelog"
+    # a version-control stamp or an editor's mode line is about the file, not the document
+    readme = "-- $MawkId: README,v 1.6 2019/01/29 02:05:45 tom Exp $\n-- vile:txtmode fc=78\n\nmawk -- an awk\n"
+    assert document_title(doc("mawk_README.txt", readme), tmp_path) == "mawk -- an awk (mawk README)"
     (tmp_path / "b.meta.json").write_text("[1, 2]", encoding="utf-8")
     assert document_title(doc("b.txt", "Weather Report\n\nRain."), tmp_path) == "Weather Report"  # "b" adds no word
     assert "ignored b.meta.json" in caplog.text
