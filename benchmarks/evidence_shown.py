@@ -30,6 +30,7 @@ CORPUS = {"article_qa": "docs_corpus", "paraphrase_tune": "docs_corpus", "paraph
           "licenses_tune": "eval/licenses_corpus", "licenses_test": "eval/licenses_corpus",
           "counts_licenses": "eval/licenses_corpus",
           "readmes_tune": "eval/readmes_corpus", "readmes_test": "eval/readmes_corpus",
+          "fresh_tune": "eval/fresh_corpus", "fresh_test": "eval/fresh_corpus",
           **{f"compare_{c}_{half}": f"eval/{c}_corpus" for c in ("news", "readmes", "licenses") for half in ("tune", "test")}}
 
 

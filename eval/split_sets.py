@@ -25,6 +25,7 @@ SETS = {  # full file -> (tune file, test file)
     "compare_news.jsonl": ("compare_news_tune.jsonl", "compare_news_test.jsonl"),
     "compare_readmes.jsonl": ("compare_readmes_tune.jsonl", "compare_readmes_test.jsonl"),
     "compare_licenses.jsonl": ("compare_licenses_tune.jsonl", "compare_licenses_test.jsonl"),
+    "fresh_qa.jsonl": ("fresh_tune.jsonl", "fresh_test.jsonl"),
 }
 
 
