@@ -315,11 +315,12 @@ def symbols(text: str) -> set[str]:
 # "Under the licence, does ... count?", "In 2021, how many ...?"): what it asks, and so the kind of answer it
 # wants, is in the clause after that one's comma.
 _INTERROGATIVE = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why)\b", re.IGNORECASE)
-_AUXILIARY = r"(?:is|are|was|were|did|does|do|has|have|had|can|could|will|would|should|shall|may|might|must)"
-_ASKS = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why|when|where|in what|in which|" + _AUXILIARY + r")\b",
+# The verbs that open a yes/no question ("Does it ...?"), or follow "when"/"where" in a question.
+AUXILIARY = r"(?:is|are|was|were|did|does|do|has|have|had|can|could|will|would|should|shall|may|might|must)"
+_ASKS = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why|when|where|in what|in which|" + AUXILIARY + r")\b",
                    re.IGNORECASE)
 # "When did X ...", "Where is X ...": the question word asks at once; "When X is given ..." opens a clause.
-_ASKING_WHEN = re.compile(r"^\s*(?:when|where)\s+" + _AUXILIARY + r"\b", re.IGNORECASE)
+_ASKING_WHEN = re.compile(r"^\s*(?:when|where)\s+" + AUXILIARY + r"\b", re.IGNORECASE)
 
 
 def asking_clause(question: str) -> str:

@@ -342,8 +342,7 @@ def acceptable(answer: str, question: str) -> bool:
     )
 
 
-_YES_NO = re.compile(r"^\s*(is|are|was|were|did|does|do|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
-                     re.IGNORECASE)
+_YES_NO = re.compile(r"^\s*" + cite.AUXILIARY + r"\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|nowhere|neither|nor|without|cannot|hardly|barely)\b|n['’]t\b",
                        re.IGNORECASE)
 # Quantities in words are constraints like numbers: "more than half" is not confirmed by a sentence without "half".
@@ -393,7 +392,8 @@ def _ground_yes(question, sentences, order, document):
         # bzip2" says what "LZMA2" does only with the sentence that names it.
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
-            if confirms(question, f"{s.label}\n{heads}\n{text}") and not missing_constraints(question, f"{s.label}\n{heads}\n{text}"):
+            window = f"{s.label}\n{heads}\n{text}"
+            if confirms(question, window) and not missing_constraints(question, window):
                 return Grounded("Yes", s.source, start, s.end, text, s.label), ""
     return None, "no sentence shown holds what the yes/no question asks"
 

@@ -233,7 +233,8 @@ def _recurs(line: str, text: str) -> bool:
 
 def _title_from_text(text: str, source: str) -> str:
     name = title_from_name(source)
-    first = next((line.strip() for line in text[:2000].splitlines() if line.strip() and not _FILE_LINE.search(line.strip())), "")
+    lines = (line.strip() for line in text[:2000].splitlines())
+    first = next((line for line in lines if line and not _FILE_LINE.search(line)), "")
     first = _MODE_LINE.sub("", first)
     if not first or len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or first[-1:] in ".,;:":
         return name
