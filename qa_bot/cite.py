@@ -314,11 +314,11 @@ def symbols(text: str) -> set[str]:
 # A question may open with a clause of its own ("When grep -F is given many patterns, which algorithm ...?",
 # "Under the licence, does ... count?", "In 2021, how many ...?"): what it asks, and so the kind of answer it
 # wants, is in the clause after that one's comma.
-_INTERROGATIVE = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why)\b", re.IGNORECASE)
+_QUESTION_WORD = r"(?:what|which|who|whom|whose|how|why)"  # asks wherever it stands; "when"/"where" may open a clause
+_INTERROGATIVE = re.compile(r"^\s*" + _QUESTION_WORD + r"\b", re.IGNORECASE)
 # The verbs that open a yes/no question ("Does it ...?"), or follow "when"/"where" in a question.
 AUXILIARY = r"(?:is|are|was|were|did|does|do|has|have|had|can|could|will|would|should|shall|may|might|must)"
-_ASKS = re.compile(r"^\s*(?:what|which|who|whom|whose|how|why|when|where|in what|in which|" + AUXILIARY + r")\b",
-                   re.IGNORECASE)
+_ASKS = re.compile(r"^\s*(?:" + _QUESTION_WORD + r"|when|where|in what|in which|" + AUXILIARY + r")\b", re.IGNORECASE)
 # "When did X ...", "Where is X ...": the question word asks at once; "When X is given ..." opens a clause.
 _ASKING_WHEN = re.compile(r"^\s*(?:when|where)\s+" + AUXILIARY + r"\b", re.IGNORECASE)
 
