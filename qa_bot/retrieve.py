@@ -95,7 +95,8 @@ def release_first(heading: str) -> str:
 
 
 # Digits that are part of a name, not a release: "HTTP/1.1", "diff3", "IDNA2008", "UTF-8", "X11", "IPv6".
-# "bash-5.2" and "v2" do name one.
+# "bash-5.2" and "v2" do name one. Not cite's _CODE: that one takes "v2" as a code and leaves the "1.1" of
+# "HTTP/1.1", as an answer's numbers need.
 _NAME_DIGITS = re.compile(r"\b(?![vV]\d)[A-Za-z]+-?\d+[A-Za-z]*\b(?!\.\d)|\b[A-Za-z]+/\d+(?:\.\d+)*")
 
 
