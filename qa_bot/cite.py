@@ -14,9 +14,12 @@ _WORD = WORD = re.compile(r"[A-Za-z0-9][\w'’\-]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
 # A sentence ends at . ! ? (and a closing quote or bracket, kept in the sentence) before white space and
-# an opening capital, digit or quote; or at a blank line. Abbreviations like "U.S. and" do not split
-# because the next word is lower case.
-_SENTENCE_END = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n""")
+# an opening capital, digit or quote; at a blank line; or before a line that opens a list item with a
+# bullet ("  * Fixed ...", " - Added ..."), so each item of a changelog's list is a sentence of its own,
+# even when items lack a full stop. Abbreviations like "U.S. and" do not split because the next word is
+# lower case. Numbered items are left out: "version\n3. The ..." wraps a sentence as often as it lists.
+_SENTENCE_END = re.compile(
+    r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=[ \t]*[*\-+•][ \t])""")
 # ...but not after a name's initial followed by one space ("Philip A. Nelson", "P. J. Plauger"): a capital
 # letter alone after white space or "(". A variable or option ending a sentence ("when creating B.  Also",
 # "-R.  Windows", "%Q. This") is not an initial: it follows no space, or two spaces come after it.

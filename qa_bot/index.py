@@ -30,8 +30,9 @@ from .types import Chunk, Hit
 
 log = logging.getLogger("qa_bot")
 
-FORMAT_VERSION = 3  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes;
-# 3: the sentence splitter keeps a name's initials in the sentence ("Philip A. Nelson"), so chunks move
+FORMAT_VERSION = 4  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes;
+# 3: the sentence splitter keeps a name's initials in the sentence ("Philip A. Nelson"), so chunks move;
+# 4: it ends a sentence before a bulleted list item, so chunks move again
 FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
 # Seconds to wait for another process's build: long enough to embed a large corpus on 2 cores. A safety
 # bound, not a knob: waiting less would only start a second, duplicate build.

@@ -49,6 +49,26 @@ def test_a_name_initial_does_not_end_a_sentence_but_a_lone_variable_does(text, n
     assert len(sentence_spans(text)) == n
 
 
+def test_each_bulleted_item_is_a_sentence_of_its_own():
+    # a changelog's list: items open with a bullet after white space, not with a capital
+    text = ("* Improvements\n  * Enhanced decoding of ioctl commands.\n  * Updated lists of BPF_*,\n"
+            "    KVM_* constants\n  - CVE-2024-2398: the limit (1000) of\n    headers\n  + Ported to X11\n"
+            "  • Faster")
+    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    assert sentences == ["* Improvements", "* Enhanced decoding of ioctl commands.",
+                         "* Updated lists of BPF_*,\n    KVM_* constants",
+                         "- CVE-2024-2398: the limit (1000) of\n    headers", "+ Ported to X11", "• Faster"]
+
+
+@pytest.mark.parametrize("text", [
+    "licensed under version\n2. or any later version",  # a wrapped sentence, not a numbered list
+    "options such as\n--verbose and -q",                 # an option, not a bullet
+    "a *bold*\n*emphasis* and x\n-1 below zero",         # markup and a negative number
+])
+def test_a_line_opening_with_a_number_option_or_markup_is_not_a_bullet(text):
+    assert len(sentence_spans(text)) == 1
+
+
 def test_no_chunk_exceeds_the_token_limit_even_for_one_huge_sentence():
     emb = HashEmbedder()
     text = "word " * 1000 + "end."
