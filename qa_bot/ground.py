@@ -343,7 +343,10 @@ def acceptable(answer: str, question: str) -> bool:
 
 
 _YES_NO = re.compile(r"^\s*" + cite.AUXILIARY + r"\b", re.IGNORECASE)
-_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|nowhere|neither|nor|without|cannot|hardly|barely)\b|n['’]t\b",
+# A negation, or a removal ("Support for VMS has been removed" does not confirm "Is VMS still supported?"). After
+# "or" a negation offers an alternative and denies nothing: "any price or no price", "with or without".
+_NEGATION = re.compile(r"(?<!\bor )(?:\b(?:not|no|never|none|nothing|nowhere|neither|nor|without|cannot|hardly|barely)\b"
+                       r"|\b\w+n['’]t\b)|\b(?:removed|dropped|deleted|discontinued|eliminated|withdrawn)\b",
                        re.IGNORECASE)
 # Quantities in words are constraints like numbers: "more than half" is not confirmed by a sentence without "half".
 _QUANTITY = re.compile(r"\b(?:half|halves|majority|minority|double[sd]?|twice|triple[sd]?|quadruple[sd]?|quarter|dozens?)\b",
@@ -369,7 +372,7 @@ def _first_word(answer: str) -> str:
 def confirms(question: str, text: str) -> bool:
     """The evidence may state what a yes/no question asks: it holds three quarters of the question's key
     terms (the share supports_answer asks of an answer's words: "cut" may be written "reduced"); it
-    negates nothing the question does not ("Alibaba did not list in London" never confirms a listing),
+    negates or removes nothing the question does not ("Alibaba did not list in London" never confirms a listing),
     ranks nothing the question does not ("the third largest" never confirms "the largest"), and holds every
     quantity the question names in words ("more than half").
     Numbers and names are checked whole by missing_constraints; the reader's check has the last word."""

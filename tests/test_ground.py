@@ -271,6 +271,14 @@ def test_negated_or_ranked_evidence_never_confirms():
                            "Alibaba Cloud was the third largest provider in 2021.")
 
 
+def test_a_negation_after_or_is_an_alternative_and_a_removal_is_a_negation():
+    q = "Does the GPL-3 let you charge a price for each copy you convey?"
+    assert ground.confirms(q, "GPL-3\nYou may charge any price or no price for each copy that you convey.")
+    assert not ground.confirms(q, "GPL-3\nYou may not charge a price for each copy that you convey.")
+    assert not ground.confirms("Is gzip still supported on VMS?", "Support for VMS has been removed from gzip.")
+    assert ground.confirms("Was support for VMS removed from gzip?", "Support for VMS has been removed from gzip.")
+
+
 def test_a_no_is_never_shown():
     found, why = run("No", "Did Alibaba go public in London?", 1)
     assert found is None and "no is not shown" in why
