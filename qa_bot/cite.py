@@ -17,7 +17,8 @@ _CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
 # an opening capital, digit or quote; at a blank line; or before a line that opens a list item with a
 # bullet ("  * Fixed ...", " - Added ..."), so each item of a changelog's list is a sentence of its own,
 # even when items lack a full stop. Abbreviations like "U.S. and" do not split because the next word is
-# lower case. Numbered items are left out: "version\n3. The ..." wraps a sentence as often as it lists.
+# lower case. Numbered items are left out: "under version\n2. or any later" wraps a sentence as often as
+# a "2. " line lists.
 _SENTENCE_END = re.compile(
     r"""(?:(?<=[.!?])|(?<=[.!?]["'”’)\]]))\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=[ \t]*[*\-+•][ \t])""")
 # ...but not after a name's initial followed by one space ("Philip A. Nelson", "P. J. Plauger"): a capital
