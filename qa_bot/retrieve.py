@@ -288,8 +288,12 @@ class Retriever:
         ~1 s for 5,000 chunks)."""
         with self._lock:
             if self._bm25 is None:
+                import logging
+
                 import bm25s
 
+                # bm25s sets its own logger to DEBUG, so "Building index from tokens" reached the CLI's stderr.
+                logging.getLogger("bm25s").setLevel(logging.WARNING)
                 model = bm25s.BM25()
                 corpus = [self._chunk_terms(c) or ["_"] for c in self.index.chunks]
                 if corpus:

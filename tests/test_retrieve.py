@@ -256,3 +256,16 @@ def test_fusion_never_returns_more_than_k():
     dense, lexical = _chunks("a b c d"), _chunks("e f g h")
     assert len(fuse(dense, lexical, 3, keep=3)) == 3
     assert [h.chunk.id for h in fuse(dense, dense, 2, keep=0)] == ["a", "b"]
+
+
+def test_building_bm25_logs_no_debug_lines(tmp_path, caplog):
+    # bm25s sets its logger to DEBUG: its "Building index from tokens" reached every `qa-bot ask`'s stderr.
+    import logging
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "sed_NEWS.txt").write_text(NEWS, encoding="utf-8")
+    bot = mock_bot(corpus, tmp_path / "cache")
+    with caplog.at_level(logging.DEBUG):  # capture everything; only bm25s's own level can keep its lines out
+        bot.retrieve("What does --debug do?", k=1)
+    assert not [r for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING]
