@@ -136,10 +136,16 @@ def complete_answer(answer: str, evidence: str, question: str = "") -> str:
 
 
 def _complete_unit(answer: str, evidence: str) -> str:
+    text = " ".join(evidence.split())
     if not _BARE_NUMBER.fullmatch(answer):
+        # A number with its unit but not its currency sign: "2.7 billion" -> "$2.7 billion".
+        m = re.fullmatch(rf"(\d+(?:[.,]\d+)*)(\s?)({_UNITS})", answer, re.I)
+        if m:
+            sign = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(3))}(?!\w)", text, re.I)
+            if sign:
+                return sign.group(1) + answer
         return answer
     num = re.escape(answer.lstrip("$€£¥"))
-    text = " ".join(evidence.split())
     m = re.search(rf"(?<![\w.,])([$€£¥]?){num}(?![\w.,]\d)(\s?{_UNITS}(?!\w)(?:\s{_UNITS}(?!\w))?)?", text, re.I)
     if not m or not (m.group(1) or m.group(2)):
         return answer

@@ -287,6 +287,9 @@ def test_a_no_is_never_shown():
 @pytest.mark.parametrize("answer, question, evidence, shown", [
     ("60", "How many days do you have?", "is reinstated within 60 days after the notice.", "60 days"),
     ("2.7", "How much did the cloud unit earn?", P3, "$2.7 billion"),
+    ("2.7 billion", "How much did the cloud unit earn?", P3, "$2.7 billion"),  # its unit, but not its sign
+    ("2.7 billion", "How much?", "2.7 billion users, $2.7 million", "2.7 billion"),  # that sign is another amount's
+    ("$2.7 billion", "How much did the cloud unit earn?", P3, "$2.7 billion"),
     ("9", "What share of revenue?", P3, "9%"),
     ("2021", "When did version 3.0 come out?", "Changes in 3.0 [7 Sep 2021]", "7 Sep 2021"),  # the whole date
     ("2007", "When was version 3 issued?", "Version 3, 29 June 2007", "29 June 2007"),
