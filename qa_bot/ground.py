@@ -139,9 +139,9 @@ def _complete_unit(answer: str, evidence: str) -> str:
     text = " ".join(evidence.split())
     if not _BARE_NUMBER.fullmatch(answer):
         # A number with its unit but not its currency sign: "2.7 billion" -> "$2.7 billion".
-        m = re.fullmatch(rf"(\d+(?:[.,]\d+)*)(\s?)({_UNITS})", answer, re.I)
+        m = re.fullmatch(rf"(\d+(?:[.,]\d+)*)\s?({_UNITS})", answer, re.I)
         if m:
-            sign = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(3))}(?!\w)", text, re.I)
+            sign = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(2))}(?!\w)", text, re.I)
             if sign:
                 return sign.group(1) + answer
         return answer
