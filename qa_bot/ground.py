@@ -53,12 +53,24 @@ class Grounded:
 
 
 _JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+# A reply cut at prompts.READER_STOP: '{"answer": "9%' (servers drop the stop sequence; one that kept it is read too).
+_CUT_ANSWER = re.compile(r'^\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)(?:\\|"\s*,\s*"?)?$', re.S)
 
 
-def parse_reader(raw: str) -> ReaderDraft:
-    """The reader's reply as a draft. Accepts the schema's JSON, JSON inside other text, or (for servers
-    without JSON output) a plain answer with an optional [n] marker."""
+def parse_reader(raw: str, cut_at_stop: bool = True) -> ReaderDraft:
+    """The reader's reply as a draft. Accepts the schema's JSON, that JSON cut after its answer at
+    prompts.READER_STOP (no sentence number; with cut_at_stop False the reply was cut at max_tokens, maybe
+    inside its answer, and is no answer), JSON inside other text, or (for servers without JSON output) a plain
+    answer with an optional [n] marker."""
     raw = (raw or "").strip()
+    cut = _CUT_ANSWER.match(raw)
+    if cut and not cut_at_stop:
+        return ReaderDraft("", 0)  # cut at max_tokens inside its answer: whatever it was going to say is unknown
+    if cut:
+        try:
+            return ReaderDraft(clean_answer(json.loads(f'"{cut.group(1)}"')), 0)
+        except ValueError:
+            pass  # a broken escape: read as plain text below
     m = _JSON_OBJECT.search(raw)
     if m:
         try:

@@ -84,6 +84,7 @@ class Reply:
 
     text: str
     logprobs: tuple[dict, ...] = ()
+    finish: str = ""  # the server's finish_reason: "length" is a reply cut at max_tokens; "" when not given
 
 
 class QABot:
@@ -288,8 +289,9 @@ class QABot:
         return self._invoke(system, user, schema, name, until).text
 
     def _invoke(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None,
-                top_logprobs: int = 0) -> Reply:
-        """_call, and with top_logprobs > 0 the reply's token log-probabilities where the server gives them."""
+                top_logprobs: int = 0, stop: Sequence[str] = ()) -> Reply:
+        """_call, and with top_logprobs > 0 the reply's token log-probabilities where the server gives them.
+        `stop` ends a JSON-schema reply early (prompts.READER_STOP); a plain-text reply is never cut."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
         until = until or Deadline(self.settings.llm_timeout)
@@ -300,7 +302,7 @@ class QABot:
             # In the request body, not as ChatOpenAI's response_format: that routes a stream through the SDK's
             # beta parsing helper, whose import costs ~0.75 s of the first question (and the server is the same).
             fmt = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-            model = model.bind(extra_body={"response_format": fmt})
+            model = model.bind(extra_body={"response_format": fmt}, **({"stop": list(stop)} if stop else {}))
         if top_logprobs and self._logprobs:
             model = model.bind(logprobs=True, top_logprobs=top_logprobs)
         try:
@@ -318,22 +320,24 @@ class QABot:
             if top_logprobs and self._logprobs and _bad_request(exc):
                 self._logprobs = False  # a server without logprobs: the check's verdict is taken as written
                 log.warning("the LLM server rejected logprobs; taking the check's verdict as written")
-                return self._invoke(system, user, schema, name, until)
+                return self._invoke(system, user, schema, name, until, stop=stop)
             if self._json_output and _bad_request(exc):
                 self._json_output = False  # a server without JSON-schema output: plain text, parsed leniently
                 log.warning("the LLM server rejected response_format; falling back to plain answers")
-                return self._invoke(system, user, schema, name, until, top_logprobs)
+                return self._invoke(system, user, schema, name, until, top_logprobs, stop)
             raise backend_error(exc, self.settings) from exc
         content = msg.content if isinstance(msg.content, str) else str(msg.content)
         logprobs = (msg.response_metadata or {}).get("logprobs") if top_logprobs else None
         tokens = tuple(logprobs.get("content") or ()) if isinstance(logprobs, dict) else ()
-        return Reply(content[: self.settings.max_reader_chars], tokens)
+        finish = str((msg.response_metadata or {}).get("finish_reason") or "")
+        return Reply(content[: self.settings.max_reader_chars], tokens, finish)
 
     def _read(self, p: Prepared, until: Deadline | None = None) -> ground.ReaderDraft:
         user = prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query)
         question_stage.check_prompt_budget((prompts.READER_SYSTEM, user), self.settings.prompt_token_budget)
-        raw = self._call(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader", until)
-        return ground.parse_reader(raw)
+        reply = self._invoke(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader", until, stop=prompts.READER_STOP)
+        # A reply cut at max_tokens may stop inside its answer ('{"answer": "2.7 billion, 9% of'): not an answer.
+        return ground.parse_reader(reply.text, cut_at_stop=reply.finish != "length")
 
     def _labelled(self, sentences: Sequence[Sentence]) -> bool:
         """Whether the reader and the check see each sentence's document label: with one document (and nothing

@@ -13,6 +13,8 @@ Modes (FakeOpenAI.mode):
     "echo500"  answers 500 with the request headers in the body (a proxy that echoes them)
     "length"   streams the start of a reader reply that never closes its JSON, then finish_reason "length" and
                [DONE]: a reader that rambled until max_tokens (SmolLM2 does on some questions)
+    "lengthshort" the same, cut where a reply cut at the stop sequence would end ('{"answer": "2014'), but by
+               max_tokens, so maybe inside its answer
     "nologprobs" answers 400 Bad Request to a request that asks for logprobs, otherwise as "ok"
     "noschema" the same for a request with response_format (JSON-schema output)
     "flood"    ignores max_tokens: streams a reader reply of .flood_bytes (8.8 MB) as fast as it can, then "stop";
@@ -46,7 +48,13 @@ def reply_to(body: bytes) -> list[str]:
     if b"verdict" in body:
         return _pieces(YES)
     user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "") or ""
-    return _pieces(dumb_reader(user if isinstance(user, str) else str(user)))
+    return _pieces(_stopped(dumb_reader(user if isinstance(user, str) else str(user)), json.loads(body).get("stop")))
+
+
+def _stopped(reply: str, stop) -> str:
+    """The reply cut before the first stop sequence, as llama.cpp and OpenAI cut it (the sequence not sent)."""
+    cuts = [reply.find(x) for x in ([stop] if isinstance(stop, str) else stop or ()) if x and x in reply]
+    return reply[: min(cuts)] if cuts else reply
 
 
 def _chunk(content: str | None, finish: str | None = None, first: bool = False) -> bytes:
@@ -160,8 +168,9 @@ class FakeOpenAI:
                 conn.close()  # no [DONE], no finish_reason: the body simply ends
                 return
             conn.sendall(sse + b"Transfer-Encoding: chunked\r\n\r\n")
-            if mode == "length" and b"verdict" not in body:
+            if mode in ("length", "lengthshort") and b"verdict" not in body:
                 pieces = ['{"answer": "', "2.7 billion, ", "9% of Alibaba's total revenues, "] + ["2018-01-0%d, " % i for i in range(1, 9)]
+                pieces = ['{"answer": "', "2014"] if mode == "lengthshort" else pieces
                 for i, piece in enumerate(pieces):
                     data = _chunk(piece, first=i == 0)
                     conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))

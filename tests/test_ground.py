@@ -47,6 +47,33 @@ def test_reader_replies_are_parsed_leniently(raw, answer, n):
     assert ground.parse_reader(raw) == ground.ReaderDraft(answer, n)
 
 
+@pytest.mark.parametrize("raw,answer", [
+    ('{"answer": "9%', "9%"),  # compact: cut at '", "'
+    ('{\n  "answer": "Hong Kong.', "Hong Kong"),  # one key per line: cut at '",\n'
+    ('{"answer": "', ""),  # the reader found nothing
+    ('{"answer": "the \\"AWS\\" of China', 'the "AWS" of China'),  # escaped quotes are the answer's own
+    ('{"answer": "9%", "', "9%"),  # a server that kept the stop sequence
+])
+def test_a_reply_cut_at_the_stop_sequence_is_its_answer(raw, answer):
+    assert ground.parse_reader(raw) == ground.ReaderDraft(answer, 0)
+    # cut at max_tokens instead, the same text may end inside the answer: no answer
+    assert ground.parse_reader(raw, cut_at_stop=False) == ground.ReaderDraft("", 0)
+
+
+def test_the_stop_sequences_cannot_match_inside_an_answer():
+    """An answer holding quotes and commas is written escaped, so no stop sequence occurs before its end."""
+    import json
+
+    from qa_bot import prompts
+
+    for answer in ['"AWS", "Slack"', 'a",\n"b', 'x", y']:
+        for reply in (json.dumps({"answer": answer, "sentence": 1}), json.dumps({"answer": answer, "sentence": 1}, indent=2)):
+            ends = [reply.find(s) for s in prompts.READER_STOP if s in reply]
+            assert min(ends) == reply.index(json.dumps(answer)) + len(json.dumps(answer)) - 1, (reply, ends)
+            cut = reply[: min(ends)]
+            assert ground.parse_reader(cut).answer == ground.clean_answer(answer)
+
+
 def test_answer_is_cited_to_the_exact_sentence_even_when_the_reader_names_another():
     found, _ = run("9%", "Roughly what portion of the group's sales came from cloud in Q1?", n=1)
     assert found and found.text == P3 and DOC[found.start:found.end] == P3

@@ -573,6 +573,18 @@ def test_reader_reply_cut_at_max_tokens_is_a_refusal_not_an_error(corpus, tmp_pa
         fake_llm_server.mode = "ok"
 
 
+def test_a_reply_cut_at_max_tokens_inside_its_answer_is_not_read_as_cut_at_the_stop(corpus, tmp_path, fake_llm_server):
+    """'{"answer": "2014' then finish_reason "length": maybe cut inside the answer ("2014-2016"), so no answer. A
+    reply cut at prompts.READER_STOP looks the same but ends with finish_reason "stop", and is read."""
+    fake_llm_server.mode = "lengthshort"
+    try:
+        bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
+        answer = bot.ask(Q)
+        assert answer.abstained and answer.reason == "the reader found no answer", answer
+    finally:
+        fake_llm_server.mode = "ok"
+
+
 def test_backend_refusing_connections(corpus, tmp_path):
     bot = openai_bot(corpus, tmp_path / "cache", f"http://127.0.0.1:{closed_port()}/v1")
     err, elapsed = finished_within(20, lambda: bot.ask(Q))
@@ -689,6 +701,8 @@ def test_reader_and_check_requests_carry_their_json_schema(corpus, tmp_path, fak
     assert [f["json_schema"]["schema"] for f in formats] == [prompts.READER_SCHEMA, prompts.CHECK_SCHEMA]
     # only the check asks for log-probabilities (ground.check_passes weighs its "yes")
     assert [b.get("top_logprobs") for b in fake_llm_server.bodies[n:]] == [None, 10]
+    # only the reader's reply is cut after its answer (the server honours the stop, as llama.cpp does)
+    assert [b.get("stop") for b in fake_llm_server.bodies[n:]] == [list(prompts.READER_STOP), None]
 
 
 def test_a_server_without_logprobs_still_gets_checked_answers(corpus, tmp_path, fake_llm_server):
@@ -718,6 +732,7 @@ def test_a_server_without_json_schema_output_gets_plain_requests(corpus, tmp_pat
         bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
         answer = bot.ask(Q)
         assert not answer.abstained and "2014" in answer.text and not bot._json_output
-        assert "response_format" not in fake_llm_server.bodies[-1]
+        # a plain-text reply is never cut: its answer may well hold the stop sequences
+        assert "response_format" not in fake_llm_server.bodies[-1] and "stop" not in fake_llm_server.bodies[-1]
     finally:
         fake_llm_server.mode = "ok"
