@@ -206,6 +206,8 @@ def run_llm_detail(bot, questions: list[dict]) -> dict:
     """Post each question's real reader (and check) prompt straight to llama.cpp's server; read its own timings."""
     import urllib.request
 
+    from qa_bot import prompts
+
     server = bot._provider._server
     if server is None:
         return {"skipped": "not the local llama.cpp backend"}
@@ -216,6 +218,8 @@ def run_llm_detail(bot, questions: list[dict]) -> dict:
             body = {"model": server.alias, "messages": msgs, "max_tokens": s.llm_max_tokens,
                     "temperature": s.llm_temperature,
                     "response_format": {"type": "json_schema", "json_schema": {"name": kind, "schema": schema, "strict": True}}}
+            if kind == "read":  # cut after the answer, as QABot._read asks
+                body["stop"] = list(prompts.READER_STOP)
             req = urllib.request.Request(server.base_url + "/chat/completions", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
             t = time.perf_counter()

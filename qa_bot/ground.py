@@ -15,8 +15,9 @@ sentence it cites. The reader is never trusted:
    no negation the question lacks (the reader's check then confirms it); "no" is never shown: a sentence that
    fails to confirm is not one that denies.
 
-The reader's sentence number is a hint, not a fact: small models often name the wrong one, so every
-shown sentence that supports the answer is tried, the named one first.
+Every shown sentence that supports the answer is tried, best ranked first. The reader's sentence number is
+at most a hint (small models often name the wrong one), tried first where a server sends it; llama.cpp's
+reply is cut before it (prompts.READER_STOP).
 """
 from __future__ import annotations
 

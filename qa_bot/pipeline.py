@@ -2,7 +2,7 @@
 
     question, history and follow-up rewrite checked and cleaned (question.py)
     -> hybrid retrieval of chunks, then the few best sentences (retrieve.Retriever)
-    -> the reader: short answer + sentence number, JSON-schema constrained (prompts.READER_*)
+    -> the reader: short answer (+ sentence number, cut off by prompts.READER_STOP), JSON-schema constrained
     -> grounding rules in code (ground.py), then an optional yes/no check by the reader (prompts.CHECK_*)
     -> Answer with one citation whose span is the exact supporting sentence(s)
 
