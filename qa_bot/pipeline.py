@@ -327,10 +327,10 @@ class QABot:
                 return self._invoke(system, user, schema, name, until, top_logprobs, stop)
             raise backend_error(exc, self.settings) from exc
         content = msg.content if isinstance(msg.content, str) else str(msg.content)
-        logprobs = (msg.response_metadata or {}).get("logprobs") if top_logprobs else None
+        meta = msg.response_metadata or {}
+        logprobs = meta.get("logprobs") if top_logprobs else None
         tokens = tuple(logprobs.get("content") or ()) if isinstance(logprobs, dict) else ()
-        finish = str((msg.response_metadata or {}).get("finish_reason") or "")
-        return Reply(content[: self.settings.max_reader_chars], tokens, finish)
+        return Reply(content[: self.settings.max_reader_chars], tokens, str(meta.get("finish_reason") or ""))
 
     def _read(self, p: Prepared, until: Deadline | None = None) -> ground.ReaderDraft:
         user = prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query)

@@ -42,13 +42,14 @@ def reply_to(body: bytes) -> list[str]:
     from fakes import YES, dumb_reader
 
     try:
-        messages = json.loads(body or b"{}").get("messages") or []
+        request = json.loads(body or b"{}")
     except ValueError:
-        messages = []
+        request = {}
     if b"verdict" in body:
         return _pieces(YES)
+    messages = request.get("messages") or []
     user = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "") or ""
-    return _pieces(_stopped(dumb_reader(user if isinstance(user, str) else str(user)), json.loads(body).get("stop")))
+    return _pieces(_stopped(dumb_reader(user if isinstance(user, str) else str(user)), request.get("stop")))
 
 
 def _stopped(reply: str, stop) -> str:
@@ -169,8 +170,8 @@ class FakeOpenAI:
                 return
             conn.sendall(sse + b"Transfer-Encoding: chunked\r\n\r\n")
             if mode in ("length", "lengthshort") and b"verdict" not in body:
-                pieces = ['{"answer": "', "2.7 billion, ", "9% of Alibaba's total revenues, "] + ["2018-01-0%d, " % i for i in range(1, 9)]
-                pieces = ['{"answer": "', "2014"] if mode == "lengthshort" else pieces
+                pieces = ['{"answer": "', "2014"] if mode == "lengthshort" else (
+                    ['{"answer": "', "2.7 billion, ", "9% of Alibaba's total revenues, "] + ["2018-01-0%d, " % i for i in range(1, 9)])
                 for i, piece in enumerate(pieces):
                     data = _chunk(piece, first=i == 0)
                     conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
