@@ -4,9 +4,10 @@
 
 For each answerable question with `evidence` in a question file, the question goes through the bot's own
 preparation (clean, retrieve, pick the sentences) and counts as "shown" when the evidence overlaps one of the
-sentences the reader is given, or a heading in that sentence's label (a release's date is often only in its
-heading). Also the evidence sentence's position in the full sentence ranking, before the reader's cut
-(`reader_sentences`, `reader_chars`): "none" means its chunk was not retrieved at all.
+sentences the reader is given first, or a heading in that sentence's label (a release's date is often only in
+its heading); "later look" counts the others whose evidence is on a later page, read only when the first gives no
+verified answer (with QA_BOT_READER_LOOKS=2 or more). Also the evidence sentence's position in the full sentence
+ranking, before the reader's cut (`reader_sentences`, `reader_chars`): "none" means its chunk was not retrieved.
 
 A question the reader is not shown the evidence for can only be refused or answered wrongly, whatever the
 reader: this is the ceiling of the eval's "right", and a change to retrieval can be judged here first, then
@@ -51,12 +52,12 @@ def main() -> None:
 
     bots: dict[str, QABot] = {}
     results, shown_by_question = {}, {}
-    print(f"{'set':16} {'shown':>9}  position of the evidence in the full sentence ranking")
+    print(f"{'set':16} {'shown':>9}  later look  position of the evidence in the full sentence ranking")
     for name in args.sets:
         corpus_dir = ROOT / CORPUS[name]
         bot = bots.get(CORPUS[name]) or bots.setdefault(CORPUS[name], QABot(corpus_dir))
         corpus = ev.read_corpus(corpus_dir)
-        n = shown = 0
+        n = shown = later = 0
         positions: collections.Counter = collections.Counter()
         misses = []
         for q in ev.load_questions(ROOT / "eval" / f"{name}.jsonl"):
@@ -73,13 +74,16 @@ def main() -> None:
                 shown += 1
             else:
                 misses.append(q)
+                later += any(hit(x) for page in p.later for x in page)
             ranked = bot.retriever.sentences(p.query, p.hits, 1000, usable=ground.can_ground(p.query))  # as _prepare ranks
             pos = next((i for i, x in enumerate(ranked) if hit(x)), None)
             positions["none" if pos is None else str(pos + 1) if pos < 5 else "6+"] += 1
         results[name] = {"answerable_with_evidence": n, "shown": shown, "share": round(shown / n, 3) if n else None,
+                         "shown_in_a_later_look": later,
                          "positions": dict(positions), "not_shown": [q["id"] for q in misses]}
         order = ["1", "2", "3", "4", "5", "6+", "none"]
-        print(f"{name:16} {shown:>3}/{n:<3} {shown / max(n, 1):.2f}  " + " ".join(f"{k}:{positions[k]}" for k in order))
+        print(f"{name:16} {shown:>3}/{n:<3} {shown / max(n, 1):.2f}  +{later:<2}       "
+              + " ".join(f"{k}:{positions[k]}" for k in order))
         if args.misses:
             for q in misses:
                 print(f"    {q['id']:6} {q['question'][:100]}")

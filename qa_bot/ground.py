@@ -347,12 +347,18 @@ def check_passes(verdict: str, p_yes: float | None, min_yes: float) -> bool:
 _LABELS = re.compile(r"\b(?:question|answer)\s*:", re.IGNORECASE)
 
 
+# An answer ending on a word that needs another after it was cut off before its point ("Send bug reports,
+# comments, questions, etc. to"). Not "a" ("Plan A") nor "in", "on", "up" (they end phrasal verbs: "opt in").
+_UNFINISHED = re.compile(r"\b(?:the|of|to|and|or|for|with|from|than|via|into)\W*$", re.IGNORECASE)
+
+
 def acceptable(answer: str, question: str) -> bool:
     """Right kind (a number for "how many/when", a name for "who"), adds something to the question (or picks
-    one of the alternatives it offers), and short enough to be an answer rather than a paragraph."""
+    one of the alternatives it offers), short enough to be an answer rather than a paragraph, and not cut off."""
     return (
         bool(answer)
         and len(answer.split()) <= MAX_ANSWER_WORDS
+        and not _UNFINISHED.search(answer)
         and (cite.adds_information(_LABELS.sub(" ", answer), question)
              # picking one of the question's own alternatives is the information ("Less", "-A")
              or answer.strip(" .").lower() in question_options(question))

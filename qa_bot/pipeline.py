@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
@@ -75,6 +75,14 @@ class Prepared:
     t0: float
     nearest: float  # the best cosine of any retrieved sentence to the question, shown or not
     timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
+    later: tuple[tuple[Sentence, ...], ...] = ()  # the next-best sentences, a page per further look (reader_looks)
+
+    def looks(self) -> Iterator["Prepared"]:
+        """This, then the same question with each later page as its sentences: what the reader reads in turn."""
+        yield self
+        for page in self.later:
+            if page:
+                yield replace(self, sentences=page, later=())
 
 
 @dataclass(frozen=True)
@@ -274,14 +282,14 @@ class QABot:
         hits = self._search(query, session, sources=sources)
         # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
         # they are shown only when too few others are left.
-        sentences = self.retriever.sentences(query, hits, s.reader_sentences, session, s.reader_chars,
-                                             usable=ground.can_ground(query))
+        sentences, *later = self.retriever.sentence_pages(query, hits, s.reader_sentences, session, s.reader_chars,
+                                                          usable=ground.can_ground(query), pages=s.reader_looks)
         # "Near the question" is judged on every retrieved sentence, so it does not depend on how many the
         # reader is shown nor on the order they are shown in.
         nearest = self.retriever.nearest(query, hits)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, nearest,
-                        {"rewrite": t1 - t0, "retrieve": t2 - t1})
+                        {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later))
 
     def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
         """One reader call through LCEL (prompt | model); JSON-schema output where the server has it. `until` is
@@ -435,26 +443,42 @@ class QABot:
             t = time.perf_counter()
             until = Deadline(s.llm_timeout)  # the reader, its retries and the check, all together
             yield Stage("reading", len(p.hits))
-            draft = self._read(p, until)
-            timings["read"] = time.perf_counter() - t
-            found, why = ground.ground(draft, p.query, p.sentences, self._document(session))
-            if found is not None and s.reader_check and ground.needs_check(p.query, found):
-                yield Stage("checking")
-                t = time.perf_counter()
-                if not self._confirmed(found, p, until):
-                    found, why = None, "the check found the evidence does not answer this exact question"
-                timings["check"] = time.perf_counter() - t
+            read: list[Sentence] = []  # every sentence the reader was shown, over all its looks
+            first: tuple = ()  # the first look's draft and why it gave no answer: a refusal reports those
+            timings["read"] = 0.0
+            # With reader_looks > 1, a look that gives no verified answer (the reader finds none, grounding or the
+            # check rejects it) is followed by one at the next-best sentences (opt-in: settings.py says why).
+            for look in p.looks():
+                if look is not p:
+                    yield Stage("reading again", len(p.hits))
+                    t = time.perf_counter()
+                read += look.sentences
+                draft = self._read(look, until)
+                timings["read"] += time.perf_counter() - t
+                found, why = ground.ground(draft, p.query, look.sentences, self._document(session))
+                if found is not None and s.reader_check and ground.needs_check(p.query, found):
+                    yield Stage("checking")
+                    t = time.perf_counter()
+                    if not self._confirmed(found, look, until):
+                        found, why = None, "the check found the evidence does not answer this exact question"
+                    timings["check"] = timings.get("check", 0.0) + time.perf_counter() - t
+                if found is not None:
+                    break
+                first = first or (draft, why)
             timings["generate"] = timings["read"] + timings.get("check", 0.0)
             timings["total"] = time.perf_counter() - p.t0
             if found is None:
-                yield self._refuse(p, timings, why, draft)
+                draft, why = first
+                if len(read) > len(p.sentences):
+                    why += "; nor did the next-best sentences give one"
+                yield self._refuse(p, timings, why, draft, tuple(read))
                 return
             spans = [(found.start, found.end, found.text), *found.headings]
             citations = tuple(self._citation(n, found.source, a, b, t, session) for n, (a, b, t) in enumerate(spans, 1))
             text = f"{cite.sentence_case(found.answer)} " + "".join(f"[{c.n}]" for c in citations)
             yield text
             yield Answer(p.question, text, False, citations, p.hits, timings, p.standalone, _draft_json(draft),
-                         evidence=tuple(p.sentences))
+                         evidence=tuple(read))
 
     def _overview(self, question: str, session: MemoryIndex | None, sources: frozenset[str] | None = None
                   ) -> Iterator[str | Answer]:
@@ -495,9 +519,10 @@ class QABot:
                         doc.page(start))
 
     def _refuse(self, p: Prepared, timings: dict, why: str, draft: ground.ReaderDraft | None = None,
-                off_topic: bool = False) -> Answer:
+                read: tuple[Sentence, ...] = (), off_topic: bool = False) -> Answer:
+        """A refusal; `read` is every sentence the reader was shown (its evidence), none when off topic."""
         return Answer(p.question, self.refusal, True, (), () if off_topic else p.hits, timings, p.standalone,
-                      _draft_json(draft) if draft else "", evidence=() if off_topic else tuple(p.sentences), reason=why)
+                      _draft_json(draft) if draft else "", evidence=read, reason=why)
 
     def retrieve(self, query: str, k: int | None = None, session: MemoryIndex | None = None, *,
                  source: str | None = None, since: str | None = None, until: str | None = None) -> list[Hit]:

@@ -243,6 +243,23 @@ class DocumentInfo:
         return " — ".join(parts), spans
 
 
+def paginate(ranked: Sequence[Sentence], n: int, max_chars: int | None, pages: int) -> list[list[Sentence]]:
+    """Ranked sentences cut into `pages` successive pages, each of at most n sentences and at most max_chars
+    characters (but never fewer than two, when there are two left): a page ends where the next sentence would
+    pass either bound, and the next page starts with that sentence."""
+    out, i = [], 0
+    for _ in range(pages):
+        page, used = [], 0
+        for x in ranked[i:i + n]:
+            if max_chars is not None and len(page) >= 2 and used + len(x.text) > max_chars:
+                break
+            page.append(x)
+            used += len(x.text)
+        out.append(page)
+        i += len(page)
+    return out
+
+
 def fuse(dense: Sequence[Chunk], lexical: Sequence[Chunk], k: int, keep: int = 0) -> list[Hit]:
     """The k best chunks by reciprocal-rank fusion of two rankings (Hit.score: the fused score, best first),
     always including the first `keep` of each ranking: RRF alone ranks a chunk that one side puts first
@@ -367,17 +384,25 @@ class Retriever:
         """The sentences of the retrieved chunks that best match the question, best first: at most n, and at
         most max_chars characters in all (the first two whatever their length). With `usable(sentence, its
         document's text)`, the sentences it accepts come before the ones it rejects, each group best first.
+        The first of sentence_pages(); see there for the score."""
+        return self.sentence_pages(query, hits, n, session, max_chars, usable, pages=1)[0]
+
+    def sentence_pages(self, query: str, hits: Sequence[Hit], n: int, session: MemoryIndex | None = None,
+                       max_chars: int | None = None, usable: Callable[[Sentence, str], bool] | None = None,
+                       pages: int = 1) -> list[list[Sentence]]:
+        """The best sentences as `pages` successive pages (paginate): the first page is what sentences() gives,
+        the next page the best ones after it, and so on; a page may be empty when the chunks run out.
 
         score = cosine(question, sentence) + weight * coverage of the question's key terms by the sentence,
         the sentence before it and its document's title/heading (the words a question uses to name the
         document, release or section often sit there, not in the sentence itself)."""
         if not hits or n <= 0:
-            return []
+            return [[] for _ in range(pages)]
         own = session.texts if session is not None else {}  # documents added in a chat session
         idf, default = self.idf
         cands = self._candidates(hits)
         if not cands:
-            return []
+            return [[] for _ in range(pages)]
         sims = self._similarities(query, cands)
         scored = []  # (sentence, whether `usable` accepts it)
         for (c, s, e), sim in zip(cands, sims):
@@ -402,13 +427,7 @@ class Retriever:
             x = Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
                          float(sim), heads)
             scored.append((x, usable is None or usable(x, doc)))
-        out, used = [], 0
-        for x, _ in sorted(scored, key=lambda p: (not p[1], -p[0].score))[:n]:
-            if max_chars is not None and len(out) >= 2 and used + len(x.text) > max_chars:
-                break
-            out.append(x)
-            used += len(x.text)
-        return out
+        return paginate([x for x, _ in sorted(scored, key=lambda p: (not p[1], -p[0].score))], n, max_chars, pages)
 
     def nearest(self, query: str, hits: Sequence[Hit]) -> float:
         """The best cosine of any sentence of the retrieved chunks to the question, shown to the reader or not

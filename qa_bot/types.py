@@ -74,8 +74,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Stage:
-    """Progress of one answer, for displays: "reading" (`passages` = how many passages the reader was given)
-    or "checking" (the answer is being checked against its evidence)."""
+    """Progress of one answer, for displays: "reading" (`passages` = how many passages the reader was given),
+    "reading again" (the first sentences gave no verified answer: the reader reads the next-best ones) or
+    "checking" (the answer is being checked against its evidence)."""
     name: str
     passages: int = 0
 

@@ -118,6 +118,8 @@ def stage_label(stage: Stage) -> str:
     """What the reader is doing, in words, for the bubble of an answer that has no verified text yet."""
     if stage.name == "reading":
         return f"Reading {stage.passages} passage{'s' * (stage.passages != 1)}…"
+    if stage.name == "reading again":
+        return "Reading the next passages…"
     if stage.name == "checking":
         return "Checking the answer against its source…"
     return SEARCHING

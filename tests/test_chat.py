@@ -195,6 +195,7 @@ def test_stages_are_shown_until_the_verified_text_arrives():
     assert stage_label(Stage("reading", 3)) == "Reading 3 passages…"
     assert stage_label(Stage("reading", 1)) == "Reading 1 passage…"
     assert "Checking" in stage_label(Stage("checking"))
+    assert stage_label(Stage("reading again", 3)) == "Reading the next passages…"
     h, conv = Handlers(FakeBot()), Conversation()
     h.submit(Q1, conv)
     seen = [out[0][1]["content"] for out in h.run(conv, None)]

@@ -437,3 +437,16 @@ def test_british_and_american_spellings_match():
         assert cite.american(word) == word
     assert cite.content_words("What licence did OpenSSL adopt?") & cite.content_words("Changed the license to Apache")
     assert ground.supports_answer("the licence fee", "They pay the license fee.")
+
+
+@pytest.mark.parametrize("answer, question, ok", [
+    ("Send bug reports, comments, questions, etc. to", "Who should I contact with bug reports about mawk?", False),
+    ("the licence of", "What governs the use of the fonts?", False),  # cut off before what it was asked for
+    ("bigger than.", "How does the new archive size compare?", False),
+    ("Thomas E. Dickey", "Who should I contact with bug reports about mawk?", True),
+    ("Plan A", "What did the board choose?", True),  # "a" can close a name
+    ("opt in", "What must users do to get the reports?", True),  # so can the particle of a phrasal verb
+    ("Toronto", "Where is the office?", True),  # a word merely ending in "to"
+])
+def test_an_answer_cut_off_before_its_point_is_not_an_answer(answer, question, ok):
+    assert ground.acceptable(answer, question) is ok

@@ -427,3 +427,45 @@ def test_the_reader_and_the_check_show_a_label_on_one_line_the_reader_s_cut(make
     check_user = bot.llm.prompts[1][1]
     assert check_user.startswith(f"Text: ({flat}) The harbour city recorded"), check_user
     assert not a.abstained and a.text.startswith("31 millimetres")
+
+
+def _page_number(page):
+    """Each number written in a sentence of `page`, with that sentence."""
+    import re
+
+    for x in page:
+        for num in re.findall(r"\d[\d.,]*\d|\d", x.text):
+            yield num, x
+
+
+def test_a_question_the_first_sentences_leave_unanswered_is_read_again_on_the_next_ones(make):
+    q = "How is Alibaba's cloud business doing?"
+    p = make(reader_looks=2)._prepare(q, (), None)
+    assert p.sentences and p.later and p.later[0], "two pages of sentences to read"
+    first = {x.text for x in p.sentences}
+    num, evidence = next((n, x) for n, x in _page_number(p.later[0]) if not any(n in t for t in first))
+    bot = make(reply(""), reply(num), reader_check=False, reader_looks=2)
+    a = bot.ask(q)
+    assert bot.llm.calls == 2 and not a.abstained
+    assert a.text.startswith(num) and a.citations[0].text == evidence.text
+    shown_first, shown_next = bot.llm.prompts[0][1], bot.llm.prompts[1][1]
+    assert evidence.text.split()[0] in shown_next and all(" ".join(t.split()) not in shown_next for t in first)
+    assert " ".join(evidence.text.split()) not in shown_first
+    assert [x.text for x in a.evidence] == [x.text for x in p.sentences + p.later[0]]  # all it read
+
+
+def test_one_look_by_default_reads_once_and_a_refusal_after_two_reports_the_first(make):
+    q = "How is Alibaba's cloud business doing?"
+    once = make(reply(""))
+    assert once.ask(q).abstained and once.llm.calls == 1
+    twice = make(reply("", 0), reply("", 0), reader_looks=2)
+    a = twice.ask(q)
+    assert a.abstained and twice.llm.calls == 2
+    assert a.reason == "the reader found no answer; nor did the next-best sentences give one"
+    assert len(a.evidence) > len(twice._prepare(q, (), None).sentences)  # both looks' sentences
+
+
+def test_an_answer_the_first_look_verifies_is_not_read_again(make):
+    bot = make(reply("2014"), reply("2099"), reader_check=False, reader_looks=2)
+    a = bot.ask(Q_IPO)
+    assert a.text == "2014 [1]" and bot.llm.calls == 1

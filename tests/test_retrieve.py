@@ -269,3 +269,17 @@ def test_building_bm25_logs_no_debug_lines(tmp_path, caplog):
     with caplog.at_level(logging.DEBUG):  # capture everything; only bm25s's own level can keep its lines out
         bot.retrieve("What does --debug do?", k=1)
     assert not [r for r in caplog.records if r.name.startswith("bm25s") and r.levelno < logging.WARNING]
+
+
+def test_pages_of_sentences_follow_each_other_within_the_bounds():
+    from types import SimpleNamespace
+
+    from qa_bot.retrieve import paginate
+
+    ranked = [SimpleNamespace(text="x" * n) for n in (300, 300, 300, 100, 500, 50, 50, 50)]
+    pages = paginate(ranked, 3, 700, 3)
+    # 300+300 then a third 300 would pass 700: the page ends and the next starts with it; never fewer than two.
+    assert [[len(x.text) for x in page] for page in pages] == [[300, 300], [300, 100], [500, 50, 50]]
+    assert [x for page in pages for x in page] == ranked[:7]  # in rank order, none skipped or repeated
+    assert paginate(ranked, 3, None, 2) == [ranked[:3], ranked[3:6]]
+    assert paginate(ranked[:2], 3, 700, 2) == [ranked[:2], []]  # the sentences ran out
