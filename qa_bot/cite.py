@@ -60,10 +60,18 @@ REFUSAL_PATTERNS = re.compile(
 )
 
 
+# A piece that is only references ("[T6027, CVE-2022-34903]", "[#61303, #60823]", "CVE-2023-24056", "(#1234)",
+# an issue number left by a reStructuredText role: "completion. 2581") belongs to the sentence before it, on
+# the same line or the next: alone it is no sentence, and without it the sentence loses the CVE a question asks for.
+_REF = r"(?:CVE-\d{4}-\d+|[A-Z]{1,4}-?\d+|#\d+|\d{3,})"
+_REFERENCES = re.compile(rf"[\[(]?{_REF}(?:\s*[,;]\s*{_REF})*[\])]?\.?")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Spans of sentences, leading/trailing white space excluded: text[start:end] is the sentence, so
     offsets add up to exact citations. The only sentence splitter: chunks, the reader's sentences and
-    answers are all cut by it."""
+    answers are all cut by it. A piece of references alone is joined to the sentence before it."""
     spans, start = [], 0
     for m in _SENTENCE_END.finditer(text):
         if m.group() == " " and _INITIAL.search(text[max(0, m.start() - 3):m.start()]):
@@ -78,7 +86,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         while e > s and text[e - 1].isspace():
             e -= 1
         if e > s:
-            out.append((s, e))
+            if out and _REFERENCES.fullmatch(text[s:e]) and not _BLANK_LINE.search(text[out[-1][1]:s]):
+                out[-1] = (out[-1][0], e)
+            else:
+                out.append((s, e))
     return out
 
 
@@ -165,8 +176,8 @@ def content_words(text: str) -> set[str]:
 
 
 def numbers(text: str) -> set[str]:
-    """Numbers in the text as canonical strings: "2,000" -> "2000", "six" -> "6", "third" -> "3". Dotted
-    numbers are kept as written: "1.10" is a release, not 1.1."""
+    """Numbers in the text as canonical strings: "2,000" -> "2000", "six" -> "6", "third" -> "3", "threefold"
+    -> "3". Dotted numbers are kept as written: "1.10" is a release, not 1.1."""
     text = normalize(text)
     out = set()
     for m in _NUMBER.finditer(text):
@@ -175,8 +186,8 @@ def numbers(text: str) -> set[str]:
         base = w[:-2] if re.fullmatch(r"\d+(st|nd|rd|th)", w) else None
         if base:
             out.add(base)
-        elif w in NUMBER_WORDS:
-            v = NUMBER_WORDS[w]
+        elif w in NUMBER_WORDS or (w.endswith("fold") and w[:-4] in _CARDINALS):  # "threefold" is a factor of 3
+            v = NUMBER_WORDS[w.removesuffix("fold")]
             out.add(str(int(v)) if float(v).is_integer() else str(v))
     return out
 

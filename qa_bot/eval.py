@@ -199,7 +199,8 @@ def locate_evidence(evidence: str | None, corpus: dict[str, str],
                     source: str | None = None) -> tuple[str, int, int] | None:
     """(source, start, end) of the first occurrence of `evidence`, files in sorted order, or only in the file
     `source` when one is given; exact search first, then a whitespace/quote/case-insensitive one mapped back to
-    original offsets; None when not found (or `source` is not in the corpus)."""
+    original offsets (also of the evidence with a Markdown or reStructuredText file's markup removed); None
+    when not found (or `source` is not in the corpus)."""
     if not evidence:
         return None
     if source is not None:
@@ -208,15 +209,27 @@ def locate_evidence(evidence: str | None, corpus: dict[str, str],
         i = text.find(evidence)
         if i >= 0:
             return source, i, i + len(evidence)
-    needle = _loose(evidence)[0].strip()
-    if not needle:
-        return None
     for source, text in corpus.items():
         hay, offsets = _loose(text)
-        i = hay.find(needle)
-        if i >= 0:
-            return source, offsets[i], offsets[i + len(needle) - 1] + 1
+        # Evidence copied from a Markdown or reStructuredText file holds its markup ("``pyparsing``", a heading's
+        # underline, "[CVE-…](url)"); the document is its readable text, so the evidence is made readable alike.
+        for needle in dict.fromkeys((_loose(evidence)[0].strip(), _loose(_readable(evidence, source))[0].strip())):
+            i = hay.find(needle) if needle else -1
+            if i >= 0:
+                return source, offsets[i], offsets[i + len(needle) - 1] + 1
     return None
+
+
+def _readable(evidence: str, source: str) -> str:
+    """evidence as the ingest stage reads a file named source (formats.extract): markup removed for .md/.rst."""
+    from .formats import markdown_text, rst_text
+
+    suffix = source.rsplit(".", 1)[-1].lower() if "." in source else ""
+    if suffix in ("md", "markdown"):
+        return markdown_text(evidence)
+    if suffix == "rst":
+        return rst_text(evidence)[0]
+    return evidence
 
 
 # ---------------------------------------------------------------- answer normalisation

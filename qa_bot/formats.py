@@ -107,7 +107,11 @@ _MD_LINE = [
     (re.compile(r"^\s{0,3}>\s?"), ""),  # block quote
     (re.compile(r"^(\s*)[*+]\s+"), r"\1- "),  # bullets as "- "
 ]
-_MD_DROP = re.compile(r"^\s{0,3}(?:```|~~~).*$|^\s{0,3}\[[^\]]+\]:\s*\S+.*$|^\s{0,3}(?:[=\-]{3,}|\*{3,}|_{3,})\s*$")
+_MD_DROP = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$|^\s{0,3}(?:[=\-]{3,}|\*{3,}|_{3,})\s*$")
+_MD_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+# A line of badges: images alone, each perhaps inside a link ("[![Build Status](…badge.svg)](…)"). Their alt
+# text is no sentence, and on a README's first line it would be taken for the title.
+_MD_BADGES = re.compile(r"^\s*(?:\[?!\[[^\]\n]*\]\([^)\s]*\)(?:\]\([^)\s]*\))?\s*)+$")
 
 _RST_INLINE = [
     (re.compile(r":[\w:+.-]+:`([^`<]*?)\s*<[^>]*>`"), r"\1"),  # :role:`text <target>`
@@ -149,10 +153,22 @@ def _meta_from_fields(source: str, fields: dict[str, str]) -> Metadata:
 
 def markdown_text(text: str) -> str:
     """Markdown as readable text: headings without '#', links and images as their text, emphasis and code
-    markers dropped, fence and reference-definition lines removed, block quotes unquoted."""
-    out = []
+    markers dropped, fence, badge and reference-definition lines removed, block quotes unquoted. A fenced
+    block's lines are kept as they are, indented four spaces (Markdown's own code indent): a "# comment" or a
+    short "key = 17" in a code sample is no heading."""
+    out, fence = [], None
     for line in text.splitlines():
-        if _MD_DROP.match(line):
+        m = _MD_FENCE.match(line)
+        if fence:
+            if m and m.group(1) == fence:
+                fence = None
+            else:
+                out.append(f"    {line}".rstrip())
+            continue
+        if m:
+            fence = m.group(1)
+            continue
+        if _MD_DROP.match(line) or _MD_BADGES.match(line):
             continue
         for rx, sub in _MD_LINE:
             line = rx.sub(sub, line)

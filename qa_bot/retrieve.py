@@ -107,9 +107,14 @@ def names_release(heading: str) -> bool:
     return any(ch.isdigit() for ch in _NAME_DIGITS.sub(" ", _SECTION_NUMBER.sub("", heading, count=1)))
 
 
+# How much further than the text below a centred title is set. Eight columns (a tab), not four: four is how far
+# code samples are indented (Markdown, reStructuredText), and two short lines of code are no title.
+CENTRED_INDENT = 8
+
+
 def _centred_lines(lines: list[str]) -> set[int]:
     """Indices of lines in a centred title block: a paragraph of at most three short lines without closing
-    punctuation, each set in at least four columns further than the paragraph below it ("GNU GENERAL PUBLIC LICENSE / Version 3, 29 June
+    punctuation, each set at least CENTRED_INDENT columns further than the paragraph below it ("GNU GENERAL PUBLIC LICENSE / Version 3, 29 June
     2007" over the licence's body; a tab-indented "Major changes between versions 581 and 590")."""
     paragraphs, run = [], []
     for i, line in enumerate(lines):
@@ -124,7 +129,7 @@ def _centred_lines(lines: list[str]) -> set[int]:
     out = set()
     for p, q in zip(paragraphs, paragraphs[1:]):
         titles = all(lines[i].strip()[-1] not in ".,;:" and len(lines[i].split()) <= cite.TITLE_MAX_WORDS for i in p)
-        if len(p) <= 3 and titles and min(indent(i) for i in p) >= indent(q[0]) + 4:
+        if len(p) <= 3 and titles and min(indent(i) for i in p) >= indent(q[0]) + CENTRED_INDENT:
             out.update(p)
     return out
 
@@ -150,11 +155,11 @@ def headings(text: str) -> list[tuple[int, int]]:
                      and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body))
             alone = not nxt.strip() or set(nxt.strip()) <= set("=-~")  # a blank line or an underline below
             ends = alone or len(nxt) - len(nxt.lstrip()) > indent
-            # "#" lines are headings; "* Noteworthy changes in release 9.1", "** Bug fixes" or "* Improvements"
-            # only when short and standing alone or over nested bullets; "* Fixed a crash when" over
-            # its own continuation line is a bullet
+            # "#" lines are headings (not a comment in indented code); "* Noteworthy changes in release 9.1",
+            # "** Bug fixes" or "* Improvements" only when short and standing alone or over nested bullets;
+            # "* Fixed a crash when" over its own continuation line is a bullet
             over_list = alone or (nxt.strip()[:1] in "*+•-" and len(nxt) - len(nxt.lstrip()) > indent)
-            marked = body.startswith("#") or (body.startswith("*") and short and over_list and indent == 0)
+            marked = (body.startswith("#") and indent <= 3) or (body.startswith("*") and short and over_list and indent == 0)
             numbered = _NUMBERED.match(body) if blank_before and indent <= 4 else None
             opens_part = i == 0 or (set(lines[i - 1].strip()) <= set("=-~*#_") and len(lines[i - 1].strip()) >= 3)
             release = (opens_part and indent == 0 and len(body) <= cite.TITLE_MAX_CHARS and body[-1] not in ".!?"
@@ -190,6 +195,17 @@ def date_words(iso: str) -> str:
         return ""
 
 
+def _release_headings(spans: Sequence[tuple[int, int]], j: int, text: str) -> tuple[tuple[int, int], ...]:
+    """spans[j], a heading naming a release, and the release heading right above it when only blank lines part
+    them: together they name one section ("Version 8.1.7" over "Released 2023-08-17" in Pallets' changelogs;
+    the date alone would leave the version out)."""
+    if j > 0:
+        a, b = spans[j - 1]
+        if not text[b:spans[j][0]].strip() and names_release(text[a:b]):
+            return ((a, b), spans[j])
+    return (spans[j],)
+
+
 class DocumentInfo:
     """Titles and section headings of the corpus's documents, looked up by source and offset."""
 
@@ -212,7 +228,9 @@ class DocumentInfo:
     def heading_spans(self, source: str, offset: int, text: str | None = None) -> tuple[tuple[int, int], ...]:
         """The headings above offset that name its section: the nearest one and, when it names no release,
         the nearest one above it that does (the release, version or date: "Noteworthy changes in release 4.6"
-        above "Bug fixes", "bash-5.2" above "1. New Features in Bash"). With `text` (a document added in a chat session) nothing is cached."""
+        above "Bug fixes", "bash-5.2" above "1. New Features in Bash"); when it does, the release heading right
+        above it too, if only blank lines part them ("Version 8.1.7" above "Released 2023-08-17"). With `text`
+        (a document added in a chat session) nothing is cached."""
         if text is None:
             with self._lock:
                 if source not in self._headings:
@@ -226,9 +244,9 @@ class DocumentInfo:
             return ()
         nearest = spans[i]
         if names_release(text[nearest[0]:nearest[1]]):
-            return (nearest,)
-        numbered = next((sp for sp in reversed(spans[:i]) if names_release(text[sp[0]:sp[1]])), None)
-        return (numbered, nearest) if numbered else (nearest,)
+            return _release_headings(spans, i, text)
+        j = next((k for k in range(i - 1, -1, -1) if names_release(text[spans[k][0]:spans[k][1]])), None)
+        return (*_release_headings(spans, j, text), nearest) if j is not None else (nearest,)
 
     def label(self, source: str, offset: int, text: str | None = None) -> tuple[str, tuple[tuple[int, int], ...]]:
         """"title — heading(s)" for a sentence at offset, and the headings' spans."""

@@ -379,6 +379,19 @@ def test_locate_evidence_exact_and_relative_posix_source(tmp_path):
     assert ev.locate_evidence("The cloud made $2.7 billion", corpus) == ("sub/b.md", 7, 34)
 
 
+def test_evidence_copied_with_markdown_or_rst_markup_is_found_in_the_readable_text(tmp_path):
+    (tmp_path / "HISTORY.md").write_text("## 2.31.0\n\nSee [CVE-2023-32681](https://nvd.example/CVE-2023-32681) "
+                                         "and **upgrade**.\n", encoding="utf-8")
+    (tmp_path / "CHANGES.rst").write_text("3.7 (2024-04-11)\n++++++++++++++++\n\n- Remove ``pyparsing``.\n",
+                                          encoding="utf-8")
+    corpus = ev.read_corpus(tmp_path)
+    src, a, b = ev.locate_evidence("[CVE-2023-32681](https://nvd.example/CVE-2023-32681) and **upgrade**", corpus)
+    assert (src, corpus[src][a:b]) == ("HISTORY.md", "CVE-2023-32681 and upgrade")
+    src, a, b = ev.locate_evidence("3.7 (2024-04-11)\n++++++++++++++++\n\n- Remove ``pyparsing``.", corpus, "CHANGES.rst")
+    assert corpus[src][a:b] == "3.7 (2024-04-11)\n\n- Remove pyparsing."
+    assert ev.locate_evidence("- Remove ``pyparsing``.", {"notes.txt": "- Remove pyparsing."}) is None  # plain text: as written
+
+
 def test_locate_evidence_normalised_maps_back_to_original_offsets():
     text = "Alibaba’s   Dingtalk,\nan   enterprise app."
     corpus = {"x.txt": text}

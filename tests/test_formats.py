@@ -46,6 +46,17 @@ def test_markdown_markup_is_shown_as_readable_text_and_front_matter_is_metadata(
         "See a chart and https://x.example/ and this old.\n"
 
 
+def test_markdown_badges_are_dropped_and_fenced_code_is_kept_indented():
+    md = ("[![Build Status](https://ci.example/badge.svg?branch=main)](https://ci.example/actions?q=x) "
+          "[![PyPI](https://img.example/v/tomli)](https://pypi.example/tomli)\n![logo](logo.png)\n\n# Tomli\n\n"
+          "A parser, with ![a chart](c.png) inline.\n\n```toml\n# a comment\n[table]\njari = 17\n```\n\nAfter the code.\n")
+    assert markdown_text(md) == ("Tomli\n\nA parser, with a chart inline.\n\n    # a comment\n    [table]\n    jari = 17\n\n"
+                                 "After the code.\n")
+    # the title is the heading, not a badge's alt text (ingest takes the first line)
+    assert extract("tomli_README.md", md.encode()).meta.title == "" and markdown_text(md).startswith("Tomli\n")
+    assert markdown_text("~~~\ncode ``` inside\n~~~\nText.\n") == "    code ``` inside\nText.\n"
+
+
 def test_rst_roles_links_and_adornments_are_removed_and_docinfo_is_metadata():
     e = _extract("signal_upgrade.rst")
     assert "The new CBTC system lets trains run every 90 seconds" in e.text

@@ -126,6 +126,9 @@ def test_answers_of_the_wrong_kind_or_restating_the_question_are_refused():
 def test_numbers_and_number_words():
     assert cite.numbers("six companies, $2,000 and 2.50, third place, 3rd") >= {"6", "2000", "2.50", "3"}
     assert cite.numbers("gzip 1.10, OpenSSL 3.0.0") == {"1.10", "3.0.0"}, "releases are not decimals"
+    # a factor in words is a number: "How much faster?" is answered by "threefold" (and "manifold" is none)
+    assert cite.numbers("Threefold decryption speedup, a tenfold rise, a manifold") == {"3", "10"}
+    assert ground.acceptable("threefold", "How much faster is decrypting big files with gpg 2.2.35?")
 
 
 def test_ordinals_constrain_periods_only():

@@ -60,6 +60,18 @@ def test_each_bulleted_item_is_a_sentence_of_its_own():
                          "- CVE-2024-2398: the limit (1000) of\n    headers", "+ Ported to X11", "• Faster"]
 
 
+def test_a_line_of_references_stays_with_the_sentence_it_follows():
+    text = ("* Fix a buffer overflow in variable expansions.\n    CVE-2023-24056\n* Fix tildes.\n\n"
+            "This bug could trick GPGME.  [T6027, CVE-2022-34903]\n\nVarious man page fixes.\n[#59745, #59330]\n\n"
+            "Fix shell completion. 2581\n\n[#1]\n\nCVE-2024-7264 - ASN.1 date parser overread.")
+    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    assert sentences == ["* Fix a buffer overflow in variable expansions.\n    CVE-2023-24056", "* Fix tildes.",
+                         "This bug could trick GPGME.  [T6027, CVE-2022-34903]",
+                         "Various man page fixes.\n[#59745, #59330]", "Fix shell completion. 2581",
+                         "[#1]",  # after a blank line: a paragraph of its own
+                         "CVE-2024-7264 - ASN.1 date parser overread."]  # a sentence that opens with a reference
+
+
 @pytest.mark.parametrize("text", [
     "licensed under version\n2. or any later version",  # a wrapped sentence, not a numbered list
     "options such as\n--verbose and -q",                 # an option, not a bullet

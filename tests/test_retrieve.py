@@ -110,6 +110,44 @@ def test_a_centred_title_block_is_a_heading_and_names_the_version_of_every_secti
     assert label == "Example licence — Version 4, 2 May 2031 — 3. Termination."
 
 
+PALLETS = """Version 2.2.0
+-------------
+
+Released 2024-04-16
+
+-   Drop support for Python 3.7.
+
+Version 1.0.0
+-------------
+
+Released 2018-10-18
+
+YANKED
+
+Note: This release was yanked from PyPI because it changed the default
+algorithm to SHA-512.
+"""
+
+
+def test_a_version_heading_and_the_date_heading_right_below_it_label_their_section_together():
+    from qa_bot.formats import rst_text
+
+    text, _ = rst_text(PALLETS)
+    info = DocumentInfo(lambda s: text, lambda s: "itsdangerous CHANGES")
+    assert info.label("c", text.index("Drop support"))[0] == "itsdangerous CHANGES — Version 2.2.0 — Released 2024-04-16"
+    # under a heading that names no release ("YANKED"), both release headings above it still name the section
+    assert info.label("c", text.index("Note:"))[0] == "itsdangerous CHANGES — Version 1.0.0 — Released 2018-10-18 — YANKED"
+    # two release headings with a sentence between them are two sections, not one
+    news = "Version 3.1\n\nSome text here.\n\nReleased 2020-01-01\n\nA change.\n"
+    assert "3.1" not in DocumentInfo(lambda s: news, lambda s: "t").label("t", news.index("A change"))[0]
+
+
+def test_code_indented_four_columns_is_no_centred_title_nor_a_hash_heading():
+    text = ("Usage\n\n    import tomli\n    toml_dict = tomli.loads(toml_str)\n\nThe loads function returns a dict.\n\n"
+            "    # a comment in a shell sample\n    pip install tomli\n\nThat is all.\n")
+    assert [text[a:b] for a, b in headings(text)] == ["Usage"]
+
+
 def test_release_names_are_told_from_section_numbers_and_amounts():
     from qa_bot.retrieve import names_release
     assert names_release("Noteworthy changes in release 4.6") and names_release("Version 3, 29 June 2007")
