@@ -128,6 +128,12 @@ _RST_INLINE = [
 _RST_ADORN = re.compile(r"^\s*([=\-~^\"'`#*+:.])\1{2,}\s*$")
 _RST_DIRECTIVE = re.compile(r"^\.\.\s+(?:_[^:]+:.*|[\w:-]+::.*|\[[^\]]+\].*|\|[^|]+\|.*)?$")
 _RST_FIELD = re.compile(r"^:(\w[\w ]*):\s*(.*)$")
+# An admonition's text starts on its directive line (".. note:: This release was subsequently yanked, ..."): the
+# line is kept as Sphinx shows it ("Note: This release ..."), not dropped with the other directives.
+_RST_ADMONITION = re.compile(r"^(\s*)\.\.\s+(note|warning|attention|caution|danger|error|hint|important|tip|seealso"
+                             r"|deprecated|versionadded|versionchanged)::[ \t]*(.*)$", re.IGNORECASE)
+_ADMONITION_WORDS = {"seealso": "See also:", "deprecated": "Deprecated since version", "versionadded": "New in version",
+                     "versionchanged": "Changed in version"}
 
 
 def _front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -180,10 +186,14 @@ def markdown_text(text: str) -> str:
 
 def rst_text(text: str) -> tuple[str, dict[str, str]]:
     """reStructuredText as readable text, and its bibliographic fields (:Date:, :Author:, ...): roles and links
-    as their text, heading adornments and directive lines removed."""
+    as their text, heading adornments and directive lines removed, an admonition's line kept as its text."""
     out, fields = [], {}
     for line in text.splitlines():
-        if _RST_ADORN.match(line) or _RST_DIRECTIVE.match(line.strip()):
+        a = _RST_ADMONITION.match(line)
+        if a:
+            indent, kind, rest = a.groups()
+            line = f"{indent}{_ADMONITION_WORDS.get(kind.lower(), kind.capitalize() + ':')} {rest}".rstrip()
+        elif _RST_ADORN.match(line) or _RST_DIRECTIVE.match(line.strip()):
             continue
         m = _RST_FIELD.match(line)
         if m and sum(1 for x in out if x.strip()) <= 1:  # docinfo: fields at the top, under the title

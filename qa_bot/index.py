@@ -30,11 +30,12 @@ from .types import Chunk, Hit
 
 log = logging.getLogger("qa_bot")
 
-FORMAT_VERSION = 5  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes;
+FORMAT_VERSION = 6  # 2: chunks are of each document's extracted text (formats.py), not its raw bytes;
 # 3: the sentence splitter keeps a name's initials in the sentence ("Philip A. Nelson"), so chunks move;
 # 4: it ends a sentence before a bulleted list item, so chunks move again;
 # 5: Markdown badge lines are dropped and fenced code is indented, so a README's text moves; a line of
-# references ("[#61303]", "CVE-2023-24056") joins the sentence before it
+# references ("[#61303]", "CVE-2023-24056") joins the sentence before it; 6: a reStructuredText admonition's
+# line (".. note:: ...") is kept as its text
 FILES = ("index.faiss", "chunks.jsonl", "vectors.npy")
 # Seconds to wait for another process's build: long enough to embed a large corpus on 2 cores. A safety
 # bound, not a knob: waiting less would only start a second, duplicate build.

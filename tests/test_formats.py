@@ -59,6 +59,14 @@ def test_markdown_badges_are_dropped_and_fenced_code_is_kept_indented():
     assert markdown_text("~~~\ncode ``` inside\n~~~\nText.\n") == "    code ``` inside\nText.\n"
 
 
+def test_an_rst_admonition_keeps_its_text_as_sphinx_shows_it():
+    text, _ = rst_text("20.6 - 2020-11-28\n~~~~~~~~~~~~~~~~~\n\n.. note:: This release was subsequently yanked, and "
+                       "these changes were included in 20.7.\n\n.. currentmodule:: click\n\n.. versionchanged:: 2.0\n"
+                       "    Uses ``X``.\n")
+    assert text == ("20.6 - 2020-11-28\n\nNote: This release was subsequently yanked, and these changes were included "
+                    "in 20.7.\n\nChanged in version 2.0\n    Uses X.\n")
+
+
 def test_rst_roles_links_and_adornments_are_removed_and_docinfo_is_metadata():
     e = _extract("signal_upgrade.rst")
     assert "The new CBTC system lets trains run every 90 seconds" in e.text
