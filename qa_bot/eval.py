@@ -209,27 +209,24 @@ def locate_evidence(evidence: str | None, corpus: dict[str, str],
         i = text.find(evidence)
         if i >= 0:
             return source, i, i + len(evidence)
+    from .formats import markup_text
+
+    plain = _loose(evidence)[0].strip()
+    # Evidence copied from a Markdown or reStructuredText file holds its markup ("``pyparsing``", a heading's
+    # underline, "[CVE-…](url)"); the document is its readable text, so the evidence is made readable alike
+    # (once per kind of file, not per file).
+    readable: dict[str, str] = {}
     for source, text in corpus.items():
+        kind = Path(source).suffix.lower()
+        if kind not in readable:
+            marked = markup_text(source, evidence)
+            readable[kind] = _loose(marked[0])[0].strip() if marked else plain
         hay, offsets = _loose(text)
-        # Evidence copied from a Markdown or reStructuredText file holds its markup ("``pyparsing``", a heading's
-        # underline, "[CVE-…](url)"); the document is its readable text, so the evidence is made readable alike.
-        for needle in dict.fromkeys((_loose(evidence)[0].strip(), _loose(_readable(evidence, source))[0].strip())):
+        for needle in dict.fromkeys((plain, readable[kind])):
             i = hay.find(needle) if needle else -1
             if i >= 0:
                 return source, offsets[i], offsets[i + len(needle) - 1] + 1
     return None
-
-
-def _readable(evidence: str, source: str) -> str:
-    """evidence as the ingest stage reads a file named source (formats.extract): markup removed for .md/.rst."""
-    from .formats import markdown_text, rst_text
-
-    suffix = source.rsplit(".", 1)[-1].lower() if "." in source else ""
-    if suffix in ("md", "markdown"):
-        return markdown_text(evidence)
-    if suffix == "rst":
-        return rst_text(evidence)[0]
-    return evidence
 
 
 # ---------------------------------------------------------------- answer normalisation

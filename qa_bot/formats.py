@@ -272,12 +272,28 @@ def pdf_document(source: str, data: bytes) -> Extracted:
     return Extracted(text, meta, tuple(pages))
 
 
+def _suffix(source: str) -> str:
+    return "." + source.rsplit(".", 1)[-1].lower() if "." in source else ""
+
+
+def markup_text(source: str, text: str) -> tuple[str, dict[str, str]] | None:
+    """The readable text and metadata fields of a Markdown or reStructuredText file named source (front matter,
+    docinfo); None for any other kind of file, whose text is read as it is."""
+    suffix = _suffix(source)
+    if suffix in (".md", ".markdown"):
+        fields, body = _front_matter(text)
+        return markdown_text(body), fields
+    if suffix == ".rst":
+        return rst_text(text)
+    return None
+
+
 def extract(source: str, data: bytes) -> Extracted:
     """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
     used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted or image-only PDF)."""
     if not data.strip():
         raise CorpusError(f"{source}: empty file")
-    suffix = "." + source.rsplit(".", 1)[-1].lower() if "." in source else ""
+    suffix = _suffix(source)
     if suffix == ".pdf":
         return pdf_document(source, data)
     if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
@@ -288,13 +304,10 @@ def extract(source: str, data: bytes) -> Extracted:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{source}: not valid UTF-8 text (byte {exc.start})") from None
-    if suffix in (".md", ".markdown"):
-        fields, body = _front_matter(text)
-        readable = markdown_text(body)
-    elif suffix == ".rst":
-        readable, fields = rst_text(text)
-    else:
+    marked = markup_text(source, text)
+    if marked is None:
         return Extracted(text, Metadata())
+    readable, fields = marked
     if not readable.strip():
         raise CorpusError(f"{source}: no text besides markup")
     return Extracted(readable, _meta_from_fields(source, fields))
