@@ -202,7 +202,8 @@ def proper_names(text: str) -> set[str]:
     return out
 
 
-_SCALE = frozenset("hundred thousand million billion trillion percent per cent".split())
+# "per" is not a scale: "$8.25 per hour" is 8.25 of something; "per cent" is read as "percent" (_tokens).
+_SCALE = frozenset("hundred thousand million billion trillion percent".split())
 
 
 # A word runs on through hyphens only into letters: "bash-5.1" is "bash" and the number "5.1", not "bash-5" and "1".
@@ -210,7 +211,8 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[A-Za-z][\w'’]*(?:-(?=[A-Za-z])[\w'’]*
 
 
 def _tokens(text: str) -> list[str]:
-    return [w.lower() for w in _TOKEN.findall(normalize(text).replace("%", " percent "))]
+    text = re.sub(r"\bper\s+cent\b", "percent", normalize(text).replace("%", " percent "), flags=re.IGNORECASE)
+    return [w.lower() for w in _TOKEN.findall(text)]
 
 
 _CARDINALS = frozenset(list(NUMBER_WORDS)[: list(NUMBER_WORDS).index("hundred") + 1])
@@ -352,6 +354,10 @@ _WANTS_NUMBER = re.compile(
     re.IGNORECASE,
 )
 _WANTS_NAME = re.compile(r"^\s*(who|whom|what(?:'s| is| was) the name)\b", re.IGNORECASE)
+# "At what time did the quake strike?" is answered by a time of day, not by the quake's "4.1" or "240 kilometres".
+_WANTS_CLOCK = re.compile(r"\b(?:what|which)\s+(?:local\s+)?time\b(?!\s+(?:frame|limit|period|zone))", re.IGNORECASE)
+_CLOCK = re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s?[ap]\.?m\b|\b\d{1,2}:\d{2}\b|\b(?:noon|midday|midnight|o'clock)\b",
+                    re.IGNORECASE)
 # "Who do I email?" is answered by an address, which is seldom capitalised: "base-passwd@packages.debian.org".
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -376,8 +382,9 @@ def _codes(text: str) -> set[str]:
 
 
 def answers_kind(sentence: str, question: str) -> bool:
-    """A "how many / when / what year" question needs a number (or date) in the answer, a "who" question
-    a name: an answer of the wrong kind ("it relaxed its rules recently") is no answer."""
+    """A "how many / when / what year" question needs a number (or date) in the answer, a "what time" question a
+    time of day, a "who" question a name: an answer of the wrong kind ("it relaxed its rules recently") is no
+    answer. Also asked of a sentence with its context: one without any such answer can ground none."""
     s = strip_markers(sentence)
     question = asking_clause(question)
     if _WANTS_NUMBER.search(question) and not quantities(s):
@@ -385,5 +392,7 @@ def answers_kind(sentence: str, question: str) -> bool:
     if re.search(r"\b(percentage|percent|share of)\b", question, re.I) and not re.search(r"%|\bper ?cent", s, re.I):
         return False
     if _WANTS_NAME.search(question) and not proper_names(s) - proper_names(question) and not _ADDRESS.search(s):
+        return False
+    if _WANTS_CLOCK.search(question) and not _CLOCK.search(normalize(s)):
         return False
     return True

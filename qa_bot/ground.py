@@ -5,11 +5,12 @@ sentence it cites. The reader is never trusted:
 2. the answer must be copied from a shown sentence (or that sentence with the one before it, for "the
    city" or "it"): all its numbers and names, and most of its words, are there;
 3. the question's own constraints must hold in that evidence: every number it names (a year, a quarter,
-   a version) occurs in the sentence, the one before it, or the document's title and section heading, and
-   every name it uses there or one sentence further back ("Tongyi Qianwen ... It ... the integration");
+   a version) occurs in the sentence, the one before it, or the document's title and section heading (under
+   no heading, near the top: the story's lead sentence), and every name it uses there or one sentence
+   further back ("Tongyi Qianwen ... It ... the integration"), a place also as its adjective ("Ecuadorian");
    "2022" is not "2021", release 5 is not release 4;
-4. the answer must be of the asked kind (a number for "how many", a name for "who") and add something
-   to the question.
+4. the answer must be of the asked kind (a number for "how many", a time of day for "what time", a name for
+   "who") and add something to the question; a sentence with nothing of that kind around it is shown last.
 5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence (alone or
    with the one before it) that holds three quarters of the question's key terms, every number and name, and
    no negation the question lacks (the reader's check then confirms it); "no" is never shown: a sentence that
@@ -244,13 +245,47 @@ def _names(text: str) -> set[str]:
 _ABBREVIATION = re.compile(r"^[A-Z]{2,5}s?$")
 
 
+# The generic head of an institution's name: "the State Department" is written "the secretary of state", "the
+# Supreme Court" "the court"; the word that tells one institution from another ("State", "Supreme") stays a name.
+_INSTITUTION_HEADS = frozenset("department ministry bureau agency service office court university college institute "
+                               "committee council commission administration".split())
+_NAME_RUN = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’-]*)+")
+
+
 def question_names(question: str) -> set[str]:
     """Names a question commits to. Its first word is not one (it is capitalised by position), nor a
-    short all-capitals abbreviation ("CEO", "IPO"), which the text usually spells out."""
+    short all-capitals abbreviation ("CEO", "IPO"), which the text usually spells out, nor the generic head
+    of a longer name ("Department" in "State Department")."""
     words = question.split()
     first = words[0].lower().strip("'’\"“”?,") if words else ""
     abbreviations = {w.lower() for w in re.findall(r"\b[A-Z]{2,5}s?\b", question) if _ABBREVIATION.match(w)}
-    return {n for n in _names(question) if n != first and n not in abbreviations}
+    heads = {w.lower() for run in _NAME_RUN.findall(cite.normalize(question)) for w in run.split()
+             if w.lower() in _INSTITUTION_HEADS}
+    return {n for n in _names(question) if n != first and n not in abbreviations and n not in heads}
+
+
+def demonyms(place: str) -> set[str]:
+    """The regular adjectives of a place name, lower case: "ecuador" -> "ecuadorian", "israel" -> "israeli",
+    "japan" -> "japanese", "korea" -> "korean", "canada" -> "canadian", "italy" -> "italian", "mexico" ->
+    "mexican". Irregular ones ("France"/"French") are not made; names under 4 letters get none."""
+    if len(place) < 4:
+        return set()
+    out = {place + "ian", place + "i", place + "ese"}
+    if place.endswith("a"):
+        out |= {place + "n", place[:-1] + "ian"}
+    elif place.endswith("y"):
+        out.add(place[:-1] + "ian")
+    elif place.endswith("o"):
+        out.add(place[:-1] + "an")
+    return out
+
+
+def name_in(name: str, forms: set[str]) -> bool:
+    """A question's name is in a text's word forms: as written, stemmed, or as the place's adjective either
+    way ("Ecuador's embassy" is "the Ecuadorian embassy"; "Israeli" is said of "Israel")."""
+    return (name in forms or cite.stem(name) in forms or bool(demonyms(name) & forms)
+            # an adjective's place starts with the adjective's first four letters: only those words are tried
+            or any(name in demonyms(w) for w in forms if len(w) >= 4 and name.startswith(w[:4])))
 
 
 # An ordinal is a constraint when it names a period ("the second quarter", "the first half"); elsewhere it
@@ -276,24 +311,44 @@ def missing_constraints(question: str, context: str, name_context: str | None = 
     not to a year or a version, which a neighbouring sentence may state about something else."""
     have_nums, forms = cite.numbers(context), _word_forms(name_context or context)
     missing = [x for x in sorted(question_numbers(question)) if not _number_in(x, have_nums)]
-    missing += [n for n in sorted(question_names(question)) if n not in forms and cite.stem(n) not in forms]
+    missing += [n for n in sorted(question_names(question)) if not name_in(n, forms)]
     return missing
 
 
 def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str]:
-    """missing_constraints for a shown sentence: numbers and versions from its title, headings, itself and the
-    sentence before; names from as far as two sentences back. A sentence this is not empty for can ground no
-    answer, so it is also the test of which sentences are worth the reader's time (pipeline)."""
-    head_text = "\n".join(doc[a:b] for a, b in s.headings)
+    """missing_constraints for a shown sentence: numbers and versions from its title, headings (or, with none,
+    the document's lead sentence), itself and the sentence before; names from as far as two sentences back. A
+    sentence this is not empty for can ground no answer, so it is also the test of which sentences are worth
+    the reader's time (pipeline)."""
+    head_text = "\n".join(doc[a:b] for a, b in s.headings) or lead_sentence(doc, s.start)
     before = previous_sentence_start(doc, s.context_start)
     return missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
                                f"{s.label}\n{head_text}\n{doc[before:s.end]}")
 
 
+def lead_sentence(doc: str, start: int) -> str:
+    """A document's first sentence, for a sentence no heading stands above and within SECTION_SPAN of it: in a
+    news story the lead states the event ("An earthquake measuring 4.1 ...", "as many as 35 have been shot")
+    and the sentences below refer back to it, as a section's sentences do to its heading."""
+    if start > SECTION_SPAN:
+        return ""
+    spans = sentence_spans(doc[:SECTION_SPAN])
+    return doc[spans[0][0]:spans[0][1]] if spans and spans[0][1] <= start else ""
+
+
+def holds_kind_around(question: str, s: Sentence, doc: str) -> bool:
+    """The shown sentence, with the sentence before it, its title and headings (the windows an answer is
+    grounded in), holds something of the kind the question asks for (cite.answers_kind): a number for "how
+    many", a time of day for "what time". Without one, no answer the question accepts can be grounded there."""
+    heads = "\n".join(doc[a:b] for a, b in s.headings)
+    return cite.answers_kind(f"{s.label}\n{heads}\n{doc[s.context_start:s.end]}", question)
+
+
 def can_ground(question: str) -> Callable[[Sentence, str], bool]:
     """The retriever's `usable` test for this question: a shown sentence whose context lacks a number,
-    version or name the question states can ground no answer (constraints_missing_around)."""
-    return lambda s, doc: not constraints_missing_around(question, s, doc)
+    version or name the question states (constraints_missing_around), or anything of the asked kind
+    (holds_kind_around), can ground no answer."""
+    return lambda s, doc: not constraints_missing_around(question, s, doc) and holds_kind_around(question, s, doc)
 
 
 def needs_check(question: str, found: Grounded) -> bool:
@@ -368,10 +423,12 @@ def acceptable(answer: str, question: str) -> bool:
 
 
 _YES_NO = re.compile(r"^\s*" + cite.AUXILIARY + r"\b", re.IGNORECASE)
-# A negation, or a removal ("Support for VMS has been removed" does not confirm "Is VMS still supported?"). After
+# A negation, a removal or a denial ("Support for VMS has been removed" does not confirm "Is VMS still supported?";
+# "he denies reports the man was a member" does not confirm that he was). After
 # "or" a negation offers an alternative and denies nothing: "any price or no price", "with or without".
 _NEGATION = re.compile(r"(?<!\bor )(?:\b(?:not|no|never|none|nothing|nowhere|neither|nor|without|cannot|hardly|barely)\b"
-                       r"|\b\w+n['’]t\b)|\b(?:removed|dropped|deleted|discontinued|eliminated|withdrawn)\b",
+                       r"|\b\w+n['’]t\b)|\b(?:removed|dropped|deleted|discontinued|eliminated|withdrawn|"
+                       r"deny|denies|denied|denying)\b",
                        re.IGNORECASE)
 # Quantities in words are constraints like numbers: "more than half" is not confirmed by a sentence without "half".
 _QUANTITY = re.compile(r"\b(?:half|halves|majority|minority|double[sd]?|twice|triple[sd]?|quadruple[sd]?|quarter|dozens?)\b",

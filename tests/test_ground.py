@@ -105,9 +105,27 @@ def test_near_misses_on_the_question_s_own_numbers_and_names_are_refused(questio
 
 
 def test_constraints_can_be_met_by_the_document_title_or_heading():
-    q = "In the 2014 annual report, how many users did Dingtalk have?"
+    q = "In the 2015 annual report, how many users did Dingtalk have?"
     assert run("600 million", q)[0] is None
-    assert run("600 million", q, label="Annual report 2014")[0] is not None
+    assert run("600 million", q, label="Annual report 2015")[0] is not None
+
+
+def test_a_story_s_lead_sentence_states_the_numbers_of_the_sentences_near_it():
+    lead = "An earthquake measuring 4.1 has shaken the wheatbelt overnight."
+    rest = " The epicentre was in Burakin, north-east of Perth. A spokesman says it occurred at about 12:30am."
+    q = "At what time did the magnitude 4.1 tremor near Burakin strike?"
+    for gap, found in [("", True), (" Filler sentence here." * 80, False)]:  # within SECTION_SPAN of the lead, or not
+        doc = lead + gap + rest
+        start = doc.index("A spokesman")
+        s = Sentence("q.txt", start, len(doc), doc[start:], doc.index("The epicentre"), "", 1.0, 0.5)
+        assert (ground.constraints_missing_around(q, s, doc) == []) is found, gap[:20]
+        assert (ground.ground(ground.ReaderDraft("12:30am", 1), q, [s], lambda _: doc)[0] is not None) is found
+    doc = lead + rest  # a sentence under a heading reads its heading, not the lead
+    s = Sentence("q.txt", doc.index("A spokesman"), len(doc), "", doc.index("The epicentre"), "", 1.0, 0.5, ((0, 10),))
+    assert ground.constraints_missing_around(q, s, doc) == ["4.1"]
+    # The cost, accepted on the eval sets (no tuning-half answer changed but the eighth set's e06): a lead's number
+    # about another fact counts too. P1's "2014" is the IPO's year, and meets "the 2014 annual report".
+    assert run("600 million", "In the 2014 annual report, how many users did Dingtalk have?")[0] is not None
 
 
 def test_paraphrased_periods_and_abbreviations_do_not_block():
@@ -235,7 +253,7 @@ def test_a_name_may_be_two_sentences_back_but_a_number_may_not():
     doc2 = doc.replace("many products", "many products since 2019")
     s2 = [Sentence("a.txt", start + 11, doc2.index(" Sales"), doc2[start + 11:doc2.index(" Sales")], doc2.index("It is"), "", 1.0, 0.5)]
     assert ground.ground(ground.ReaderDraft("Dingtalk", 1), "Which product did Tongyi Qianwen reach first in 2019?", s2, lambda _: doc2)[0] is not None
-    doc3 = doc.replace("flagship", "2019 flagship")
+    doc3 = "Alibaba makes software. " + doc.replace("flagship", "2019 flagship")  # two back, and not the lead
     s3 = [Sentence("a.txt", start + 5, doc3.index(" Sales"), doc3[start + 5:doc3.index(" Sales")], doc3.index("It is"), "", 1.0, 0.5)]
     found, why = ground.ground(ground.ReaderDraft("Dingtalk", 1), "Which product did Tongyi Qianwen reach first in 2019?", s3, lambda _: doc3)
     assert found is None and "2019" in why
@@ -453,3 +471,65 @@ def test_british_and_american_spellings_match():
 ])
 def test_an_answer_cut_off_before_its_point_is_not_an_answer(answer, question, ok):
     assert ground.acceptable(answer, question) is ok
+
+
+def test_a_rate_per_unit_is_the_number_it_states_and_per_cent_stays_a_scale():
+    wage = "New Jersey residents voted to raise the state's minimum wage by $1 to $8.25 per hour."
+    assert cite.numbers_bound("8.25", wage) and ground.supports_answer("8.25", wage)
+    assert ground.complete_answer("8.25", wage) == "$8.25"
+    assert cite.numbers_bound("9%", "revenues rose 9 per cent") and cite.numbers_bound("9 per cent", "revenues rose 9%")
+    assert not cite.numbers_bound("9", "revenues rose 9 per cent")  # a bare 9 is not 9 per cent
+    assert not cite.numbers_bound("9 million", "revenues rose 9 per cent")
+
+
+def test_a_place_and_its_adjective_are_one_name_either_way():
+    text = "On April 11, 2019, British police raided the Ecuadorian embassy in London and dragged Assange out."
+    assert ground.missing_constraints("When was Assange hauled out of Ecuador's London embassy?", text) == []
+    assert ground.missing_constraints("When was Assange hauled out of Peru's London embassy?", text) == ["peru"]
+    assert ground.missing_constraints("What did the Israeli army say?", "The army of Israel said so.") == []
+    for place, adjective in [("canada", "canadian"), ("italy", "italian"), ("mexico", "mexican"), ("korea", "korean"),
+                             ("japan", "japanese"), ("israel", "israeli")]:
+        assert ground.name_in(place, {adjective}) and ground.name_in(adjective, {place}), place
+    assert not ground.name_in("christian", ground._word_forms("Christie said so."))  # a person's name is not a place's
+    assert ground.name_in("iran", {"iranian"}) and not ground.demonyms("uae")  # names under 4 letters get none
+
+
+def test_the_generic_head_of_an_institution_s_name_is_not_a_name_the_evidence_must_repeat():
+    q = "Who was the oil company boss, picked by Trump to lead the State Department, whom Robert Gates defended?"
+    assert ground.question_names(q) == {"trump", "state", "robert", "gates"}
+    text = "Robert Gates defended President-elect Donald Trump's pick for secretary of state, Rex Tillerson."
+    assert ground.missing_constraints(q, text) == []
+    # the word that tells one institution from another still must hold
+    assert ground.missing_constraints("What did the Justice Department say?", "The State Department said no.") == ["justice"]
+    assert "court" in ground.question_names("Why did Court rulings change?")  # alone, not the head of a longer name
+
+
+def test_a_what_time_question_is_answered_by_a_time_of_day():
+    q = "At about what time did the tremor centred on Burakin strike?"
+    for answer, ok in [("12:30am", True), ("about 12.30 a.m.", True), ("3:14pm local time", True), ("noon", True),
+                       ("4.1", False), ("240 kilometres", False), ("overnight", False)]:
+        assert cite.answers_kind(answer, q) is ok, answer
+    assert cite.answers_kind("three months", "What time frame does the plan cover?")  # not a time of day
+
+
+def test_a_sentence_without_anything_of_the_asked_kind_around_it_can_ground_no_answer():
+    doc = ("An earthquake measuring 4.1 has shaken the wheatbelt overnight. The epicentre was in Burakin. "
+           "A spokesman says it occurred at about 12:30am. Residents were woken.")
+    def sentence(text):
+        start = doc.index(text)
+        return Sentence("q.txt", start, start + len(text), text, ground.previous_sentence_start(doc, start), "q", 1.0, 0.5)
+    usable = ground.can_ground("At what time did the quake near Burakin strike?")
+    assert usable(sentence("A spokesman says it occurred at about 12:30am."), doc)
+    assert usable(sentence("Residents were woken."), doc)  # the time is in the sentence before it
+    assert not usable(sentence("The epicentre was in Burakin."), doc)  # only "4.1" is near: not a time of day
+    how_many = ground.can_ground("How many residents were woken in Burakin?")
+    assert how_many(sentence("The epicentre was in Burakin."), doc)  # "4.1" the sentence before is a number
+    assert not ground.can_ground("How many residents left Burakin?")(
+        Sentence("q.txt", 0, 29, "The epicentre was in Burakin.", 0, "q", 1.0, 0.5), "The epicentre was in Burakin.")
+
+
+def test_a_denial_does_not_confirm_what_it_denies():
+    q = "Did Peter Cosgrove confirm that the man had been in the 3rd Battalion, Royal Australian Regiment?"
+    assert not ground.confirms(q, "But Cosgrove denies reports the man was a member of the 3rd Battalion, Royal Australian Regiment.")
+    assert ground.confirms("Did Cosgrove deny that the man was a member of the 3rd Battalion?",
+                           "Cosgrove denies reports the man was a member of the 3rd Battalion.")

@@ -396,7 +396,7 @@ def test_the_check_sees_a_label_whenever_the_reader_saw_labels(make, small_corpu
     (one / "article.txt").write_text((small_corpus / "alibaba_cloud_spinoff.txt").read_text(encoding="utf-8"),
                                      encoding="utf-8")
     bot = make(reply("2014"), YES, corpus=one)
-    session = bot.add_document(None, "notes.txt", b"Alibaba shares were listed in my notes about New York.")
+    session = bot.add_document(None, "notes.txt", b"Alibaba shares were listed in my notes about New York on 3 May.")
     a = bot.ask("When did Alibaba list its shares in New York?", session=session)
     lines = bot.llm.prompts[0][1].splitlines()
     ipo = next(i for i, line in enumerate(lines) if IPO_SENTENCE in line)
