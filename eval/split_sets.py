@@ -27,6 +27,8 @@ SETS = {  # full file -> (tune file, test file)
     "compare_licenses.jsonl": ("compare_licenses_tune.jsonl", "compare_licenses_test.jsonl"),
     "fresh_qa.jsonl": ("fresh_tune.jsonl", "fresh_test.jsonl"),
     "sixth_qa.jsonl": ("sixth_tune.jsonl", "sixth_test.jsonl"),
+    "seventh_qa.jsonl": ("seventh_tune.jsonl", "seventh_test.jsonl"),
+    "eighth_qa.jsonl": ("eighth_tune.jsonl", "eighth_test.jsonl"),
     "no_licenses.jsonl": ("no_licenses_tune.jsonl", "no_licenses_test.jsonl"),
     "no_news.jsonl": ("no_news_tune.jsonl", "no_news_test.jsonl"),
     "no_readmes.jsonl": ("no_readmes_tune.jsonl", "no_readmes_test.jsonl"),
