@@ -259,8 +259,8 @@ def question_names(question: str) -> set[str]:
     words = question.split()
     first = words[0].lower().strip("'’\"“”?,") if words else ""
     abbreviations = {w.lower() for w in re.findall(r"\b[A-Z]{2,5}s?\b", question) if _ABBREVIATION.match(w)}
-    heads = {w.lower() for run in _NAME_RUN.findall(cite.normalize(question)) for w in run.split()
-             if w.lower() in _INSTITUTION_HEADS}
+    heads = {re.sub(r"'s?$", "", w.lower()) for run in _NAME_RUN.findall(cite.normalize(question)) for w in run.split()}
+    heads &= _INSTITUTION_HEADS  # "the State Department's spokesman" too
     return {n for n in _names(question) if n != first and n not in abbreviations and n not in heads}
 
 

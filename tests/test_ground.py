@@ -502,6 +502,7 @@ def test_the_generic_head_of_an_institution_s_name_is_not_a_name_the_evidence_mu
     # the word that tells one institution from another still must hold
     assert ground.missing_constraints("What did the Justice Department say?", "The State Department said no.") == ["justice"]
     assert "court" in ground.question_names("Why did Court rulings change?")  # alone, not the head of a longer name
+    assert ground.question_names("What did the State Department's spokesman say?") == {"state"}
 
 
 def test_a_what_time_question_is_answered_by_a_time_of_day():
