@@ -320,10 +320,15 @@ def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str
     the document's lead sentence), itself and the sentence before; names from as far as two sentences back. A
     sentence this is not empty for can ground no answer, so it is also the test of which sentences are worth
     the reader's time (pipeline)."""
-    head_text = "\n".join(doc[a:b] for a, b in s.headings) or lead_sentence(doc, s.start)
+    head_text = heading_text(s, doc) or lead_sentence(doc, s.start)
     before = previous_sentence_start(doc, s.context_start)
     return missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
                                f"{s.label}\n{head_text}\n{doc[before:s.end]}")
+
+
+def heading_text(s: Sentence, doc: str) -> str:
+    """The text of a shown sentence's section headings, one per line."""
+    return "\n".join(doc[a:b] for a, b in s.headings)
 
 
 def lead_sentence(doc: str, start: int) -> str:
@@ -340,8 +345,7 @@ def holds_kind_around(question: str, s: Sentence, doc: str) -> bool:
     """The shown sentence, with the sentence before it, its title and headings (the windows an answer is
     grounded in), holds something of the kind the question asks for (cite.answers_kind): a number for "how
     many", a time of day for "what time". Without one, no answer the question accepts can be grounded there."""
-    heads = "\n".join(doc[a:b] for a, b in s.headings)
-    return cite.answers_kind(f"{s.label}\n{heads}\n{doc[s.context_start:s.end]}", question)
+    return cite.answers_kind(f"{s.label}\n{heading_text(s, doc)}\n{doc[s.context_start:s.end]}", question)
 
 
 def can_ground(question: str) -> Callable[[Sentence, str], bool]:
@@ -472,7 +476,7 @@ def _ground_yes(question, sentences, order, document):
     for i in order:
         s = sentences[i]
         doc = document(s.source)
-        heads = "\n".join(doc[a:b] for a, b in s.headings)
+        heads = heading_text(s, doc)
         # The sentence alone, then with the one before it, as for any answer: "It is ... a lot faster than
         # bzip2" says what "LZMA2" does only with the sentence that names it.
         for start in dict.fromkeys((s.start, s.context_start)):
