@@ -6,12 +6,12 @@ pip, refuses any bytes but the pinned sha256, and writes story N (line N) unchan
     .venv/bin/python eval/fetch_eighth_corpus.py
 """
 
-import hashlib
-import subprocess
+import io
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
+
+from pinned_download import pinned_download
 
 WHEEL = "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
 SHA256 = "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8"
@@ -20,20 +20,12 @@ TARGET = Path(__file__).resolve().parent / "eighth_corpus"
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-                               "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation",
-                               "cp", "--abi", "cp311", "gensim==4.4.0", "-d", tmp], capture_output=True, text=True)
-        wheel = Path(tmp) / WHEEL
-        if done.returncode or not wheel.is_file():
-            print(f"fetch_eighth_corpus: pip could not download {WHEEL}: {done.stderr.strip()[-300:]}", file=sys.stderr)
-            return 2
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        if digest != SHA256:
-            print(f"fetch_eighth_corpus: {WHEEL} has sha256 {digest}, not {SHA256}; refused", file=sys.stderr)
-            return 2
-        with zipfile.ZipFile(wheel) as whl:
-            stories = whl.read(MEMBER).decode("utf-8").splitlines()
+    data = pinned_download("gensim==4.4.0", WHEEL, SHA256, ["--only-binary", ":all:", "--platform", "manylinux_2_28_x86_64",
+                           "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"], "fetch_eighth_corpus")
+    if data is None:
+        return 2
+    with zipfile.ZipFile(io.BytesIO(data)) as whl:
+        stories = whl.read(MEMBER).decode("utf-8").splitlines()
     TARGET.mkdir(exist_ok=True)
     for n, story in enumerate(stories, 1):
         (TARGET / f"lee_{n:03d}.txt").write_text(story.strip() + "\n", encoding="utf-8")

@@ -6,13 +6,12 @@ the twelve pages unchanged.
     .venv/bin/python eval/fetch_seventh_corpus.py
 """
 
-import hashlib
-import shutil
-import subprocess
+import io
 import sys
 import tarfile
-import tempfile
 from pathlib import Path
+
+from pinned_download import pinned_download
 
 SDIST = "newspaper4k-0.9.6.tar.gz"
 SHA256 = "a3f2f0e017dddb6f1019ee77aaa8980e13e6ecea0b949abc7167aae4770d2d0e"
@@ -22,22 +21,14 @@ TARGET = Path(__file__).resolve().parent / "seventh_corpus"
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                               "newspaper4k==0.9.6", "-d", tmp], capture_output=True, text=True)
-        sdist = Path(tmp) / SDIST
-        if done.returncode or not sdist.is_file():
-            print(f"fetch_seventh_corpus: pip could not download {SDIST}: {done.stderr.strip()[-300:]}", file=sys.stderr)
-            return 2
-        digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
-        if digest != SHA256:
-            print(f"fetch_seventh_corpus: {SDIST} has sha256 {digest}, not {SHA256}; refused", file=sys.stderr)
-            return 2
-        TARGET.mkdir(exist_ok=True)
-        with tarfile.open(sdist) as tar:
-            for page in PAGES:
-                member = tar.extractfile(f"newspaper4k-0.9.6/tests/data/html/{page}.html")
-                (TARGET / f"{page}.html").write_bytes(member.read())
+    data = pinned_download("newspaper4k==0.9.6", SDIST, SHA256, ["--no-binary", ":all:"], "fetch_seventh_corpus")
+    if data is None:
+        return 2
+    TARGET.mkdir(exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for page in PAGES:
+            member = tar.extractfile(f"newspaper4k-0.9.6/tests/data/html/{page}.html")
+            (TARGET / f"{page}.html").write_bytes(member.read())
     print(f"{len(PAGES)} pages in {TARGET}")
     return 0
 
