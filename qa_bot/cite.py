@@ -358,6 +358,14 @@ _WANTS_NAME = re.compile(r"^\s*(who|whom|what(?:'s| is| was) the name)\b", re.IG
 _WANTS_CLOCK = re.compile(r"\b(?:what|which)\s+(?:local\s+)?time\b(?!\s+(?:frame|limit|period|zone))", re.IGNORECASE)
 _CLOCK = re.compile(r"\b\d{1,2}(?:[:.]\d{2})?\s?[ap]\.?m\b|\b\d{1,2}:\d{2}\b|\b(?:noon|midday|midnight|o'clock)\b",
                     re.IGNORECASE)
+# A month's name, full or short, as dates write it ("7 March", "Sept. 2", "2021 Jan 7"); capitalised where it is
+# used as a date kind, so the verb "may" is not one.
+MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
+         r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+# "On what date ...?" is answered by a date, not by the hour the same sentence gives ("10:00 a.m.").
+_WANTS_DATE = re.compile(r"\b(?:what|which)\s+(?:date|day)\b", re.IGNORECASE)
+_DATE = re.compile(rf"\b{MONTH}\b|\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b|\b\d{{1,2}}(?:st|nd|rd|th)\b"
+                   r"|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b(?:[Tt]oday|[Tt]omorrow|[Yy]esterday)\b")
 # "Who do I email?" is answered by an address, which is seldom capitalised: "base-passwd@packages.debian.org".
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -383,8 +391,9 @@ def _codes(text: str) -> set[str]:
 
 def answers_kind(sentence: str, question: str) -> bool:
     """A "how many / when / what year" question needs a number (or date) in the answer, a "what time" question a
-    time of day, a "who" question a name: an answer of the wrong kind ("it relaxed its rules recently") is no
-    answer. Also asked of a sentence with its context: one without any such answer can ground none."""
+    time of day, a "what date" question a date, a "who" question a name: an answer of the wrong kind ("it
+    relaxed its rules recently") is no answer. Also asked of a sentence with its context: one without any such
+    answer can ground none."""
     s = strip_markers(sentence)
     question = asking_clause(question)
     if _WANTS_NUMBER.search(question) and not quantities(s):
@@ -394,5 +403,7 @@ def answers_kind(sentence: str, question: str) -> bool:
     if _WANTS_NAME.search(question) and not proper_names(s) - proper_names(question) and not _ADDRESS.search(s):
         return False
     if _WANTS_CLOCK.search(question) and not _CLOCK.search(normalize(s)):
+        return False
+    if _WANTS_DATE.search(question) and not _DATE.search(normalize(s)):
         return False
     return True

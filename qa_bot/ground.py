@@ -6,11 +6,13 @@ sentence it cites. The reader is never trusted:
    city" or "it"): all its numbers and names, and most of its words, are there;
 3. the question's own constraints must hold in that evidence: every number it names (a year, a quarter,
    a version) occurs in the sentence, the one before it, or the document's title and section heading (under
-   no heading, near the top: the story's lead sentence), and every name it uses there or one sentence
-   further back ("Tongyi Qianwen ... It ... the integration"), a place also as its adjective ("Ecuadorian");
+   no heading, near the top: the story's lead sentence), and every name it uses anywhere in the sentence's
+   section (a story without headings is one section: "Mr Strachan ... the helicopter"), a place also as its
+   adjective ("Ecuadorian");
    "2022" is not "2021", release 5 is not release 4;
-4. the answer must be of the asked kind (a number for "how many", a time of day for "what time", a name for
-   "who") and add something to the question; a sentence with nothing of that kind around it is shown last.
+4. the answer must be of the asked kind (a number for "how many", a time of day for "what time", a date for
+   "what date", a name for "who", a number written as an age for "how old") and add something to the question;
+   a sentence with nothing of that kind around it is shown last.
 5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence (alone or
    with the one before it) that holds three quarters of the question's key terms, every number and name, and
    no negation the question lacks (the reader's check then confirms it); "no" is never shown: a sentence that
@@ -22,6 +24,8 @@ reply is cut before it (prompts.READER_STOP).
 """
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -29,7 +33,7 @@ from typing import Callable, Sequence
 
 from . import cite
 from .cite import previous_sentence_start, sentence_spans
-from .retrieve import Sentence
+from .retrieve import Sentence, headings
 
 # Part of what "grounded" means, like the rules below, so constants rather than Settings fields: a deployment
 # must not loosen them; they are fit with the rest of the rules on the eval sets.
@@ -117,8 +121,7 @@ _BARE_NUMBER = re.compile(r"[$€£¥]?\d+(?:[.,]\d+)*[KMGkmg]?")
 _NUMBER_ANSWER = re.compile(rf"{_BARE_NUMBER.pattern}(?:\s?{_UNITS})?", re.I)  # a number, with its unit or not: "30", "30 %"
 
 
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?|"
-          r"Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)")
+_MONTH = cite.MONTH
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
 _FULL_DATE = re.compile(rf"\b(?:{_DAY}\s+{_MONTH}\.?,?\s+\d{{4}}|{_MONTH}\.?\s+{_DAY},?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}})\b", re.I)
 _PART_DATE = re.compile(rf"(?:{_MONTH}\.?\s+)?\d{{4}}", re.I)  # "2007", "June 2007"
@@ -317,13 +320,29 @@ def missing_constraints(question: str, context: str, name_context: str | None = 
 
 def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str]:
     """missing_constraints for a shown sentence: numbers and versions from its title, headings (or, with none,
-    the document's lead sentence), itself and the sentence before; names from as far as two sentences back. A
-    sentence this is not empty for can ground no answer, so it is also the test of which sentences are worth
-    the reader's time (pipeline)."""
+    the document's lead sentence), itself and the sentence before; names also from as far as two sentences back
+    and from its whole section (section_text). A sentence this is not empty for can ground no answer, so it is
+    also the test of which sentences are worth the reader's time (pipeline)."""
     head_text = heading_text(s, doc) or lead_sentence(doc, s.start)
     before = previous_sentence_start(doc, s.context_start)
     return missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
-                               f"{s.label}\n{head_text}\n{doc[before:s.end]}")
+                               f"{s.label}\n{head_text}\n{doc[before:s.end]}\n{section_text(doc, s.start)}")
+
+
+@functools.lru_cache(maxsize=64)  # one scan per document, not one per candidate sentence (~30 a question)
+def _heading_starts(doc: str) -> tuple[int, ...]:
+    return tuple(a for a, _ in headings(doc))
+
+
+def section_text(doc: str, start: int) -> str:
+    """The section of the sentence at `start`: from the heading above it (or the document's start) to the next
+    heading (or the end); a document without headings, a news story, is one section. A story names a person or
+    place in full once and then writes "Mr Strachan", "he", "the city" ("Shirley Strachan's helicopter" is
+    answered by "the helicopter was struck by ... a mountain wave"), so the names a question uses are sought
+    there. Numbers are not: a neighbouring sentence's year or version is often about something else."""
+    starts = _heading_starts(doc)
+    i = bisect.bisect_right(starts, start)
+    return doc[starts[i - 1] if i else 0:starts[i] if i < len(starts) else len(doc)]
 
 
 def heading_text(s: Sentence, doc: str) -> str:
@@ -339,6 +358,23 @@ def lead_sentence(doc: str, start: int) -> str:
         return ""
     spans = sentence_spans(doc[:SECTION_SPAN])
     return doc[spans[0][0]:spans[0][1]] if spans and spans[0][1] <= start else ""
+
+
+# "How old" asks for an age, which a text writes "43-year-old", "43 years old", "aged 43", "50,000 years" or ", 43,"
+# after a name: any other number of the sentence (the vote "53-36" that confirmed her, a count) is not one.
+_ASKS_AGE = re.compile(r"\bhow old\b|\b(?:what|which) age\b", re.IGNORECASE)
+_DIGITS = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+def age_stated(answer: str, question: str, text: str) -> bool:
+    """For a "how old" / "what age" question, the answer's number is written in the text as an age; any other
+    question passes."""
+    number = _DIGITS.search(answer)
+    if not _ASKS_AGE.search(question) or not number:
+        return True
+    n = re.escape(number.group(0))
+    return bool(re.search(rf"(?<![\d,.]){n}(?:-|\s)?(?:years?|yrs?)\b|\baged?\s+(?:of\s+)?{n}(?![\d]|[.,]\d)"
+                          rf"|[(,]\s*{n}\s*[),]", text, re.IGNORECASE))
 
 
 def holds_kind_around(question: str, s: Sentence, doc: str) -> bool:
@@ -482,7 +518,7 @@ def _ground_yes(question, sentences, order, document):
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
             window = f"{s.label}\n{heads}\n{text}"
-            if confirms(question, window) and not missing_constraints(question, window):
+            if confirms(question, window) and not missing_constraints(question, window, f"{window}\n{section_text(doc, s.start)}"):
                 return Grounded("Yes", s.source, start, s.end, text, s.label), ""
     return None, "no sentence shown holds what the yes/no question asks"
 
@@ -521,7 +557,7 @@ def _ground_one(answer, question, sentences, order, document, why):
         for start, used in dict.fromkeys(windows):
             text = doc[start:s.end]
             extra = [s.label] if used == "title" else [h for _, _, h in used]
-            if not supports_answer(answer, "\n".join([*extra, text])):
+            if not supports_answer(answer, "\n".join([*extra, text])) or not age_stated(answer, question, text):
                 continue
             if used == "title" and cite.numbers(answer) and question_numbers(question):
                 # A number only the title holds dates or numbers the document ("tar NEWS ... 2021-02-13"), not

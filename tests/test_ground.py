@@ -518,7 +518,7 @@ def test_a_sentence_without_anything_of_the_asked_kind_around_it_can_ground_no_a
            "A spokesman says it occurred at about 12:30am. Residents were woken.")
     def sentence(text):
         start = doc.index(text)
-        return Sentence("q.txt", start, start + len(text), text, ground.previous_sentence_start(doc, start), "q", 1.0, 0.5)
+        return Sentence("q.txt", start, start + len(text), text, cite.previous_sentence_start(doc, start), "q", 1.0, 0.5)
     usable = ground.can_ground("At what time did the quake near Burakin strike?")
     assert usable(sentence("A spokesman says it occurred at about 12:30am."), doc)
     assert usable(sentence("Residents were woken."), doc)  # the time is in the sentence before it
@@ -534,3 +534,52 @@ def test_a_denial_does_not_confirm_what_it_denies():
     assert not ground.confirms(q, "But Cosgrove denies reports the man was a member of the 3rd Battalion, Royal Australian Regiment.")
     assert ground.confirms("Did Cosgrove deny that the man was a member of the 3rd Battalion?",
                            "Cosgrove denies reports the man was a member of the 3rd Battalion.")
+
+
+def test_a_question_s_names_are_sought_in_the_sentence_s_whole_section():
+    # A story names a person in full once, then writes "Mr Okafor" and "the boat"; the fact comes sentences later.
+    story = ("A solo sailor has been rescued off the south-west coast. Ngozi Okafor had left Cape Leeuwin on Friday. "
+             "Her yacht lost its mast. Mr Okafor spent two nights adrift. Rescuers said the boat was hit by a rogue "
+             "wave before dawn.")
+    q = "What struck Ngozi Okafor's yacht off Cape Leeuwin?"
+    start = story.index("Rescuers")
+    s = Sentence("q.txt", start, len(story), story[start:], story.index("Mr Okafor"), "", 1.0, 0.5)
+    assert ground.constraints_missing_around(q, s, story) == []
+    assert ground.ground(ground.ReaderDraft("a rogue wave", 1), q, [s], lambda _: story)[0] is not None
+    # A name the section lacks still refuses, and the section ends at the next heading: a name stated under
+    # another heading is another section's.
+    assert ground.constraints_missing_around("What struck Ngozi Okafor's yacht off Cape Town?", s, story) == ["town"]
+    doc = "Race report\n\nNgozi Okafor won the first leg.\n\nRescue\n\n" + story[story.index("Her yacht"):]
+    start = doc.index("Rescuers")
+    s = Sentence("q.txt", start, len(doc), doc[start:], doc.index("Mr Okafor"), "", 1.0, 0.5,
+                 ((doc.index("Rescue\n"), doc.index("Rescue\n") + 6),))
+    assert ground.section_text(doc, start).startswith("Rescue")
+    assert "ngozi" in ground.constraints_missing_around("What struck Ngozi Okafor's yacht?", s, doc)
+    # The sentence itself always counts, even as a heading line ("* Added ... Redirect response" opens its own
+    # section two characters after the sentence starts, so the section above does not hold it).
+    doc = "Changes in Wget 1.19.3\n\n* Fixed a crash\n\n* Added support for HTTP 308 Permanent Redirect\n"
+    start = doc.index("* Added")
+    s = Sentence("q.txt", start, len(doc) - 1, doc[start:-1], doc.index("* Fixed"), "", 1.0, 0.5,
+                 ((0, 22), (doc.index("Fixed"), doc.index("Fixed") + 13)))
+    assert "Permanent" not in ground.section_text(doc, start)
+    assert ground.constraints_missing_around("Which release added HTTP 308 Permanent Redirect?", s, doc) == []
+
+
+def test_a_how_old_question_is_answered_by_a_number_written_as_an_age():
+    q = "How old is Ferreira, the board's chair?"
+    for text, ok in [("Ms Ferreira, 61, chairs the board.", True), ("The 61-year-old Ferreira chairs it.", True),
+                     ("Ferreira, aged 61, chairs it.", True), ("The board approved Ferreira by 61 votes to 12.", False),
+                     ("Ferreira was confirmed 61-12.", False)]:
+        assert ground.age_stated("61", q, text) is ok, text
+        assert (ground.ground(ground.ReaderDraft("61", 1), q, [Sentence("q.txt", 0, len(text), text, 0, "", 1.0, 0.5)],
+                              lambda _: text)[0] is not None) is ok, text
+    assert ground.age_stated("about 50,000 years", "How old is the tool?", "It is about 50,000 years old.")
+    assert ground.age_stated("61", "How many votes did she win?", "She won 61-12.")  # not an age question
+
+
+def test_a_what_date_question_is_answered_by_a_date():
+    q = "On what date does the new season start?"
+    for answer, ok in [("August 28", True), ("28 Aug.", True), ("2021-01-07", True), ("Friday", True), ("the 28th", True),
+                       ("10:00 a.m.", False), ("season 4", False), ("may start later", False)]:
+        assert cite.answers_kind(answer, q) is ok, answer
+    assert cite.answers_kind("10:00 a.m.", "At what time does it start?")
