@@ -29,6 +29,8 @@ SETS = {  # full file -> (tune file, test file)
     "sixth_qa.jsonl": ("sixth_tune.jsonl", "sixth_test.jsonl"),
     "seventh_qa.jsonl": ("seventh_tune.jsonl", "seventh_test.jsonl"),
     "eighth_qa.jsonl": ("eighth_tune.jsonl", "eighth_test.jsonl"),
+    "ninth_qa.jsonl": ("ninth_tune.jsonl", "ninth_test.jsonl"),
+    "tenth_qa.jsonl": ("tenth_tune.jsonl", "tenth_test.jsonl"),
     "no_licenses.jsonl": ("no_licenses_tune.jsonl", "no_licenses_test.jsonl"),
     "no_news.jsonl": ("no_news_tune.jsonl", "no_news_test.jsonl"),
     "no_readmes.jsonl": ("no_readmes_tune.jsonl", "no_readmes_test.jsonl"),
