@@ -360,8 +360,9 @@ def lead_sentence(doc: str, start: int) -> str:
     return doc[spans[0][0]:spans[0][1]] if spans and spans[0][1] <= start else ""
 
 
-# "How old" asks for an age, which a text writes "43-year-old", "43 years old", "aged 43", "50,000 years" or ", 43,"
-# after a name: any other number of the sentence (the vote "53-36" that confirmed her, a count) is not one.
+# "How old" asks for an age, which a text writes "43-year-old", "43 years old", "aged 43", "died at 85", "50,000
+# years" or ", 43," after a name: any other number of the sentence (the vote "53-36" that confirmed her, a count)
+# is not one.
 _ASKS_AGE = re.compile(r"\bhow old\b|\b(?:what|which) age\b", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 
@@ -373,7 +374,7 @@ def age_stated(answer: str, question: str, text: str) -> bool:
     if not _ASKS_AGE.search(question) or not number:
         return True
     n = re.escape(number.group(0))
-    return bool(re.search(rf"(?<![\d,.]){n}(?:-|\s)?(?:years?|yrs?)\b|\baged?\s+(?:of\s+)?{n}(?![\d]|[.,]\d)"
+    return bool(re.search(rf"(?<![\d,.]){n}(?:-|\s)?(?:years?|yrs?)\b|\b(?:aged?\s+(?:of\s+)?|at\s+){n}(?![\d-]|[.,]\d)"
                           rf"|[(,]\s*{n}\s*[),]", text, re.IGNORECASE))
 
 
@@ -518,7 +519,8 @@ def _ground_yes(question, sentences, order, document):
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
             window = f"{s.label}\n{heads}\n{text}"
-            if confirms(question, window) and not missing_constraints(question, window, f"{window}\n{section_text(doc, s.start)}"):
+            names = f"{window}\n{section_text(doc, s.start)}"
+            if confirms(question, window) and not missing_constraints(question, window, names):
                 return Grounded("Yes", s.source, start, s.end, text, s.label), ""
     return None, "no sentence shown holds what the yes/no question asks"
 

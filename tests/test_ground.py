@@ -568,7 +568,8 @@ def test_a_question_s_names_are_sought_in_the_sentence_s_whole_section():
 def test_a_how_old_question_is_answered_by_a_number_written_as_an_age():
     q = "How old is Ferreira, the board's chair?"
     for text, ok in [("Ms Ferreira, 61, chairs the board.", True), ("The 61-year-old Ferreira chairs it.", True),
-                     ("Ferreira, aged 61, chairs it.", True), ("The board approved Ferreira by 61 votes to 12.", False),
+                     ("Ferreira, aged 61, chairs it.", True), ("Ferreira retired at 61.", True),
+                     ("The board approved Ferreira by 61 votes to 12.", False), ("It passed at 61-12.", False),
                      ("Ferreira was confirmed 61-12.", False)]:
         assert ground.age_stated("61", q, text) is ok, text
         assert (ground.ground(ground.ReaderDraft("61", 1), q, [Sentence("q.txt", 0, len(text), text, 0, "", 1.0, 0.5)],
