@@ -7,12 +7,10 @@ fourteen pages unchanged.
     .venv/bin/python eval/fetch_ninth_corpus.py
 """
 
-import io
 import sys
-import tarfile
 from pathlib import Path
 
-from pinned_download import pinned_download
+from pinned_download import copy_from_sdist
 
 SDIST = "trafilatura-1.0.0.tar.gz"
 SHA256 = "10222e9475363091d38d4aa92349974a23363e8a98692b5f902d60bba3e53383"
@@ -24,16 +22,8 @@ TARGET = Path(__file__).resolve().parent / "ninth_corpus"
 
 
 def main() -> int:
-    data = pinned_download("trafilatura==1.0.0", SDIST, SHA256, ["--no-binary", ":all:"], "fetch_ninth_corpus")
-    if data is None:
-        return 2
-    TARGET.mkdir(exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for page in PAGES:
-            member = tar.extractfile(f"trafilatura-1.0.0/tests/cache/{page}.html")
-            (TARGET / f"{page}.html").write_bytes(member.read())
-    print(f"{len(PAGES)} pages in {TARGET}")
-    return 0
+    members = {f"{page}.html": f"trafilatura-1.0.0/tests/cache/{page}.html" for page in PAGES}
+    return copy_from_sdist("trafilatura==1.0.0", SDIST, SHA256, members, TARGET, "fetch_ninth_corpus")
 
 
 if __name__ == "__main__":

@@ -6,12 +6,10 @@ the twelve pages unchanged.
     .venv/bin/python eval/fetch_seventh_corpus.py
 """
 
-import io
 import sys
-import tarfile
 from pathlib import Path
 
-from pinned_download import pinned_download
+from pinned_download import copy_from_sdist
 
 SDIST = "newspaper4k-0.9.6.tar.gz"
 SHA256 = "a3f2f0e017dddb6f1019ee77aaa8980e13e6ecea0b949abc7167aae4770d2d0e"
@@ -21,16 +19,8 @@ TARGET = Path(__file__).resolve().parent / "seventh_corpus"
 
 
 def main() -> int:
-    data = pinned_download("newspaper4k==0.9.6", SDIST, SHA256, ["--no-binary", ":all:"], "fetch_seventh_corpus")
-    if data is None:
-        return 2
-    TARGET.mkdir(exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for page in PAGES:
-            member = tar.extractfile(f"newspaper4k-0.9.6/tests/data/html/{page}.html")
-            (TARGET / f"{page}.html").write_bytes(member.read())
-    print(f"{len(PAGES)} pages in {TARGET}")
-    return 0
+    members = {f"{page}.html": f"newspaper4k-0.9.6/tests/data/html/{page}.html" for page in PAGES}
+    return copy_from_sdist("newspaper4k==0.9.6", SDIST, SHA256, members, TARGET, "fetch_seventh_corpus")
 
 
 if __name__ == "__main__":

