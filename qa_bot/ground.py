@@ -513,14 +513,13 @@ def _ground_yes(question, sentences, order, document):
     for i in order:
         s = sentences[i]
         doc = document(s.source)
-        heads = heading_text(s, doc)
+        heads, section = heading_text(s, doc), section_text(doc, s.start)
         # The sentence alone, then with the one before it, as for any answer: "It is ... a lot faster than
         # bzip2" says what "LZMA2" does only with the sentence that names it.
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
             window = f"{s.label}\n{heads}\n{text}"
-            names = f"{window}\n{section_text(doc, s.start)}"
-            if confirms(question, window) and not missing_constraints(question, window, names):
+            if confirms(question, window) and not missing_constraints(question, window, f"{window}\n{section}"):
                 return Grounded("Yes", s.source, start, s.end, text, s.label), ""
     return None, "no sentence shown holds what the yes/no question asks"
 
