@@ -32,7 +32,8 @@ CORPUS = {"article_qa": "docs_corpus", "paraphrase_tune": "docs_corpus", "paraph
           "counts_licenses": "eval/licenses_corpus",
           "readmes_tune": "eval/readmes_corpus", "readmes_test": "eval/readmes_corpus",
           "fresh_tune": "eval/fresh_corpus", "fresh_test": "eval/fresh_corpus",
-          "sixth_tune": "eval/sixth_corpus", "sixth_test": "eval/sixth_corpus",
+          **{f"{c}_{half}": f"eval/{c}_corpus" for c in ("sixth", "seventh", "eighth", "ninth", "tenth")
+             for half in ("tune", "test")},
           **{f"{kind}_{c}_{half}": f"eval/{c}_corpus" for kind in ("compare", "no") for c in ("news", "readmes", "licenses")
              for half in ("tune", "test")}}
 
