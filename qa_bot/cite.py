@@ -177,12 +177,13 @@ def content_words(text: str) -> set[str]:
 
 def numbers(text: str) -> set[str]:
     """Numbers in the text as canonical strings: "2,000" -> "2000", "six" -> "6", "third" -> "3", "threefold"
-    -> "3". Dotted numbers are kept as written: "1.10" is a release, not 1.1."""
+    -> "3". Dotted numbers are kept as written: "1.10" is a release, not 1.1. A capitalised number word after a
+    capitalised word is part of a name and counts nothing: "World War One", "Air Force One", "Channel Seven"."""
     text = normalize(text)
     out = set()
     for m in _NUMBER.finditer(text):
         out.add(m.group(0).replace(",", ""))
-    for w in _WORD.findall(text.lower()):
+    for w in _WORD.findall(_NAMED_NUMBER.sub(r"\1", text).lower()):
         base = w[:-2] if re.fullmatch(r"\d+(st|nd|rd|th)", w) else None
         if base:
             out.add(base)
@@ -216,6 +217,9 @@ def _tokens(text: str) -> list[str]:
 
 
 _CARDINALS = frozenset(list(NUMBER_WORDS)[: list(NUMBER_WORDS).index("hundred") + 1])
+# A cardinal capitalised after a capitalised word on the same line: part of a name (numbers()); longest words first.
+_NAMED_NUMBER = re.compile(r"(\b[A-Z][\w'’]*[ \t]+)(?:" + "|".join(sorted((w.capitalize() for w in _CARDINALS), key=len,
+                                                                    reverse=True)) + r")\b")
 
 
 def _num_key(tok: str) -> str | None:

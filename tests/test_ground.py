@@ -565,6 +565,19 @@ def test_a_question_s_names_are_sought_in_the_sentence_s_whole_section():
     assert ground.constraints_missing_around("Which release added HTTP 308 Permanent Redirect?", s, doc) == []
 
 
+def test_a_number_word_in_a_name_counts_nothing():
+    # "World War One" is a war, not a count: it had grounded "1" for "How many nominations did Parasite get?"
+    for text, nums in [("the World War One film 1917", {"1917"}), ("Air Force One landed", set()),
+                       ("Channel Seven reported two deaths.", {"2"}), ("One of them died.", {"1"}),
+                       ("He was hurt. Two others died.", {"2"}), ("Results\nTwo people died.", {"2"})]:
+        assert cite.numbers(text) == nums, text
+    evidence = "Those left out include the World War One film 1917, the big winner at the guild awards."
+    q = "How many Oscar nominations did Parasite receive?"
+    s = Sentence("q.txt", 0, len(evidence), evidence, 0, "", 1.0, 0.5)
+    assert ground.ground(ground.ReaderDraft("1", 1), q, [s], lambda _: evidence)[0] is None
+    assert ground.ground(ground.ReaderDraft("1917", 1), "Which film won?", [s], lambda _: evidence)[0] is not None
+
+
 def test_a_how_old_question_is_answered_by_a_number_written_as_an_age():
     q = "How old is Ferreira, the board's chair?"
     for text, ok in [("Ms Ferreira, 61, chairs the board.", True), ("The 61-year-old Ferreira chairs it.", True),
