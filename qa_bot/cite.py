@@ -217,9 +217,8 @@ def _tokens(text: str) -> list[str]:
 
 
 _CARDINALS = frozenset(list(NUMBER_WORDS)[: list(NUMBER_WORDS).index("hundred") + 1])
-# A cardinal capitalised after a capitalised word on the same line: part of a name (numbers()); longest words first.
-_NAMED_NUMBER = re.compile(r"(\b[A-Z][\w'’]*[ \t]+)(?:" + "|".join(sorted((w.capitalize() for w in _CARDINALS), key=len,
-                                                                    reverse=True)) + r")\b")
+# A cardinal capitalised after a capitalised word on the same line: part of a name (numbers()).
+_NAMED_NUMBER = re.compile(r"(\b[A-Z][\w'’]*[ \t]+)(?:" + "|".join(w.capitalize() for w in _CARDINALS) + r")\b")
 
 
 def _num_key(tok: str) -> str | None:
