@@ -314,13 +314,20 @@ class LLMProvider:
                     raise QABotError(f"unknown llm_backend {s.llm_backend!r} (use 'local' or 'openai')")
             return self._model
 
-    def save_primed(self) -> None:
+    def save_primed(self, tag: str = "") -> None:
         """Keep the local server's KV cache of the fixed prompts just read, for the next start (a restart
-        then skips reading them: ~5 s of both cores with the 1.5B reader)."""
+        then skips reading them: ~5 s of both cores with the 1.5B reader). `tag` names a longer prefix than
+        prefix_tag's (a corpus read whole after the fixed prompts)."""
         with self._lock:
-            if self._server is not None and self.prefix_tag:
-                self._server.save_state(self.prefix_tag)
+            if self._server is not None and (tag or self.prefix_tag):
+                self._server.save_state(tag or self.prefix_tag)
                 self.primed = True
+
+    def restore(self, tag: str) -> bool:
+        """Load the local server's KV cache saved under `tag` (save_primed): False when there is none, or
+        the server is not local."""
+        with self._lock:
+            return self._server is not None and self._server.restore_state(tag)
 
     def close(self) -> None:
         with self._lock:

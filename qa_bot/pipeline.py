@@ -37,6 +37,10 @@ from .settings import Settings
 from .types import Answer, AnswerStream, Citation, Hit, Stage
 
 log = logging.getLogger("qa_bot")
+# A corpus over this many characters per prompt token of a slot is never read whole, without ranking its sentences
+# to find out (English prose is ~4 characters a token; the exact test is question.estimate_tokens).
+WHOLE_CHARS_PER_TOKEN = 4
+WHOLE_PRIMER = "What does it say?"  # the question the corpus is first read whole with: only the text before it is kept
 
 SESSION_PREFIX = "session/"  # sources of documents added in a chat session; never clash with corpus names
 UPLOAD_YIELD_SECONDS = 30.0  # longest an upload's next batch waits for questions to finish
@@ -76,6 +80,7 @@ class Prepared:
     nearest: float  # the best cosine of any retrieved sentence to the question, shown or not
     timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
     later: tuple[tuple[Sentence, ...], ...] = ()  # the next-best sentences, a page per further look (reader_looks)
+    whole: bool = False  # `sentences` are every sentence searched, read in document order (settings.reader_whole)
 
     def looks(self) -> Iterator["Prepared"]:
         """This, then the same question with each later page as its sentences: what the reader reads in turn."""
@@ -237,6 +242,7 @@ class QABot:
         thread.join()
         if errors:
             raise errors[0]
+        self._prime_whole()
         return self
 
     def _prime(self) -> None:
@@ -255,11 +261,33 @@ class QABot:
             return
         filler = prompts.SENTENCE_LINE.format(n=1, text="-")
         self._call(prompts.READER_SYSTEM, prompts.READER_USER.format(sentences=filler, question="-"), prompts.READER_SCHEMA, "reader")
+        self._prime_check()
+        if self._llm_override is None:
+            self._provider.save_primed()
+
+    def _prime_check(self) -> None:
         if self.settings.reader_check:
             self._invoke(prompts.CHECK_SYSTEM, prompts.CHECK_USER.format(evidence="-", question="-", answer="-"),
                          prompts.CHECK_SCHEMA, "check", top_logprobs=ground.TOP_LOGPROBS)
-        if self._llm_override is None:
-            self._provider.save_primed()
+
+    def _prime_whole(self) -> None:
+        """With a corpus read whole (settings.reader_whole), have the reader read it now, after the fixed prompts,
+        and keep that state for the next start: otherwise the first question would read the whole corpus (~11 s
+        for the shared article with the 1.5B reader, 2026-11-29). Later starts load the saved state."""
+        if not self.settings.reader_whole:
+            return
+        with self._lock:
+            p = self._prepare(WHOLE_PRIMER, (), None)
+            if not p.whole:
+                return
+            local = self._llm_override is None
+            tag = prompts.prefix_tag(self.settings.reader_check, self._numbered(reading_order(p.sentences)))
+            if local and self._provider.restore(tag):
+                return
+            self._read(p)
+            self._prime_check()  # again: a saved state that failed to load may have emptied the check's slot
+            if local:
+                self._provider.save_primed(tag)
 
     def build_index(self, force: bool = True, progress=None) -> VectorIndex:
         """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid.
@@ -280,16 +308,35 @@ class QABot:
         sources = self.allowed(flt, session)
         t1 = time.perf_counter()
         hits = self._search(query, session, sources=sources)
-        # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
-        # they are shown only when too few others are left.
-        sentences, *later = self.retriever.sentence_pages(query, hits, s.reader_sentences, session, s.reader_chars,
-                                                          usable=ground.can_ground(query), pages=s.reader_looks)
+        whole = self._whole(query, session, sources) if s.reader_whole else None
+        if whole is not None:
+            sentences, later = whole, []
+        else:
+            # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
+            # they are shown only when too few others are left.
+            sentences, *later = self.retriever.sentence_pages(query, hits, s.reader_sentences, session, s.reader_chars,
+                                                              usable=ground.can_ground(query), pages=s.reader_looks)
         # "Near the question" is judged on every retrieved sentence, so it does not depend on how many the
         # reader is shown nor on the order they are shown in.
         nearest = self.retriever.nearest(query, hits)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, nearest,
-                        {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later))
+                        {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later), whole is not None)
+
+    def _whole(self, query: str, session: MemoryIndex | None, sources: frozenset[str] | None) -> list[Sentence] | None:
+        """Every sentence of the documents searched, best first (as the reader's sentences are ranked, those that
+        can ground an answer first), when the reader's prompt holds them all with the question; None otherwise."""
+        chunks = [c for c in self.index.chunks if (sources is None or c.source in sources) and c.source not in self.quarantined]
+        if session is not None:
+            chunks += [c for c in session.chunks if sources is None or c.source in sources]
+        budget, chars = self.settings.prompt_token_budget, sum(len(c.text) for c in chunks)
+        if not chunks or chars > WHOLE_CHARS_PER_TOKEN * budget:
+            return None  # far too long: not worth ranking every sentence to find out
+        hits = self._search(query, session, len(chunks), sources)
+        ranked = self.retriever.sentences(query, hits, chars, session, usable=ground.can_ground(query))  # all of them
+        user = prompts.READER_USER.format(sentences=self._numbered(reading_order(ranked)), question=query)
+        fits = question_stage.estimate_tokens(prompts.READER_SYSTEM) + question_stage.estimate_tokens(user) <= budget
+        return ranked if ranked and fits else None
 
     def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
         """One reader call through LCEL (prompt | model); JSON-schema output where the server has it. `until` is
@@ -341,7 +388,8 @@ class QABot:
         return Reply(content[: self.settings.max_reader_chars], tokens, str(meta.get("finish_reason") or ""))
 
     def _read(self, p: Prepared, until: Deadline | None = None) -> ground.ReaderDraft:
-        user = prompts.READER_USER.format(sentences=self._numbered(p.sentences), question=p.query)
+        shown = reading_order(p.sentences) if p.whole else p.sentences
+        user = prompts.READER_USER.format(sentences=self._numbered(shown), question=p.query)
         question_stage.check_prompt_budget((prompts.READER_SYSTEM, user), self.settings.prompt_token_budget)
         reply = self._invoke(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader", until, stop=prompts.READER_STOP)
         # A reply cut at max_tokens may stop inside its answer ('{"answer": "2.7 billion, 9% of'): not an answer.
@@ -613,6 +661,11 @@ class QABot:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def reading_order(sentences: Sequence[Sentence]) -> list[Sentence]:
+    """Sentences as their documents have them: a corpus read whole is the same text before every question."""
+    return sorted(sentences, key=lambda s: (s.source, s.start))
 
 
 def _bad_request(exc: BaseException) -> bool:

@@ -65,11 +65,12 @@ CHECK_SCHEMA = {
 }
 
 
-def prefix_tag(check: bool) -> str:
+def prefix_tag(check: bool, sentences: str = "") -> str:
     """Names the fixed prompts QABot primes the LLM with, so a saved KV cache of them is used only while
-    they are unchanged (llm.LLMProvider)."""
+    they are unchanged (llm.LLMProvider); `sentences` is a corpus read whole (settings.reader_whole)."""
     import hashlib
     import json
 
     parts = [READER_SYSTEM, READER_USER, SENTENCE_LINE, READER_SCHEMA] + ([CHECK_SYSTEM, CHECK_USER, CHECK_SCHEMA] if check else [])
+    parts += [sentences] if sentences else []
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

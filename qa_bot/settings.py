@@ -83,6 +83,11 @@ class Settings:
     # 2 right answers and lost nothing on the tuning halves, but on the test halves it gained 3 right answers and
     # answered 4 unanswerable questions with near misses the check passed (eval/README.md, nineteenth round): 1.
     reader_looks: int = 1
+    # A corpus whose every sentence fits one reader prompt (one article) is read whole, in document order: the
+    # same text before every question, so llama.cpp reads it once (cached, and saved with the fixed prompts) and a
+    # question reads only itself; grounding still tries the sentences best first. Larger corpora get the best
+    # sentences as above. Measured in eval/README.md (twenty-fourth round).
+    reader_whole: bool = True
     sentence_lexical_weight: float = 1.0  # sentence score = cosine + this * key-term coverage; fit on the tuning halves
     # Refuse without asking the reader when no retrieved sentence has at least this cosine to the question
     # ("Write me a poem": 0.15-0.20). On the tuning halves every answerable question reaches at least 0.41.

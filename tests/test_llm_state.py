@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 from qa_bot import QABot, Settings, prompts
+from qa_bot.pipeline import WHOLE_PRIMER, reading_order
 from qa_bot.weights import model_path
 
 from conftest import CORPUS
@@ -27,13 +28,12 @@ def _state_files(settings):
     return sorted(d.glob("slot-*.bin")) if d.is_dir() else []
 
 
-def _reader_prime_cached_tokens(bot) -> int:
-    """Post the reader's priming prompt straight to the server; llama.cpp reports how many tokens it reused."""
+def _reader_prime_cached_tokens(bot, sentences: str = prompts.SENTENCE_LINE.format(n=1, text="-")) -> int:
+    """Post a reader prompt straight to the server; llama.cpp reports how many of its tokens it reused."""
     server = bot._provider._server
-    filler = prompts.SENTENCE_LINE.format(n=1, text="-")
     body = {"model": server.alias, "max_tokens": 4, "temperature": 0,
             "messages": [{"role": "system", "content": prompts.READER_SYSTEM},
-                         {"role": "user", "content": prompts.READER_USER.format(sentences=filler, question="-")}]}
+                         {"role": "user", "content": prompts.READER_USER.format(sentences=sentences, question="-")}]}
     req = urllib.request.Request(server.base_url + "/chat/completions", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=120) as resp:
@@ -45,13 +45,17 @@ def test_a_restart_loads_the_saved_prompt_cache_instead_of_reading_the_prompts(s
     with QABot(settings=settings) as first:
         first.warm_up()
         files = _state_files(settings)
-        assert len(files) == 2 and all(f.stat().st_size > 100_000 for f in files)  # one per slot, KV data inside
+        # One per slot after the fixed prompts, and one per slot after the article read whole behind them.
+        assert len(files) == 4 and all(f.stat().st_size > 100_000 for f in files)
         answer = first.ask("When did Alibaba go public in New York?")
+        whole = first._numbered(reading_order(first._prepare(WHOLE_PRIMER, (), None).sentences))
 
     with QABot(settings=settings) as second:
         second.llm  # starts the server: the saved state is loaded now, before any prompt
         assert second._provider.primed
         assert _reader_prime_cached_tokens(second) > 100  # the fixed instructions came from the file, not a reading
+        second.warm_up()  # loads the state saved after the article: the article is not read again
+        assert _reader_prime_cached_tokens(second, whole) > 800  # the article is ~850 tokens
         again = second.ask("When did Alibaba go public in New York?")
         assert not again.abstained and again.citations == answer.citations
     assert _state_files(settings) == files  # loading never rewrites them

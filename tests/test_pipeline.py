@@ -51,7 +51,7 @@ def test_short_answer_cites_the_exact_sentence(make, small_corpus):
 
 
 def test_reader_sees_few_sentences_and_instructions_first(make):
-    bot = make(reply("2014"), YES, reader_sentences=3)
+    bot = make(reply("2014"), YES, reader_sentences=3, reader_whole=False)
     bot.ask(Q_IPO)
     system, user = bot.llm.prompts[0]
     assert "JSON" in system and Q_IPO in user
@@ -122,10 +122,10 @@ def test_off_topic_question_is_refused_without_the_reader(make):
 
 def test_near_the_question_is_judged_on_every_retrieved_sentence_not_only_the_shown(make):
     q = "Who is the chairman?"  # the sentence shown first is not the one closest in cosine
-    p = make(reader_sentences=1)._prepare(q, (), None)
+    p = make(reader_sentences=1, reader_whole=False)._prepare(q, (), None)
     shown = max(x.similarity for x in p.sentences)
     assert p.nearest > shown
-    bot = make(reply(""), reader_sentences=1, min_similarity=(shown + p.nearest) / 2)
+    bot = make(reply(""), reader_sentences=1, reader_whole=False, min_similarity=(shown + p.nearest) / 2)
     bot.ask(q)
     assert bot.llm.calls == 1  # not refused as off-topic: a retrieved sentence is near enough
 
@@ -218,9 +218,37 @@ def test_warm_up_has_the_llm_read_the_fixed_instructions_once(make, check):
     # The server caches what it has read, so question 1 then reads only its own sentences.
     from qa_bot import prompts
 
-    bot = make(reply(""), YES, reader_check=check).warm_up()
+    bot = make(reply(""), YES, reader_check=check, reader_whole=False).warm_up()
     systems = [p[0] for p in bot.llm.prompts]
     assert systems == [prompts.READER_SYSTEM, *([prompts.CHECK_SYSTEM] if check else [])]
+
+
+def test_a_small_corpus_is_read_whole_in_document_order_the_same_before_every_question(make, small_corpus):
+    # The same text before every question is read once by llama.cpp (cached, primed by the warm-up); the answer
+    # is still grounded in, and cites, its own sentence.
+    from qa_bot import prompts
+
+    bot = make(reply(""), YES, reply(""), YES, reply("2014"), YES, reply(""), reader_check=True).warm_up()
+    systems = [p[0] for p in bot.llm.prompts]
+    assert systems == [prompts.READER_SYSTEM, prompts.CHECK_SYSTEM, prompts.READER_SYSTEM, prompts.CHECK_SYSTEM]
+    primed = bot.llm.prompts[2][1]
+    a = bot.ask(Q_IPO)
+    bot.ask("What rain did the harbour city record?")
+    asked = [u for _, u in bot.llm.prompts[4:] if "Question:" in u]
+    assert len(asked) == 2
+    head = primed.split("Question:")[0]
+    assert all(u.split("Question:")[0] == head for u in asked)
+    flat = [" ".join(x.split()) for x in (IPO_SENTENCE, "The harbour city recorded 31 millimetres of rain on Tuesday.")]
+    assert all(x in head for x in flat)
+    assert head.index("Seven weeks after Alibaba announced") < head.index(flat[0])  # document order, not rank
+    assert a.text == "2014 [1]" and a.citations[0].text == IPO_SENTENCE
+
+
+def test_a_corpus_too_long_for_one_prompt_gets_the_best_sentences(make):
+    bot = make(reply(""), llm_ctx=1024)  # 416 prompt tokens a slot: the article alone is ~1,100 by the estimate
+    p = bot._prepare(Q_IPO, (), None)
+    assert not p.whole and 1 < len(p.sentences) <= bot.settings.reader_sentences
+    assert make()._prepare(Q_IPO, (), None).whole
 
 
 def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
@@ -325,7 +353,7 @@ def test_a_question_asked_during_warm_up_waits_for_the_priming_calls(small_corpu
                 state["active"] -= 1
             return super()._call(messages, *args, **kwargs)
 
-    s = Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path / "cache")
+    s = Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path / "cache", reader_whole=False)
     bot = QABot(settings=s, llm=Slow(responses=[reply("2014"), YES]), embedder=HashEmbedder())
     warm = threading.Thread(target=bot.warm_up)
     warm.start()
@@ -440,11 +468,11 @@ def _page_number(page):
 
 def test_a_question_the_first_sentences_leave_unanswered_is_read_again_on_the_next_ones(make):
     q = "How is Alibaba's cloud business doing?"
-    p = make(reader_looks=2)._prepare(q, (), None)
+    p = make(reader_looks=2, reader_whole=False)._prepare(q, (), None)
     assert p.sentences and p.later and p.later[0], "two pages of sentences to read"
     first = {x.text for x in p.sentences}
     num, evidence = next((n, x) for n, x in _page_number(p.later[0]) if not any(n in t for t in first))
-    bot = make(reply(""), reply(num), reader_check=False, reader_looks=2)
+    bot = make(reply(""), reply(num), reader_check=False, reader_looks=2, reader_whole=False)
     a = bot.ask(q)
     assert bot.llm.calls == 2 and not a.abstained
     assert a.text.startswith(num) and a.citations[0].text == evidence.text
@@ -457,9 +485,9 @@ def test_a_question_the_first_sentences_leave_unanswered_is_read_again_on_the_ne
 
 def test_one_look_by_default_reads_once_and_a_refusal_after_two_reports_the_first(make):
     q = "How is Alibaba's cloud business doing?"
-    once = make(reply(""))
+    once = make(reply(""), reader_whole=False)
     assert once.ask(q).abstained and once.llm.calls == 1
-    twice = make(reply("", 0), reply("", 0), reader_looks=2)
+    twice = make(reply("", 0), reply("", 0), reader_looks=2, reader_whole=False)
     a = twice.ask(q)
     assert a.abstained and twice.llm.calls == 2
     assert a.reason == "the reader found no answer; nor did the next-best sentences give one"
