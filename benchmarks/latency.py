@@ -187,7 +187,7 @@ def _reader_and_check_messages(bot, question: str) -> list[tuple[str, list, dict
     p = bot._prepare(question, (), None)
     if not p.sentences:
         return []
-    user = prompts.READER_USER.format(sentences=bot._numbered(p.sentences), question=p.query)
+    user = bot._reader_user(p)
     out = [("read", [{"role": "system", "content": prompts.READER_SYSTEM}, {"role": "user", "content": user}],
             prompts.READER_SCHEMA)]
     draft = bot._read(p)

@@ -47,7 +47,7 @@ def prompts_for(n: int, reader: str | None = None):
     out: dict[str, list] = {"reader": [], "check": []}
     for row in rows[:n]:
         p = bot._prepare(row["question"], (), None)
-        user = prompts.READER_USER.format(sentences=bot._numbered(p.sentences), question=p.query)
+        user = bot._reader_user(p)
         out["reader"].append(([{"role": "system", "content": prompts.READER_SYSTEM}, {"role": "user", "content": user}],
                               prompts.READER_SCHEMA))
         if row.get("answerable") and row.get("answers") and p.sentences:

@@ -124,6 +124,7 @@ class QABot:
         self._json_output = True  # cleared once if an OpenAI-compatible server rejects response_format
         self._logprobs = True  # cleared once if it rejects logprobs (the check then takes its verdict as written)
         self.skipped = []  # corpus files that could not be used, with reasons
+        self._held: set[str] = set()  # corpora read whole that the LLM holds (_hold_whole)
 
     # --- lazily built parts -------------------------------------------------------------------------
     @cached_property
@@ -278,16 +279,26 @@ class QABot:
             return
         with self._lock:
             p = self._prepare(WHOLE_PRIMER, (), None)
-            if not p.whole:
-                return
-            local = self._llm_override is None
-            tag = prompts.prefix_tag(self.settings.reader_check, self._numbered(reading_order(p.sentences)))
-            if local and self._provider.restore(tag):
-                return
-            self._read(p)
-            self._prime_check()  # again: a saved state that failed to load may have emptied the check's slot
-            if local:
-                self._provider.save_primed(tag)
+            if p.whole:
+                self._hold_whole(p)
+
+    def _hold_whole(self, p: Prepared) -> None:
+        """(lock held) Make the LLM hold the text `p` reads whole, once per process: the saved state of it is
+        loaded, or else it is read now (and saved, for a local server). A question asked before the warm-up got
+        this far (app.py answers while it warms up) or without one (QABot().ask) comes here too."""
+        text = self._numbered(reading_order(p.sentences))
+        if text in self._held:
+            return
+        self._held.add(text)
+        local = self._llm_override is None and self.settings.llm_backend == "local"
+        tag = prompts.prefix_tag(self.settings.reader_check, text)
+        _ = self.llm  # the local server starts here when nothing asked it before (its fixed prompts' state loads)
+        if local and self._provider.restore(tag):
+            return
+        self._read(replace(p, query=WHOLE_PRIMER))
+        self._prime_check()  # again: a saved state that failed to load may have emptied the check's slot
+        if local:
+            self._provider.save_primed(tag)
 
     def build_index(self, force: bool = True, progress=None) -> VectorIndex:
         """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid.
@@ -388,12 +399,17 @@ class QABot:
         return Reply(content[: self.settings.max_reader_chars], tokens, str(meta.get("finish_reason") or ""))
 
     def _read(self, p: Prepared, until: Deadline | None = None) -> ground.ReaderDraft:
-        shown = reading_order(p.sentences) if p.whole else p.sentences
-        user = prompts.READER_USER.format(sentences=self._numbered(shown), question=p.query)
+        user = self._reader_user(p)
         question_stage.check_prompt_budget((prompts.READER_SYSTEM, user), self.settings.prompt_token_budget)
         reply = self._invoke(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader", until, stop=prompts.READER_STOP)
         # A reply cut at max_tokens may stop inside its answer ('{"answer": "2.7 billion, 9% of'): not an answer.
         return ground.parse_reader(reply.text, cut_at_stop=reply.finish != "length")
+
+    def _reader_user(self, p: Prepared) -> str:
+        """The reader's prompt after its fixed instructions: the sentences (a corpus read whole in document
+        order, else best first), then the question."""
+        shown = reading_order(p.sentences) if p.whole else p.sentences
+        return prompts.READER_USER.format(sentences=self._numbered(shown), question=p.query)
 
     def _labelled(self, sentences: Sequence[Sentence]) -> bool:
         """Whether the reader and the check see each sentence's document label: with one document (and nothing
@@ -480,6 +496,8 @@ class QABot:
             return
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session, flt)
+            if p.whole and session is None and self._llm_override is None:
+                self._hold_whole(p)  # once per process: the "read" timing below stays the question's own
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             s = self.settings
             if not p.sentences or p.nearest < s.min_similarity:

@@ -80,3 +80,20 @@ def test_a_damaged_saved_state_is_read_again_and_replaced(settings):
 def test_the_saved_state_is_named_by_the_prompts_it_holds():
     assert prompts.prefix_tag(True) != prompts.prefix_tag(False)
     assert prompts.prefix_tag(True) == prompts.prefix_tag(True)
+
+
+def test_a_question_asked_without_a_warm_up_loads_the_saved_article_instead_of_reading_it(settings):
+    # QABot().ask, or a question app.py answers while it is still warming up: the saved state of the article
+    # read whole is loaded before the question is read, not read again by the question (~11 s on 2 cores).
+    with QABot(settings=settings) as bot:
+        bot.warm_up()  # saves the states, if no earlier test did
+    files = _state_files(settings)
+    with QABot(settings=settings) as bot:
+        loaded = []
+        restore = bot._provider.restore
+        bot._provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
+        a = bot.ask("When did Alibaba go public in New York?")
+        assert not a.abstained and loaded == [True]
+        bot.ask("Who is Alibaba's chairman?")
+        assert loaded == [True]  # once per process
+    assert _state_files(settings) == files
