@@ -496,10 +496,10 @@ class QABot:
             return
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session, flt)
-            if p.whole and session is None and self._llm_override is None:
+            s = self.settings
+            if p.whole and session is None and self._llm_override is None and s.llm_backend == "local":
                 self._hold_whole(p)  # once per process: the "read" timing below stays the question's own
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
-            s = self.settings
             if not p.sentences or p.nearest < s.min_similarity:
                 # Nothing in the corpus is even near the question: refuse without the reader.
                 timings["total"] = time.perf_counter() - p.t0
