@@ -286,7 +286,7 @@ class QABot:
         """(lock held) Make the LLM hold the text `p` reads whole, once per process: the saved state of it is
         loaded, or else it is read now (and saved, for a local server). A question asked before the warm-up got
         this far (app.py answers while it warms up) or without one (QABot().ask) comes here too."""
-        text = self._numbered(reading_order(p.sentences))
+        text = self._whole_text(p.sentences)
         if text in self._held:
             return
         self._held.add(text)
@@ -345,7 +345,7 @@ class QABot:
             return None  # far too long: not worth ranking every sentence to find out
         hits = self._search(query, session, len(chunks), sources)
         ranked = self.retriever.sentences(query, hits, chars, session, usable=ground.can_ground(query))  # all of them
-        user = prompts.READER_USER.format(sentences=self._numbered(reading_order(ranked)), question=query)
+        user = prompts.READER_USER.format(sentences=self._whole_text(ranked), question=query)
         fits = question_stage.estimate_tokens(prompts.READER_SYSTEM) + question_stage.estimate_tokens(user) <= budget
         return ranked if ranked and fits else None
 
@@ -408,8 +408,12 @@ class QABot:
     def _reader_user(self, p: Prepared) -> str:
         """The reader's prompt after its fixed instructions: the sentences (a corpus read whole in document
         order, else best first), then the question."""
-        shown = reading_order(p.sentences) if p.whole else p.sentences
-        return prompts.READER_USER.format(sentences=self._numbered(shown), question=p.query)
+        sentences = self._whole_text(p.sentences) if p.whole else self._numbered(p.sentences)
+        return prompts.READER_USER.format(sentences=sentences, question=p.query)
+
+    def _whole_text(self, sentences: Sequence[Sentence]) -> str:
+        """A corpus read whole as the reader sees it: in document order, the same text before every question."""
+        return self._numbered(sorted(sentences, key=lambda s: (s.source, s.start)))
 
     def _labelled(self, sentences: Sequence[Sentence]) -> bool:
         """Whether the reader and the check see each sentence's document label: with one document (and nothing
@@ -497,7 +501,8 @@ class QABot:
         with self._lock:  # one llama.cpp context: one question at a time
             p = self._prepare(question, history, session, flt)
             s = self.settings
-            if p.whole and session is None and self._llm_override is None and s.llm_backend == "local":
+            uploads = session is not None and bool(session.chunks)  # a chat's own documents: not worth saving
+            if p.whole and not uploads and self._llm_override is None and s.llm_backend == "local":
                 self._hold_whole(p)  # once per process: the "read" timing below stays the question's own
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             if not p.sentences or p.nearest < s.min_similarity:
@@ -679,11 +684,6 @@ class QABot:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def reading_order(sentences: Sequence[Sentence]) -> list[Sentence]:
-    """Sentences as their documents have them: a corpus read whole is the same text before every question."""
-    return sorted(sentences, key=lambda s: (s.source, s.start))
 
 
 def _bad_request(exc: BaseException) -> bool:

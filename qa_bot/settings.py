@@ -86,7 +86,8 @@ class Settings:
     # A corpus whose every sentence fits one reader prompt (one article) is read whole, in document order: the
     # same text before every question, so llama.cpp reads it once (cached, and saved with the fixed prompts) and a
     # question reads only itself; grounding still tries the sentences best first. Larger corpora get the best
-    # sentences as above. Measured in eval/README.md (twenty-fourth round).
+    # sentences as above (and reader_looks: a corpus read whole leaves nothing further to read). Measured in
+    # eval/README.md (twenty-fourth round).
     reader_whole: bool = True
     sentence_lexical_weight: float = 1.0  # sentence score = cosine + this * key-term coverage; fit on the tuning halves
     # Refuse without asking the reader when no retrieved sentence has at least this cosine to the question

@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from qa_bot import QABot, Settings, prompts
-from qa_bot.pipeline import WHOLE_PRIMER, reading_order
+from qa_bot.pipeline import WHOLE_PRIMER
 from qa_bot.weights import model_path
 
 from conftest import CORPUS
@@ -48,7 +48,7 @@ def test_a_restart_loads_the_saved_prompt_cache_instead_of_reading_the_prompts(s
         # One per slot after the fixed prompts, and one per slot after the article read whole behind them.
         assert len(files) == 4 and all(f.stat().st_size > 100_000 for f in files)
         answer = first.ask("When did Alibaba go public in New York?")
-        whole = first._numbered(reading_order(first._prepare(WHOLE_PRIMER, (), None).sentences))
+        whole = first._whole_text(first._prepare(WHOLE_PRIMER, (), None).sentences)
 
     with QABot(settings=settings) as second:
         second.llm  # starts the server: the saved state is loaded now, before any prompt
