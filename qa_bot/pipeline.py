@@ -275,7 +275,7 @@ class QABot:
         """With a corpus read whole (settings.reader_whole), have the reader read it now, after the fixed prompts,
         and keep that state for the next start: otherwise the first question would read the whole corpus (~11 s
         for the shared article with the 1.5B reader, 2026-11-29). Later starts load the saved state."""
-        if not self.settings.reader_whole:
+        if not self._reads_whole:
             return
         with self._lock:
             p = self._prepare(WHOLE_PRIMER, (), None)
@@ -319,7 +319,7 @@ class QABot:
         sources = self.allowed(flt, session)
         t1 = time.perf_counter()
         hits = self._search(query, session, sources=sources)
-        whole = self._whole(query, session, sources) if s.reader_whole else None
+        whole = self._whole(query, session, sources) if self._reads_whole else None
         if whole is not None:
             sentences, later = whole, []
         else:
@@ -333,6 +333,16 @@ class QABot:
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, nearest,
                         {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later), whole is not None)
+
+    @cached_property
+    def _reads_whole(self) -> bool:
+        """settings.reader_whole, unless the packaged reader in use reads a whole article badly (weights.READERS)."""
+        s = self.settings
+        if s.reader_whole and self._llm_override is None and s.llm_backend == "local" and not s.gguf_path:
+            from .weights import READERS
+
+            return s.reader not in READERS or READERS[s.reader].reads_whole
+        return s.reader_whole
 
     def _whole(self, query: str, session: MemoryIndex | None, sources: frozenset[str] | None) -> list[Sentence] | None:
         """Every sentence of the documents searched, best first (as the reader's sentences are ranked, those that

