@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Sequence
 
@@ -290,14 +291,13 @@ class QABot:
         if text in self._held:
             return
         self._held.add(text)
-        local = self._llm_override is None and self.settings.llm_backend == "local"
         tag = prompts.prefix_tag(self.settings.reader_check, text)
         _ = self.llm  # the local server starts here when nothing asked it before (its fixed prompts' state loads)
-        if local and self._provider.restore(tag):
+        if self._local and self._provider.restore(tag):
             return
         self._read(replace(p, query=WHOLE_PRIMER))
         self._prime_check()  # again: a saved state that failed to load may have emptied the check's slot
-        if local:
+        if self._local:
             self._provider.save_primed(tag)
 
     def build_index(self, force: bool = True, progress=None) -> VectorIndex:
@@ -334,11 +334,16 @@ class QABot:
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, nearest,
                         {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later), whole is not None)
 
+    @property
+    def _local(self) -> bool:
+        """Whether answers come from the in-process llama.cpp server (whose KV state can be saved and loaded)."""
+        return self._llm_override is None and self.settings.llm_backend == "local"
+
     @cached_property
     def _reads_whole(self) -> bool:
         """settings.reader_whole, unless the packaged reader in use reads a whole article badly (weights.READERS)."""
         s = self.settings
-        if s.reader_whole and self._llm_override is None and s.llm_backend == "local" and not s.gguf_path:
+        if s.reader_whole and self._local and not s.gguf_path:
             from .weights import READERS
 
             return s.reader not in READERS or READERS[s.reader].reads_whole
@@ -347,13 +352,17 @@ class QABot:
     def _whole(self, query: str, session: MemoryIndex | None, sources: frozenset[str] | None) -> list[Sentence] | None:
         """Every sentence of the documents searched, best first (as the reader's sentences are ranked, those that
         can ground an answer first), when the reader's prompt holds them all with the question; None otherwise."""
-        chunks = [c for c in self.index.chunks if (sources is None or c.source in sources) and c.source not in self.quarantined]
-        if session is not None:
-            chunks += [c for c in session.chunks if sources is None or c.source in sources]
-        budget, chars = self.settings.prompt_token_budget, sum(len(c.text) for c in chunks)
-        if not chunks or chars > WHOLE_CHARS_PER_TOKEN * budget:
-            return None  # far too long: not worth ranking every sentence to find out
-        hits = self._search(query, session, len(chunks), sources)
+        budget = self.settings.prompt_token_budget
+        corpus = (c for c in self.index.chunks if c.source not in self.quarantined)
+        n = chars = 0
+        for c in chain(corpus, session.chunks if session is not None else ()):
+            if sources is None or c.source in sources:
+                n, chars = n + 1, chars + len(c.text)
+                if chars > WHOLE_CHARS_PER_TOKEN * budget:
+                    return None  # far too long, found without going through a large corpus's every chunk
+        if not n:
+            return None
+        hits = self._search(query, session, n, sources)
         ranked = self.retriever.sentences(query, hits, chars, session, usable=ground.can_ground(query))  # all of them
         user = prompts.READER_USER.format(sentences=self._whole_text(ranked), question=query)
         fits = question_stage.estimate_tokens(prompts.READER_SYSTEM) + question_stage.estimate_tokens(user) <= budget
@@ -512,7 +521,7 @@ class QABot:
             p = self._prepare(question, history, session, flt)
             s = self.settings
             uploads = session is not None and bool(session.chunks)  # a chat's own documents: not worth saving
-            if p.whole and not uploads and self._llm_override is None and s.llm_backend == "local":
+            if p.whole and not uploads and self._local:
                 self._hold_whole(p)  # once per process: the "read" timing below stays the question's own
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             if not p.sentences or p.nearest < s.min_similarity:
