@@ -15,6 +15,7 @@ import contextvars
 import functools
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -28,12 +29,13 @@ class LocalLlamaServer:
     """llama.cpp's OpenAI-compatible server in this process, on 127.0.0.1 only."""
 
     def __init__(self, gguf_path: Path, *, threads: int = 2, n_ctx: int = 4096, alias: str = "local", slots: int = LLM_SLOTS,
-                 state_dir: Path | None = None):
+                 state_dir: Path | None = None, state_bytes: int = 512 * 2**20):
         import xllamacpp
 
         if not Path(gguf_path).is_file():
             raise QABotError(f"model file not found: {gguf_path}")
-        self.slots, self.state_dir = slots, state_dir
+        # No budget, no saved states: a start then reads its prompts again.
+        self.slots, self.state_dir, self.state_bytes = slots, (state_dir if state_bytes > 0 else None), state_bytes
         # What a saved slot state is valid for: its KV cache depends only on the model's bytes, llama.cpp's
         # build and the cache layout, never on later prompts (llama.cpp reuses only the matching token prefix).
         st = Path(gguf_path).stat()
@@ -88,6 +90,7 @@ class LocalLlamaServer:
         try:
             for i, name in enumerate(names):
                 self._slot_action(i, "restore", name)
+                os.utime(self.state_dir / name)  # used now: prune_states keeps the most recently used
         except Exception as e:  # noqa: BLE001 - e.g. a file cut short: the caller reads the prompts instead
             log.warning("saved LLM prompt cache not loaded (%s); reading the prompts again", e)
             return False
@@ -105,8 +108,46 @@ class LocalLlamaServer:
                 tmp = f"{name}.{os.getpid()}.{threading.get_ident()}.tmp"
                 self._slot_action(i, "save", tmp)
                 os.replace(self.state_dir / tmp, self.state_dir / name)
+            prune_states(self.state_dir, self.state_bytes, keep=_digest(self.state_key, tag))
         except Exception as e:  # noqa: BLE001 - only a start-up saving is lost
             log.warning("LLM prompt cache not saved in %s: %s", self.state_dir, e)
+
+
+_STATE_FILE = re.compile(r"slot-([0-9a-f]{24})-\d+\.bin")
+STALE_TMP_SECONDS = 3600  # a half-written state this old belongs to a process that died while saving it
+
+
+def prune_states(state_dir: Path, max_bytes: int, keep: str = "") -> list[str]:
+    """Delete saved KV caches, least recently used first, until those left take at most max_bytes; the
+    files of one saved state (one per slot, named by the digest `keep` for the one just saved) go together,
+    and the state just saved always stays. One state is 3-41 MB with the 1.5B reader (the most for an article
+    read whole): without this, every corpus or prompt change left one more on disk for good (1.4 GB in a day
+    of this project's evaluations). Leftover half-written files of dead processes go too. Returns the deleted
+    names. A file another process deletes meanwhile is skipped: a state that is gone only means its prompts
+    are read again."""
+    groups: dict[str, list[tuple[str, int, float]]] = {}  # digest -> (name, size, last used) per slot
+    gone: list[str] = []
+    now = time.time()
+    for name in os.listdir(state_dir):
+        try:
+            st = (state_dir / name).stat()
+        except FileNotFoundError:
+            continue
+        m = _STATE_FILE.fullmatch(name)
+        if m:
+            groups.setdefault(m.group(1), []).append((name, st.st_size, st.st_mtime))
+        elif name.startswith("slot-") and name.endswith(".tmp") and now - st.st_mtime > STALE_TMP_SECONDS:
+            gone.append(name)
+    total, full = 0, False
+    for digest in sorted(groups, key=lambda d: (d != keep, -max(t for _, _, t in groups[d]))):
+        total += sum(n for _, n, _ in groups[digest])
+        full = full or (digest != keep and total > max_bytes)  # this state and every one used before it go
+        if full:
+            gone += [name for name, _, _ in groups[digest]]
+    for name in gone:
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / name).unlink()
+    return gone
 
 
 def _digest(*parts) -> str:
@@ -303,7 +344,8 @@ class LLMProvider:
                 if s.llm_backend == "local":
                     gguf = self._gguf_path = self.gguf()
                     self._server = LocalLlamaServer(gguf, threads=s.llm_threads, n_ctx=s.llm_ctx,
-                                                    state_dir=s.model_cache_dir / "llama-state")
+                                                    state_dir=s.model_cache_dir / "llama-state",
+                                                    state_bytes=s.llm_state_mb * 2**20)
                     self.primed = self._server.restore_state(self.prefix_tag) if self.prefix_tag else False
                     self._model = chat_model(s, self._server.base_url, self._server.alias)
                 elif s.llm_backend == "openai":

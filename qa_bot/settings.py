@@ -27,7 +27,7 @@ AT_LEAST = {
                      "top_k", "rerank_candidates", "reader_sentences", "reader_chars", "reader_looks", "llm_max_tokens",
                      "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
                      "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes"), 1),
-    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep"), 0),
+    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb"), 0),
     "min_similarity": -1.0,  # a cosine
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -114,6 +114,9 @@ class Settings:
     llm_temperature: float = 0.0
     llm_threads: int = 2
     llm_ctx: int = 4096  # shared by the server's LLM_SLOTS slots: a prompt and its reply must fit in one slot's share
+    # Disk kept for the local server's saved prompt caches (model_cache_dir/llama-state), least recently used
+    # dropped first: one saved state is 3-41 MB here (the most for an article read whole). 0 = none saved.
+    llm_state_mb: int = 512
     rewrite_followups: bool = True
 
     # Documents that give an AI assistant instructions ("ignore all previous instructions", "System:", "answer X to

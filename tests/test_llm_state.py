@@ -4,11 +4,14 @@ damaged file only means they are read again."""
 from __future__ import annotations
 
 import json
+import os
+import time
 import urllib.request
 
 import pytest
 
 from qa_bot import QABot, Settings, prompts
+from qa_bot.llm import STALE_TMP_SECONDS, prune_states
 from qa_bot.pipeline import WHOLE_PRIMER
 from qa_bot.weights import model_path
 
@@ -97,3 +100,63 @@ def test_a_question_asked_without_a_warm_up_loads_the_saved_article_instead_of_r
         bot.ask("Who is Alibaba's chairman?")
         assert loaded == [True]  # once per process
     assert _state_files(settings) == files
+
+
+def _fake_state(d, digest, sizes, used):
+    for slot, size in enumerate(sizes):
+        f = d / f"slot-{digest}-{slot}.bin"
+        f.write_bytes(b"\0" * size)
+        os.utime(f, (used, used))
+
+
+def test_saved_states_past_the_budget_go_least_recently_used_first_each_with_all_its_slots(tmp_path):
+    now = time.time()
+    _fake_state(tmp_path, "a" * 24, (300, 700), now - 10)  # used last: kept
+    _fake_state(tmp_path, "b" * 24, (300, 700), now - 20)  # kept: 2,000 bytes so far
+    _fake_state(tmp_path, "c" * 24, (100, 100), now - 30)  # past the budget with it: goes, and so does all older
+    _fake_state(tmp_path, "d" * 24, (10, 10), now - 40)
+    (tmp_path / f"slot-{'e' * 24}-0.bin.123.456.tmp").write_bytes(b"x")  # being written by a live process
+    stale = tmp_path / f"slot-{'f' * 24}-0.bin.7.8.tmp"
+    stale.write_bytes(b"x")
+    os.utime(stale, (now - STALE_TMP_SECONDS - 1,) * 2)  # left by a process that died mid-save
+    (tmp_path / "notes.txt").write_text("not ours")
+
+    gone = prune_states(tmp_path, 2000)
+    assert sorted(gone) == sorted([f"slot-{'c' * 24}-0.bin", f"slot-{'c' * 24}-1.bin", f"slot-{'d' * 24}-0.bin",
+                                   f"slot-{'d' * 24}-1.bin", stale.name])
+    assert sorted(p.name[5:6] for p in tmp_path.glob("slot-*.bin")) == ["a", "a", "b", "b"]
+    assert (tmp_path / "notes.txt").exists() and len(list(tmp_path.glob("*.tmp"))) == 1
+
+    # The state just saved stays whatever its size; the budget then leaves room for nothing else.
+    _fake_state(tmp_path, "0" * 24, (5000, 5000), now - 100)
+    prune_states(tmp_path, 2000, keep="0" * 24)
+    assert sorted(p.name[5:6] for p in tmp_path.glob("slot-*.bin")) == ["0", "0"]
+
+
+def test_a_disk_budget_keeps_the_state_last_saved_and_a_new_process_still_loads_it(tmp_path_factory):
+    # 1 MB holds no state of the 1.5B reader (3-41 MB): the warm-up's first save (the fixed prompts) is pruned
+    # when the article read whole behind them is saved; that one stays, and the next process loads it.
+    gguf = model_path(Settings().reader, Settings().model_cache_dir)
+    settings = Settings.from_env({}, corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache"),
+                                 model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf), llm_state_mb=1)
+    with QABot(settings=settings) as bot:
+        bot.warm_up()
+    files = _state_files(settings)
+    assert len(files) == 2  # one state, one file per slot (4 without the budget: see the restart test above)
+    with QABot(settings=settings) as bot:
+        loaded = []
+        restore = bot._provider.restore
+        bot._provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
+        a = bot.ask("When did Alibaba go public in New York?")
+        assert not a.abstained and loaded == [True]
+    assert _state_files(settings) == files
+
+
+def test_no_disk_budget_saves_no_state(tmp_path_factory):
+    gguf = model_path(Settings().reader, Settings().model_cache_dir)
+    settings = Settings.from_env({}, corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache"),
+                                 model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf), llm_state_mb=0)
+    with QABot(settings=settings) as bot:
+        bot.warm_up()
+        assert not bot.ask("When did Alibaba go public in New York?").abstained
+    assert _state_files(settings) == []
