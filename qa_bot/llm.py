@@ -66,8 +66,11 @@ class LocalLlamaServer:
     def close(self) -> None:
         self._server = None  # the C++ destructor stops the server's loop
 
+    def _state_digest(self, tag: str) -> str:
+        return _digest(self.state_key, tag)
+
     def _state_file(self, tag: str, slot: int) -> str:
-        return f"slot-{_digest(self.state_key, tag)}-{slot}.bin"
+        return f"slot-{self._state_digest(tag)}-{slot}.bin"  # parsed back by _STATE_FILE
 
     def _slot_action(self, slot: int, action: str, filename: str) -> dict:
         import json
@@ -108,12 +111,12 @@ class LocalLlamaServer:
                 tmp = f"{name}.{os.getpid()}.{threading.get_ident()}.tmp"
                 self._slot_action(i, "save", tmp)
                 os.replace(self.state_dir / tmp, self.state_dir / name)
-            prune_states(self.state_dir, self.state_bytes, keep=_digest(self.state_key, tag))
+            prune_states(self.state_dir, self.state_bytes, keep=self._state_digest(tag))
         except Exception as e:  # noqa: BLE001 - only a start-up saving is lost
             log.warning("LLM prompt cache not saved in %s: %s", self.state_dir, e)
 
 
-_STATE_FILE = re.compile(r"slot-([0-9a-f]{24})-\d+\.bin")
+_STATE_FILE = re.compile(r"slot-([0-9a-f]{24})-\d+\.bin")  # LocalLlamaServer._state_file's names
 STALE_TMP_SECONDS = 3600  # a half-written state this old belongs to a process that died while saving it
 
 

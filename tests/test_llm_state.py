@@ -18,12 +18,16 @@ from qa_bot.weights import model_path
 from conftest import CORPUS
 
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
+def _own_settings(tmp_path_factory, **changes) -> Settings:
     # The verified reader by path, so this test's saved states go to its own model_cache_dir, not the shared one.
     gguf = model_path(Settings().reader, Settings().model_cache_dir)
     return Settings.from_env({}, corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache"),
-                             model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf))
+                             model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf), **changes)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return _own_settings(tmp_path_factory)
 
 
 def _state_files(settings):
@@ -136,9 +140,7 @@ def test_saved_states_past_the_budget_go_least_recently_used_first_each_with_all
 def test_a_disk_budget_keeps_the_state_last_saved_and_a_new_process_still_loads_it(tmp_path_factory):
     # 1 MB holds no state of the 1.5B reader (3-41 MB): the warm-up's first save (the fixed prompts) is pruned
     # when the article read whole behind them is saved; that one stays, and the next process loads it.
-    gguf = model_path(Settings().reader, Settings().model_cache_dir)
-    settings = Settings.from_env({}, corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache"),
-                                 model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf), llm_state_mb=1)
+    settings = _own_settings(tmp_path_factory, llm_state_mb=1)
     with QABot(settings=settings) as bot:
         bot.warm_up()
     files = _state_files(settings)
@@ -153,9 +155,7 @@ def test_a_disk_budget_keeps_the_state_last_saved_and_a_new_process_still_loads_
 
 
 def test_no_disk_budget_saves_no_state(tmp_path_factory):
-    gguf = model_path(Settings().reader, Settings().model_cache_dir)
-    settings = Settings.from_env({}, corpus_dir=CORPUS, cache_dir=tmp_path_factory.mktemp("cache"),
-                                 model_cache_dir=tmp_path_factory.mktemp("models"), gguf_path=str(gguf), llm_state_mb=0)
+    settings = _own_settings(tmp_path_factory, llm_state_mb=0)
     with QABot(settings=settings) as bot:
         bot.warm_up()
         assert not bot.ask("When did Alibaba go public in New York?").abstained
