@@ -35,6 +35,14 @@ def _state_files(settings):
     return sorted(d.glob("slot-*.bin")) if d.is_dir() else []
 
 
+def _record_restores(bot) -> list[bool]:
+    """What each load of a saved state by `bot` returned, in order (the loads still happen)."""
+    loaded: list[bool] = []
+    restore = bot._provider.restore
+    bot._provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
+    return loaded
+
+
 def _reader_prime_cached_tokens(bot, sentences: str = prompts.SENTENCE_LINE.format(n=1, text="-")) -> int:
     """Post a reader prompt straight to the server; llama.cpp reports how many of its tokens it reused."""
     server = bot._provider._server
@@ -96,9 +104,7 @@ def test_a_question_asked_without_a_warm_up_loads_the_saved_article_instead_of_r
         bot.warm_up()  # saves the states, if no earlier test did
     files = _state_files(settings)
     with QABot(settings=settings) as bot:
-        loaded = []
-        restore = bot._provider.restore
-        bot._provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
+        loaded = _record_restores(bot)
         a = bot.ask("When did Alibaba go public in New York?")
         assert not a.abstained and loaded == [True]
         bot.ask("Who is Alibaba's chairman?")
@@ -146,9 +152,7 @@ def test_a_disk_budget_keeps_the_state_last_saved_and_a_new_process_still_loads_
     files = _state_files(settings)
     assert len(files) == 2  # one state, one file per slot (4 without the budget: see the restart test above)
     with QABot(settings=settings) as bot:
-        loaded = []
-        restore = bot._provider.restore
-        bot._provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
+        loaded = _record_restores(bot)
         a = bot.ask("When did Alibaba go public in New York?")
         assert not a.abstained and loaded == [True]
     assert _state_files(settings) == files
