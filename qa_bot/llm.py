@@ -29,7 +29,7 @@ class LocalLlamaServer:
     """llama.cpp's OpenAI-compatible server in this process, on 127.0.0.1 only."""
 
     def __init__(self, gguf_path: Path, *, threads: int = 2, n_ctx: int = 4096, alias: str = "local", slots: int = LLM_SLOTS,
-                 state_dir: Path | None = None, state_bytes: int = 512 * 2**20):
+                 state_dir: Path | None = None, state_bytes: int = Settings.llm_state_mb * 2**20):
         import xllamacpp
 
         if not Path(gguf_path).is_file():
