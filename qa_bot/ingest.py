@@ -58,11 +58,11 @@ def read_document(path: Path, source: str, max_bytes: int, root: Path | None = N
 
 
 SIDECAR_FIELDS = {"title": "title", "date": "date", "published": "date", "author": "author", "url": "url",
-                  "publisher": "publisher"}
+                  "publisher": "publisher", "description": "description"}
 
 
 def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
-    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher"); a sidecar that
+    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher", "description"); a sidecar that
     is not a JSON object, or links out of the corpus folder, is ignored with a warning naming it."""
     meta = path.with_name(path.stem + ".meta.json")
     try:

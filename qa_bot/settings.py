@@ -27,7 +27,8 @@ AT_LEAST = {
                      "top_k", "rerank_candidates", "reader_sentences", "reader_chars", "reader_looks", "llm_max_tokens",
                      "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
                      "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes"), 1),
-    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb"), 0),
+    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb",
+                     "reader_tokens"), 0),
     "min_similarity": -1.0,  # a cosine
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -89,6 +90,11 @@ class Settings:
     # sentences as above (and reader_looks: a corpus read whole leaves nothing further to read). Measured in
     # eval/README.md (twenty-fourth round).
     reader_whole: bool = True
+    # A larger corpus: the reader is shown the best document whole when its text is at most reader_tokens tokens
+    # (question.estimate_tokens, ~1.3x the reader's own count), else the best retrieved passages (whole chunks)
+    # until that budget, in document order. A document read whole is held by the local server (and saved, within
+    # llm_state_mb), so further questions about it read only themselves. 0: the reader_sentences best sentences.
+    reader_tokens: int = 600
     sentence_lexical_weight: float = 1.0  # sentence score = cosine + this * key-term coverage; fit on the tuning halves
     # Refuse without asking the reader when no retrieved sentence has at least this cosine to the question
     # ("Write me a poem": 0.15-0.20). On the tuning halves every answerable question reaches at least 0.41.
