@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,10 +41,16 @@ VARIANTS = {
     "no-kind": {(cite, "answers_kind"): lambda a, q: True},
     "no-yes-rule": {(ground, "confirms"): lambda q, t: True},
     "never-no": {(ground, "denies"): lambda q, t: False},
+    "any-no": {(ground, "denies"): lambda q, t: True},
+    "yes-no-reader": {(ground, "confirms"): lambda q, t: True, (ground, "denies"): lambda q, t: True},
     "no-headings": {(ground, "heading_text"): lambda s, doc: "", (ground, "lead_sentence"): lambda doc, start: "",
                     (ground, "section_text"): lambda doc, start: ""},
-    "no-special-cases": {(ground, "age_stated"): lambda a, q, t: True,
-                         (ground, "complete_answer"): lambda a, e, q="": a},
+    "no-age": {(ground, "age_stated"): lambda a, q, t: True},
+    "no-completion": {(ground, "complete_answer"): lambda a, e, q="": a},
+    "no-demonyms": {(ground, "demonyms"): lambda place: set()},
+    "no-institution-heads": {(ground, "_INSTITUTION_HEADS"): frozenset()},
+    "no-yes-extras": {(ground, "_RANKED"): re.compile(r"(?!x)x"), (ground, "_QUANTITY"): re.compile(r"(?!x)x")},
+    "no-options": {(ground, "question_options"): lambda q: set()},
     "no-check": {},  # settings: reader_check off
 }
 
@@ -91,17 +98,22 @@ def memoise(bot: QABot, path: Path) -> None:
     bot._invoke = invoke
 
 
-def run(questions: str, corpus: str, out: Path, label: str, variant: str, **settings) -> dict:
+def make_bot(corpus: str, out: Path, **settings) -> QABot:
     s = Settings.from_env(corpus_dir=corpus, llm_timeout=float(os.environ.get("QA_BOT_LLM_TIMEOUT", 1200)), **settings)
-    if variant == "no-check":
-        s = s.replace(reader_check=False)
     bot = QABot(corpus, settings=s)
     memoise(bot, out / "replies.jsonl")
+    return bot
+
+
+def run(bot: QABot, questions: str, corpus: str, out: Path, label: str, variant: str) -> dict:
+    shipped = bot.settings
+    if variant == "no-check":
+        bot.settings = shipped.replace(reader_check=False)
     try:
         with patched(variant):
             metrics = run_eval(questions, bot=bot, corpus_dir=corpus, out_dir=out / label, progress=False)
     finally:
-        bot.close()
+        bot.settings = shipped
     rows = [json.loads(x) for x in (out / label / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
     return {"run": label, **summary(rows), "losses": classify(rows), "load": metrics["run"].get("loadavg_end")}
 
@@ -113,16 +125,21 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--budgets", default="", help="reader_tokens values to run with the shipped rules")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--prefix", default="", help="prefix of the variants' output folders (a second round of rules)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for b in [int(x) for x in args.budgets.split(",") if x]:
-        results.append(run(args.questions, args.corpus, out, f"budget-{b}", "shipped", reader_tokens=b))
+        with contextlib.closing(make_bot(args.corpus, out, reader_tokens=b)) as bot:
+            results.append(run(bot, args.questions, args.corpus, out, f"budget-{b}", "shipped"))
         print(json.dumps(results[-1]), flush=True)
-    for v in [x for x in args.variants.split(",") if x]:
-        results.append(run(args.questions, args.corpus, out, v, v))
-        print(json.dumps(results[-1]), flush=True)
+    variants = [x for x in args.variants.split(",") if x]
+    if variants:
+        with contextlib.closing(make_bot(args.corpus, out)) as bot:
+            for v in variants:
+                results.append(run(bot, args.questions, args.corpus, out, args.prefix + v, v))
+                print(json.dumps(results[-1]), flush=True)
     (out / "ablation.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return 0
 

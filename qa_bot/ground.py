@@ -98,12 +98,18 @@ def parse_reader(raw: str, cut_at_stop: bool = True) -> ReaderDraft:
     return ReaderDraft(text, cited[0] if cited else 0)
 
 
+# A day written with its ordinal suffix, before or after its month: "March 24th", "24th of March".
+_ORDINAL_DAY = re.compile(rf"\b((?:{cite.MONTH})\.?\s+\d{{1,2}})(?:st|nd|rd|th)\b|\b(\d{{1,2}})(?:st|nd|rd|th)(?=\s+(?:of\s+)?(?:{cite.MONTH}))",
+                          re.IGNORECASE)
+
+
 def clean_answer(answer: str) -> str:
     """One line, no markers, no wrapping quotes or trailing full stop, at most the first sentence."""
     text = " ".join(cite.strip_markers(cite.normalize(answer)).split())
     spans = sentence_spans(text)
     text = text[: spans[0][1]] if spans else ""
     text = text.strip().strip('"“”\'').strip()
+    text = _ORDINAL_DAY.sub(lambda m: m.group(1) or m.group(2), text)  # "March 24th" -> "March 24"
     if text.endswith(".") and not re.search(r"\b[A-Z]\.$", text[-3:]):  # keep "U.S.", drop "2014."
         text = text[:-1].rstrip()
     if cite.is_refusal(text) and not cite.numbers(text):
@@ -220,9 +226,14 @@ def _number_in(x: str, have: set[str]) -> bool:
     return x in have or ("." in x and any(h.startswith(x + ".") for h in have))
 
 
+_HYPHENATED = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")
+
+
 def supports_answer(answer: str, text: str) -> bool:
     """The answer is backed by text: every number and name in it occurs there, and at least three
     quarters of its content words (all of them for short answers)."""
+    # A compound is its parts: "a five-year period" supports "five years".
+    answer, text = _HYPHENATED.sub(" ", answer), _HYPHENATED.sub(" ", text)
     nums, names, words = cite.numbers(answer), _names(answer), cite.content_words(answer)
     if not (nums or names or words):  # "%Q", "-z": the token itself must be in the text
         marks = cite.symbols(answer)
@@ -490,7 +501,7 @@ _YES_NO = re.compile(r"^\s*" + cite.AUXILIARY + r"\b", re.IGNORECASE)
 # "or" a negation offers an alternative and denies nothing: "any price or no price", "with or without".
 _NEGATION = re.compile(r"(?<!\bor )(?:\b(?:not|no|never|none|nothing|nowhere|neither|nor|without|cannot|hardly|barely)\b"
                        r"|\b\w+n['’]t\b)|\b(?:removed|dropped|deleted|discontinued|eliminated|withdrawn|"
-                       r"deny|denies|denied|denying)\b",
+                       r"deny|denies|denied|denying|declin(?:e|es|ed|ing)|refus(?:e|es|ed|ing)|reject(?:s|ed|ing)?)\b",
                        re.IGNORECASE)
 # Quantities in words are constraints like numbers: "more than half" is not confirmed by a sentence without "half".
 _QUANTITY = re.compile(r"\b(?:half|halves|majority|minority|double[sd]?|twice|triple[sd]?|quadruple[sd]?|quarter|dozens?)\b",
@@ -498,6 +509,11 @@ _QUANTITY = re.compile(r"\b(?:half|halves|majority|minority|double[sd]?|twice|tr
 # "the third largest" is not "the largest": a ranked superlative in the evidence that the question lacks.
 _RANKED = re.compile(r"\b(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th))[- ]"
                      r"(?:most\s+\w+|\w+est)\b", re.IGNORECASE)
+
+
+# The share of a yes/no question's key terms its evidence must hold: the sentence is about what is asked (a
+# paraphrase keeps most terms: "cut" may be written "reduced").
+YES_NO_TERMS = 0.5
 
 
 def is_yes_no(question: str) -> bool:
@@ -521,13 +537,13 @@ def confirms(question: str, text: str) -> bool:
     quantity the question names in words ("more than half").
     Numbers and names are checked whole by missing_constraints; the reader's check has the last word."""
     terms = cite.key_terms(question)
-    if len(terms & _word_forms(text)) < 0.75 * len(terms):
+    if len(terms & _word_forms(text)) < YES_NO_TERMS * len(terms):
         return False
     if any(m.split()[0].split("-")[0].lower() not in question.lower() for m in _RANKED.findall(text)):
         return False  # the rank ("third") must be the question's own
     if not {m.lower() for m in _QUANTITY.findall(question)} <= {m.lower() for m in _QUANTITY.findall(text)}:
         return False
-    return bool(_NEGATION.search(question)) or not _NEGATION.search(text)
+    return len(_NEGATION.findall(text)) <= len(_NEGATION.findall(question))
 
 
 # Prefixes that make a word its opposite: "revocable" / "irrevocable", "able" / "unable", "legal" / "illegal".
@@ -550,9 +566,9 @@ def denies(question: str, text: str) -> bool:
     terms = cite.key_terms(question)
     forms = _word_forms(text)
     opposed = _opposed_terms(terms, forms)
-    if not terms or len((terms & forms) | opposed) < 0.75 * len(terms):
+    if not terms or len((terms & forms) | opposed) < YES_NO_TERMS * len(terms):
         return False
-    return bool(opposed) or (bool(_NEGATION.search(text)) and not _NEGATION.search(question))
+    return bool(opposed) or len(_NEGATION.findall(text)) > len(_NEGATION.findall(question))
 
 
 def _ground_verdict(question, sentences, order, document, verdict, holds):
