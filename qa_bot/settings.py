@@ -70,6 +70,10 @@ class Settings:
     ocr: bool = True
     ocr_max_pages: int = 50
     ocr_timeout: float = 120.0
+    # `app.py --watch` / `qa-bot index --watch` (qa_bot/watch.py): a burst of changes is taken as one once the
+    # folder has been quiet this long, and a changed file is read only once it has been left alone this long
+    # (so a file still being copied is not read half).
+    watch_debounce: float = 0.5
 
     # Retrieval: BM25 and dense rankings of chunks fused by reciprocal rank, then the best sentences.
     top_k: int = 6  # chunks retrieved (and listed as the closest passages on a refusal)
@@ -167,6 +171,8 @@ class Settings:
             raise QABotError(f"QA_BOT_LLM_TIMEOUT={self.llm_timeout!r} must be more than 0 seconds")
         if self.ocr_timeout <= 0:
             raise QABotError(f"QA_BOT_OCR_TIMEOUT={self.ocr_timeout!r} must be more than 0 seconds")
+        if self.watch_debounce <= 0:
+            raise QABotError(f"QA_BOT_WATCH_DEBOUNCE={self.watch_debounce!r} must be more than 0 seconds")
         if self.upload_ttl <= 0:
             raise QABotError(f"QA_BOT_UPLOAD_TTL={self.upload_ttl!r} must be more than 0 seconds")
         if self.upload_total_bytes < self.max_upload_bytes:
