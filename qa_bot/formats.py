@@ -314,7 +314,7 @@ def pdf_document(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> E
         raise CorpusError(f"{source}: the PDF has no text layer (a scanned image?) and "
                           f"{scanned.problem or 'OCR found no text on its pages'}")
     if scanned.problem:
-        log.warning("%s: %s", source, scanned.problem)
+        log.warning("%s: pages without a text layer were not all read: %s", source, scanned.problem)
     raw = lambda key: str(info.get(key) or "") if hasattr(info, "get") else ""  # noqa: E731
     meta = clean_meta(source, title=raw("/Title"), author=raw("/Author"), date=raw("/CreationDate"))
     return Extracted(text, meta, tuple(pages))

@@ -22,8 +22,7 @@ from typing import Sequence
 log = logging.getLogger("qa_bot")
 
 LANG = "eng"  # the language Debian's tesseract-ocr package installs (tesseract-ocr-eng)
-INSTALL_HINT = ("install Debian's tesseract-ocr (apt-get install tesseract-ocr, as root; scripts/setup.sh does it) "
-                "or set QA_BOT_OCR=0 to skip scanned pages quietly")
+INSTALL_HINT = "install Debian's tesseract-ocr (apt-get install tesseract-ocr, as root; scripts/setup.sh does it)"
 # An A4 page scanned at 600 dpi is ~35 megapixels; an image far larger is no page scan, and would take tesseract
 # minutes and gigabytes.
 MAX_IMAGE_PIXELS = 60_000_000
@@ -48,7 +47,7 @@ class OcrOptions:
 @dataclass(frozen=True)
 class Scanned:
     """What OCR made of a document's pages without a text layer: text by 0-based page index (pages OCR found
-    no text on are left out), and a one-line note for the user when some could not be read (else "")."""
+    no text on are left out), and why some could not be read, in one line for the user (else "")."""
 
     texts: dict[int, str]
     problem: str = ""
@@ -71,11 +70,10 @@ def read_scanned(source: str, pages: Sequence, blank: Sequence[int], options: Oc
     if not blank:
         return Scanned({})
     if not options.enabled:
-        return Scanned({}, f"{len(blank)} page(s) have no text layer and OCR is off (QA_BOT_OCR=0)")
+        return Scanned({}, "OCR is off (QA_BOT_OCR=0)")
     version = tesseract_version()
     if not version:
-        return Scanned({}, f"{len(blank)} page(s) have no text layer (a scan) and tesseract is not installed to "
-                           f"read them: {INSTALL_HINT}")
+        return Scanned({}, f"tesseract is not installed to read it: {INSTALL_HINT}")
     texts: dict[int, str] = {}
     problems: list[str] = []
     for i in blank[:options.max_pages]:
@@ -87,8 +85,9 @@ def read_scanned(source: str, pages: Sequence, blank: Sequence[int], options: Oc
         if text:
             texts[i] = text
     if len(blank) > options.max_pages:
-        problems.append(f"pages {blank[options.max_pages] + 1}-{blank[-1] + 1} not OCRed (at most "
-                        f"QA_BOT_OCR_MAX_PAGES={options.max_pages} pages of a document are)")
+        first, last = blank[options.max_pages] + 1, blank[-1] + 1
+        pages = f"page {first}" if first == last else f"pages {first}-{last}"
+        problems.append(f"{pages} not OCRed (at most QA_BOT_OCR_MAX_PAGES={options.max_pages} pages of a document are)")
     return Scanned(texts, "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else ""))
 
 

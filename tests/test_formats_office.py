@@ -165,12 +165,13 @@ def test_ocr_is_bounded_by_its_page_cap_and_says_which_pages_it_left(tmp_path, c
     caplog.set_level(logging.WARNING, logger="qa_bot")
     doc = document_from_bytes("ferry.pdf", make_scanned_pdf(FERRY_PAGES), ocr=OcrOptions(max_pages=1))
     assert "9 am" in doc.text and "4 dollars" not in doc.text and len(doc.pages) == 2
-    assert "ferry.pdf: pages 2-2 not OCRed (at most QA_BOT_OCR_MAX_PAGES=1" in caplog.text
+    assert ("ferry.pdf: pages without a text layer were not all read: page 2 not OCRed (at most "
+            "QA_BOT_OCR_MAX_PAGES=1") in caplog.text
 
 
 def test_ocr_off_or_tesseract_missing_skips_a_scan_with_a_message_saying_what_to_do(tmp_path, monkeypatch):
     data = make_scanned_pdf(FERRY_PAGES[:1])
-    with pytest.raises(CorpusError, match=r"^scan\.pdf: the PDF has no text layer .* OCR is off \(QA_BOT_OCR=0\)"):
+    with pytest.raises(CorpusError, match=r"^scan\.pdf: the PDF has no text layer \(a scanned image\?\) and OCR is off \(QA_BOT_OCR=0\)$"):
         extract("scan.pdf", data, OcrOptions(enabled=False))
     assert not Settings.from_env({"QA_BOT_OCR": "0"}).ocr and Settings.from_env({}).ocr
     with pytest.raises(QABotError, match="QA_BOT_OCR_MAX_PAGES=0 must be at least 1"):
@@ -181,7 +182,7 @@ def test_ocr_off_or_tesseract_missing_skips_a_scan_with_a_message_saying_what_to
     docs, skipped = load_corpus(tmp_path, 1 << 22, ocr=OcrOptions())
     assert [d.source for d in docs] == ["note.txt"]
     (reason,) = [s.reason for s in skipped]
-    assert reason.startswith("scan.pdf: the PDF has no text layer") and "tesseract is not installed" in reason
+    assert reason.startswith("scan.pdf: the PDF has no text layer (a scanned image?) and tesseract is not installed")
     assert "apt-get install tesseract-ocr" in reason and "\n" not in reason
 
 
@@ -190,7 +191,7 @@ def test_a_malformed_scan_is_skipped_with_a_reason():
     data = make_scanned_pdf(FERRY_PAGES[:1])
     start = data.index(b"stream\n") + 7
     broken_image = data[:start + 200] + b"\x00garbage" * 50 + data[start + 600:]
-    with pytest.raises(CorpusError, match=r"^broken\.pdf: the PDF has no text layer .* page 1: an image cannot be decoded"):
+    with pytest.raises(CorpusError, match=r"^broken\.pdf: the PDF has no text layer \(a scanned image\?\) and page 1: an image cannot be decoded"):
         extract("broken.pdf", broken_image, OcrOptions())
     with pytest.raises(CorpusError, match=r"^cut\.pdf: not a readable PDF"):
         extract("cut.pdf", data[: len(data) // 2], OcrOptions())
