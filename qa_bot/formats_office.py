@@ -18,7 +18,7 @@ import zipfile
 from typing import Iterable, Iterator
 
 from .errors import CorpusError
-from .formats import OFFICE_SUFFIXES, Extracted, Metadata, clean_meta  # noqa: F401 (OFFICE_SUFFIXES: the formats read here)
+from .formats import Extracted, Metadata, clean_meta
 
 log = logging.getLogger("qa_bot")
 
