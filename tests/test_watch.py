@@ -76,8 +76,11 @@ def _until(ask, question: str, good, deadline: float = DEADLINE) -> tuple[float,
     last = ""
     while time.monotonic() - t0 < deadline:
         last = ask(question)
+        took = time.monotonic() - t0
         if good(last):
-            return time.monotonic() - t0, last
+            # an answer asked before the deadline but given after it is late too
+            assert took <= deadline, f"{question!r} answered {last!r} only {took:.1f} s after the change"
+            return took, last
         time.sleep(0.05)
     pytest.fail(f"{question!r} still answered {last!r} {deadline:.0f} s after the change")
 
