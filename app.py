@@ -1,7 +1,9 @@
-"""Serve the chat: `python app.py [--host H] [--port P] [--corpus DIR]` (defaults: 127.0.0.1:7860, docs_corpus/).
+"""Serve the chat: `python app.py [--host H] [--port P] [--corpus DIR] [--watch]` (defaults: 127.0.0.1:7860, docs_corpus/).
 
 Host and port also follow Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; the flags win. The same
-server answers the OpenAI-compatible API under /v1 (qa_bot/api.py; keys: QA_BOT_API_KEYS).
+server answers the OpenAI-compatible API under /v1 (qa_bot/api.py; keys: QA_BOT_API_KEYS) and the health checks
+/healthz and /readyz (qa_bot/health.py). --watch follows the corpus folder and re-indexes what changes in it
+(qa_bot/watch.py) while questions go on being answered.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT") or 7860))
     p.add_argument("--corpus", default=None, help="folder of .txt/.md articles (default: docs_corpus/)")
     p.add_argument("--no-warmup", action="store_true", help="load the models on the first question, not at start")
+    p.add_argument("--watch", action="store_true", help="follow the corpus folder: re-index documents as they are "
+                   "added, changed or removed, while answering")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -30,13 +34,20 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.no_warmup:  # load index, embedder and LLM while the page is already up, so question 1 is fast
         threading.Thread(target=_warm_up, args=(bot,), daemon=True).start()
+    watcher = None
+    if args.watch:
+        from qa_bot.watch import CorpusWatcher
+
+        watcher = CorpusWatcher(bot).start()
     try:
-        demo = build_app(bot)  # reads QA_BOT_API_KEYS: a malformed key or key file stops here, in one line
+        demo = build_app(bot, watcher=watcher)  # reads QA_BOT_API_KEYS: a malformed key or key file stops here
     except QABotError as e:
         raise SystemExit(f"app.py: {e}") from None
     try:
         launch(demo, host=args.host, port=args.port)
     finally:
+        if watcher is not None:
+            watcher.stop()
         bot.close()
 
 

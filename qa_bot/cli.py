@@ -2,7 +2,8 @@
 
     qa-bot ask "QUESTION" [--corpus DIR] [--json] [--source NAME] [--since DATE] [--until DATE]
                                                       answer with numbered sources, from the filtered documents
-    qa-bot index [--corpus DIR]                       (re)build the index; print chunk, reused and embedded counts
+    qa-bot index [--corpus DIR] [--watch]             (re)build the index; print chunk, reused and embedded counts;
+                                                      --watch: then re-index the documents that change, until Ctrl-C
     qa-bot docs [--corpus DIR] [--json]               list the documents: title, date, chunks; and skipped files
     qa-bot eval QUESTIONS.jsonl [--corpus DIR] [--out DIR] [--min-accuracy X] ...
     qa-bot feedback export [--format csv|jsonl] [--out FILE]    the chat's thumbs up/down, with comments
@@ -28,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     ask = sub.add_parser("ask", help="answer one question")
     ask.add_argument("question")
-    corpus_help = "folder of .txt/.md/.rst/.html/.pdf documents (default: docs_corpus/)"
+    corpus_help = "folder of .txt/.md/.rst/.html/.pdf/.docx/.epub/.odt documents (default: docs_corpus/)"
     ask.add_argument("--corpus", help=corpus_help)
     ask.add_argument("--json", action="store_true", help="print one JSON object with the Answer fields")
     ask.add_argument("--source", metavar="NAME", help="only this document: file name, path, glob, publisher or site")
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                      "(documents without a date are left out)")
     idx = sub.add_parser("index", help="(re)build the index of a corpus folder")
     idx.add_argument("--corpus", help=corpus_help)
+    idx.add_argument("--watch", action="store_true", help="then follow the folder: re-index the documents that are "
+                     "added, changed or removed (only those), until Ctrl-C")
     docs = sub.add_parser("docs", help="list the documents of a corpus folder with titles, dates and chunk counts")
     docs.add_argument("--corpus", help=corpus_help)
     docs.add_argument("--json", action="store_true", help="print one JSON object: documents and skipped files")
@@ -185,6 +188,16 @@ def _index(args) -> int:
          f"({len(index.chunks) - embedded} reused, {embedded} embedded{rate}, {info.get('embed_precision', 'fp32')}, "
          f"index {info.get('index_type', '?')})")
     # Skipped files were already named by their warnings, once each.
+    if not getattr(args, "watch", False):
+        return 0
+    from .watch import CorpusWatcher
+
+    watcher = CorpusWatcher(bot, on_reload=lambda done: _out(done.summary()))
+    _out(f"following {bot.settings.corpus_dir} for changes (Ctrl-C to stop)")
+    try:
+        watcher.run()
+    except KeyboardInterrupt:  # how a watch is ended: not a failure
+        pass
     return 0
 
 

@@ -3,7 +3,8 @@
 The extracted text is the document from then on: chunks, citations and highlights are offsets into it
 (`extracted[start:end] == citation.text`), so quotes never show markup (roles, link syntax, tags). Formats:
 .txt as it is; .md/.markdown and .rst with their markup made readable; .html/.htm through trafilatura (main
-text; menus, scripts and boilerplate dropped); .pdf through pypdf, page by page (a citation names the page).
+text; menus, scripts and boilerplate dropped); .pdf through pypdf, page by page (a citation names the page), a
+scanned page read by OCR (ocr.py); .docx, .epub and .odt in formats_office.py.
 """
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import TYPE_CHECKING
 
 from .errors import CorpusError
+
+if TYPE_CHECKING:
+    from .ocr import OcrOptions
 
 log = logging.getLogger("qa_bot")
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
-DOC_SUFFIXES = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf")
+OFFICE_SUFFIXES = (".docx", ".epub", ".odt")  # formats_office.py
+DOC_SUFFIXES = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf", *OFFICE_SUFFIXES)
 PAGE_BREAK = "\n\n"  # between the pages of a PDF in its extracted text
 MIN_PARAGRAPH_WORDS = 6  # a rescued HTML text with no line this long is menus ("Home Menu"), not an article
 
@@ -275,9 +281,10 @@ def _page_title(data: bytes, title: str) -> str:
     return "" if raw.lower() == " ".join(title.split()).lower() else raw
 
 
-def pdf_document(source: str, data: bytes) -> Extracted:
+def pdf_document(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> Extracted:
     """Text of a PDF, page by page (pages joined by a blank line; Extracted.pages says where each starts), and its
-    metadata (Title, Author, CreationDate). An encrypted PDF or one without a text layer (a scan) is refused."""
+    metadata (Title, Author, CreationDate). A page without a text layer (a scan) is read by OCR (ocr.py; `ocr`
+    None: its defaults, nothing cached). An encrypted PDF, or one no page of which has text, is refused."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -291,23 +298,37 @@ def pdf_document(source: str, data: bytes) -> Extracted:
                 opened = 0
             if not opened:
                 raise CorpusError(f"{source}: the PDF is encrypted (password-protected), so its text cannot be read")
-        parts, pages, pos = [], [], 0
-        for page in reader.pages:
-            body = (page.extract_text() or "").strip()
-            pages.append(pos)
-            parts.append(body)
-            pos += len(body) + len(PAGE_BREAK)
+        parts = [(page.extract_text() or "").strip() for page in reader.pages]
+        scanned = _ocr_blank_pages(source, reader, parts, ocr)
         info = reader.metadata or {}
     except CorpusError:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise CorpusError(f"{source}: not a readable PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
+    pages, pos = [], 0
+    for body in parts:
+        pages.append(pos)
+        pos += len(body) + len(PAGE_BREAK)
     text = PAGE_BREAK.join(parts)
     if not text.strip():
-        raise CorpusError(f"{source}: the PDF has no text layer (a scanned image?); run OCR on it first")
+        raise CorpusError(f"{source}: the PDF has no text layer (a scanned image?) and "
+                          f"{scanned.problem or 'OCR found no text on its pages'}")
+    if scanned.problem:
+        log.warning("%s: pages without a text layer were not all read: %s", source, scanned.problem)
     raw = lambda key: str(info.get(key) or "") if hasattr(info, "get") else ""  # noqa: E731
     meta = clean_meta(source, title=raw("/Title"), author=raw("/Author"), date=raw("/CreationDate"))
     return Extracted(text, meta, tuple(pages))
+
+
+def _ocr_blank_pages(source: str, reader, parts: list[str], ocr: "OcrOptions | None"):
+    """Fill in parts[i] for each page without a text layer with its OCR text (ocr.read_scanned); what OCR made of
+    them (ocr.Scanned, whose `problem` names pages it could not read)."""
+    from .ocr import OcrOptions, read_scanned
+
+    scanned = read_scanned(source, reader.pages, [i for i, body in enumerate(parts) if not body], ocr or OcrOptions())
+    for i, body in scanned.texts.items():
+        parts[i] = body
+    return scanned
 
 
 def _suffix(source: str) -> str:
@@ -326,14 +347,19 @@ def markup_text(source: str, text: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-def extract(source: str, data: bytes) -> Extracted:
+def extract(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> Extracted:
     """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
-    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted or image-only PDF)."""
+    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted PDF or a scanned one OCR
+    cannot read, a damaged or oversized .docx/.epub/.odt). `ocr`: how scanned PDF pages are read."""
     if not data.strip():
         raise CorpusError(f"{source}: empty file")
     suffix = _suffix(source)
     if suffix == ".pdf":
-        return pdf_document(source, data)
+        return pdf_document(source, data, ocr)
+    if suffix in OFFICE_SUFFIXES:
+        from .formats_office import office_document
+
+        return office_document(source, data)
     if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
         raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
     if suffix in (".html", ".htm"):

@@ -15,12 +15,15 @@ import re
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
 from .formats import DOC_SUFFIXES, Metadata, clean_meta, extract, page_at
 from .types import Chunk
+
+if TYPE_CHECKING:
+    from .ocr import OcrOptions
 
 log = logging.getLogger("qa_bot")
 
@@ -46,15 +49,16 @@ class Skipped:
     reason: str
 
 
-def read_document(path: Path, source: str, max_bytes: int, root: Path | None = None) -> Document:
+def read_document(path: Path, source: str, max_bytes: int, root: Path | None = None,
+                  ocr: "OcrOptions | None" = None) -> Document:
     """Read one file (and its sidecar NAME.meta.json, when there is one inside root); raise CorpusError with a
-    user-facing reason when it cannot be used."""
+    user-facing reason when it cannot be used. `ocr`: how scanned PDF pages are read (formats.extract)."""
     size = path.stat().st_size
     if size == 0:
         raise CorpusError(f"{source}: empty file")
     if size > max_bytes:
         raise CorpusError(f"{source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
-    return document_from_bytes(source, path.read_bytes(), read_sidecar(path, source, root or path.parent.resolve()))
+    return document_from_bytes(source, path.read_bytes(), read_sidecar(path, source, root or path.parent.resolve()), ocr)
 
 
 SIDECAR_FIELDS = {"title": "title", "date": "date", "published": "date", "author": "author", "url": "url",
@@ -84,9 +88,10 @@ def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
     return clean_meta(f"{meta.name}", **fields)
 
 
-def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata()) -> Document:
+def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata(),
+                        ocr: "OcrOptions | None" = None) -> Document:
     """The document in these bytes, by its suffix (formats.extract); sidecar's fields override the file's own."""
-    found = extract(source, data)
+    found = extract(source, data, ocr)
     meta = found.meta.merged(sidecar)
     if not meta.title:
         meta = replace(meta, title=_title_from_text(found.text, source))
@@ -115,16 +120,20 @@ def instructions_to_assistant(text: str) -> str:
     return " ".join(min(found, key=lambda m: m.start()).group(0).split()) if found else ""
 
 
-def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
+def load_corpus(corpus_dir: Path, max_bytes: int, *, ocr: "OcrOptions | None" = None,
+                read: Callable[[Path, str], Document | None] | None = None) -> tuple[list[Document], list[Skipped]]:
     """All documents (DOC_SUFFIXES) below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
     warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be
     indexed and quoted), broken links and link loops, FIFOs and other special files. Links to folders are not
-    followed. Raises CorpusError when the folder is missing or nothing is usable."""
+    followed. Raises CorpusError when the folder is missing or nothing is usable.
+    read(path, source): reads one file in place of read_document (watch.py's reader reuses unchanged documents);
+    None from it leaves the file out for now, without a warning (a file still being written)."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
     root = corpus_dir.resolve()
     docs, skipped = [], []
+    read = read or (lambda path, rel: read_document(path, rel, max_bytes, root, ocr))
 
     def skip(rel: str, reason: str) -> None:
         skipped.append(Skipped(rel, f"{rel}: {reason}"))
@@ -157,7 +166,8 @@ def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[
                 skip(rel, "not a regular file (a FIFO, socket or device), not read")
             continue
         try:
-            docs.append(read_document(path, rel, max_bytes, root))
+            if (doc := read(path, rel)) is not None:
+                docs.append(doc)
         except CorpusError as exc:
             skipped.append(Skipped(rel, str(exc)))
             log.warning("skipped %s", exc)

@@ -33,6 +33,7 @@ from .ingest import (DOC_SUFFIXES, Document, Metadata, chunk_documents, chunk_te
 from .index import MemoryIndex, VectorIndex
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_chain, is_context_overflow
 from .llm import deadline as llm_deadline
+from .ocr import OcrOptions
 from .retrieve import DocumentInfo, Retriever, Sentence
 from .settings import Settings
 from .types import Answer, AnswerStream, Citation, Hit, Stage
@@ -128,6 +129,9 @@ class QABot:
         self._logprobs = True  # cleared once if it rejects logprobs (the check then takes its verdict as written)
         self.skipped = []  # corpus files that could not be used, with reasons
         self._holding = ""  # the whole text the local reader's slot holds now (_hold_whole), "" for none
+        self.ocr = OcrOptions.from_settings(settings)  # how scanned PDF pages are read (corpus and uploads)
+        self._warm = False  # the reader has answered once (warm_up, or a question): for readiness()
+        self.corpus_version = 0  # how many times reload() has swapped in a changed corpus
 
     # --- lazily built parts -------------------------------------------------------------------------
     @cached_property
@@ -145,7 +149,7 @@ class QABot:
 
     @cached_property
     def documents(self) -> dict[str, Document]:
-        docs, self.skipped = load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes)
+        docs, self.skipped = load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes, ocr=self.ocr)
         return {d.source: d for d in docs}
 
     @cached_property
@@ -175,14 +179,19 @@ class QABot:
     def quarantined(self) -> dict[str, str]:
         """Corpus documents kept out of answers because they address instructions to an AI assistant, with the
         passage that does (settings.quarantine_injections); each named in one warning."""
+        return self._quarantine(self.documents)
+
+    def _quarantine(self, documents: dict[str, Document], known: Collection[str] = ()) -> dict[str, str]:
+        """quarantined for these documents; each named in a warning unless it is among `known` (already named)."""
         if not self.settings.quarantine_injections:
             return {}
         out = {}
-        for source, doc in self.documents.items():
+        for source, doc in documents.items():
             if found := instructions_to_assistant(doc.text):
                 out[source] = found
-                log.warning("%s gives an AI assistant instructions (%r): kept out of answers "
-                            "(QA_BOT_QUARANTINE_INJECTIONS=0 to use it)", source, found[:80])
+                if source not in known:
+                    log.warning("%s gives an AI assistant instructions (%r): kept out of answers "
+                                "(QA_BOT_QUARANTINE_INJECTIONS=0 to use it)", source, found[:80])
         return out
 
     @property
@@ -193,22 +202,62 @@ class QABot:
     def index(self) -> VectorIndex:
         return self._load_index(force=False)
 
-    def _load_index(self, force: bool, progress=None) -> VectorIndex:
+    def _load_index(self, force: bool, progress=None, documents: dict[str, Document] | None = None) -> VectorIndex:
         from . import ann
 
         ann.configure_threads(1)  # one search thread: 2 cores are shared with torch and llama.cpp
         from .vectordb import open_index
 
-        return open_index(self.settings, list(self.documents.values()), self.embedder, force=force, progress=progress)
+        docs = self.documents if documents is None else documents
+        return open_index(self.settings, list(docs.values()), self.embedder, force=force, progress=progress)
 
     @cached_property
     def retriever(self) -> Retriever:
+        return self._retriever_of(self.index, self.documents, self.titles, self.metadata)
+
+    def _retriever_of(self, index, documents: dict[str, Document], titles: dict[str, str],
+                      metadata: dict[str, Metadata]) -> Retriever:
         s = self.settings
-        info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src),
-                            lambda src: self.metadata[src].date if src in self.metadata else "",
-                            lambda src: self.metadata[src].names() if src in self.metadata else "")
-        return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
+        info = DocumentInfo(lambda src: documents[src].text, lambda src: titles.get(src) or title_from_name(src),
+                            lambda src: metadata[src].date if src in metadata else "",
+                            lambda src: metadata[src].names() if src in metadata else "")
+        return Retriever(index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight, keep=s.fusion_keep)
+
+    def reload(self, documents: Sequence[Document], skipped: Sequence = (), progress=None):
+        """Answer from these documents from now on (watch.py: the corpus folder changed). Their index is brought up
+        to date through the incremental path (open_index: unchanged chunk texts keep their vectors, only new text
+        is embedded, and the new version replaces the old atomically on disk) and their retriever is built while
+        questions go on being answered from the old ones; then everything is swapped in at once, between two
+        answers. A corpus read whole is read by the next question (_hold_whole), not here: a folder that changes
+        often would otherwise have the reader re-read it at every change, asked or not. Returns the new index."""
+        # The old index and retriever first, if a warm-up is loading them now: a cached_property that finished after
+        # the swap below would put the old ones back (on Python 3.11 this waits for that load to end).
+        _ = self.retriever
+        docs = {d.source: d for d in documents}
+        titles = {src: document_title(doc) for src, doc in docs.items()}
+        metadata = {src: doc.meta for src, doc in docs.items()}
+        quarantined = self._quarantine(docs, known=self.__dict__.get("quarantined", {}))
+        index = self._load_index(force=False, progress=progress, documents=docs)
+        retriever = self._retriever_of(index, docs, titles, metadata)
+        _ = retriever.bm25  # built here, not by the first question after the swap
+        with self._lock:
+            self.__dict__.update(documents=docs, titles=titles, metadata=metadata, quarantined=quarantined,
+                                 index=index, retriever=retriever)
+            self.skipped = list(skipped)
+            self.corpus_version += 1
+        return index
+
+    def readiness(self) -> dict:
+        """What /readyz reports, loading nothing: ready once the index is loaded and the reader has answered (warm_up
+        or a question), with the corpus's size and the index version (the corpus hash its manifest records)."""
+        index, docs = self.__dict__.get("index"), self.__dict__.get("documents")
+        info = getattr(index, "info", None) or {}
+        return {"ready": index is not None and self._warm, "index_loaded": index is not None,
+                "reader_warm": self._warm, "documents": None if docs is None else len(docs),
+                "chunks": None if index is None else len(index.chunks),
+                "index_version": (info.get("corpus_sha256") or "")[:16] or None,
+                "corpus_version": self.corpus_version}
 
     @property
     def llm(self):
@@ -248,6 +297,7 @@ class QABot:
         if errors:
             raise errors[0]
         self._prime_whole()
+        self._warm = True
         return self
 
     def _prime(self) -> None:
@@ -455,6 +505,7 @@ class QABot:
                 log.warning("the LLM server rejected response_format; falling back to plain answers")
                 return self._invoke(system, user, schema, name, until, top_logprobs, stop)
             raise backend_error(exc, self.settings) from exc
+        self._warm = True  # the reader answers: a question asked without warm_up warms it too
         content = msg.content if isinstance(msg.content, str) else str(msg.content)
         meta = msg.response_metadata or {}
         logprobs = meta.get("logprobs") if top_logprobs else None
@@ -724,7 +775,7 @@ class QABot:
         names = [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
         base = check_upload(s, name, len(data), names)
         try:
-            doc = document_from_bytes(SESSION_PREFIX + base, data)
+            doc = document_from_bytes(SESSION_PREFIX + base, data, ocr=self.ocr)
         except CorpusError as exc:  # ingest names the internal source; the user knows the file by its own name
             raise CorpusError(f"{base} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + base + ': ')}") from None
         if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):

@@ -26,7 +26,8 @@ AT_LEAST = {
     **dict.fromkeys(("embed_batch_size", "torch_threads", "chunk_chars", "chunk_max_tokens", "max_file_bytes",
                      "top_k", "rerank_candidates", "reader_sentences", "reader_chars", "reader_looks", "llm_max_tokens",
                      "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
-                     "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes"), 1),
+                     "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes",
+                     "ocr_max_pages"), 1),
     **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb",
                      "reader_tokens"), 0),
     "min_similarity": -1.0,  # a cosine
@@ -63,6 +64,16 @@ class Settings:
     chunk_chars: int = 400
     chunk_max_tokens: int = 256
     max_file_bytes: int = 8 * 1024 * 1024  # larger files are skipped with a warning (50 MB would take hours to embed on 2 cores)
+    # Scanned PDF pages (no text layer) are read by OCR (qa_bot/ocr.py, Debian's tesseract-ocr), each page's text
+    # cached under cache_dir/ocr by its image's hash. A page takes tesseract seconds on these cores, so a document
+    # has at most ocr_max_pages pages OCRed and each image ocr_timeout seconds. ocr=False skips scanned pages.
+    ocr: bool = True
+    ocr_max_pages: int = 50
+    ocr_timeout: float = 120.0
+    # `app.py --watch` / `qa-bot index --watch` (qa_bot/watch.py): a burst of changes is taken as one once the
+    # folder has been quiet this long, and a changed file is read only once it has been left alone this long
+    # (so a file still being copied is not read half).
+    watch_debounce: float = 0.5
 
     # Retrieval: BM25 and dense rankings of chunks fused by reciprocal rank, then the best sentences.
     top_k: int = 6  # chunks retrieved (and listed as the closest passages on a refusal)
@@ -158,6 +169,10 @@ class Settings:
             raise QABotError(f"QA_BOT_MIN_SIMILARITY={self.min_similarity!r} must be at most 1 (it is a cosine)")
         if self.llm_timeout <= 0:
             raise QABotError(f"QA_BOT_LLM_TIMEOUT={self.llm_timeout!r} must be more than 0 seconds")
+        if self.ocr_timeout <= 0:
+            raise QABotError(f"QA_BOT_OCR_TIMEOUT={self.ocr_timeout!r} must be more than 0 seconds")
+        if self.watch_debounce <= 0:
+            raise QABotError(f"QA_BOT_WATCH_DEBOUNCE={self.watch_debounce!r} must be more than 0 seconds")
         if self.upload_ttl <= 0:
             raise QABotError(f"QA_BOT_UPLOAD_TTL={self.upload_ttl!r} must be more than 0 seconds")
         if self.upload_total_bytes < self.max_upload_bytes:

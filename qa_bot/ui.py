@@ -14,6 +14,7 @@ import html
 import itertools
 import logging
 import re
+import time
 from typing import Any, Sequence
 
 import gradio as gr
@@ -39,6 +40,9 @@ EXAMPLES = [  # each stands alone (a first question cannot be a follow-up); the 
 ]
 MODEL = "model"  # concurrency group of every event that touches the models (llama.cpp is not thread-safe)
 UPLOADS = "uploads"  # concurrency group of adding documents: slow, and kept out of the answers' way
+# How often an open page asks whether a watched corpus changed (app.py --watch): a request that returns nothing
+# unless it did, so the header is at most this stale.
+WATCH_REFRESH_SECONDS = 5.0
 
 # ---------------------------------------------------------------------------------------------------
 # Pure rendering helpers
@@ -291,8 +295,9 @@ def corpus_titles(bot) -> list[str]:
     return [titles.get(src) or src for src in sorted(docs)]
 
 
-def render_corpus(titles: Sequence[str]) -> str:
-    """'Ask the article: <title>', or for several documents their count and the first few titles."""
+def render_corpus(titles: Sequence[str], changed: float | None = None) -> str:
+    """'Ask the article: <title>', or for several documents their count and the first few titles; with `changed`
+    (a followed corpus: app.py --watch), when the corpus last changed (time.time(), shown in UTC)."""
     if not titles:
         return '<h1 class="qa-title">Ask the documents</h1>'
     if len(titles) == 1:
@@ -300,9 +305,11 @@ def render_corpus(titles: Sequence[str]) -> str:
     else:
         shown = "; ".join(titles[:3]) + (f"; and {len(titles) - 3} more" if len(titles) > 3 else "")
         head, sub = f"Ask {len(titles)} documents", shown
+    when = (f' <span class="qa-changed">Corpus last changed {time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(changed))}'
+            '; followed for changes.</span>') if changed else ""
     return (f'<h1 class="qa-title">{esc(head)}</h1><p class="qa-corpus">{esc(sub)}. Answers cite numbered '
             "passages; select one to see it in the full text. Documents you add stay until you reload the page "
-            "(Clear chat keeps them).</p>")
+            f"(Clear chat keeps them).{when}</p>")
 
 
 # The counter is updated in the browser (no server round trip per key): "123 / 2,000", red past the limit.
@@ -697,10 +704,11 @@ class Handlers:
 
 
 def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, api: bool = True,
-              api_keys: Sequence[str] | None = None) -> gr.Blocks:
+              api_keys: Sequence[str] | None = None, watcher=None) -> gr.Blocks:
     """The chat app around `bot` (a qa_bot.QABot or anything with the same interface), and, with api=True,
     the OpenAI-compatible API (qa_bot.api) that launch() serves on the same port. api_keys: None reads
-    QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key."""
+    QA_BOT_API_KEYS (raises QABotError when it is malformed); () means the API needs no key. watcher: the
+    qa_bot.watch.CorpusWatcher following the corpus (app.py --watch): the header then says when it last changed."""
     h = Handlers(bot)  # launch() gives it the upload store: files are kept only while the app is served
     from .feedback import FeedbackStore
 
@@ -716,7 +724,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         # stored copy; a fixed one keeps the history across server restarts too.
         saved = gr.BrowserState([], storage_key="qa_bot_chat", secret="qa-bot-local-history")
         with gr.Row():
-            gr.HTML(render_corpus(titles), elem_id="qa-corpus")
+            corpus_head = gr.HTML(render_corpus(titles, watcher.last_changed if watcher else None), elem_id="qa-corpus")
             theme_btn = gr.Button("Light / dark", elem_id="qa-theme", size="sm", scale=0, min_width=110)
         with gr.Row():
             with gr.Column(scale=3):
@@ -814,11 +822,23 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
             return record_feedback(feedback, bot, vote, c, turn)
 
         chat.like(on_thumb, [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
+        if watcher is not None:  # the header follows the corpus: on load, then whenever the watcher swapped it
+            shown = gr.State(-1)  # the corpus version this page shows (-1: the one built into the page)
+
+            def corpus_changed(version):
+                if version == watcher.version:
+                    return gr.skip(), gr.skip()
+                return render_corpus(corpus_titles(bot), watcher.last_changed), watcher.version
+
+            demo.load(corpus_changed, [shown], [corpus_head, shown], queue=False, api_visibility="private")
+            gr.Timer(WATCH_REFRESH_SECONDS).tick(corpus_changed, [shown], [corpus_head, shown], queue=False,
+                                                 api_visibility="private")
     demo.qa_optional_inputs = {"ask": 4}  # /ask may omit its last inputs: history, source, since, until
 
     # A bounded queue: when max_size events wait, Gradio answers "busy, please try again" instead of queueing.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     demo.qa_handlers = h
+    demo.qa_watcher = watcher
     if api:  # the OpenAI-compatible API (/v1), served by launch() beside the chat, with the same queue bound
         from .api import OpenAIAPI
 
@@ -842,6 +862,10 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     if handlers is not None:
         handlers.uploads = uploads
     routes = [upload_route(uploads, lambda name, size: check_upload(settings, name, size))]
+    if handlers is not None:  # /healthz and /readyz (qa_bot.health): unauthenticated, before every other route
+        from .health import health_routes
+
+        routes = health_routes(handlers.bot, getattr(demo, "qa_watcher", None)) + routes
     api = getattr(demo, "qa_api", None)
     if api is not None:
         from .api import exposure_warning

@@ -29,6 +29,16 @@ if [ "${1:-}" = "--test" ] && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/ch
     echo "setup: chromium/chromedriver missing and not root: the browser test will be skipped" >&2
   fi
 fi
+# Debian's tesseract-ocr reads scanned PDF pages (qa_bot/ocr.py), for the app and its tests alike: without it a
+# scanned PDF is skipped with a message saying how to install it.
+if ! command -v tesseract >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian's tesseract-ocr to read scanned PDFs"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null
+  else
+    echo "setup: tesseract missing and not root: scanned PDFs will be skipped (apt-get install tesseract-ocr)" >&2
+  fi
+fi
 # axe-core (npm) for the accessibility audit in tests/test_look.py: installed into .venv/axe once; the test injects
 # it from disk, so nothing is fetched at run time. Without npm the audit is skipped.
 if [ "${1:-}" = "--test" ] && [ ! -f .venv/axe/node_modules/axe-core/axe.min.js ]; then
