@@ -91,22 +91,23 @@ def clean_meta(source: str, title="", date="", author="", url="", publisher="") 
 
 # --- Markdown and reStructuredText ------------------------------------------------------------------------
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+# Every pattern here is linear in its line (issue 45, W1): a variable part never holds the character that opens
+# another match ("[^\[\]]" in a link's text, "[^<>]" in a tag), so no run of openers ("![![![…", "<a<a<a…") is
+# rescanned from each of them; emphasis, whose text may hold its own markers, is paired by _delimited instead.
 _MD_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image: its alt text
-    (re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)"), r"\1"),  # [text](url "title")
-    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
-    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),  # <https://...>
+    (re.compile(r"!\[([^\[\]]*)\]\([^()]*\)"), r"\1"),  # image: its alt text
+    (re.compile(r"\[([^\[\]]+)\]\((?:[^()]|\([^()]*\))*\)"), r"\1"),  # [text](url "title")
+    (re.compile(r"\[([^\[\]]+)\]\[[^\[\]]*\]"), r"\1"),  # [text][ref]
+    (re.compile(r"<((?:https?|mailto):[^<>\s]+)>"), r"\1"),  # <https://...>
     (re.compile(r"`+([^`]+?)`+"), r"\1"),  # `code`
-    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # **strong**
-    (re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])"), r"\2"),  # *emphasis*
+    ("strong", ("**", "__")),  # **strong**: _delimited
+    ("emphasis", ("*", "_")),  # *emphasis*: _delimited
     (re.compile(r"~~(.+?)~~"), r"\1"),
-    (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),  # inline HTML tags
+    (re.compile(r"</?[A-Za-z][^<>\n]*>"), ""),  # inline HTML tags
 ]
-_MD_LINE = [
-    (re.compile(r"^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$"), r"\1"),  # ATX heading
-    (re.compile(r"^\s{0,3}>\s?"), ""),  # block quote
-    (re.compile(r"^(\s*)[*+]\s+"), r"\1- "),  # bullets as "- "
-]
+_MD_QUOTE = re.compile(r"^\s{0,3}>\s?")
+_MD_BULLET = re.compile(r"^(\s*)[*+]\s+")
+_MD_HEADING = re.compile(r"\s{0,3}#{1,6}\s+")  # an ATX heading's opening; its closing #s are cut by _heading
 _MD_DROP = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$|^\s{0,3}(?:[=\-]{3,}|\*{3,}|_{3,})\s*$")
 _MD_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 # A line of badges: images alone, each perhaps inside a link ("[![Build Status](…badge.svg)](…)"). Their alt
@@ -114,14 +115,17 @@ _MD_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _MD_BADGES = re.compile(r"^\s*(?:\[?!\[[^\]\n]*\]\([^)\s]*\)(?:\]\([^)\s]*\))?\s*)+$")
 
 _RST_INLINE = [
-    (re.compile(r":[\w:+.-]+:`([^`<]*?)\s*<[^>]*>`"), r"\1"),  # :role:`text <target>`
-    (re.compile(r":[\w:+.-]+:`([^`]*)`"), r"\1"),  # :role:`text`
-    (re.compile(r"`([^`<]+?)\s*<[^>]+>`__?"), r"\1"),  # `text <url>`_
+    # A role starts where no role-name character comes before it (as reStructuredText's own rule has it): a run of
+    # ":a:a:a…" is then tried once, not from each of its colons. The text before a target is cut at its last
+    # non-space by _rstrip_group instead of a lazy "\s*", which rescanned a run of spaces from each character.
+    (re.compile(r"(?<![\w:+.-]):[\w:+.-]+:`([^`<]*)<[^<>`]*>`"), "rstrip"),  # :role:`text <target>`
+    (re.compile(r"(?<![\w:+.-]):[\w:+.-]+:`([^`]*)`"), r"\1"),  # :role:`text`
+    (re.compile(r"`([^`<]+)<[^<>`]+>`__?"), "rstrip"),  # `text <url>`_
     (re.compile(r"`([^`]+)`__?"), r"\1"),  # `text`_
     (re.compile(r"``(.+?)``"), r"\1"),
     (re.compile(r"`([^`]+)`"), r"\1"),
-    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), r"\1"),
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),
+    ("strong", ("**",)),  # _delimited
+    ("emphasis", ("*",)),
     (re.compile(r"\|([\w -]+)\|"), r"\1"),  # |substitution|
     (re.compile(r"(\w)_\b"), r"\1"),  # reference_
 ]
@@ -134,6 +138,68 @@ _RST_ADMONITION = re.compile(r"^(\s*)\.\.\s+(note|warning|attention|caution|dang
                              r"|deprecated|versionadded|versionchanged)::[ \t]*(.*)$", re.IGNORECASE)
 _ADMONITION_WORDS = {"seealso": "See also:", "deprecated": "Deprecated since version", "versionadded": "New in version",
                      "versionchanged": "Changed in version"}
+
+
+def _rstrip_group(m: re.Match) -> str:
+    return m.group(1).rstrip() or m.group(1)
+
+
+# Where emphasis may open and close, as the old patterns "(\*\*|__)(?=\S)(.+?)(?<=\S)\1" and
+# "(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])" had it; each is a fixed-width test, found in one pass.
+_STRONG_OPEN = re.compile(r"(?=(\*\*|__)\S)")
+_STRONG_CLOSE = re.compile(r"(?<=\S)(?=(\*\*|__))")
+_EMPHASIS_OPEN = re.compile(r"(?<![\w*])(?=([*_])\S)")
+_EMPHASIS_CLOSE = re.compile(r"(?<=\S)(?=([*_])(?![\w*]))")
+
+
+def _delimited(line: str, kind: str, delimiters: tuple[str, ...]) -> str:
+    """line with each emphasis span ("**text**", "*text*") replaced by its text, exactly as re.sub with the old
+    lazy patterns did (leftmost opener that has a closer, the nearest closer after it), in O(n log n): the lazy
+    patterns rescanned the rest of the line from every opener that had no closer ('**a ' * 10000: 16 s)."""
+    if not any(d in line for d in delimiters):
+        return line
+    opens, closes = (_STRONG_OPEN, _STRONG_CLOSE) if kind == "strong" else (_EMPHASIS_OPEN, _EMPHASIS_CLOSE)
+    width = len(delimiters[0])
+    closers: dict[str, list[int]] = {d: [] for d in delimiters}
+    for m in closes.finditer(line):
+        if m.group(1) in closers:
+            closers[m.group(1)].append(m.start())
+    out, pos = [], 0
+    for m in opens.finditer(line):
+        i, d = m.start(), m.group(1)
+        if i < pos or d not in closers:
+            continue
+        at = closers[d]
+        k = bisect.bisect_left(at, i + width + 1)  # at least one character of text between them
+        if k == len(at):
+            continue
+        j = at[k]
+        out += [line[pos:i], line[i + width:j]]
+        pos = j + width
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def _inline(line: str, rules) -> str:
+    for rx, sub in rules:
+        if isinstance(rx, str):
+            line = _delimited(line, rx, sub)
+        else:
+            line = rx.sub(_rstrip_group if sub == "rstrip" else sub, line)
+    return line
+
+
+def _heading(line: str) -> str | None:
+    """An ATX heading's text ("## Results ##" -> "Results"), or None when line is no heading. Cut with string
+    operations: the old pattern's lazy text rescanned the trailing spaces from every character before them."""
+    m = _MD_HEADING.match(line)
+    if m is None:
+        return None
+    text = line[m.end():].rstrip()
+    closed = text.rstrip("#")
+    if closed != text and closed[-1:].isspace():  # closing #s count only after a space: "C#" stays
+        text = closed.rstrip()
+    return text
 
 
 def _front_matter(text: str) -> tuple[dict[str, str], str]:
@@ -176,18 +242,17 @@ def markdown_text(text: str) -> str:
             continue
         if _MD_DROP.match(line) or _MD_BADGES.match(line):
             continue
-        for rx, sub in _MD_LINE:
-            line = rx.sub(sub, line)
-        for rx, sub in _MD_INLINE:
-            line = rx.sub(sub, line)
-        out.append(line.rstrip())
+        heading = _heading(line)
+        line = line if heading is None else heading
+        line = _MD_BULLET.sub(r"\1- ", _MD_QUOTE.sub("", line))
+        out.append(_inline(line, _MD_INLINE).rstrip())
     return _squeeze("\n".join(out))
 
 
 def rst_text(text: str) -> tuple[str, dict[str, str]]:
     """reStructuredText as readable text, and its bibliographic fields (:Date:, :Author:, ...): roles and links
     as their text, heading adornments and directive lines removed, an admonition's line kept as its text."""
-    out, fields = [], {}
+    out, fields, said = [], {}, 0  # said: lines of text so far (docinfo fields come before the second)
     for line in text.splitlines():
         a = _RST_ADMONITION.match(line)
         if a:
@@ -196,14 +261,14 @@ def rst_text(text: str) -> tuple[str, dict[str, str]]:
         elif _RST_ADORN.match(line) or _RST_DIRECTIVE.match(line.strip()):
             continue
         m = _RST_FIELD.match(line)
-        if m and sum(1 for x in out if x.strip()) <= 1:  # docinfo: fields at the top, under the title
+        if m and said <= 1:  # docinfo: fields at the top, under the title
             fields[m.group(1).strip().lower()] = m.group(2).strip()
             continue
         if line.rstrip().endswith("::"):  # "Example::" introduces a literal block: keep "Example:"
             line = line.rstrip()[:-1]
-        for rx, sub in _RST_INLINE:
-            line = rx.sub(sub, line)
-        out.append(line.rstrip())
+        line = _inline(line, _RST_INLINE).rstrip()
+        said += bool(line.strip())
+        out.append(line)
     return _squeeze("\n".join(out)), fields
 
 
