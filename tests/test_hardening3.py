@@ -7,13 +7,25 @@ for the HTTP rows.
 """
 from __future__ import annotations
 
+import json
+import logging
+import os
 import random
 import re
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
-from qa_bot import formats
+from conftest import ARTICLE, ROOT
+from fakes import FakeBot, free_port, read, scripted_bot
+
+from qa_bot import QABotError, Settings, formats
+from qa_bot.errors import CorpusError
 from qa_bot.formats import markdown_text, rst_text
 
 # --- W1 / G15 / G16: Markdown and reStructuredText in time linear in their input ---------------------------------
@@ -92,3 +104,30 @@ def test_w1_markup_still_reads_as_text():
     text, fields = rst_text(rst)
     assert fields == {"date": "2023-05-12"}
     assert text == "Title\n\nSee the guide and K7, bold and soft text.\n"
+
+
+# --- S1-S3: settings reject absurd and non-finite values -----------------------------------------------------------
+
+@pytest.mark.parametrize("name, value, message", [
+    ("TOP_K", "1000000000000", "QA_BOT_TOP_K=1000000000000 must be at most 10,000"),
+    ("LLM_TIMEOUT", "inf", "QA_BOT_LLM_TIMEOUT=inf is not a finite number"),
+    ("LLM_TIMEOUT", "nan", "QA_BOT_LLM_TIMEOUT=nan is not a finite number"),
+    ("MIN_SIMILARITY", "nan", "QA_BOT_MIN_SIMILARITY=nan is not a finite number"),
+    ("CHECK_MIN_YES", "nan", "QA_BOT_CHECK_MIN_YES=nan is not a finite number"),
+    ("UPLOAD_TTL", "-inf", "QA_BOT_UPLOAD_TTL=-inf is not a finite number"),
+    ("LLM_CTX", "99999999999", "QA_BOT_LLM_CTX=99999999999 must be at most 16,777,216"),
+    ("MAX_FILE_BYTES", "1e3", "QA_BOT_MAX_FILE_BYTES='1e3' is not a valid int"),
+    ("EXTRACT_SECONDS", "0", "QA_BOT_EXTRACT_SECONDS=0.0 must be more than 0 seconds"),
+    ("MAX_DOCUMENT_CHARS", "0", "QA_BOT_MAX_DOCUMENT_CHARS=0 must be at least 1"),
+    ("ALLOWED_HOSTS", " , ", "QA_BOT_ALLOWED_HOSTS=' , ' names no host"),
+])
+def test_s1_s3_settings_reject_absurd_and_non_finite_values(name, value, message, monkeypatch, capsys):
+    from qa_bot import cli
+
+    with pytest.raises(QABotError) as err:
+        Settings.from_env({f"QA_BOT_{name}": value})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    monkeypatch.setenv(f"QA_BOT_{name}", value)
+    assert cli.main(["ask", "When did Alibaba go public?"]) == 1  # one line, before any model is loaded
+    err = capsys.readouterr().err
+    assert err.startswith(f"qa-bot: error: {message}") and err.count("\n") == 1
