@@ -11,6 +11,7 @@ import bisect
 import io
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -22,6 +23,64 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 DOC_SUFFIXES = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf")
 PAGE_BREAK = "\n\n"  # between the pages of a PDF in its extracted text
 MIN_PARAGRAPH_WORDS = 6  # a rescued HTML text with no line this long is menus ("Home Menu"), not an article
+# Metadata is a line of a listing: a title, a date, a name, a URL. Longer values (a 1 MB "title" in a PDF's Info
+# or a sidecar) are cut here, so no listing, page header or citation carries them.
+META_MAX_CHARS = 2000
+FRONT_MATTER_MAX_CHARS = 64 * 1024  # a front matter block is a few lines of key: value; a longer one is not read
+
+# Characters that move a terminal or reorder what is shown: C0 controls but tab and newline, DEL and C1, and the
+# bidi embeddings, overrides and isolates (an RLO makes "txt.exe" read "exe.txt"). Removed from every extracted
+# text (Markdown, reStructuredText, HTML, PDF) and its metadata; a .txt file is cited as it is on disk, so its
+# text keeps them (a NUL makes it binary) and every output escapes or strips them instead.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A terminal escape sequence goes whole (CSI "ESC [ 31 m", OSC "ESC ] … BEL"), not just its ESC: "[31m" is no text.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P^_X][^\x1b]*(?:\x1b\\)?")
+
+
+def clean_controls(text: str) -> str:
+    """text with terminal escape sequences, control and bidi-override characters removed; carriage returns
+    become newlines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", _ESCAPES.sub("", text) if "\x1b" in text else text)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one document may take (issue 45, G2: an 86 KB PDF held a string that expands to 44 MB of text,
+    and reading it took 38 s and 593 MB). Past max_chars of extracted text the document is refused; a PDF, and with
+    isolate every format (a chat upload), is read in a child process (qa_bot.extractor) stopped after `seconds`,
+    so no document holds the server's interpreter, however it was built."""
+
+    max_chars: int
+    seconds: float
+    isolate: bool = False
+
+    def check(self, source: str, chars: int) -> None:
+        if chars > self.max_chars:
+            raise CorpusError(f"{source}: its text is over the limit of {self.max_chars:,} characters for one "
+                              f"document (QA_BOT_MAX_DOCUMENT_CHARS); not read")
+
+
+# A page's content stream takes a few bytes for each character it shows (positions, kerning, glyph codes in hex):
+# a document whose decoded streams exceed this many bytes per character of its text limit cannot be within it,
+# and is refused before pypdf parses them (decoding is zlib's, fast; parsing a 44 MB string took pypdf 38 s).
+CONTENT_BYTES_PER_CHAR = 8
+
+
+def _content_bytes(page) -> int:
+    """The decoded size of a PDF page's content streams."""
+    from pypdf.generic import ArrayObject
+
+    contents = page.get("/Contents")
+    if contents is None:
+        return 0
+    found = contents.get_object()
+    streams = [x.get_object() for x in found] if isinstance(found, ArrayObject) else [found]
+    return sum(len(x.get_data()) for x in streams if hasattr(x, "get_data"))
+
+
+class _OverBudget(Exception):
+    """Raised inside pypdf's text extraction (from its visitor) to stop it: the text or the time is over budget."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +135,14 @@ def iso_date(value: object) -> str:
 
 
 def clean_meta(source: str, title="", date="", author="", url="", publisher="") -> Metadata:
-    """Metadata from raw values: whitespace collapsed; a date that cannot be parsed is dropped with a warning
-    naming the file (the document is indexed without it)."""
-    fields = {k: " ".join(str(v or "").split()) for k, v in
+    """Metadata from raw values: whitespace collapsed, control characters removed, each at most META_MAX_CHARS; a
+    date that cannot be parsed is dropped with a warning naming the file (the document is indexed without it)."""
+    fields = {k: " ".join(clean_controls(str(v or "")[:META_MAX_CHARS]).split()) for k, v in
               dict(title=title, author=author, url=url, publisher=publisher).items()}
     iso = ""
     if date:
         try:
-            iso = iso_date(date)
+            iso = iso_date(str(date)[:META_MAX_CHARS])
         except ValueError as exc:
             log.warning("%s: date ignored: %s", source, exc)
     return Metadata(date=iso, **fields)
@@ -202,12 +261,17 @@ def _heading(line: str) -> str | None:
     return text
 
 
-def _front_matter(text: str) -> tuple[dict[str, str], str]:
+def _front_matter(text: str, source: str = "") -> tuple[dict[str, str], str]:
     """A leading `---` block of `key: value` lines (a simple subset of YAML, read without any YAML loader: nothing
-    in it is executed or expanded) and the text after it."""
+    in it is executed or expanded, and nothing nests) and the text after it. A block over FRONT_MATTER_MAX_CHARS
+    is dropped from the text with a warning naming the file; its fields are not read."""
     m = _FRONT.match(text)
     if not m:
         return {}, text
+    if m.end() > FRONT_MATTER_MAX_CHARS:
+        log.warning("%s: front matter ignored: it is over %s KB (its metadata is not read)", source or "a document",
+                    FRONT_MATTER_MAX_CHARS // 1024)
+        return {}, text[m.end():]
     fields = {}
     for line in m.group(1).splitlines():
         key, sep, value = line.partition(":")
@@ -302,13 +366,24 @@ def html_document(source: str, data: bytes) -> Extracted:
     return Extracted(_squeeze(text), meta)
 
 
-def pdf_document(source: str, data: bytes) -> Extracted:
+def pdf_document(source: str, data: bytes, limits: Limits | None = None) -> Extracted:
     """Text of a PDF, page by page (pages joined by a blank line; Extracted.pages says where each starts), and its
-    metadata (Title, Author, CreationDate). An encrypted PDF or one without a text layer (a scan) is refused."""
+    metadata (Title, Author, CreationDate). An encrypted PDF or one without a text layer (a scan) is refused; with
+    limits, so is one whose text passes limits.max_chars or whose reading passes limits.seconds (checked between
+    pages and as pypdf hands over text; a child process's owner also stops it from outside, qa_bot.extractor)."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes ("EOF marker not found"): our reason says it
+    until = time.monotonic() + limits.seconds if limits else None
+    seen = 0  # characters pypdf has handed over so far
+
+    def budget(text="", *_):
+        nonlocal seen
+        seen += len(text)
+        if limits and (seen > limits.max_chars or time.monotonic() > until):
+            raise _OverBudget
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -319,14 +394,35 @@ def pdf_document(source: str, data: bytes) -> Extracted:
             if not opened:
                 raise CorpusError(f"{source}: the PDF is encrypted (password-protected), so its text cannot be read")
         parts, pages, pos = [], [], 0
+        content = 0  # decoded bytes of the pages' content streams so far
         for page in reader.pages:
-            body = (page.extract_text() or "").strip()
+            content += _content_bytes(page) if limits else 0
+            if limits and content > CONTENT_BYTES_PER_CHAR * limits.max_chars:
+                raise CorpusError(f"{source}: its pages' content expands to over {content / 1e6:,.0f} MB, more "
+                                  f"than {limits.max_chars:,} characters of text (the limit for one document, "
+                                  "QA_BOT_MAX_DOCUMENT_CHARS) could take; not read")
+            # The same clean-up as every other format's text: a PDF's text layer can hold NUL, ESC, BEL, RLO.
+            body = clean_controls(page.extract_text(visitor_text=budget) or "").strip()
+            budget()
             pages.append(pos)
             parts.append(body)
             pos += len(body) + len(PAGE_BREAK)
-        info = reader.metadata or {}
+            if limits:
+                limits.check(source, pos)
+        try:
+            info = reader.metadata or {}
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the text is still good
+            log.warning("%s: PDF metadata ignored: not readable (%s)", source, type(exc).__name__)
+            info = {}
     except CorpusError:
         raise
+    except _OverBudget:
+        if seen > limits.max_chars:
+            limits.check(source, seen)
+        raise CorpusError(f"{source}: reading the PDF took over {limits.seconds:g} s (the limit for one document, "
+                          "QA_BOT_EXTRACT_SECONDS); not read") from None
+    except RecursionError:
+        raise CorpusError(f"{source}: not a readable PDF (its objects nest too deeply)") from None
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise CorpusError(f"{source}: not a readable PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
     text = PAGE_BREAK.join(parts)
@@ -346,25 +442,45 @@ def markup_text(source: str, text: str) -> tuple[str, dict[str, str]] | None:
     docinfo); None for any other kind of file, whose text is read as it is."""
     suffix = _suffix(source)
     if suffix in (".md", ".markdown"):
-        fields, body = _front_matter(text)
+        fields, body = _front_matter(text, source)
         return markdown_text(body), fields
     if suffix == ".rst":
         return rst_text(text)
     return None
 
 
-def extract(source: str, data: bytes) -> Extracted:
+def extract(source: str, data: bytes, limits: Limits | None = None) -> Extracted:
     """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
-    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted or image-only PDF)."""
+    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted or image-only PDF; with limits,
+    text over limits.max_chars or a reading over limits.seconds). With limits, a PDF (and with limits.isolate any
+    file) is read in a child process (qa_bot.extractor): the budget holds however the file was built, and the
+    reading never holds this interpreter (its lock, its other threads: the server's other users)."""
+    if limits is not None and (limits.isolate or _suffix(source) == ".pdf"):
+        from .extractor import extract_in_child
+
+        return extract_in_child(source, data, limits)
+    return extract_here(source, data, limits)
+
+
+def extract_here(source: str, data: bytes, limits: Limits | None = None) -> Extracted:
+    """extract, in this process (limits: checked between steps; qa_bot.extractor runs this under a hard budget)."""
+    found = _extract(source, data, limits)
+    if limits is not None:
+        limits.check(source, len(found.text))
+    return found
+
+
+def _extract(source: str, data: bytes, limits: Limits | None) -> Extracted:
     if not data.strip():
         raise CorpusError(f"{source}: empty file")
     suffix = _suffix(source)
     if suffix == ".pdf":
-        return pdf_document(source, data)
+        return pdf_document(source, data, limits)
     if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
         raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
     if suffix in (".html", ".htm"):
-        return html_document(source, data)
+        page = html_document(source, data)
+        return replace(page, text=clean_controls(page.text))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -373,6 +489,7 @@ def extract(source: str, data: bytes) -> Extracted:
     if marked is None:
         return Extracted(text, Metadata())
     readable, fields = marked
+    readable = clean_controls(readable)
     if not readable.strip():
         raise CorpusError(f"{source}: no text besides markup")
     return Extracted(readable, _meta_from_fields(source, fields))

@@ -143,7 +143,7 @@ class QABot:
 
     @cached_property
     def documents(self) -> dict[str, Document]:
-        docs, self.skipped = load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes)
+        docs, self.skipped = load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes, self.settings.corpus_limits)
         return {d.source: d for d in docs}
 
     @cached_property
@@ -669,7 +669,7 @@ class QABot:
         names = [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
         base = check_upload(s, name, len(data), names)
         try:
-            doc = document_from_bytes(SESSION_PREFIX + base, data)
+            doc = document_from_bytes(SESSION_PREFIX + base, data, limits=s.upload_limits)  # in a child process
         except CorpusError as exc:  # ingest names the internal source; the user knows the file by its own name
             raise CorpusError(f"{base} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + base + ': ')}") from None
         if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):

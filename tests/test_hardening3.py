@@ -106,6 +106,187 @@ def test_w1_markup_still_reads_as_text():
     assert text == "Title\n\nSee the guide and K7, bold and soft text.\n"
 
 
+# --- G2: a document's text and reading time are bounded; uploads are read in a child process --------------------
+
+def bomb_pdf(n_chars: int, kind: str = "string") -> bytes:
+    """A one-page PDF whose compressed content stream shows n_chars characters: one string ("string": 44 MB of text
+    from 42 KB on disk), or many short strings on one line ("ops")."""
+    import zlib
+
+    if kind == "string":
+        ops = b"BT /F1 11 Tf 72 740 Td (" + b"A" * n_chars + b") Tj ET"
+    else:
+        ops = b"BT /F1 11 Tf 72 740 Td " + b"(AAAAAAAAAAAAAAAA) Tj " * (n_chars // 16) + b"ET"
+    return _pdf([zlib.compress(ops, 9)], b"/Filter /FlateDecode")
+
+
+def _pdf(streams: list[bytes], filters: bytes = b"", font: bytes = b"", info: bytes = b"") -> bytes:
+    import io
+
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica " + font + b">>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R "
+            b"/Resources << /Font << /F1 3 0 R >> >> >>"]
+    objs += [b"<< /Length %d %s >>\nstream\n" % (len(s), filters) + s + b"\nendstream" for s in streams]
+    objs.append(b"<< " + info + b" >>")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+              % (len(objs) + 1, len(objs), xref))
+    return out.getvalue()
+
+
+def test_g2_a_pdf_whose_text_passes_the_limit_is_skipped_naming_it(tmp_path, monkeypatch, caplog):
+    from qa_bot.ingest import load_corpus
+
+    monkeypatch.setenv("QA_BOT_MAX_DOCUMENT_CHARS", "100000")
+    (tmp_path / "good.txt").write_text("The ferry costs 4 dollars a ticket.\n")
+    (tmp_path / "bomb.pdf").write_bytes(bomb_pdf(1_000_000))  # 1.5 KB on disk, 1 MB of text
+    with caplog.at_level(logging.WARNING, logger="qa_bot"):
+        docs, skipped = load_corpus(tmp_path, 8 * 1024 * 1024)
+    assert [d.source for d in docs] == ["good.txt"]
+    assert [s.source for s in skipped] == ["bomb.pdf"]
+    assert "bomb.pdf" in skipped[0].reason and "100,000 characters" in skipped[0].reason
+    assert "skipped bomb.pdf" in caplog.text
+
+
+def test_g2_reading_a_pdf_stops_at_its_time_budget_naming_it():
+    from qa_bot.formats import Limits, extract
+
+    assert extract("warm.pdf", bomb_pdf(1000), Limits(10**8, 30.0)).text  # a reader process is running
+    t = time.perf_counter()
+    with pytest.raises(CorpusError, match=r"slow\.pdf: reading .*over 1 s"):
+        extract("slow.pdf", bomb_pdf(3_000_000, "ops"), Limits(10**8, 1.0))  # ~30 s of pypdf work
+    assert time.perf_counter() - t < 8
+    assert extract("after.pdf", bomb_pdf(2000), Limits(10**8, 30.0)).text == "A" * 2000  # the next one is read
+
+
+def test_g2_an_upload_that_expands_is_refused_at_once_naming_it(corpus, tmp_path):
+    bot = scripted_bot(corpus, tmp_path / "c", max_document_chars=8_000_000)  # uploads: 1 MB of text at most
+    t = time.perf_counter()
+    with pytest.raises(CorpusError, match=r"^bomb\.pdf cannot be added: .*1,000,000 characters"):
+        bot.add_document(None, "bomb.pdf", bomb_pdf(44_000_000))  # 42 KB: 44 MB of text (38 s and 593 MB before)
+    assert time.perf_counter() - t < 15
+
+
+def test_g2_an_upload_is_read_in_a_child_process_and_never_stalls_the_server(corpus, tmp_path, monkeypatch):
+    def not_here(*a, **k):
+        raise AssertionError("an upload was read in the server's own process")
+
+    bot = scripted_bot(corpus, tmp_path / "c")
+    bot.index  # the corpus is read here, as at the server's start
+    monkeypatch.setattr(formats, "extract_here", not_here)
+    gaps, stop = [], threading.Event()
+
+    def tick():  # another user's work: it must keep running while the upload is read
+        last = time.perf_counter()
+        while not stop.wait(0.01):
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        hostile = ("The zorblax budget is 42 gold coins. " + "**a " * 10000 + "\n").encode()  # 40 KB: 28 s before
+        session = bot.add_document(None, "notes.md", hostile)
+    finally:
+        stop.set()
+        ticker.join()
+    # Another thread waits ~0.01-0.1 s here (up to ~1 s at load 10 on 2 cores); the old in-process regex held
+    # every thread for the whole reading (16-28 s for these 40 KB).
+    assert max(gaps) < 3.0, f"other threads stalled for {max(gaps):.1f} s"
+    assert bot.document_text("session/notes.md", session).startswith("The zorblax budget is 42 gold coins.")
+
+
+# --- G19: sidecars and front matter are bounded; a bad one costs its file's metadata only -------------------------
+
+def test_g19_hostile_sidecars_and_front_matter_cost_only_their_metadata(tmp_path, caplog):
+    from qa_bot.ingest import load_corpus
+
+    for name in ("deep", "huge", "broken", "good"):
+        (tmp_path / f"{name}.txt").write_text(f"The {name} report says the ferry costs 4 dollars.\n")
+    (tmp_path / "deep.meta.json").write_text("[" * 20_000 + "]" * 20_000)  # RecursionError: the corpus died
+    (tmp_path / "huge.meta.json").write_text(json.dumps({"title": "x" * 200_000}))
+    (tmp_path / "broken.meta.json").write_bytes(b'{"title": "\xff\xfe"}')  # not UTF-8
+    (tmp_path / "good.meta.json").write_text(json.dumps({"title": "Ferry prices", "date": "2023-05-12"}))
+    (tmp_path / "fat.md").write_text("---\ntitle: " + "y" * 70_000 + "\n---\n\nThe fat note says hello.\n")
+    with caplog.at_level(logging.WARNING, logger="qa_bot"):
+        docs, skipped = load_corpus(tmp_path, 8 * 1024 * 1024)
+    by = {d.source: d for d in docs}
+    assert sorted(by) == ["broken.txt", "deep.txt", "fat.md", "good.txt", "huge.txt"] and not skipped
+    assert by["good.txt"].meta.title == "Ferry prices" and by["good.txt"].meta.date == "2023-05-12"
+    for name in ("deep", "huge", "broken"):
+        assert by[f"{name}.txt"].meta == formats.Metadata(title=name)  # indexed, without that sidecar's fields
+        assert f"ignored {name}.meta.json (metadata of {name}.txt)" in caplog.text
+    assert "nested deeper than 16 levels" in caplog.text and "over 64 KB" in caplog.text
+    assert by["fat.md"].text == "The fat note says hello.\n" and "y" not in by["fat.md"].meta.title
+    assert "fat.md: front matter ignored" in caplog.text
+
+
+def test_g19_json_depth_is_read_without_recursion():
+    from qa_bot.ingest import json_depth
+
+    assert json_depth('{"a": [1, {"b": "[[[{{{"}], "c": "\\\\\\"["}') == 3
+    assert json_depth("[" * 1_000_000) == 1_000_000
+
+
+# --- G11: a PDF's text is cleaned of control characters like every other format's ----------------------------
+
+# A font whose ToUnicode map sends byte 1 to U+202E (RLO), so the text layer holds it, with NUL, ESC and BEL.
+_RLO_FONT = (b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /T def /CMapType 2 def\n"
+             b"1 begincodespacerange <00> <FF> endcodespacerange\n1 beginbfrange <00> <FF> <0000> endbfrange\n"
+             b"1 beginbfchar <01> <202E> endbfchar\nendcmap CMapName currentdict /CMap defineresource pop end end")
+
+
+def control_pdf() -> bytes:
+    ops = b"BT /F1 11 Tf 72 740 Td (Invoice \x01fdp.exe\x07 from \x1b[31mAcme\x00 Ltd.) Tj ET"
+    pdf = _pdf([ops, _RLO_FONT], font=b"/ToUnicode 6 0 R ", info=b"/Title <FEFF0041202E0007004200000043>")
+    return pdf
+
+
+@pytest.mark.parametrize("how", ["corpus", "upload"])
+def test_g11_pdf_text_is_cleaned_like_every_other_format(tmp_path, how):
+    from qa_bot.ingest import document_from_bytes
+
+    limits = Settings().upload_limits if how == "upload" else Settings().corpus_limits
+    doc = document_from_bytes("invoice.pdf", control_pdf(), limits=limits)
+    assert doc.text == "Invoice fdp.exe from Acme Ltd."  # was "Invoice \u202efdp.exe\x07 from \x1b[31mAcme\x00 Ltd."
+    assert doc.meta.title == "ABC"
+    md = document_from_bytes("note.md", "# Note\x07\n\nBuy \x1b[31mnow\u202e here.\n".encode(), limits=limits)
+    assert md.text == "Note\n\nBuy now here.\n"
+
+
+# --- G20: file names shown escaped -----------------------------------------------------------------------------
+
+EVIL = "evil\n2099-01-01  99 chunks  Forged row \x1b[31m\u202etxt.exe"
+
+
+def test_g20_file_names_are_shown_escaped_in_docs_and_the_page_header(corpus, tmp_path, monkeypatch, capsys):
+    from qa_bot import cli, pipeline
+    from qa_bot.ui import corpus_titles, render_corpus
+
+    (corpus / f"{EVIL}.txt").write_text("A note about the ferry, which costs 4 dollars.\n")
+    bot = scripted_bot(corpus, tmp_path / "c")
+    monkeypatch.setattr(pipeline, "QABot", lambda *a, **k: bot)
+    assert cli.main(["docs"]) == 0
+    out = capsys.readouterr().out
+    rows = out.splitlines()
+    assert len(rows) == 3 and not any(r.startswith("2099") for r in rows), out  # two documents and the total
+    assert "evil\\n2099-01-01" in out and "\\u202etxt.exe" in out and "\\x1b[31m" in out
+    header = render_corpus(corpus_titles(bot)) + render_corpus([EVIL])
+    assert "\u202e" not in header and "\x1b" not in header and "\n" not in header
+    assert "\\u202e" in render_corpus([EVIL])
+
+
 # --- S1-S3: settings reject absurd and non-finite values -----------------------------------------------------------
 
 @pytest.mark.parametrize("name, value, message", [
