@@ -26,7 +26,7 @@ from .ingest import DOC_SUFFIXES
 from .settings import REPO_ROOT, Settings
 from .theme import CSS, RESTORE_JS, TOGGLE_JS
 from .types import Answer, Stage
-from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
+from .web import UPLOAD_PATH, HostGuard, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
 
@@ -852,7 +852,12 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     # Routes given to the FastAPI app at creation come before all of Gradio's own (ours replace its upload route).
     app_kwargs = dict(kwargs.pop("app_kwargs", {}))
     app_kwargs["routes"] = [*app_kwargs.get("routes", []), *routes]
-    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []),
+    # Host names answered: the settings' (localhost names by default) and the address served on, when it is one.
+    hosts = [*settings.host_patterns, *([host.lower().strip("[]")] if host not in ("0.0.0.0", "::", "") else [])]
+    if host in ("0.0.0.0", "::") and "*" not in hosts:
+        log.warning("serving on all addresses: requests are answered only for the hosts %s; set "
+                    "QA_BOT_ALLOWED_HOSTS to the names your users reach this server by", ", ".join(hosts))
+    app_kwargs["middleware"] = [Middleware(HostGuard, allowed=hosts), *app_kwargs.get("middleware", []),
                                 Middleware(RequestGuard, max_bytes=settings.max_request_bytes, store=uploads)]
     user_lifespan = app_kwargs.get("lifespan")
 

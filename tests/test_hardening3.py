@@ -207,6 +207,76 @@ def test_g2_an_upload_is_read_in_a_child_process_and_never_stalls_the_server(cor
     assert bot.document_text("session/notes.md", session).startswith("The zorblax budget is 42 gold coins.")
 
 
+# --- W2: an upload folder belongs to its server ----------------------------------------------------------------
+
+def test_w2_a_live_servers_upload_folder_survives_another_servers_start(tmp_path):
+    from qa_bot.web import UploadStore
+
+    first = UploadStore(tmp_path, Settings(upload_ttl=600))
+    try:
+        path = first.put("notes.txt", b"The zorblax budget is 42 gold coins.")
+        old = time.time() - 3600  # idle for an hour: older than any TTL the second server sweeps with
+        os.utime(first.root, (old, old))
+        second = UploadStore(tmp_path, Settings(upload_ttl=1))
+        try:
+            assert first.root.is_dir() and Path(path).is_file()
+            assert first.take(path) == ("notes.txt", b"The zorblax budget is 42 gold coins.")
+            assert Path(first.put("more.txt", b"more")).is_file()  # and it keeps taking uploads
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+_STORE_SCRIPT = """
+import os, sys
+from qa_bot import Settings
+from qa_bot.web import UploadStore
+store = UploadStore(sys.argv[1], Settings())
+print(store.put("a.txt", b"x"), flush=True)
+sys.stdin.readline()  # lives until told
+os._exit(0)  # no clean-up, as a killed server
+"""
+
+
+def test_w2_a_crashed_servers_folder_goes_and_a_running_ones_stays(tmp_path):
+    from qa_bot.web import UploadStore
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", _STORE_SCRIPT, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    try:
+        crashed, running = (Path(p.stdout.readline().strip()) for p in procs)
+        procs[0].stdin.write("\n")
+        procs[0].stdin.flush()
+        procs[0].wait(timeout=30)
+        assert crashed.is_file()  # left behind
+        store = UploadStore(tmp_path, Settings())
+        try:
+            assert not crashed.parent.parent.exists()  # its owner is gone: swept at once
+            assert running.is_file()  # its owner runs: never touched
+        finally:
+            store.close()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_w2_a_store_whose_folder_was_deleted_takes_uploads_again(tmp_path):
+    import shutil
+
+    from qa_bot.web import UploadStore
+
+    store = UploadStore(tmp_path, Settings())
+    try:
+        shutil.rmtree(store.root)  # as an older server's sweep did
+        path = store.put("a.txt", b"hello")  # was FileNotFoundError (HTTP 500) until a restart
+        assert store.take(path) == ("a.txt", b"hello")
+    finally:
+        store.close()
+
+
 # --- G19: sidecars and front matter are bounded; a bad one costs its file's metadata only -------------------------
 
 def test_g19_hostile_sidecars_and_front_matter_cost_only_their_metadata(tmp_path, caplog):
@@ -237,6 +307,62 @@ def test_g19_json_depth_is_read_without_recursion():
 
     assert json_depth('{"a": [1, {"b": "[[[{{{"}], "c": "\\\\\\"["}') == 3
     assert json_depth("[" * 1_000_000) == 1_000_000
+
+
+# --- A4 / A5: the HTTP API wants JSON, and answers only the allowed host names ------------------------------------
+
+def _serve(bot):
+    from qa_bot.ui import build_app, launch
+
+    demo = build_app(bot, queue_size=8, api_keys=())
+    port = free_port()
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    return demo, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def served():
+    demo, url = _serve(FakeBot(settings=Settings(allowed_hosts="localhost,127.0.0.1,::1,qa.example.org")))
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+BODY = {"model": "qa-bot", "messages": [{"role": "user", "content": "When did Alibaba go public in New York?"}]}
+
+
+def test_a4_the_api_takes_json_only_as_json(served):
+    post = lambda ctype: httpx.post(f"{served}/v1/chat/completions", content=json.dumps(BODY),  # noqa: E731
+                                    headers={"Content-Type": ctype} if ctype else {}, timeout=20)
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        r = post(ctype)  # what a web page may send without a CORS preflight
+        assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type", (ctype, r.text)
+    for ctype in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
+        r = post(ctype)
+        assert r.status_code == 200 and "2014" in r.json()["choices"][0]["message"]["content"], ctype
+
+
+@pytest.mark.parametrize("path", ["/config", "/gradio_api/info", "/v1/models", "/"])
+def test_a5_only_allowed_host_names_are_served(served, path):
+    port = served.rsplit(":", 1)[1]
+    get = lambda host: httpx.get(served + path, headers={"Host": host}, timeout=20)  # noqa: E731
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "", "qa.example.org.evil"):
+        r = get(host)  # DNS rebinding: the attacker's name, resolved to 127.0.0.1
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host", (host, r.status_code)
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}", "qa.example.org"):
+        assert get(host).status_code == 200, host
+
+
+def test_a5_host_patterns():
+    from qa_bot.web import host_allowed
+
+    allowed = ("localhost", "127.0.0.1", "::1", "*.corp.example")
+    assert host_allowed("localhost:7860", allowed) and host_allowed("[::1]:7860", allowed)
+    assert host_allowed("qa.corp.example", allowed) and host_allowed("Localhost.", allowed)
+    assert not host_allowed("corp.example", allowed) and not host_allowed("evilcorp.example", allowed)
+    assert not host_allowed("", allowed) and host_allowed("anything", ("*",))
+    assert Settings.from_env({"QA_BOT_ALLOWED_HOSTS": " a.example , [::1] "}).host_patterns == ("a.example", "::1")
 
 
 # --- G11: a PDF's text is cleaned of control characters like every other format's ----------------------------
