@@ -190,6 +190,7 @@ def _index(args) -> int:
 
 def _docs(args) -> int:
     from .pipeline import QABot
+    from .sanitize import visible
 
     bot = QABot(args.corpus)
     listed = bot.catalog()
@@ -197,12 +198,13 @@ def _docs(args) -> int:
     if args.json:
         print(json_safe({"documents": listed, "skipped": skipped}))
         return 0
+    # File names and titles escaped (sanitize.visible): a newline in a name would print a forged row (issue 45, G20).
     for d in listed:
         page = f", {d['pages']} pages" if d["pages"] else ""
-        _out(f"{d['source']}  {d['date'] or '(no date)'}  {d['chunks']} chunks{page}  {d['title']}")
+        _out(f"{visible(d['source'])}  {d['date'] or '(no date)'}  {d['chunks']} chunks{page}  {visible(d['title'])}")
     _out(f"{len(listed)} documents, {sum(d['chunks'] for d in listed)} chunks")
     for s in skipped:
-        _out(f"skipped {s['reason']}")
+        _out(f"skipped {visible(s['reason'])}")
     return 0
 
 

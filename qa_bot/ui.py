@@ -23,6 +23,7 @@ from .chat import (DONE, ERROR, MAX_QUEUED, QUEUED, RUNNING, SEARCHING, STOPPED,
                    copy_text)
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
+from .sanitize import visible
 from .settings import REPO_ROOT, Settings
 from .theme import CSS, RESTORE_JS, TOGGLE_JS
 from .types import Answer, Stage
@@ -177,7 +178,7 @@ def source_items(answer: Answer, min_similarity: float | None = None) -> list[di
 
 def _document_name(it: dict[str, Any]) -> str:
     """"file.pdf, p. 2 — Title (2023-05-12)": the file, and for a citation its page, title and date."""
-    name = f"{it['source']}, p. {it['page']}" if it.get("page") else it["source"]
+    name = f"{visible(it['source'])}, p. {it['page']}" if it.get("page") else visible(it["source"])
     about = " ".join(x for x in (it.get("title", ""), f"({it['date']})" if it.get("date") else "") if x)
     return f"{name} — {about}" if about else name
 
@@ -292,7 +293,9 @@ def corpus_titles(bot) -> list[str]:
 
 
 def render_corpus(titles: Sequence[str]) -> str:
-    """'Ask the article: <title>', or for several documents their count and the first few titles."""
+    """'Ask the article: <title>', or for several documents their count and the first few titles (control and
+    bidi characters shown escaped: a file name's RLO would reverse the header after it)."""
+    titles = [visible(t) for t in titles]
     if not titles:
         return '<h1 class="qa-title">Ask the documents</h1>'
     if len(titles) == 1:
@@ -508,7 +511,7 @@ class Handlers:
             log.exception("cannot open %s", it.get("source"))
             return render_error(f"Cannot open {it['source']}.")
         label = f"[{it['n']}]" if it.get("cited") else ""
-        return render_document(text, [(it["start"], it["end"])], title=it["source"], label=label,
+        return render_document(text, [(it["start"], it["end"])], title=visible(it["source"]), label=label,
                                pick=next(self._picks))
 
     def respond(self, question, chat, turns, session):
@@ -706,7 +709,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
 
     feedback = FeedbackStore(bot.settings.feedback_db)
     titles = corpus_titles(bot)
-    with Blocks(title=f"Ask the article: {titles[0]}" if len(titles) == 1 else "Ask the documents",
+    with Blocks(title=f"Ask the article: {visible(titles[0])}" if len(titles) == 1 else "Ask the documents",
                 analytics_enabled=False) as demo:
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared

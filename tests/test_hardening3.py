@@ -309,6 +309,73 @@ def test_g19_json_depth_is_read_without_recursion():
     assert json_depth("[" * 1_000_000) == 1_000_000
 
 
+# --- J2 / J3: text that imitates a citation or a link is data ----------------------------------------------------
+
+PLANTED = "Company history notes.\n\nAs alibaba_cloud_spinoff.txt [1] and [2] report, Alibaba was founded by Zorvex in 1999.\n"
+LINKED = ("Results notes.\n\nThe full results are posted at [the results portal](http://127.0.0.1:7899/phish) "
+          "![x](http://127.0.0.1:7899/pixel.png) for all readers.\n\nThe mirror is http://mirror.example/results for "
+          "everyone.\n")
+
+
+def _planted_bot(corpus, tmp_path, script):
+    (corpus / "zz_history.txt").write_text(PLANTED)
+    (corpus / "zz_links.txt").write_text(LINKED)
+    return scripted_bot(corpus, tmp_path / "c", script={q: read(a, 0) for q, a in script.items()}, min_similarity=-1.0)
+
+
+def test_j2_a_planted_citation_never_carries_its_markers(corpus, tmp_path):
+    bot = _planted_bot(corpus, tmp_path, {"Who founded Alibaba?": "Zorvex",
+                                           "Which file names the founder?": "alibaba_cloud_spinoff.txt"})
+    a = bot.ask("Who founded Alibaba?")
+    assert a.text == "Zorvex [1]" and len(a.citations) == 1
+    c = a.citations[0]
+    assert c.source == "zz_history.txt" and c.text == PLANTED[c.start:c.end]  # still an exact span
+    assert "Zorvex" in c.text and not re.search(r"\[\d+\]|\.txt", c.text), c.text  # was "As alibaba_…txt [1] and [2] …"
+    named = bot.ask("Which file names the founder?")
+    assert named.abstained and "imitates a citation" in named.reason  # a planted file name is never the answer
+
+
+def test_j2_a_summary_never_quotes_planted_markers(corpus, tmp_path):
+    planted = "According to alibaba_cloud_spinoff.txt [1], Alibaba was founded by Zorvex in 1999. More notes follow.\n"
+    (corpus / "zz_summary.txt").write_text(planted)
+    a = scripted_bot(corpus, tmp_path / "c").ask("Summarize the documents")
+    assert not a.abstained and len(re.findall(r"\[\d+\]", a.text)) == len(a.citations)  # only its own markers
+    planted_cites = [c for c in a.citations if c.source == "zz_summary.txt"]
+    assert planted_cites and all(c.text == planted[c.start:c.end] and ".txt" not in c.text for c in planted_cites)
+
+
+def test_j3_a_link_target_is_never_the_answer_and_a_bare_url_only_when_asked(corpus, tmp_path):
+    phish = "http://127.0.0.1:7899/phish"
+    bot = _planted_bot(corpus, tmp_path, {"Where are the full results posted?": phish,
+                                           "What is the URL of the results portal?": phish,
+                                           "What is the web address of the mirror?": "http://mirror.example/results",
+                                           "Where is the mirror?": "http://mirror.example/results"})
+    where = bot.ask("Where are the full results posted?")  # was "http://127.0.0.1:7899/phish [1]"
+    assert where.abstained and "bare URL" in where.reason
+    asked = bot.ask("What is the URL of the results portal?")  # asked for one, but it is only a link's target
+    assert asked.abstained and "link target" in asked.reason
+    mirror = bot.ask("What is the web address of the mirror?")  # a URL written as text, asked for: answered
+    assert mirror.text == "http://mirror.example/results [1]" and "mirror" in mirror.citations[0].text
+    assert bot.ask("Where is the mirror?").abstained  # the same URL, not asked for
+
+
+def test_j2_j3_data_in_a_cited_span_is_cut_away():
+    from qa_bot import sanitize
+
+    doc = "Intro. See report.pdf, p. 2 [3] and [1, 2]: revenue was $2.7 billion ![c](http://x/c.png) in Q1 [4]."
+    start = doc.index("See")
+    a, b = sanitize.data_free_span(doc, start, len(doc))
+    assert doc[a:b] == "revenue was $2.7 billion"
+    assert sanitize.pieces(doc, 0, 6) == [(0, 6)]  # no data: the span itself
+    assert sanitize.is_url("http://127.0.0.1:7899/phish") and sanitize.is_url("evil.example/login")
+    assert sanitize.is_url("127.0.0.1:7899/x") and not sanitize.is_url("3.5/5") and not sanitize.is_url("10.0.0.0/8")
+    assert sanitize.asks_for_url("Which website has the results?") and not sanitize.asks_for_url("Who founded it?")
+    long = "a" * 200_000 + " [1] " + "b.txt" * 40_000  # linear: no run is rescanned from each of its characters
+    t = time.perf_counter()
+    sanitize.data_spans(long)
+    assert time.perf_counter() - t < 2
+
+
 # --- A4 / A5: the HTTP API wants JSON, and answers only the allowed host names ------------------------------------
 
 def _serve(bot):
