@@ -47,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     fb = sub.add_parser("feedback", help="export or summarise the chat's feedback (Settings.feedback_db)")
     fb_sub = fb.add_subparsers(dest="feedback_command", metavar="ACTION", required=True)
     exp = fb_sub.add_parser("export", help="every vote with its question, answer, citations and comment")
-    exp.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    exp.add_argument("--format", choices=("csv", "jsonl"), default="jsonl",
+                     help="jsonl (default) or csv; in csv, a text cell that starts with = + - @, a tab or a carriage "
+                          "return gets a leading ' so that a spreadsheet shows it as text, never runs it as a "
+                          "formula (OWASP's rule against CSV injection)")
     exp.add_argument("--out", help="file to write (default: standard output)")
     exp.add_argument("--db", help="feedback database (default: QA_BOT_FEEDBACK_DB or the cache folder)")
     summ = fb_sub.add_parser("summary", help="counts of votes up and down")
