@@ -533,3 +533,24 @@ def test_s1_s3_settings_reject_absurd_and_non_finite_values(name, value, message
     assert cli.main(["ask", "When did Alibaba go public?"]) == 1  # one line, before any model is loaded
     err = capsys.readouterr().err
     assert err.startswith(f"qa-bot: error: {message}") and err.count("\n") == 1
+
+
+# --- C10: a cache whose CURRENT is a folder is repaired ------------------------------------------------------------
+
+def test_c10_a_current_that_is_a_folder_is_repaired(corpus, tmp_path, caplog):
+    from qa_bot.index import index_home
+
+    cache = tmp_path / "c"
+    scripted_bot(corpus, cache).index
+    home = index_home(cache, corpus)
+    (home / "CURRENT").unlink()
+    (home / "CURRENT").mkdir()
+    (home / "CURRENT" / "junk").write_text("x")
+    with caplog.at_level(logging.WARNING, logger="qa_bot"):
+        assert scripted_bot(corpus, cache).index.info["how"] == "built"
+    assert any("CURRENT was a folder" in r.getMessage() for r in caplog.records)
+    assert (home / "CURRENT").is_file()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="qa_bot"):
+        assert scripted_bot(corpus, cache).index.info["how"] == "loaded"  # was rebuilt in memory on every run
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
