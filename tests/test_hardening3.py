@@ -554,3 +554,60 @@ def test_c10_a_current_that_is_a_folder_is_repaired(corpus, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="qa_bot"):
         assert scripted_bot(corpus, cache).index.info["how"] == "loaded"  # was rebuilt in memory on every run
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# --- E1: eval keeps each prediction as it is made, and --resume continues ----------------------------------------
+
+QUESTIONS = [("q1", "When did Alibaba go public in New York?", ["2014"]),
+             ("q2", "How much revenue did the cloud business generate in the first quarter?", ["$2.7 billion"]),
+             ("q3", "Who is the chairman and chief executive officer of Alibaba Group?", ["Daniel Zhang"]),
+             ("q4", "What is Alibaba's share price today?", []),
+             ("q5", "Roughly what portion of the group's sales came from cloud in Q1?", ["9%"])]
+
+
+class Stopping(FakeBot):
+    """The FakeBot, stopped (as by Ctrl-C) when asked its stop_at-th question; records what it is asked."""
+
+    def __init__(self, stop_at=None, **kw):
+        super().__init__(corpus_dir=ARTICLE.parent, **kw)
+        self.stop_at, self.asked = stop_at, []
+
+    def ask(self, question, **kw):
+        self.asked.append(question)
+        if len(self.asked) == self.stop_at:
+            raise KeyboardInterrupt
+        return super().ask(question, **kw)
+
+
+def _question_file(tmp_path) -> Path:
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "question": q, "answers": a, "answerable": bool(a)}) + "\n"
+                            for i, q, a in QUESTIONS))
+    return path
+
+
+def test_e1_eval_keeps_each_prediction_and_resume_skips_them(tmp_path):
+    from qa_bot.eval import run_eval
+
+    questions, out = _question_file(tmp_path), tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(questions, bot=Stopping(stop_at=3), corpus_dir=ARTICLE.parent, out_dir=out, progress=False)
+    kept = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in kept] == ["q1", "q2"]  # was an empty folder
+    with open(out / "predictions.jsonl", "a") as f:
+        f.write('{"id": "q3", "question": "Who is the chai')  # a line cut off by the stop
+    bot = Stopping()
+    metrics = run_eval(questions, bot=bot, corpus_dir=ARTICLE.parent, out_dir=out, progress=False, resume=True)
+    assert bot.asked == [q for _, q, _ in QUESTIONS[2:]]  # q1 and q2 are not asked again
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["q1", "q2", "q3", "q4", "q5"] and rows[:2] == kept
+    assert metrics["n_questions"] == 5 and metrics["run"]["resumed_with"] == 2
+    assert (out / "metrics.json").is_file() and (out / "report.md").is_file()
+
+
+def test_e1_resume_needs_the_runs_folder(tmp_path, capsys):
+    from qa_bot import cli
+
+    assert cli.main(["eval", str(_question_file(tmp_path)), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qa-bot: error: --resume continues the run in --out DIR") and err.count("\n") == 1
