@@ -417,7 +417,7 @@ def _serve(bot):
 
 @pytest.fixture(scope="module")
 def served():
-    demo, url = _serve(FakeBot(settings=Settings(allowed_hosts="localhost,127.0.0.1,::1,qa.example.org")))
+    demo, url = _serve(FakeBot(settings=Settings.from_env({"QA_BOT_ALLOWED_HOSTS": "localhost,127.0.0.1,::1,qa.example.org"})))
     try:
         yield url
     finally:
