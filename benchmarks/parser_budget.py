@@ -9,8 +9,9 @@ the load average beside it (the machine is shared). Run it from a checkout: PYTH
 
 - w1: formats.markdown_text('**a ' * n) (also '![' runs and '*a ' runs)
 - g16: formats.rst_text('**a ' * n) (also '`a' followed by n spaces)
-- g2: formats.extract of a PDF whose one FlateDecode content stream is a single string of n characters (86 KB on
-  disk for 44 MB of text); "finished" means extract returned or refused it with a CorpusError.
+- g2: formats.extract of a PDF whose one FlateDecode content stream is a single string of n characters (42 KB on
+  disk for 44 MB of text), under Settings().corpus_limits ("string") or upload_limits ("upload") where the code has
+  them; "finished" means extract returned the text or refused it with a CorpusError.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ ATTACKS = {
     "w1 emphasis": ("md", "*a "),
     "g16 strong": ("rst", "**a "),
     "g16 link spaces": ("rst", "`a", " "),
-    "g2 pdf string": ("pdf", "A"),
+    "g2 pdf string": ("pdf", "corpus"),
+    "g2 pdf upload": ("pdf", "upload"),
 }
 
 
@@ -64,10 +66,14 @@ def run_one(name: str, n: int) -> None:
     from qa_bot.errors import CorpusError
 
     if kind == "pdf":
+        from qa_bot.settings import Settings
+
+        # The limits a corpus document or a chat upload is read under (code without them reads it unbounded).
+        limits = getattr(Settings(), f"{unit[0]}_limits", None)
         data = bomb_pdf(n)
         t = time.perf_counter()
         try:
-            result = f"{len(formats.extract('bomb.pdf', data).text):,} chars"
+            result = f"{len(formats.extract('bomb.pdf', data, *([limits] if limits else [])).text):,} chars"
         except CorpusError as exc:
             result = f"refused: {exc}"
         size = len(data)
@@ -77,8 +83,15 @@ def run_one(name: str, n: int) -> None:
         (formats.markdown_text if kind == "md" else formats.rst_text)(text)
         result, size = "done", len(text)
     took = time.perf_counter() - t
+    try:  # a reader process (qa_bot.extractor), where the code has one: ended, so its peak memory is counted
+        from qa_bot import extractor
+
+        extractor._SHARED.close()
+    except ImportError:
+        pass
     print(json.dumps({"attack": name, "n": n, "bytes": size, "seconds": round(took, 3), "result": result[:160],
                       "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "child_max_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
                       "load": [round(x, 2) for x in os.getloadavg()]}), flush=True)
 
 
