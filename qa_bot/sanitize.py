@@ -3,7 +3,7 @@
 A document is there to be read, so anything in it that looks like this bot's own output is the document's
 data: a citation marker ("[1]", "[1, 2]") or one naming a file ("alibaba_cloud_spinoff.txt [1]", "report.pdf,
 p. 2 [3]"), and the machinery of a link or an image (the "[" and "](http://…)" of "[text](http://…)", "![alt](…)",
-"<http://…>", an HTML anchor or image tag). A planted document that wrote "alibaba_cloud_spinoff.txt [1] … says
+"`text <http://…>`_", an HTML anchor or image tag). A planted document that wrote "alibaba_cloud_spinoff.txt [1] … says
 Alibaba was founded by Zorvex" was cited with those markers, so its claim looked like the article's (J2); a URL
 hidden in a link target was given as the answer (J3). Here:
 
@@ -24,11 +24,11 @@ _MARKER = r"\[\s*\d{1,3}(?:\s*[,;]\s*\d{1,3})*\s*\]"
 # A file name starts where no name character comes before it, so a long run of name characters is tried once.
 _DOC_NAME = r"(?<![\w.\-/])[\w][\w.\-/]*\.(?:txt|md|markdown|rst|html?|pdf)(?:,\s*p\.\s*\d+)?"
 _IMPERSONATION = re.compile(rf"(?:{_DOC_NAME}[ \t]*)?{_MARKER}", re.IGNORECASE)
-# Links and images: the opener and the target are data, the link's own text is not ("[the portal](http://x)").
+# Links and images: the opener and the target are data, the link's own text is not ("[the portal](http://x)"). A URL
+# written in angle brackets ("<https://www.gnu.org/licenses/>", plain text's way to delimit one) is a bare URL.
 _LINKS = [
     re.compile(r"(!?\[)[^\[\]\n]*(\]\([^()\s]*(?:[ \t]+\"[^\"\n]*\")?\))"),  # Markdown [text](target), ![alt](target)
     re.compile(r"(`)[^`<\n]*(<[^<>`\s]+>`__?)"),  # reStructuredText `text <target>`_
-    re.compile(r"(<(?:https?|ftp|mailto):[^<>\s]*>)", re.IGNORECASE),  # <http://…>
     re.compile(r"(<(?:a|img)\b[^<>]*>)", re.IGNORECASE),  # <a href=…>, <img src=…>
     re.compile(r"(</a\s*>)", re.IGNORECASE),
 ]

@@ -397,6 +397,8 @@ def test_j2_j3_data_in_a_cited_span_is_cut_away():
     assert sanitize.is_url("http://127.0.0.1:7899/phish") and sanitize.is_url("evil.example/login")
     assert sanitize.is_url("127.0.0.1:7899/x") and not sanitize.is_url("3.5/5") and not sanitize.is_url("10.0.0.0/8")
     assert sanitize.asks_for_url("Which website has the results?") and not sanitize.asks_for_url("Who founded it?")
+    licence = "see <https://www.gnu.org/licenses/> for the licences"  # a URL in angle brackets is written text
+    assert sanitize.pieces(licence, 0, len(licence)) == [(0, len(licence))]
     long = "a" * 200_000 + " [1] " + "b.txt" * 40_000  # linear: no run is rescanned from each of its characters
     t = time.perf_counter()
     sanitize.data_spans(long)
