@@ -175,6 +175,12 @@ def _remove_stale(parent: Path, ttl: float) -> None:
     (issue 45, W2: a second server deleted a running one's pending uploads, and its later uploads failed). A store
     without an owner file (an older version's) goes once it is older than the TTL, as before."""
     cutoff = time.time() - ttl
+    for d in parent.glob(".making-" + STORE_PREFIX + "*"):  # a store's folder before its rename: a moment's life
+        try:
+            if d.is_dir() and not d.is_symlink() and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
     for d in parent.glob(STORE_PREFIX + "*"):
         try:
             if not d.is_dir() or d.is_symlink():
