@@ -459,6 +459,8 @@ def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span:
         correct = abstained
         f1 = 1.0 if abstained else 0.0
     rank = next((i for i, h in enumerate(hits, 1) if overlaps(h, ev)), None)
+    read = [{"source": x.source, "start": x.start, "end": x.end}
+            for x in (getattr(answer, "evidence", ()) or ()) if hasattr(x, "source")] if answer is not None else []
     return {
         "id": q["id"], "question": q["question"], "answer": text, "abstained": abstained,
         "citations": cites, "retrieved": hits, "latency_s": round(latency_s, 4),
@@ -468,6 +470,8 @@ def make_record(q: dict[str, Any], answer: Any, latency_s: float, evidence_span:
         "timings": {k: round(float(v), 4) for k, v in (answer.timings if answer is not None else {}).items()},
         "evidence": q.get("evidence"), "source": q.get("source"), "evidence_span": ev,
         "first_relevant_rank": rank,
+        # whether the reader was shown the evidence (None without located evidence, or without a record of it)
+        "evidence_shown": any(overlaps(x, ev) for x in read) if ev is not None and read else None,
         "relevant_citations": [c["n"] for c in cites if overlaps(c, ev)],
         "unsupported_numbers": [] if abstained else unsupported_numbers(text, [c["text"] for c in cites]),
         "draft": getattr(answer, "draft", "") if answer is not None else "",

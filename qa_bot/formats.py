@@ -92,6 +92,17 @@ class Metadata:
     author: str = ""
     url: str = ""
     publisher: str = ""
+    description: str = ""  # the page's own summary (meta description, og:description, front matter)
+    site: str = ""  # other names the page goes by: its host name, and its <title> as written when it says more than title
+
+    def names(self) -> str:
+        """Everything the metadata states, one field a line: what a question may name besides the text (the
+        publisher, the author, the blog's name in the <title>, the year it was published)."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.url).hostname or "" if "://" in self.url else ""
+        return "\n".join(v for v in (self.title, self.author, self.publisher, self.site, host, self.description,
+                                      _date_words(self.date)) if v)
 
     def merged(self, over: "Metadata") -> "Metadata":
         """These fields, each replaced by over's where over has one."""
@@ -134,11 +145,20 @@ def iso_date(value: object) -> str:
     raise ValueError(f"{text[:40]!r} is not a date (expected yyyy-mm-dd)")
 
 
-def clean_meta(source: str, title="", date="", author="", url="", publisher="") -> Metadata:
+def _date_words(iso: str) -> str:
+    """A yyyy-mm-dd date with its month written out ("2023-05-12 12 May 2023"), as a question names it."""
+    try:
+        d = date.fromisoformat(iso)
+    except ValueError:
+        return ""
+    return f"{iso} {d.day} {d.strftime('%B')} {d.year}"
+
+
+def clean_meta(source: str, title="", date="", author="", url="", publisher="", description="", site="") -> Metadata:
     """Metadata from raw values: whitespace collapsed, control characters removed, each at most META_MAX_CHARS; a
     date that cannot be parsed is dropped with a warning naming the file (the document is indexed without it)."""
     fields = {k: " ".join(clean_controls(str(v or "")[:META_MAX_CHARS]).split()) for k, v in
-              dict(title=title, author=author, url=url, publisher=publisher).items()}
+              dict(title=title, author=author, url=url, publisher=publisher, description=description, site=site).items()}
     iso = ""
     if date:
         try:
@@ -284,7 +304,8 @@ def _meta_from_fields(source: str, fields: dict[str, str]) -> Metadata:
     pick = lambda *keys: next((fields[k] for k in keys if fields.get(k)), "")  # noqa: E731
     return clean_meta(source, title=pick("title"), date=pick("date", "published", "pubdate", "publication_date"),
                       author=pick("author", "authors", "byline"), url=pick("url", "link", "canonical_url"),
-                      publisher=pick("publisher", "site_name", "site", "source"))
+                      publisher=pick("publisher", "site_name", "site", "source"),
+                      description=pick("description", "summary", "excerpt"))
 
 
 def markdown_text(text: str) -> str:
@@ -361,9 +382,27 @@ def html_document(source: str, data: bytes) -> Extracted:
         raise CorpusError(f"{source}: not a readable HTML page ({type(exc).__name__})") from None
     if not text or not text.strip():
         raise CorpusError(f"{source}: no article text found in the HTML page (malformed, or only menus and scripts)")
-    meta = clean_meta(source, **{k: getattr(found, k, "") or "" for k in ("title", "date", "author", "url")},
-                      publisher=(getattr(found, "sitename", "") or "") if found else "") if found else Metadata()
+    meta = clean_meta(source, **{k: getattr(found, k, "") or "" for k in ("title", "date", "author", "url", "description")},
+                      publisher=getattr(found, "sitename", "") or "",
+                      site=_page_title(data, getattr(found, "title", "") or "")) if found else Metadata()
     return Extracted(_squeeze(text), meta)
+
+
+# "<title" then no "<" before its ">": a run of "<title<title…" is not rescanned from each of them (issue 45, W1).
+_TITLE_TAG = re.compile(rb"<title(?:\s[^<>]*)?>([^<]{1,400})</title>", re.I)
+TITLE_SCAN_BYTES = 256 * 1024  # where a page's <title> is sought: it belongs in <head>
+
+
+def _page_title(data: bytes, title: str) -> str:
+    """The page's <title> as written ("Harbor Notes | Ferries return to the bay"), when it says more than the
+    title the metadata settled on: the part it adds is often the blog's or the site's name."""
+    import html
+
+    m = _TITLE_TAG.search(data[:TITLE_SCAN_BYTES])
+    if not m:
+        return ""
+    raw = " ".join(html.unescape(m.group(1).decode("utf-8", "replace")).split())
+    return "" if raw.lower() == " ".join(title.split()).lower() else raw
 
 
 def pdf_document(source: str, data: bytes, limits: Limits | None = None) -> Extracted:

@@ -5,18 +5,20 @@ sentence it cites. The reader is never trusted:
 2. the answer must be copied from a shown sentence (or that sentence with the one before it, for "the
    city" or "it"): all its numbers and names, and most of its words, are there;
 3. the question's own constraints must hold in that evidence: every number it names (a year, a quarter,
-   a version) occurs in the sentence, the one before it, or the document's title and section heading (under
-   no heading, near the top: the story's lead sentence), and every name it uses anywhere in the sentence's
-   section (a story without headings is one section: "Mr Strachan ... the helicopter"), a place also as its
-   adjective ("Ecuadorian");
+   a version) occurs in the sentence, the one before it, the document's title and section heading (under
+   no heading, near the top: the story's lead sentence) or its metadata (the page's date), and every name it
+   uses anywhere in the sentence's section (a story without headings is one section: "Mr Strachan ... the
+   helicopter") or the document's metadata (its publisher, site, author: a page does not repeat who published
+   it), a place also as its adjective ("Ecuadorian"), a name written out also as its abbreviation ("NBA");
    "2022" is not "2021", release 5 is not release 4;
 4. the answer must be of the asked kind (a number for "how many", a time of day for "what time", a date for
    "what date", a name for "who", a number written as an age for "how old") and add something to the question;
    a sentence with nothing of that kind around it is shown last.
 5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence (alone or
    with the one before it) that holds three quarters of the question's key terms, every number and name, and
-   no negation the question lacks (the reader's check then confirms it); "no" is never shown: a sentence that
-   fails to confirm is not one that denies.
+   no negation the question lacks; "No" only from one that holds them and denies the claim (a negation the
+   question lacks, or the opposite of one of its words: "irrevocable" for "revocable"): a sentence that fails to
+   confirm is not one that denies. The reader's check then confirms either.
 
 Every shown sentence that supports the answer is tried, best ranked first. The reader's sentence number is
 at most a hint (small models often name the wrong one), tried first where a server sends it; llama.cpp's
@@ -314,8 +316,25 @@ def missing_constraints(question: str, context: str, name_context: str | None = 
     not to a year or a version, which a neighbouring sentence may state about something else."""
     have_nums, forms = cite.numbers(context), _word_forms(name_context or context)
     missing = [x for x in sorted(question_numbers(question)) if not _number_in(x, have_nums)]
-    missing += [n for n in sorted(question_names(question)) if not name_in(n, forms)]
+    abbreviated = abbreviated_names(question, name_context or context)
+    missing += [n for n in sorted(question_names(question)) if not name_in(n, forms) and n not in abbreviated]
     return missing
+
+
+_MINOR = frozenset("of the and for in on at de".split())  # words an abbreviation leaves out
+
+
+def abbreviated_names(question: str, text: str) -> set[str]:
+    """The names of the question (lower case) that the text writes as an abbreviation of the name they are part
+    of: "National Basketball Association" is "NBA", "Union of European Football Associations" "UEFA"."""
+    have = set(re.findall(r"\b[A-Z][A-Z&]{1,7}s?\b", text))
+    out: set[str] = set()
+    for run in _NAME_RUN.findall(cite.normalize(question)):
+        words = [w.strip("'’") for w in run.split()]
+        major = [w for w in words if w.lower() not in _MINOR]
+        if len(major) >= 2 and "".join(w[0] for w in major).upper() in {h.rstrip("s") for h in have}:
+            out |= {w.lower() for w in major}
+    return out
 
 
 def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str]:
@@ -325,8 +344,10 @@ def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str
     also the test of which sentences are worth the reader's time (pipeline)."""
     head_text = heading_text(s, doc) or lead_sentence(doc, s.start)
     before = previous_sentence_start(doc, s.context_start)
-    return missing_constraints(question, f"{s.label}\n{head_text}\n{doc[s.context_start:s.end]}",
-                               f"{s.label}\n{head_text}\n{doc[before:s.end]}\n{section_text(doc, s.start)}")
+    # The document's metadata (s.about) states what the whole page is about: its publisher, author, site and
+    # date are met there, not repeated in every sentence.
+    return missing_constraints(question, f"{s.label}\n{s.about}\n{head_text}\n{doc[s.context_start:s.end]}",
+                               f"{s.label}\n{s.about}\n{head_text}\n{doc[before:s.end]}\n{section_text(doc, s.start)}")
 
 
 @functools.lru_cache(maxsize=64)  # one scan per document, not one per candidate sentence (~30 a question)
@@ -397,7 +418,7 @@ def needs_check(question: str, found: Grounded) -> bool:
     it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise
     users" written; "net profit" asked, "revenue" written. When every term is there, the check is skipped,
     except for a "Yes": the terms being there does not make the sentence say it."""
-    if is_yes_no(question) and found.answer == "Yes":
+    if is_yes_no(question) and found.answer in ("Yes", "No"):
         return True
     have = cite.content_words("\n".join([found.label, found.text, *(h for _, _, h in found.headings)]))
     return not cite.key_terms(question) <= have
@@ -509,7 +530,34 @@ def confirms(question: str, text: str) -> bool:
     return bool(_NEGATION.search(question)) or not _NEGATION.search(text)
 
 
-def _ground_yes(question, sentences, order, document):
+# Prefixes that make a word its opposite: "revocable" / "irrevocable", "able" / "unable", "legal" / "illegal".
+_NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non", "dis")
+
+
+def _opposed_terms(terms: set[str], forms: set[str]) -> set[str]:
+    """The terms of which the text writes the opposite, by a negating prefix added or taken away."""
+    return {t for t in terms
+            if any(p + t in forms for p in _NEGATING_PREFIXES)
+            or any(t.startswith(p) and len(t) > len(p) + 3 and t[len(p):] in forms for p in _NEGATING_PREFIXES)}
+
+
+def denies(question: str, text: str) -> bool:
+    """The evidence says no to what a yes/no question asks: it holds three quarters of the question's key terms
+    (as confirms asks; a term whose opposite it writes counts) and either negates what the question does not
+    ("the agreement does not grant ..." for "Does the agreement grant ...?") or writes the opposite of one of
+    its terms ("irrevocable" for "Is the licence revocable?"). Numbers and names are checked whole by
+    missing_constraints; the reader's check has the last word."""
+    terms = cite.key_terms(question)
+    forms = _word_forms(text)
+    opposed = _opposed_terms(terms, forms)
+    if not terms or len((terms & forms) | opposed) < 0.75 * len(terms):
+        return False
+    return bool(opposed) or (bool(_NEGATION.search(text)) and not _NEGATION.search(question))
+
+
+def _ground_verdict(question, sentences, order, document, verdict, holds):
+    """A grounded "Yes" or "No": the first shown sentence (alone, or with the one before it) of which
+    holds(question, window) is true and that meets the question's numbers and names."""
     for i in order:
         s = sentences[i]
         doc = document(s.source)
@@ -519,9 +567,14 @@ def _ground_yes(question, sentences, order, document):
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
             window = f"{s.label}\n{heads}\n{text}"
-            if confirms(question, window) and not missing_constraints(question, window, f"{window}\n{section}"):
-                return Grounded("Yes", s.source, start, s.end, text, s.label), ""
-    return None, "no sentence shown holds what the yes/no question asks"
+            if holds(question, window) and not missing_constraints(question, f"{s.about}\n{window}",
+                                                                   f"{s.about}\n{window}\n{section}"):
+                return Grounded(verdict, s.source, start, s.end, text, s.label), ""
+    return None, f"no sentence shown {'holds' if verdict == 'Yes' else 'denies'} what the yes/no question asks"
+
+
+def _ground_yes(question, sentences, order, document):
+    return _ground_verdict(question, sentences, order, document, "Yes", confirms)
 
 
 def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], document: Callable[[str], str]) -> tuple[Grounded | None, str]:
@@ -535,7 +588,8 @@ def ground(draft: ReaderDraft, question: str, sentences: Sequence[Sentence], doc
     if is_yes_no(question) and _first_word(draft.answer) == "yes":
         return _ground_yes(question, sentences, order, document)
     if is_yes_no(question) and _first_word(draft.answer) == "no":
-        return None, "a no is not shown: the sentences not confirming it is not the text denying it"
+        # A "No" is shown only where a sentence denies the claim: one that fails to confirm it does not.
+        return _ground_verdict(question, sentences, order, document, "No", denies)
     if not acceptable(draft.answer, question):
         return None, "the answer is not of the kind asked, or only restates the question"
     why = "the answer is not in the sentences shown"

@@ -67,17 +67,17 @@ def default_limits() -> Limits:
 
 
 SIDECAR_FIELDS = {"title": "title", "date": "date", "published": "date", "author": "author", "url": "url",
-                  "publisher": "publisher"}
+                  "publisher": "publisher", "description": "description"}
 SIDECAR_MAX_BYTES = 64 * 1024  # a sidecar is a handful of short fields: a larger one is not read
 SIDECAR_MAX_DEPTH = 16  # its fields are top-level strings; nesting deeper than this is not metadata
 
 
 def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
-    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher"). A sidecar that
-    is not a JSON object, is over SIDECAR_MAX_BYTES or nests deeper than SIDECAR_MAX_DEPTH (both checked before it
-    is parsed), links out of the corpus folder, or fails in any other way is ignored with a warning naming it: the
-    document is indexed without it (issue 45, G19: one 100,000-deep sidecar stopped `qa-bot index` for the whole
-    corpus with a RecursionError)."""
+    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher", "description").
+    A sidecar that is not a JSON object, is over SIDECAR_MAX_BYTES or nests deeper than SIDECAR_MAX_DEPTH (both
+    checked before it is parsed), links out of the corpus folder, or fails in any other way is ignored with a warning
+    naming it: the document is indexed without it (issue 45, G19: one 100,000-deep sidecar stopped `qa-bot index`
+    for the whole corpus with a RecursionError)."""
     meta = path.with_name(path.stem + ".meta.json")
     try:
         if not meta.is_file():

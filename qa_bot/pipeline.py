@@ -41,6 +41,7 @@ log = logging.getLogger("qa_bot")
 # A corpus over this many characters per prompt token of a slot is never read whole, without ranking its sentences
 # to find out (English prose is ~4 characters a token; the exact test is question.estimate_tokens).
 WHOLE_CHARS_PER_TOKEN = 4
+PASSAGE_MARGIN = 1.15  # numbering and labels add to the passages' own tokens in the reader's prompt
 WHOLE_PRIMER = "What does it say?"  # the question the corpus is first read whole with: only the text before it is kept
 
 SESSION_PREFIX = "session/"  # sources of documents added in a chat session; never clash with corpus names
@@ -81,7 +82,8 @@ class Prepared:
     nearest: float  # the best cosine of any retrieved sentence to the question, shown or not
     timings: dict = field(default_factory=dict)  # rewrite and retrieve; each answer copies it to add its own
     later: tuple[tuple[Sentence, ...], ...] = ()  # the next-best sentences, a page per further look (reader_looks)
-    whole: bool = False  # `sentences` are every sentence searched, read in document order (settings.reader_whole)
+    whole: bool = False  # `sentences` are a whole text (the corpus, or the best document): the reader may hold it
+    ordered: bool = False  # the reader sees `sentences` in document order (passages and whole texts), not best first
 
     def looks(self) -> Iterator["Prepared"]:
         """This, then the same question with each later page as its sentences: what the reader reads in turn."""
@@ -125,7 +127,7 @@ class QABot:
         self._json_output = True  # cleared once if an OpenAI-compatible server rejects response_format
         self._logprobs = True  # cleared once if it rejects logprobs (the check then takes its verdict as written)
         self.skipped = []  # corpus files that could not be used, with reasons
-        self._held: set[str] = set()  # corpora read whole that the LLM holds (_hold_whole)
+        self._holding = ""  # the whole text the local reader's slot holds now (_hold_whole), "" for none
 
     # --- lazily built parts -------------------------------------------------------------------------
     @cached_property
@@ -203,7 +205,8 @@ class QABot:
     def retriever(self) -> Retriever:
         s = self.settings
         info = DocumentInfo(lambda src: self.documents[src].text, lambda src: self.titles.get(src) or title_from_name(src),
-                            lambda src: self.metadata[src].date if src in self.metadata else "")
+                            lambda src: self.metadata[src].date if src in self.metadata else "",
+                            lambda src: self.metadata[src].names() if src in self.metadata else "")
         return Retriever(self.index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight, keep=s.fusion_keep)
 
@@ -280,17 +283,18 @@ class QABot:
             return
         with self._lock:
             p = self._prepare(WHOLE_PRIMER, (), None)
-            if p.whole:
+            if p.whole and len({x.source for x in p.sentences}) == len(self.documents):  # the corpus, not one document of it
                 self._hold_whole(p)
 
     def _hold_whole(self, p: Prepared) -> None:
-        """(lock held) Make the LLM hold the text `p` reads whole, once per process: the saved state of it is
-        loaded, or else it is read now (and saved, for a local server). A question asked before the warm-up got
-        this far (app.py answers while it warms up) or without one (QABot().ask) comes here too."""
+        """(lock held) Make the LLM hold the text `p` reads whole (the corpus, or the best document): the saved
+        state of it is loaded, or else it is read now (and saved, for a local server), so that this question and
+        the next ones about the same text read only themselves. A question asked before the warm-up got this far
+        (app.py answers while it warms up) or without one (QABot().ask) comes here too."""
         text = self._whole_text(p.sentences)
-        if text in self._held:
+        if text == self._holding:
             return
-        self._held.add(text)
+        self._holding = text
         tag = prompts.prefix_tag(self.settings.reader_check, text)
         _ = self.llm  # the local server starts here when nothing asked it before (its fixed prompts' state loads)
         if self._local and self._provider.restore(tag):
@@ -320,9 +324,18 @@ class QABot:
         t1 = time.perf_counter()
         hits = self._search(query, session, sources=sources)
         whole = self._whole(query, session, sources) if self._reads_whole else None
+        ordered = whole is not None
+        if whole is None and self._reads_passages and hits:
+            # The best document whole when it fits the reader's budget, else the best passages whole until it.
+            whole = self._whole(query, session, frozenset({hits[0].chunk.source}), s.reader_tokens)
+            ordered = True
+            if whole is None:
+                chosen = self._passages(hits, query)
+                sentences, later = self.retriever.sentences(query, chosen, sum(len(h.chunk.text) for h in chosen),
+                                                            session, usable=ground.can_ground(query)), []
         if whole is not None:
             sentences, later = whole, []
-        else:
+        elif not ordered:
             # Sentences lacking a number, version or name the question states can ground no answer (ground.py):
             # they are shown only when too few others are left.
             sentences, *later = self.retriever.sentence_pages(query, hits, s.reader_sentences, session, s.reader_chars,
@@ -332,7 +345,23 @@ class QABot:
         nearest = self.retriever.nearest(query, hits)
         t2 = time.perf_counter()
         return Prepared(question, query, standalone, tuple(hits), tuple(sentences), t0, nearest,
-                        {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later), whole is not None)
+                        {"rewrite": t1 - t0, "retrieve": t2 - t1}, tuple(tuple(page) for page in later), whole is not None,
+                        ordered)
+
+    def _passages(self, hits: Sequence[Hit], query: str) -> list[Hit]:
+        """The best retrieved chunks, in rank order, while their text fits the reader's budget and its prompt (the
+        first one whatever its length): whole passages, as a reader needs them, rather than scattered sentences."""
+        room = self.settings.prompt_token_budget - question_stage.estimate_tokens(
+            prompts.READER_SYSTEM + prompts.READER_USER.format(sentences="", question=query))
+        budget = min(self.settings.reader_tokens, int(room / PASSAGE_MARGIN))
+        chosen, used = [], 0
+        for h in hits:
+            n = question_stage.estimate_tokens(h.chunk.text)
+            if chosen and used + n > budget:
+                break
+            chosen.append(h)
+            used += n
+        return chosen
 
     @property
     def _local(self) -> bool:
@@ -349,10 +378,23 @@ class QABot:
             return s.reader not in READERS or READERS[s.reader].reads_whole
         return s.reader_whole
 
-    def _whole(self, query: str, session: MemoryIndex | None, sources: frozenset[str] | None) -> list[Sentence] | None:
+    @cached_property
+    def _reads_passages(self) -> bool:
+        """settings.reader_tokens is on, unless the packaged reader in use reads long text badly (weights.READERS):
+        it then gets the few best sentences."""
+        s = self.settings
+        if s.reader_tokens and self._local and not s.gguf_path:
+            from .weights import READERS
+
+            return s.reader not in READERS or READERS[s.reader].reads_whole
+        return bool(s.reader_tokens)
+
+    def _whole(self, query: str, session: MemoryIndex | None, sources: frozenset[str] | None,
+               max_tokens: int | None = None) -> list[Sentence] | None:
         """Every sentence of the documents searched, best first (as the reader's sentences are ranked, those that
-        can ground an answer first), when the reader's prompt holds them all with the question; None otherwise."""
-        budget = self.settings.prompt_token_budget
+        can ground an answer first), when the reader's prompt holds them all with the question (and, with
+        max_tokens, their text is at most that many tokens); None otherwise."""
+        budget = self.settings.prompt_token_budget if max_tokens is None else min(max_tokens, self.settings.prompt_token_budget)
         corpus = (c for c in self.index.chunks if c.source not in self.quarantined)
         n = chars = 0
         for c in chain(corpus, session.chunks if session is not None else ()):
@@ -364,8 +406,10 @@ class QABot:
             return None
         hits = self._search(query, session, n, sources)
         ranked = self.retriever.sentences(query, hits, chars, session, usable=ground.can_ground(query))  # all of them
-        user = prompts.READER_USER.format(sentences=self._whole_text(ranked), question=query)
-        fits = question_stage.estimate_tokens(prompts.READER_SYSTEM) + question_stage.estimate_tokens(user) <= budget
+        text = self._whole_text(ranked)
+        user = prompts.READER_USER.format(sentences=text, question=query)
+        fits = (question_stage.estimate_tokens(prompts.READER_SYSTEM) + question_stage.estimate_tokens(user)
+                <= self.settings.prompt_token_budget) and (max_tokens is None or question_stage.estimate_tokens(text) <= max_tokens)
         return ranked if ranked and fits else None
 
     def _call(self, system: str, user: str, schema: dict, name: str, until: Deadline | None = None) -> str:
@@ -427,12 +471,21 @@ class QABot:
     def _reader_user(self, p: Prepared) -> str:
         """The reader's prompt after its fixed instructions: the sentences (a corpus read whole in document
         order, else best first), then the question."""
-        sentences = self._whole_text(p.sentences) if p.whole else self._numbered(p.sentences)
+        sentences = (self._whole_text(p.sentences) if p.whole else self._passage_text(p.sentences) if p.ordered
+                     else self._numbered(p.sentences))
         return prompts.READER_USER.format(sentences=sentences, question=p.query)
 
     def _whole_text(self, sentences: Sequence[Sentence]) -> str:
-        """A corpus read whole as the reader sees it: in document order, the same text before every question."""
-        return self._numbered(sorted(sentences, key=lambda s: (s.source, s.start)))
+        """A text read whole as the reader sees it: in document order, the same text before every question."""
+        return self._numbered(sorted(sentences, key=lambda x: (x.source, x.start)))
+
+    def _passage_text(self, sentences: Sequence[Sentence]) -> str:
+        """Passages as the reader sees them: each document's sentences in document order, the documents in the
+        order of their best sentence."""
+        rank: dict[str, int] = {}
+        for x in sentences:
+            rank.setdefault(x.source, len(rank))
+        return self._numbered(sorted(sentences, key=lambda x: (rank[x.source], x.start)))
 
     def _labelled(self, sentences: Sequence[Sentence]) -> bool:
         """Whether the reader and the check see each sentence's document label: with one document (and nothing
@@ -522,7 +575,9 @@ class QABot:
             s = self.settings
             uploads = session is not None and bool(session.chunks)  # a chat's own documents: not worth saving
             if p.whole and not uploads and self._local:
-                self._hold_whole(p)  # once per process: the "read" timing below stays the question's own
+                self._hold_whole(p)  # once per text held: the "read" timing below stays the question's own
+            else:
+                self._holding = ""  # this question's prompt takes the reader's slot
             timings = dict(p.timings)  # this answer's own: Prepared stays as retrieval left it
             if not p.sentences or p.nearest < s.min_similarity:
                 # Nothing in the corpus is even near the question: refuse without the reader.

@@ -43,6 +43,7 @@ class Sentence:
     score: float  # the ranking score (below)
     similarity: float  # cosine of question and sentence embeddings
     headings: tuple[tuple[int, int], ...] = ()  # spans of the section headings in label, citable like the sentence
+    about: str = ""  # what its document's metadata states (formats.Metadata.names): title, author, publisher, date
 
 
 def lexical_terms(text: str) -> list[str]:
@@ -210,8 +211,8 @@ class DocumentInfo:
     """Titles and section headings of the corpus's documents, looked up by source and offset."""
 
     def __init__(self, text_of: Callable[[str], str], title_of: Callable[[str], str],
-                 date_of: Callable[[str], str] = lambda source: ""):
-        self._text_of, self._title_of, self._date_of = text_of, title_of, date_of
+                 date_of: Callable[[str], str] = lambda source: "", about_of: Callable[[str], str] = lambda source: ""):
+        self._text_of, self._title_of, self._date_of, self._about_of = text_of, title_of, date_of, about_of
         self._headings: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
@@ -224,6 +225,10 @@ class DocumentInfo:
     def date(self, source: str) -> str:
         """The document's publication date (yyyy-mm-dd), or ""."""
         return self._date_of(source)
+
+    def about(self, source: str) -> str:
+        """What the document's metadata states (formats.Metadata.names), or ""."""
+        return self._about_of(source)
 
     def heading_spans(self, source: str, offset: int, text: str | None = None) -> tuple[tuple[int, int], ...]:
         """The headings above offset that name its section: the nearest one and, when it names no release,
@@ -443,7 +448,7 @@ class Retriever:
             covered = doc[s:e] if is_heading else f"{label}\n{doc[ctx:e]}"
             cov = cite.coverage(query, covered, idf, default)
             x = Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
-                         float(sim), heads)
+                         float(sim), heads, "" if c.source in own else self.docs.about(c.source))
             scored.append((x, usable is None or usable(x, doc)))
         return paginate([x for x, _ in sorted(scored, key=lambda p: (not p[1], -p[0].score))], n, max_chars, pages)
 

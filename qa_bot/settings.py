@@ -29,7 +29,8 @@ AT_LEAST = {
                      "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
                      "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes",
                      "max_document_chars"), 1),
-    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb"), 0),
+    **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb",
+                     "reader_tokens"), 0),
     "min_similarity": -1.0,  # a cosine
 }
 # The most each numeric field may be: far beyond any real use, short of what exhausts memory or never ends
@@ -40,7 +41,7 @@ AT_MOST = {
     **dict.fromkeys(("rerank_candidates", "reader_looks", "llm_max_retries"), 100_000),
     **dict.fromkeys(("chunk_chars", "chunk_max_tokens", "reader_chars", "max_question_chars", "upload_total_files"),
                     10_000_000),
-    **dict.fromkeys(("llm_max_tokens", "llm_ctx"), 16 * 1024 * 1024),
+    **dict.fromkeys(("llm_max_tokens", "llm_ctx", "reader_tokens"), 16 * 1024 * 1024),
     **dict.fromkeys(("max_file_bytes", "max_upload_bytes", "max_reader_chars"), 1024 ** 3),
     **dict.fromkeys(("upload_total_bytes", "max_request_bytes", "max_document_chars"), 16 * 1024 ** 3),
     "llm_state_mb": 1024 ** 2,
@@ -111,6 +112,11 @@ class Settings:
     # sentences as above (and reader_looks: a corpus read whole leaves nothing further to read). Measured in
     # eval/README.md (twenty-fourth round).
     reader_whole: bool = True
+    # A larger corpus: the reader is shown the best document whole when its text is at most reader_tokens tokens
+    # (question.estimate_tokens, ~1.3x the reader's own count), else the best retrieved passages (whole chunks)
+    # until that budget, in document order. A document read whole is held by the local server (and saved, within
+    # llm_state_mb), so further questions about it read only themselves. 0: the reader_sentences best sentences.
+    reader_tokens: int = 600
     sentence_lexical_weight: float = 1.0  # sentence score = cosine + this * key-term coverage; fit on the tuning halves
     # Refuse without asking the reader when no retrieved sentence has at least this cosine to the question
     # ("Write me a poem": 0.15-0.20). On the tuning halves every answerable question reaches at least 0.41.

@@ -413,7 +413,7 @@ def test_i4_planted_instructions_never_answer_an_article_question(real_bot, tmp_
 def test_i4_planted_instruction_obeyed_by_the_reader_is_not_shown(corpus, tmp_path):
     """The reader's side of I4 without the model: it "obeys" and answers the canary, citing the planted sentence."""
     (corpus / "zz_notice.txt").write_text(PLANTED, encoding="utf-8")
-    bot = scripted_bot(corpus, tmp_path / "c", default=read(CANARY, 1), top_k=16, reader_sentences=8, reader_chars=2400)
+    bot = scripted_bot(corpus, tmp_path / "c", default=read(CANARY, 1), top_k=16, reader_sentences=8, reader_tokens=0, reader_chars=2400)
     for q in ("Who is Alibaba Group's chairman and chief executive officer?", Q,
               "How much revenue did the cloud business generate in the first quarter?"):
         answer = bot.ask(q)

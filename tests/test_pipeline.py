@@ -51,7 +51,7 @@ def test_short_answer_cites_the_exact_sentence(make, small_corpus):
 
 
 def test_reader_sees_few_sentences_and_instructions_first(make):
-    bot = make(reply("2014"), YES, reader_sentences=3, reader_whole=False)
+    bot = make(reply("2014"), YES, reader_sentences=3, reader_whole=False, reader_tokens=0)
     bot.ask(Q_IPO)
     system, user = bot.llm.prompts[0]
     assert "JSON" in system and Q_IPO in user
@@ -122,10 +122,10 @@ def test_off_topic_question_is_refused_without_the_reader(make):
 
 def test_near_the_question_is_judged_on_every_retrieved_sentence_not_only_the_shown(make):
     q = "Who is the chairman?"  # the sentence shown first is not the one closest in cosine
-    p = make(reader_sentences=1, reader_whole=False)._prepare(q, (), None)
+    p = make(reader_sentences=1, reader_whole=False, reader_tokens=0)._prepare(q, (), None)
     shown = max(x.similarity for x in p.sentences)
     assert p.nearest > shown
-    bot = make(reply(""), reader_sentences=1, reader_whole=False, min_similarity=(shown + p.nearest) / 2)
+    bot = make(reply(""), reader_sentences=1, reader_whole=False, reader_tokens=0, min_similarity=(shown + p.nearest) / 2)
     bot.ask(q)
     assert bot.llm.calls == 1  # not refused as off-topic: a retrieved sentence is near enough
 
@@ -218,7 +218,7 @@ def test_warm_up_has_the_llm_read_the_fixed_instructions_once(make, check):
     # The server caches what it has read, so question 1 then reads only its own sentences.
     from qa_bot import prompts
 
-    bot = make(reply(""), YES, reader_check=check, reader_whole=False).warm_up()
+    bot = make(reply(""), YES, reader_check=check, reader_whole=False, reader_tokens=0).warm_up()
     systems = [p[0] for p in bot.llm.prompts]
     assert systems == [prompts.READER_SYSTEM, *([prompts.CHECK_SYSTEM] if check else [])]
 
@@ -252,14 +252,47 @@ def test_the_fast_reader_is_never_given_a_whole_article(small_corpus, tmp_path):
         return QABot(settings=Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path, **kw))._reads_whole
 
     assert reads_whole() and reads_whole(reader="qwen2.5-coder-1.5b") and reads_whole(gguf_path="/any/model.gguf")
-    assert not reads_whole(reader="smollm2-135m") and not reads_whole(reader_whole=False)
+    assert not reads_whole(reader="smollm2-135m") and not reads_whole(reader_whole=False, reader_tokens=0)
 
 
-def test_a_corpus_too_long_for_one_prompt_gets_the_best_sentences(make):
+def test_a_corpus_too_long_for_one_prompt_gets_whole_passages_within_the_budget(make):
+    from qa_bot import question
+
     bot = make(reply(""), llm_ctx=1024)  # 416 prompt tokens a slot: the article alone is ~1,100 by the estimate
     p = bot._prepare(Q_IPO, (), None)
-    assert not p.whole and 1 < len(p.sentences) <= bot.settings.reader_sentences
+    assert not p.whole and p.ordered and IPO_SENTENCE in [x.text for x in p.sentences]
+    assert question.estimate_tokens(" ".join(x.text for x in p.sentences)) <= 416
     assert make()._prepare(Q_IPO, (), None).whole
+    # Without a budget, the few best sentences, best first, as before.
+    few = make(reply(""), llm_ctx=1024, reader_tokens=0)._prepare(Q_IPO, (), None)
+    assert not few.ordered and 1 < len(few.sentences) <= 3
+
+
+def test_the_best_document_is_read_whole_when_it_fits_the_budget_and_held_for_the_next_question(make):
+    # Not the corpus (reader_whole off): its best document, whole, in document order, the same text before every
+    # question about it; a passage of it alone when it is over the budget.
+    bot = make(reply("2014"), YES, reply("9%"), YES, reader_whole=False, reader_tokens=1500)
+    p = bot._prepare(Q_IPO, (), None)
+    assert p.whole and {x.source for x in p.sentences} == {"alibaba_cloud_spinoff.txt"} and len(p.sentences) > 10
+    a = bot.ask(Q_IPO)
+    bot.ask("What share of Alibaba's revenue did the cloud business make up in the first quarter?")
+    asked = [u for _, u in bot.llm.prompts if "Question:" in u and "verdict" not in u]
+    heads = {u.split("Question:")[0] for u in asked}
+    assert len(asked) == 2 and len(heads) == 1
+    head = heads.pop()
+    assert head.index("Seven weeks after Alibaba announced") < head.index(" ".join(IPO_SENTENCE.split()))
+    assert a.text == "2014 [1]" and a.citations[0].text == IPO_SENTENCE
+    small = make(reader_whole=False, reader_tokens=150)._prepare(Q_IPO, (), None)
+    assert not small.whole and small.ordered and len(small.sentences) < len(p.sentences)
+
+
+def test_passages_are_shown_in_document_order_within_each_document(make):
+    bot = make(reply(""), reader_whole=False, reader_tokens=300)
+    p = bot._prepare(Q_IPO, (), None)
+    text = bot._reader_user(p)
+    shown = [x for x in sorted(p.sentences, key=lambda x: x.start) if x.source == "alibaba_cloud_spinoff.txt"]
+    positions = [text.index(" ".join(x.text.split())) for x in shown]
+    assert len(positions) > 1 and positions == sorted(positions)
 
 
 def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
@@ -364,7 +397,7 @@ def test_a_question_asked_during_warm_up_waits_for_the_priming_calls(small_corpu
                 state["active"] -= 1
             return super()._call(messages, *args, **kwargs)
 
-    s = Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path / "cache", reader_whole=False)
+    s = Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path / "cache", reader_whole=False, reader_tokens=0)
     bot = QABot(settings=s, llm=Slow(responses=[reply("2014"), YES]), embedder=HashEmbedder())
     warm = threading.Thread(target=bot.warm_up)
     warm.start()
@@ -479,11 +512,11 @@ def _page_number(page):
 
 def test_a_question_the_first_sentences_leave_unanswered_is_read_again_on_the_next_ones(make):
     q = "How is Alibaba's cloud business doing?"
-    p = make(reader_looks=2, reader_whole=False)._prepare(q, (), None)
+    p = make(reader_looks=2, reader_whole=False, reader_tokens=0)._prepare(q, (), None)
     assert p.sentences and p.later and p.later[0], "two pages of sentences to read"
     first = {x.text for x in p.sentences}
     num, evidence = next((n, x) for n, x in _page_number(p.later[0]) if not any(n in t for t in first))
-    bot = make(reply(""), reply(num), reader_check=False, reader_looks=2, reader_whole=False)
+    bot = make(reply(""), reply(num), reader_check=False, reader_looks=2, reader_whole=False, reader_tokens=0)
     a = bot.ask(q)
     assert bot.llm.calls == 2 and not a.abstained
     assert a.text.startswith(num) and a.citations[0].text == evidence.text
@@ -496,9 +529,9 @@ def test_a_question_the_first_sentences_leave_unanswered_is_read_again_on_the_ne
 
 def test_one_look_by_default_reads_once_and_a_refusal_after_two_reports_the_first(make):
     q = "How is Alibaba's cloud business doing?"
-    once = make(reply(""), reader_whole=False)
+    once = make(reply(""), reader_whole=False, reader_tokens=0)
     assert once.ask(q).abstained and once.llm.calls == 1
-    twice = make(reply("", 0), reply("", 0), reader_looks=2, reader_whole=False)
+    twice = make(reply("", 0), reply("", 0), reader_looks=2, reader_whole=False, reader_tokens=0)
     a = twice.ask(q)
     assert a.abstained and twice.llm.calls == 2
     assert a.reason == "the reader found no answer; nor did the next-best sentences give one"
@@ -506,6 +539,6 @@ def test_one_look_by_default_reads_once_and_a_refusal_after_two_reports_the_firs
 
 
 def test_an_answer_the_first_look_verifies_is_not_read_again(make):
-    bot = make(reply("2014"), reply("2099"), reader_check=False, reader_looks=2)
+    bot = make(reply("2014"), reply("2099"), reader_check=False, reader_looks=2, reader_tokens=0)
     a = bot.ask(Q_IPO)
     assert a.text == "2014 [1]" and bot.llm.calls == 1

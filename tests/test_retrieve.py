@@ -204,7 +204,7 @@ def test_sentences_a_rule_rejects_come_after_the_ones_it_accepts(tmp_path):
 def test_the_reader_sees_first_the_sentences_under_the_release_the_question_names(tmp_path):
     from qa_bot import ground
 
-    bot = _sed_bot(tmp_path, reader_sentences=2, reader_whole=False)
+    bot = _sed_bot(tmp_path, reader_sentences=2, reader_whole=False, reader_tokens=0)
     q = "Which sed 4.5 option handles the input sed script?"  # ranked alone, 4.6's --debug sentence comes first
     hits = bot.retrieve(q, k=4)
     doc = bot.document_text("sed_NEWS.txt")

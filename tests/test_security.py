@@ -100,7 +100,7 @@ def planted_bot(warm_bot, tmp_path_factory):
     (d / "zz_notes.txt").write_text(PLANTED_NAMING_ALL, encoding="utf-8")
     # quarantine_injections off: the planted document would be kept out of answers altogether (tests/test_hardening.py,
     # I4); here the reader must see it, so that what stands behind the quarantine is tested too.
-    s = Settings.from_env(corpus_dir=d, cache_dir=tmp_path_factory.mktemp("pc"), top_k=16, reader_sentences=8,
+    s = Settings.from_env(corpus_dir=d, cache_dir=tmp_path_factory.mktemp("pc"), top_k=16, reader_sentences=8, reader_tokens=0,
                           reader_chars=2400, quarantine_injections=False)
     return QABot(settings=s, llm=warm_bot.llm, embedder=warm_bot.embedder), d
 
@@ -250,7 +250,7 @@ def planted_corpus(corpus):
 ])
 def test_planted_document_obeyed_by_the_model_is_stopped(corpus, tmp_path, question, draft):
     corpus = planted_corpus(corpus)
-    bot = scripted_bot(corpus, tmp_path / "c", default=draft, top_k=16, reader_sentences=40,
+    bot = scripted_bot(corpus, tmp_path / "c", default=draft, top_k=16, reader_sentences=40, reader_tokens=0,
                        reader_chars=100_000, quarantine_injections=False)  # as in planted_bot
     answer = bot.ask(question)
     assert any(h.chunk.source == "zz_notes.txt" for h in answer.retrieved)

@@ -1,0 +1,131 @@
+"""What each grounding rule, and the reader's context budget, is worth on a question set.
+
+    .venv/bin/python benchmarks/ablation.py QUESTIONS.jsonl --corpus DIR --out DIR [--budgets 150,300,600,1000]
+        [--variants shipped,no-names,...]
+
+Each variant asks every question through the whole pipeline (`qa_bot.eval.run_eval`, the same scorer as
+`qa-bot eval`) with one family of rules switched off. Every reply of the reader is kept on disk by its prompt
+(`OUT/replies.jsonl`), so a rule switched off costs only the prompts no earlier run sent (a check of an answer the
+shipped rules refused); the reader's drafts are the same in every variant. The budgets run the shipped rules
+with `reader_tokens` at each value. Prints one row per run: right (of answerable), refusals of unanswerable,
+false refusals, wrong answers, yes/no right, and `benchmarks/losses.py`'s losses by reason.
+
+Not a test: it changes module functions in this process only, to measure what they decide.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from losses import classify, summary  # noqa: E402
+
+from qa_bot import QABot, Settings, cite, ground  # noqa: E402
+from qa_bot.eval import run_eval  # noqa: E402
+from qa_bot.pipeline import Reply  # noqa: E402
+
+# Each family of rules, switched off. A family is the rules that make one kind of decision (ground.py).
+VARIANTS = {
+    "shipped": {},
+    "no-names": {(ground, "question_names"): lambda q: set()},
+    "no-numbers": {(ground, "question_numbers"): lambda q: set()},
+    "no-metadata": {(ground, "constraints_missing_around"): None},  # replaced below: the sentence without `about`
+    "no-abbreviations": {(ground, "abbreviated_names"): lambda q, t: set()},
+    "no-kind": {(cite, "answers_kind"): lambda a, q: True},
+    "no-yes-rule": {(ground, "confirms"): lambda q, t: True},
+    "never-no": {(ground, "denies"): lambda q, t: False},
+    "no-headings": {(ground, "heading_text"): lambda s, doc: "", (ground, "lead_sentence"): lambda doc, start: "",
+                    (ground, "section_text"): lambda doc, start: ""},
+    "no-special-cases": {(ground, "age_stated"): lambda a, q, t: True,
+                         (ground, "complete_answer"): lambda a, e, q="": a},
+    "no-check": {},  # settings: reader_check off
+}
+
+
+def _without_metadata():
+    from dataclasses import replace
+
+    original = ground.constraints_missing_around
+    return lambda q, s, doc: original(q, replace(s, about=""), doc)
+
+
+@contextlib.contextmanager
+def patched(name: str):
+    changes = dict(VARIANTS[name])
+    if name == "no-metadata":
+        changes = {(ground, "constraints_missing_around"): _without_metadata()}
+    saved = {(m, a): getattr(m, a) for m, a in changes}
+    try:
+        for (m, a), f in changes.items():
+            setattr(m, a, f)
+        yield
+    finally:
+        for (m, a), f in saved.items():
+            setattr(m, a, f)
+
+
+def memoise(bot: QABot, path: Path) -> None:
+    """bot's LLM calls answered from `path` when the same prompt was sent before; new replies appended."""
+    cache: dict[str, tuple] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            cache[row["key"]] = (row["text"], tuple(row["logprobs"]), row["finish"])
+    original = bot._invoke
+
+    def invoke(system, user, schema, name, until=None, top_logprobs=0, stop=()):
+        key = hashlib.sha256(json.dumps([system, user, name, top_logprobs, list(stop)]).encode()).hexdigest()
+        if key not in cache:
+            r = original(system, user, schema, name, until, top_logprobs, stop)
+            cache[key] = (r.text, r.logprobs, r.finish)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": key, "text": r.text, "logprobs": list(r.logprobs), "finish": r.finish}) + "\n")
+        return Reply(*cache[key])
+
+    bot._invoke = invoke
+
+
+def run(questions: str, corpus: str, out: Path, label: str, variant: str, **settings) -> dict:
+    s = Settings.from_env(corpus_dir=corpus, llm_timeout=float(os.environ.get("QA_BOT_LLM_TIMEOUT", 1200)), **settings)
+    if variant == "no-check":
+        s = s.replace(reader_check=False)
+    bot = QABot(corpus, settings=s)
+    memoise(bot, out / "replies.jsonl")
+    try:
+        with patched(variant):
+            metrics = run_eval(questions, bot=bot, corpus_dir=corpus, out_dir=out / label, progress=False)
+    finally:
+        bot.close()
+    rows = [json.loads(x) for x in (out / label / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {"run": label, **summary(rows), "losses": classify(rows), "load": metrics["run"].get("loadavg_end")}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("questions")
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budgets", default="", help="reader_tokens values to run with the shipped rules")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for b in [int(x) for x in args.budgets.split(",") if x]:
+        results.append(run(args.questions, args.corpus, out, f"budget-{b}", "shipped", reader_tokens=b))
+        print(json.dumps(results[-1]), flush=True)
+    for v in [x for x in args.variants.split(",") if x]:
+        results.append(run(args.questions, args.corpus, out, v, v))
+        print(json.dumps(results[-1]), flush=True)
+    (out / "ablation.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
