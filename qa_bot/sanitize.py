@@ -109,8 +109,9 @@ def screen(found, why: str, question: str, document: Callable[[str], str]):
     from . import ground  # the grounding rules' own test of support, read here (not changed)
 
     extra = "\n".join([found.label, *(h for _, _, h in headings)])
-    if found.answer == "Yes":
-        holds = lambda piece: ground.confirms(question, f"{extra}\n{piece}")  # noqa: E731
+    if found.answer in ("Yes", "No"):  # a yes/no verdict rests on what the piece confirms or denies
+        verdict = ground.confirms if found.answer == "Yes" else ground.denies
+        holds = lambda piece: verdict(question, f"{extra}\n{piece}")  # noqa: E731
     else:
         holds = lambda piece: ground.supports_answer(found.answer, f"{extra}\n{piece}")  # noqa: E731
     good = [(a, b) for a, b in options if holds(doc[a:b])]

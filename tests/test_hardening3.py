@@ -72,6 +72,14 @@ def test_w1_a_megabyte_of_mixed_markup_finishes_quickly():  # a guard beside the
         assert time.perf_counter() - t < 20, parse.__name__
 
 
+def test_w1_a_pages_title_is_found_in_linear_time():
+    t = time.perf_counter()
+    assert formats._page_title(b"<title" * 20000, "") == ""  # 120 KB of openers without a ">"
+    assert time.perf_counter() - t < 1.0
+    assert formats._page_title(b'<head><title lang="en">Harbor Notes | Ferries</title>', "Ferries") == \
+        "Harbor Notes | Ferries"
+
+
 # The old emphasis patterns are the specification: _delimited must give exactly what re.sub gave with them.
 _OLD_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _OLD_EMPHASIS = re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])")
@@ -397,6 +405,13 @@ def test_j2_j3_data_in_a_cited_span_is_cut_away():
     assert sanitize.is_url("http://127.0.0.1:7899/phish") and sanitize.is_url("evil.example/login")
     assert sanitize.is_url("127.0.0.1:7899/x") and not sanitize.is_url("3.5/5") and not sanitize.is_url("10.0.0.0/8")
     assert sanitize.asks_for_url("Which website has the results?") and not sanitize.asks_for_url("Who founded it?")
+    from qa_bot.ground import Grounded
+
+    said = "Intro. Alibaba did not go public in London [1], it listed in New York."
+    for verdict, question, piece in (("No", "Did Alibaba go public in London?", "Alibaba did not go public in London"),
+                                     ("Yes", "Did Alibaba list in New York?", "it listed in New York.")):
+        found, _ = sanitize.screen(Grounded(verdict, "a.txt", 7, len(said), said[7:], "a"), "", question, lambda s: said)
+        assert found.text == piece and said[found.start:found.end] == piece  # the piece that says it
     licence = "see <https://www.gnu.org/licenses/> for the licences"  # a URL in angle brackets is written text
     assert sanitize.pieces(licence, 0, len(licence)) == [(0, len(licence))]
     long = "a" * 200_000 + " [1] " + "b.txt" * 40_000  # linear: no run is rescanned from each of its characters
