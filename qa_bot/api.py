@@ -17,8 +17,8 @@ Only verified text is ever sent: the model's unverified draft never leaves the s
 Errors use OpenAI's shape {"error": {"message", "type", "param", "code"}}: 400 bad request (empty or
 over-long question, no user message, malformed JSON; a filter that is malformed or matches no document, code
 "invalid_filter"), 401 missing or wrong API key, 404 unknown model or
-path, 405 wrong method, 413 body over 256 KB, 429 busy (with Retry-After), 503 LLM backend down, 500
-anything else (logged here; the response never holds a traceback).
+path, 405 wrong method, 413 body over 256 KB, 415 a body not sent as application/json, 429 busy (with
+Retry-After), 503 LLM backend down, 500 anything else (logged here; the response never holds a traceback).
 
 API keys: QA_BOT_API_KEYS is a comma-separated list of keys, or the path of a file with one key per line
 ("#" comments allowed). When set, every /v1 request needs `Authorization: Bearer <key>`. Keys are never
@@ -217,6 +217,12 @@ def parse_chat_request(body: Any, max_question_chars: int) -> tuple[str, list[tu
     return question, history, stream
 
 
+def is_json_type(content_type: str) -> bool:
+    """Whether a Content-Type header says JSON: application/json or application/*+json, parameters aside."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def citations_json(answer: Answer) -> list[dict]:
     return [{"n": c.n, "source": c.source, "title": getattr(c, "title", "") or "", "date": getattr(c, "date", "") or "",
              "page": getattr(c, "page", None), "start": c.start, "end": c.end, "text": c.text} for c in answer.citations]
@@ -353,7 +359,12 @@ class OpenAIAPI:
         return ok and bool(given)
 
     async def _read_json(self, request: Request) -> Any:
-        """The body parsed as JSON; 413 past max_body_bytes (declared or actual), 400 when it is not JSON."""
+        """The body parsed as JSON; 415 unless it is sent as JSON, 413 past max_body_bytes (declared or actual), 400
+        when it is not JSON. A JSON body sent as text/plain is refused: a web page may post text/plain to any server
+        without a CORS preflight, so a page the user visits could otherwise ask this local server questions."""
+        if not is_json_type(request.headers.get("content-type", "")):
+            raise ApiError(415, "Send the request body as JSON, with the header 'Content-Type: application/json'.",
+                           code="unsupported_media_type")
         cap = self.max_body_bytes
         too_big = ApiError(413, f"The request body is over the {cap // 1024} KB limit.", code="request_too_large",
                            headers={"Connection": "close"})

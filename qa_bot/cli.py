@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     fb = sub.add_parser("feedback", help="export or summarise the chat's feedback (Settings.feedback_db)")
     fb_sub = fb.add_subparsers(dest="feedback_command", metavar="ACTION", required=True)
     exp = fb_sub.add_parser("export", help="every vote with its question, answer, citations and comment")
-    exp.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    exp.add_argument("--format", choices=("csv", "jsonl"), default="jsonl",
+                     help="jsonl (default) or csv; in csv, a text cell that starts with = + - @, a tab or a carriage "
+                          "return gets a leading ' so that a spreadsheet shows it as text, never runs it as a "
+                          "formula (OWASP's rule against CSV injection)")
     exp.add_argument("--out", help="file to write (default: standard output)")
     exp.add_argument("--db", help="feedback database (default: QA_BOT_FEEDBACK_DB or the cache folder)")
     summ = fb_sub.add_parser("summary", help="counts of votes up and down")
@@ -203,6 +206,7 @@ def _index(args) -> int:
 
 def _docs(args) -> int:
     from .pipeline import QABot
+    from .sanitize import visible
 
     bot = QABot(args.corpus)
     listed = bot.catalog()
@@ -210,12 +214,13 @@ def _docs(args) -> int:
     if args.json:
         print(json_safe({"documents": listed, "skipped": skipped}))
         return 0
+    # File names and titles escaped (sanitize.visible): a newline in a name would print a forged row (issue 45, G20).
     for d in listed:
         page = f", {d['pages']} pages" if d["pages"] else ""
-        _out(f"{d['source']}  {d['date'] or '(no date)'}  {d['chunks']} chunks{page}  {d['title']}")
+        _out(f"{visible(d['source'])}  {d['date'] or '(no date)'}  {d['chunks']} chunks{page}  {visible(d['title'])}")
     _out(f"{len(listed)} documents, {sum(d['chunks'] for d in listed)} chunks")
     for s in skipped:
-        _out(f"skipped {s['reason']}")
+        _out(f"skipped {visible(s['reason'])}")
     return 0
 
 

@@ -696,9 +696,36 @@ def feedback_summary(bot: Any) -> dict[str, Any] | None:
         return {"error": str(exc), "db": str(path)}
 
 
+def done_records(path: Path, questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a stopped run's predictions.jsonl that answer questions of this file (same id, same question),
+    in the file's order; a line cut off when the run was stopped, or any other unreadable line, is left out."""
+    asked = {q["id"]: q["question"] for q in questions}
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuestionFileError(f"cannot resume from {path}: {exc}") from None
+    seen = set()
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(row, dict) and asked.get(row.get("id")) == row.get("question") and row["id"] not in seen:
+            seen.add(row["id"])
+            rows.append(row)
+    return rows
+
+
 def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, out_dir: str | Path,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, resume: bool = False) -> dict[str, Any]:
     """Warm the bot up (untimed), ask it every question, write predictions.jsonl, metrics.json and report.md into out_dir; return metrics.
+
+    Each prediction is appended to predictions.jsonl (flushed to disk) as soon as it is made, so a run stopped
+    after 22 of 36 questions keeps those 22. resume: continue such a run in out_dir; the questions whose id is
+    already there (with the same question) are not asked again, and the metrics cover all of them.
 
     A QABotError from bot.ask (e.g. an invalid question) is recorded on that row and scored as a wrong,
     non-abstained answer; any other exception propagates. metrics["run"] records what was run, on what and
@@ -720,19 +747,31 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
     warm_up_s = time.perf_counter() - t0
     bot_info = describe_bot(bot)  # after the warm-up: the model is loaded
 
-    records = []
-    bar = tqdm(questions, desc="eval", unit="q", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    for q in bar:
-        span = locate_evidence(q["evidence"], corpus, q["source"]) if q["answerable"] else None
-        answer, error = None, None
-        t0 = time.perf_counter()
-        try:
-            answer = bot.ask(q["question"])
-        except QABotError as exc:
-            error = str(exc) or type(exc).__name__
-        latency_s = time.perf_counter() - t0
-        records.append(make_record(q, answer, latency_s, span, error, haystacks))
-        bar.set_postfix(correct=f"{sum(r['correct'] for r in records)}/{len(records)}")
+    predictions = out / "predictions.jsonl"
+    records = done_records(predictions, questions) if resume else []
+    done = {r["id"] for r in records}
+    # The rows kept are written back first: a line cut off by the stop is dropped, the rest follow it.
+    with open(predictions, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        todo = [q for q in questions if q["id"] not in done]
+        bar = tqdm(todo, desc="eval", unit="q", file=sys.stderr, disable=not progress, dynamic_ncols=True,
+                   initial=len(records), total=len(questions))
+        for q in bar:
+            span = locate_evidence(q["evidence"], corpus, q["source"]) if q["answerable"] else None
+            answer, error = None, None
+            t0 = time.perf_counter()
+            try:
+                answer = bot.ask(q["question"])
+            except QABotError as exc:
+                error = str(exc) or type(exc).__name__
+            latency_s = time.perf_counter() - t0
+            records.append(make_record(q, answer, latency_s, span, error, haystacks))
+            f.write(json.dumps(records[-1], ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # a run killed at the next question keeps this one
+            bar.set_postfix(correct=f"{sum(r['correct'] for r in records)}/{len(records)}")
+    order = {q["id"]: i for i, q in enumerate(questions)}
+    records.sort(key=lambda r: order[r["id"]])
 
     run = {
         "questions": str(Path(questions_path).resolve()),
@@ -741,13 +780,13 @@ def run_eval(questions_path: str | Path, *, bot: Any, corpus_dir: str | Path, ou
         **bot_info,
         "started_at": started_at, "finished_at": _now(), "wall_s": round(time.perf_counter() - t_start, 3),
         "python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "loadavg_start": load_start, "loadavg_end": _loadavg(),
+        "loadavg_start": load_start, "loadavg_end": _loadavg(), "resumed_with": len(done),
     }
     metrics = {**compute_metrics(records), "warm_up_s": round(warm_up_s, 4), "run": run,
                "user_feedback": feedback_summary(bot)}
-    with open(out / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if done:  # in the questions' order, as a run that was never stopped writes them
+        with open(predictions, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(render_report(records, metrics, f"Evaluation of {Path(questions_path).name}"),
                                    encoding="utf-8")
@@ -771,6 +810,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("questions", help="JSONL question file: id, question, answers, answerable[, evidence, source] (docs/question_format.md)")
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the configured docs_corpus/)")
     parser.add_argument("--out", default=None, help="output folder (default: eval/runs/<YYYYmmdd-HHMMSS>/)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped run in --out: questions already in its predictions.jsonl (each "
+                             "written as it is answered) are not asked again")
     parser.add_argument("--min-accuracy", type=_unit_float, default=None, metavar="X",
                         help="exit 1 when answer accuracy is below X")
     parser.add_argument("--min-token-f1", type=_unit_float, default=None, metavar="X",
@@ -819,12 +861,15 @@ def cli_eval(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     load_questions(args.questions)  # fail fast on a bad file, before loading any model
+    resume = getattr(args, "resume", False)
+    if resume and not args.out:
+        raise QuestionFileError("--resume continues the run in --out DIR: name the folder of the stopped run")
     out = Path(args.out) if args.out else Path("eval") / "runs" / time.strftime("%Y%m%d-%H%M%S")
     bot = QABot(corpus_dir=args.corpus)
     try:
         settings = getattr(bot, "settings", None)  # the bot's own corpus, so evidence offsets match its chunks
         corpus_dir = settings.corpus_dir if settings else Path(args.corpus or Settings.from_env().corpus_dir)
-        metrics = run_eval(args.questions, bot=bot, corpus_dir=corpus_dir, out_dir=out)
+        metrics = run_eval(args.questions, bot=bot, corpus_dir=corpus_dir, out_dir=out, resume=resume)
     finally:
         bot.close()
     print(headline(metrics))

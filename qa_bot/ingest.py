@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
-from .formats import DOC_SUFFIXES, Metadata, clean_meta, extract, page_at
+from .formats import DOC_SUFFIXES, Limits, Metadata, clean_controls, clean_meta, extract, page_at
 from .types import Chunk
 
 if TYPE_CHECKING:
@@ -50,24 +50,38 @@ class Skipped:
 
 
 def read_document(path: Path, source: str, max_bytes: int, root: Path | None = None,
-                  ocr: "OcrOptions | None" = None) -> Document:
+                  limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Document:
     """Read one file (and its sidecar NAME.meta.json, when there is one inside root); raise CorpusError with a
-    user-facing reason when it cannot be used. `ocr`: how scanned PDF pages are read (formats.extract)."""
+    user-facing reason when it cannot be used. limits: what reading it may take (default: the settings'); `ocr`:
+    how scanned PDF pages are read (formats.extract)."""
     size = path.stat().st_size
     if size == 0:
         raise CorpusError(f"{source}: empty file")
     if size > max_bytes:
         raise CorpusError(f"{source}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit")
-    return document_from_bytes(source, path.read_bytes(), read_sidecar(path, source, root or path.parent.resolve()), ocr)
+    return document_from_bytes(source, path.read_bytes(), read_sidecar(path, source, root or path.parent.resolve()),
+                               limits=limits, ocr=ocr)
+
+
+def default_limits() -> Limits:
+    """What reading a corpus document may take, by the settings (QA_BOT_MAX_DOCUMENT_CHARS, _EXTRACT_SECONDS)."""
+    from .settings import Settings
+
+    return Settings.from_env().corpus_limits
 
 
 SIDECAR_FIELDS = {"title": "title", "date": "date", "published": "date", "author": "author", "url": "url",
                   "publisher": "publisher", "description": "description"}
+SIDECAR_MAX_BYTES = 64 * 1024  # a sidecar is a handful of short fields: a larger one is not read
+SIDECAR_MAX_DEPTH = 16  # its fields are top-level strings; nesting deeper than this is not metadata
 
 
 def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
-    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher", "description"); a sidecar that
-    is not a JSON object, or links out of the corpus folder, is ignored with a warning naming it."""
+    """Metadata from NAME.meta.json beside the file ("title", "date", "author", "url", "publisher", "description").
+    A sidecar that is not a JSON object, is over SIDECAR_MAX_BYTES or nests deeper than SIDECAR_MAX_DEPTH (both
+    checked before it is parsed), links out of the corpus folder, or fails in any other way is ignored with a warning
+    naming it: the document is indexed without it (issue 45, G19: one 100,000-deep sidecar stopped `qa-bot index`
+    for the whole corpus with a RecursionError)."""
     meta = path.with_name(path.stem + ".meta.json")
     try:
         if not meta.is_file():
@@ -75,23 +89,54 @@ def read_sidecar(path: Path, source: str, root: Path) -> Metadata:
         if not _inside(meta, root):  # a sidecar linking out is not read
             log.warning("ignored %s: a link out of the corpus folder", meta.name)
             return Metadata()
-        obj = json.loads(meta.read_text(encoding="utf-8"))
+        with open(meta, "rb") as f:
+            raw = f.read(SIDECAR_MAX_BYTES + 1)
+        if len(raw) > SIDECAR_MAX_BYTES:
+            raise ValueError(f"over {SIDECAR_MAX_BYTES // 1024} KB")
+        text = raw.decode("utf-8")
+        if json_depth(text) > SIDECAR_MAX_DEPTH:
+            raise ValueError(f"nested deeper than {SIDECAR_MAX_DEPTH} levels")
+        obj = json.loads(text)
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
-        log.warning("ignored %s (metadata of %s): not a JSON object (%s)", meta.name, source, str(exc)[:80])
+        fields: dict[str, str] = {}
+        for key, field in SIDECAR_FIELDS.items():
+            if isinstance(obj.get(key), (str, int)) and str(obj[key]).strip() and field not in fields:
+                fields[field] = str(obj[key])
+        return clean_meta(f"{meta.name}", **fields)
+    except Exception as exc:  # any failure costs this document its sidecar, never the corpus its index
+        why = str(exc)[:80] if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:80]}"
+        log.warning("ignored %s (metadata of %s): not a usable JSON object (%s)", meta.name, source, why)
         return Metadata()
-    fields: dict[str, str] = {}
-    for key, field in SIDECAR_FIELDS.items():
-        if isinstance(obj.get(key), (str, int)) and str(obj[key]).strip() and field not in fields:
-            fields[field] = str(obj[key])
-    return clean_meta(f"{meta.name}", **fields)
 
 
-def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata(),
-                        ocr: "OcrOptions | None" = None) -> Document:
-    """The document in these bytes, by its suffix (formats.extract); sidecar's fields override the file's own."""
-    found = extract(source, data, ocr)
+def json_depth(text: str) -> int:
+    """The deepest nesting of [ and { in JSON text, strings skipped; one linear pass, no recursion."""
+    depth = most = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            most = max(most, depth)
+        elif ch in "]}":
+            depth -= 1
+    return most
+
+
+def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata(), *,
+                        limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Document:
+    """The document in these bytes, by its suffix (formats.extract, under limits: by default the settings'
+    corpus_limits); sidecar's fields override the file's own."""
+    found = extract(source, data, limits or default_limits(), ocr)
     meta = found.meta.merged(sidecar)
     if not meta.title:
         meta = replace(meta, title=_title_from_text(found.text, source))
@@ -120,20 +165,22 @@ def instructions_to_assistant(text: str) -> str:
     return " ".join(min(found, key=lambda m: m.start()).group(0).split()) if found else ""
 
 
-def load_corpus(corpus_dir: Path, max_bytes: int, *, ocr: "OcrOptions | None" = None,
+def load_corpus(corpus_dir: Path, max_bytes: int, limits: Limits | None = None, *, ocr: "OcrOptions | None" = None,
                 read: Callable[[Path, str], Document | None] | None = None) -> tuple[list[Document], list[Skipped]]:
     """All documents (DOC_SUFFIXES) below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
     warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be
-    indexed and quoted), broken links and link loops, FIFOs and other special files. Links to folders are not
-    followed. Raises CorpusError when the folder is missing or nothing is usable.
+    indexed and quoted), broken links and link loops, FIFOs and other special files, text over limits.max_chars
+    or reading over limits.seconds (default: the settings'). Links to folders are not followed. Raises
+    CorpusError when the folder is missing or nothing is usable.
     read(path, source): reads one file in place of read_document (watch.py's reader reuses unchanged documents);
     None from it leaves the file out for now, without a warning (a file still being written)."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder not found: {corpus_dir}")
     root = corpus_dir.resolve()
+    limits = limits or default_limits()
     docs, skipped = [], []
-    read = read or (lambda path, rel: read_document(path, rel, max_bytes, root, ocr))
+    read = read or (lambda path, rel: read_document(path, rel, max_bytes, root, limits, ocr))
 
     def skip(rel: str, reason: str) -> None:
         skipped.append(Skipped(rel, f"{rel}: {reason}"))
@@ -173,6 +220,8 @@ def load_corpus(corpus_dir: Path, max_bytes: int, *, ocr: "OcrOptions | None" = 
             log.warning("skipped %s", exc)
         except OSError as exc:
             skip(rel, f"unreadable ({exc.strerror})")
+        except Exception as exc:  # a parser's own failure on one malformed file costs that file, never the corpus
+            skip(rel, f"not readable ({type(exc).__name__})")
     if not docs:
         detail = "; ".join(s.reason for s in skipped) or f"no {', '.join(DOC_SUFFIXES)} files"
         raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
@@ -218,7 +267,7 @@ def title_from_name(source: str) -> str:
     """A title made of the file name: "alibaba_cloud_spinoff.txt" -> "alibaba cloud spinoff"."""
     name = Path(source).name
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    return " ".join(stem.replace("_", " ").split())
+    return " ".join(clean_controls(stem).replace("_", " ").split())  # a title is shown: no ESC, BEL or RLO in it
 
 
 _MODE_LINE = re.compile(r"\s*-\*-.*$")  # Emacs's "-*- outline -*-" after a NEWS file's name
@@ -248,7 +297,7 @@ def _title_from_text(text: str, source: str) -> str:
     first = _MODE_LINE.sub("", first)
     if not first or len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or first[-1:] in ".,;:":
         return name
-    first = " ".join(first.strip("#*=- ").split())
+    first = " ".join(clean_controls(first).strip("#*=- ").split())
     if _recurs(first, text):
         return name
     return first if content_words(name) <= content_words(first) else f"{first} ({name})"

@@ -23,7 +23,7 @@ from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from . import cite, ground, prompts
+from . import cite, ground, prompts, sanitize
 from . import question as question_stage
 from . import summary as summary_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
@@ -149,7 +149,8 @@ class QABot:
 
     @cached_property
     def documents(self) -> dict[str, Document]:
-        docs, self.skipped = load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes, ocr=self.ocr)
+        docs, self.skipped = load_corpus(self.settings.corpus_dir, self.settings.max_file_bytes,
+                                         self.settings.corpus_limits, ocr=self.ocr)
         return {d.source: d for d in docs}
 
     @cached_property
@@ -652,6 +653,7 @@ class QABot:
                 draft = self._read(look, until)
                 timings["read"] += time.perf_counter() - t
                 found, why = ground.ground(draft, p.query, look.sentences, self._document(session))
+                found, why = sanitize.screen(found, why, p.query, self._document(session))  # J2/J3: data is no answer
                 if found is not None and s.reader_check and ground.needs_check(p.query, found):
                     yield Stage("checking")
                     t = time.perf_counter()
@@ -711,8 +713,9 @@ class QABot:
         doc = self.documents.get(source) or (session.documents.get(source) if session is not None else None)
         if doc is None:
             return Citation(n, source, start, end, text, title)
-        return Citation(n, source, start, end, text, self.titles.get(source) or doc.meta.title or title, doc.meta.date,
-                        doc.page(start))
+        start, end = sanitize.data_free_span(doc.text, start, end)  # J2: a summary's sentence without planted markers
+        return Citation(n, source, start, end, doc.text[start:end], self.titles.get(source) or doc.meta.title or title,
+                        doc.meta.date, doc.page(start))
 
     def _refuse(self, p: Prepared, timings: dict, why: str, draft: ground.ReaderDraft | None = None,
                 read: tuple[Sentence, ...] = (), off_topic: bool = False) -> Answer:
@@ -775,7 +778,7 @@ class QABot:
         names = [src.removeprefix(SESSION_PREFIX) for src in (session.texts if session is not None else ())]
         base = check_upload(s, name, len(data), names)
         try:
-            doc = document_from_bytes(SESSION_PREFIX + base, data, ocr=self.ocr)
+            doc = document_from_bytes(SESSION_PREFIX + base, data, limits=s.upload_limits, ocr=self.ocr)  # in a child process
         except CorpusError as exc:  # ingest names the internal source; the user knows the file by its own name
             raise CorpusError(f"{base} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + base + ': ')}") from None
         if s.quarantine_injections and (found := instructions_to_assistant(doc.text)):

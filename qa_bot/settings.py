@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,11 +28,31 @@ AT_LEAST = {
                      "top_k", "rerank_candidates", "reader_sentences", "reader_chars", "reader_looks", "llm_max_tokens",
                      "max_reader_chars", "llm_threads", "llm_ctx", "max_question_chars", "max_upload_bytes",
                      "max_session_documents", "upload_total_files", "upload_total_bytes", "max_request_bytes",
-                     "ocr_max_pages"), 1),
+                     "ocr_max_pages", "max_document_chars"), 1),
     **dict.fromkeys(("sentence_lexical_weight", "llm_max_retries", "llm_temperature", "fusion_keep", "llm_state_mb",
                      "reader_tokens"), 0),
     "min_similarity": -1.0,  # a cosine
 }
+# The most each numeric field may be: far beyond any real use, short of what exhausts memory or never ends
+# (issue 45, S1: QA_BOT_TOP_K=1000000000000 ended in MemoryError at the first question).
+AT_MOST = {
+    **dict.fromkeys(("top_k", "fusion_keep", "reader_sentences", "max_session_documents"), 10_000),
+    **dict.fromkeys(("embed_batch_size", "torch_threads", "llm_threads"), 4096),
+    **dict.fromkeys(("rerank_candidates", "reader_looks", "llm_max_retries"), 100_000),
+    **dict.fromkeys(("chunk_chars", "chunk_max_tokens", "reader_chars", "max_question_chars", "upload_total_files"),
+                    10_000_000),
+    **dict.fromkeys(("llm_max_tokens", "llm_ctx", "reader_tokens"), 16 * 1024 * 1024),
+    **dict.fromkeys(("max_file_bytes", "max_upload_bytes", "max_reader_chars"), 1024 ** 3),
+    **dict.fromkeys(("upload_total_bytes", "max_request_bytes", "max_document_chars"), 16 * 1024 ** 3),
+    "llm_state_mb": 1024 ** 2,
+    "sentence_lexical_weight": 1_000.0,
+    "llm_temperature": 100.0,
+    # seconds: a day is longer than any answer, upload or document should take; a month for what waits on disk
+    "llm_timeout": 86_400.0, "extract_seconds": 86_400.0, "upload_ttl": 30 * 86_400.0,
+}
+# Fields of seconds that must be more than 0 (0 would fail every call, or delete every upload at once).
+POSITIVE = ("llm_timeout", "upload_ttl", "extract_seconds", "ocr_timeout", "watch_debounce")
+_LOCAL_HOSTS = "localhost,127.0.0.1,::1"
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -150,6 +171,16 @@ class Settings:
     upload_ttl: float = 600.0
     # Any HTTP request body, on every route (413 past it): room for one upload and its multipart framing.
     max_request_bytes: int = 2 * 1024 * 1024
+    # What reading one document may take (issue 45, G2: an 86 KB PDF held a string that expands to 44 MB): its
+    # extracted text at most max_document_chars characters, four times max_file_bytes; a chat upload's at most the
+    # same multiple of max_upload_bytes. PDFs (and every upload) are read in a child process stopped after
+    # extract_seconds (qa_bot.extractor), so no document holds the server.
+    max_document_chars: int = 4 * 8 * 1024 * 1024
+    extract_seconds: float = 60.0
+    # Host names the served app answers to (the Host header; anything else gets 400): a web page on another site
+    # that rebinds its DNS name to 127.0.0.1 cannot reach the chat, its API or /config (issue 45, A5). Comma-
+    # separated; "*.example.org" for a domain's hosts, "*" for any. The address app.py binds to is added.
+    allowed_hosts: str = _LOCAL_HOSTS
 
     def __post_init__(self):
         from .errors import QABotError
@@ -157,24 +188,28 @@ class Settings:
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} is not one of: {', '.join(choices)}")
+        for f in fields(self):  # inf and nan pass every comparison below (nan < x and nan > x are both false)
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise QABotError(f"QA_BOT_{f.name.upper()}={value!r} is not a number")  # Settings(top_k="6")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise QABotError(f"QA_BOT_{f.name.upper()}={value!r} is not a finite number")
         for name, least in AT_LEAST.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):  # Settings(top_k="6") from code
-                raise QABotError(f"QA_BOT_{name.upper()}={value!r} is not a number")
-            if value < least:
+            if getattr(self, name) < least:
                 raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} must be at least {least:g}")
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} must be more than 0 seconds")
+        for name, most in AT_MOST.items():
+            if getattr(self, name) > most:
+                shown = f"{most:,}" if isinstance(most, int) else f"{most:,g}"
+                raise QABotError(f"QA_BOT_{name.upper()}={getattr(self, name)!r} must be at most {shown}")
         if not 0 <= self.check_min_yes <= 1:
             raise QABotError(f"QA_BOT_CHECK_MIN_YES={self.check_min_yes!r} must be between 0 and 1 (a probability)")
         if self.min_similarity > 1:
             raise QABotError(f"QA_BOT_MIN_SIMILARITY={self.min_similarity!r} must be at most 1 (it is a cosine)")
-        if self.llm_timeout <= 0:
-            raise QABotError(f"QA_BOT_LLM_TIMEOUT={self.llm_timeout!r} must be more than 0 seconds")
-        if self.ocr_timeout <= 0:
-            raise QABotError(f"QA_BOT_OCR_TIMEOUT={self.ocr_timeout!r} must be more than 0 seconds")
-        if self.watch_debounce <= 0:
-            raise QABotError(f"QA_BOT_WATCH_DEBOUNCE={self.watch_debounce!r} must be more than 0 seconds")
-        if self.upload_ttl <= 0:
-            raise QABotError(f"QA_BOT_UPLOAD_TTL={self.upload_ttl!r} must be more than 0 seconds")
+        if not self.host_patterns:
+            raise QABotError(f"QA_BOT_ALLOWED_HOSTS={self.allowed_hosts!r} names no host (e.g. {_LOCAL_HOSTS})")
         if self.upload_total_bytes < self.max_upload_bytes:
             raise QABotError("QA_BOT_UPLOAD_TOTAL_BYTES must be at least QA_BOT_MAX_UPLOAD_BYTES")
         if self.max_request_bytes < self.max_upload_bytes + MULTIPART_SLACK:
@@ -184,6 +219,27 @@ class Settings:
             raise QABotError(f"QA_BOT_LLM_CTX={self.llm_ctx} leaves {self.prompt_token_budget} tokens per prompt after "
                              f"QA_BOT_LLM_MAX_TOKENS={self.llm_max_tokens} (each of {LLM_SLOTS} slots gets "
                              f"llm_ctx / {LLM_SLOTS}); at least 256 are needed")
+
+    @property
+    def host_patterns(self) -> tuple[str, ...]:
+        """allowed_hosts as lower-case names or patterns ("*.example.org", "*")."""
+        return tuple(h.strip().lower().strip("[]") for h in self.allowed_hosts.split(",") if h.strip())
+
+    @property
+    def corpus_limits(self):
+        """What reading one corpus document may take (formats.Limits)."""
+        from .formats import Limits
+
+        return Limits(self.max_document_chars, self.extract_seconds)
+
+    @property
+    def upload_limits(self):
+        """What reading one chat upload may take: text in the same proportion to max_upload_bytes as a corpus
+        document's to max_file_bytes, and every format read in the child process."""
+        from .formats import Limits
+
+        share = self.max_document_chars * min(self.max_upload_bytes, self.max_file_bytes) // self.max_file_bytes
+        return Limits(max(1, share), self.extract_seconds, isolate=True)
 
     @property
     def prompt_token_budget(self) -> int:

@@ -24,10 +24,11 @@ from .chat import (DONE, ERROR, MAX_QUEUED, QUEUED, RUNNING, SEARCHING, STOPPED,
                    copy_text)
 from .errors import QABotError
 from .ingest import DOC_SUFFIXES
+from .sanitize import visible
 from .settings import REPO_ROOT, Settings
 from .theme import CSS, RESTORE_JS, TOGGLE_JS
 from .types import Answer, Stage
-from .web import UPLOAD_PATH, RequestGuard, UploadStore, upload_route
+from .web import UPLOAD_PATH, HostGuard, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def source_items(answer: Answer, min_similarity: float | None = None) -> list[di
 
 def _document_name(it: dict[str, Any]) -> str:
     """"file.pdf, p. 2 — Title (2023-05-12)": the file, and for a citation its page, title and date."""
-    name = f"{it['source']}, p. {it['page']}" if it.get("page") else it["source"]
+    name = f"{visible(it['source'])}, p. {it['page']}" if it.get("page") else visible(it["source"])
     about = " ".join(x for x in (it.get("title", ""), f"({it['date']})" if it.get("date") else "") if x)
     return f"{name} — {about}" if about else name
 
@@ -296,8 +297,10 @@ def corpus_titles(bot) -> list[str]:
 
 
 def render_corpus(titles: Sequence[str], changed: float | None = None) -> str:
-    """'Ask the article: <title>', or for several documents their count and the first few titles; with `changed`
-    (a followed corpus: app.py --watch), when the corpus last changed (time.time(), shown in UTC)."""
+    """'Ask the article: <title>', or for several documents their count and the first few titles (control and
+    bidi characters shown escaped: a file name's RLO would reverse the header after it); with `changed` (a
+    followed corpus: app.py --watch), when the corpus last changed (time.time(), shown in UTC)."""
+    titles = [visible(t) for t in titles]
     if not titles:
         return '<h1 class="qa-title">Ask the documents</h1>'
     if len(titles) == 1:
@@ -515,7 +518,7 @@ class Handlers:
             log.exception("cannot open %s", it.get("source"))
             return render_error(f"Cannot open {it['source']}.")
         label = f"[{it['n']}]" if it.get("cited") else ""
-        return render_document(text, [(it["start"], it["end"])], title=it["source"], label=label,
+        return render_document(text, [(it["start"], it["end"])], title=visible(it["source"]), label=label,
                                pick=next(self._picks))
 
     def respond(self, question, chat, turns, session):
@@ -714,7 +717,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
 
     feedback = FeedbackStore(bot.settings.feedback_db)
     titles = corpus_titles(bot)
-    with Blocks(title=f"Ask the article: {titles[0]}" if len(titles) == 1 else "Ask the documents",
+    with Blocks(title=f"Ask the article: {visible(titles[0])}" if len(titles) == 1 else "Ask the documents",
                 analytics_enabled=False) as demo:
         turns = gr.State([])  # [(question, answer text)]: what the library needs to rewrite follow-ups
         session = gr.State(None)  # this browser session's own documents; gr.State is per session, never shared
@@ -876,7 +879,12 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     # Routes given to the FastAPI app at creation come before all of Gradio's own (ours replace its upload route).
     app_kwargs = dict(kwargs.pop("app_kwargs", {}))
     app_kwargs["routes"] = [*app_kwargs.get("routes", []), *routes]
-    app_kwargs["middleware"] = [*app_kwargs.get("middleware", []),
+    # Host names answered: the settings' (localhost names by default) and the address served on, when it is one.
+    hosts = [*settings.host_patterns, *([host.lower().strip("[]")] if host not in ("0.0.0.0", "::", "") else [])]
+    if host in ("0.0.0.0", "::") and "*" not in hosts:
+        log.warning("serving on all addresses: requests are answered only for the hosts %s; set "
+                    "QA_BOT_ALLOWED_HOSTS to the names your users reach this server by", ", ".join(hosts))
+    app_kwargs["middleware"] = [Middleware(HostGuard, allowed=hosts), *app_kwargs.get("middleware", []),
                                 Middleware(RequestGuard, max_bytes=settings.max_request_bytes, store=uploads)]
     user_lifespan = app_kwargs.get("lifespan")
 

@@ -170,7 +170,7 @@ class CorpusWatcher:
             if previous is not None and same_side and previous.sha256 == hashlib.sha256(data).hexdigest():
                 return self._remember(rel, key, doc=previous)
             try:
-                doc = document_from_bytes(rel, data, read_sidecar(path, rel, root), bot.ocr)
+                doc = document_from_bytes(rel, data, read_sidecar(path, rel, root), limits=s.corpus_limits, ocr=bot.ocr)
             except CorpusError as exc:
                 if 0 <= young < RETRY_FOR:  # a copy that stalled mid-way fails to open: look again before giving up
                     self._pending.add(rel)

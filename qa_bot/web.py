@@ -22,6 +22,12 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: stores are then never swept by another process
+    fcntl = None
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 UPLOAD_PATH = "/gradio_api/upload"
 FILE_ROUTES = ("/gradio_api/file=", "/file=")
 STORE_PREFIX = "qa_bot-uploads-"
+OWNER_FILE = ".owner"  # in each store's folder: its server's pid, locked (flock) for as long as that server runs
 
 
 class BusyUploads(QABotError):
@@ -53,16 +60,34 @@ class UploadStore:
 
     def __init__(self, parent: str | Path, settings: Settings):
         self.settings = settings
-        parent = Path(parent)
-        parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(parent, settings.upload_ttl)
-        self.root = Path(tempfile.mkdtemp(prefix=STORE_PREFIX, dir=parent)).resolve()
+        self._parent = Path(parent)
+        self._parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(self._parent, settings.upload_ttl)
+        self._owner = None
+        self.root = self._make_root()
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         # Expired uploads go even when nobody uploads again (a sweep on upload alone would leave them).
         self._sweeper = threading.Thread(target=self._sweep_loop, name="upload-sweeper", daemon=True)
         self._sweeper.start()
+
+    def _make_root(self) -> Path:
+        """A new folder of this store, owned by this process: its OWNER_FILE holds the pid and stays locked
+        while the process lives, so another server's start-up sweep (_remove_stale) leaves it alone."""
+        # Made under another name and renamed once its owner file is locked: a sweep never sees it unlocked.
+        making = Path(tempfile.mkdtemp(prefix=".making-" + STORE_PREFIX, dir=self._parent))
+        owner = open(making / OWNER_FILE, "w")
+        if fcntl is not None:
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a folder just made: nobody else holds it
+        owner.write(f"{os.getpid()}\n")
+        owner.flush()
+        root = self._parent / f"{STORE_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        os.rename(making, root)
+        if self._owner is not None:
+            self._owner.close()
+        self._owner = owner
+        return root.resolve()
 
     def put(self, name: str, data: bytes) -> str:
         """Store one upload (already checked against the upload policy); its path. BusyUploads when the
@@ -73,6 +98,10 @@ class UploadStore:
             if (len(self._pending) >= s.upload_total_files
                     or sum(p.size for p in self._pending.values()) + len(data) > s.upload_total_bytes):
                 raise BusyUploads("Too many uploads are waiting to be added; please try again in a few minutes.")
+            if not (self.root / OWNER_FILE).is_file():  # deleted under us (by hand, or an older server's sweep)
+                log.warning("upload folder %s was deleted by another process; making a new one", self.root)
+                self._pending.clear()
+                self.root = self._make_root()
             folder = self.root / secrets.token_hex(16)
             folder.mkdir(mode=0o700)
             path = folder / safe_name(name)
@@ -122,7 +151,10 @@ class UploadStore:
         self._closed.set()
         with self._lock:
             self._pending.clear()
-        shutil.rmtree(self.root, ignore_errors=True)
+            shutil.rmtree(self.root, ignore_errors=True)
+            if self._owner is not None:
+                self._owner.close()
+                self._owner = None
 
     @property
     def pending(self) -> int:
@@ -138,11 +170,32 @@ def safe_name(name: str) -> str:
 
 
 def _remove_stale(parent: Path, ttl: float) -> None:
-    """Stores left by servers that did not shut down cleanly: whatever they hold is past its TTL by now."""
+    """Stores left by servers that did not shut down cleanly. A store whose OWNER_FILE lock can be taken has no
+    live owner: its uploads can never be added, so it goes. A live server's store is never touched, however old
+    (issue 45, W2: a second server deleted a running one's pending uploads, and its later uploads failed). A store
+    without an owner file (an older version's) goes once it is older than the TTL, as before."""
     cutoff = time.time() - ttl
+    for d in parent.glob(".making-" + STORE_PREFIX + "*"):  # a store's folder before its rename: a moment's life
+        try:
+            if d.is_dir() and not d.is_symlink() and d.stat().st_mtime < cutoff:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
     for d in parent.glob(STORE_PREFIX + "*"):
         try:
-            if d.is_dir() and d.stat().st_mtime < cutoff:
+            if not d.is_dir() or d.is_symlink():
+                continue
+            owner = d / OWNER_FILE
+            if owner.is_file():
+                if fcntl is None:
+                    continue  # no way to know whether its owner lives: leave it
+                with open(owner) as f:
+                    try:
+                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:  # held: its server is running
+                        continue
+                    shutil.rmtree(d, ignore_errors=True)
+            elif d.stat().st_mtime < cutoff:
                 shutil.rmtree(d, ignore_errors=True)
         except OSError:
             pass
@@ -177,6 +230,43 @@ def upload_route(store: UploadStore, check) -> Route:
         return JSONResponse([path])
 
     return Route(UPLOAD_PATH, upload, methods=["POST"])
+
+
+def host_allowed(host: str, patterns: Sequence[str]) -> bool:
+    """Whether a Host header ("127.0.0.1:7860", "[::1]:7860", "localhost") names an allowed host: one of patterns,
+    exactly (case aside), or under a "*.domain" pattern, or anything for "*"."""
+    host = host.strip().lower()
+    if host.startswith("["):  # [IPv6]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:  # name:port (a bare IPv6 address has several colons)
+        host = host.partition(":")[0]
+    host = host.rstrip(".")
+    if not host:
+        return False
+    for p in patterns:
+        if p == "*" or host == p or (p.startswith("*.") and host.endswith(p[1:])):
+            return True
+    return False
+
+
+class HostGuard:
+    """ASGI middleware: a request whose Host header is not allowed gets 400, on every route (the chat, /config,
+    /gradio_api/*, /v1). A page on another site whose DNS name is rebound to 127.0.0.1 sends its own name as Host
+    (issue 45, A5: `Host: evil.example` was served /config and /gradio_api/info)."""
+
+    def __init__(self, app, allowed: Sequence[str]):
+        self.app, self.allowed = app, tuple(allowed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1")
+            if not host_allowed(host, self.allowed):
+                log.info("refused a request for host %r (not in QA_BOT_ALLOWED_HOSTS)", host[:100])
+                if scope["type"] == "websocket":
+                    return await send({"type": "websocket.close", "code": 1008})
+                return await _plain(send, 400, "Invalid Host header: this server answers only to the host names in "
+                                               "its QA_BOT_ALLOWED_HOSTS setting.", code="invalid_host")
+        return await self.app(scope, receive, send)
 
 
 class RequestGuard:

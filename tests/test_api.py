@@ -324,13 +324,14 @@ def test_oversized_bodies_are_413(app):
     url, bot, api = app
     n = len(bot.calls)
     big = json.dumps({"model": "qa-bot", "messages": [{"role": "user", "content": "y" * MAX_BODY_BYTES}]}).encode()
-    r = httpx.post(f"{url}/v1/chat/completions", content=big, timeout=10)  # Content-Length says too big
+    as_json = {"Content-Type": "application/json"}
+    r = httpx.post(f"{url}/v1/chat/completions", content=big, headers=as_json, timeout=10)  # Content-Length: too big
     assert_openai_error(r, 413, code="request_too_large")
 
     def chunks():  # no Content-Length: caught while reading
         for _ in range(40):
             yield b" " * 10_000
-    r = httpx.post(f"{url}/v1/chat/completions", content=chunks(), timeout=10)
+    r = httpx.post(f"{url}/v1/chat/completions", content=chunks(), headers=as_json, timeout=10)
     assert "content-length" not in r.request.headers
     assert_openai_error(r, 413, code="request_too_large")
     assert len(bot.calls) == n and api.slots.used == 0

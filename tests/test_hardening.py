@@ -224,11 +224,6 @@ def test_bad_eval_files_exit_2(tmp_path, capsys, monkeypatch, line):
 
 # --- C10: a cache that cannot be used ----------------------------------------------------------------------------
 
-def _break_current_dir(home: Path):
-    (home / "CURRENT").unlink()
-    (home / "CURRENT").mkdir()
-
-
 def _break_lock_dir(home: Path):
     (home / ".lock").unlink(missing_ok=True)
     (home / ".lock").mkdir()
@@ -240,7 +235,8 @@ def _break_home_file(home: Path):
     home.write_text("not a folder")
 
 
-@pytest.mark.parametrize("breaks", [_break_current_dir, _break_lock_dir, _break_home_file, "unwritable"])
+# A CURRENT that is a folder is now repaired (issue 45, C10): tests/test_hardening3.py.
+@pytest.mark.parametrize("breaks", [_break_lock_dir, _break_home_file, "unwritable"])
 def test_c10_unusable_cache_still_answers_and_names_what_to_delete(corpus, tmp_path, caplog, monkeypatch, breaks):
     from qa_bot import index as ix
     from qa_bot.index import index_home
