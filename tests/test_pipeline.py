@@ -162,7 +162,8 @@ def test_session_documents_are_searched_only_in_their_session(make):
 
 
 @pytest.mark.parametrize("name,data,msg", [
-    ("a.docx", b"PK\x03\x04", "only .txt, .md"),  # PDFs are accepted since issue 11: a .docx is not
+    ("a.xlsx", b"PK\x03\x04", "only .txt, .md"),  # a spreadsheet is not a document here
+    ("a.docx", b"PK\x03\x04", "zip"),  # Word files are read; a broken one is refused, saying why
     ("a.pdf", b"%PDF-1.4", "not a readable PDF"),
     ("a.txt", b"\x00\x01binary", "binary"),
     ("a.txt", "café".encode("latin-1"), "UTF-8"),
