@@ -172,11 +172,15 @@ def test_ocr_is_bounded_by_its_page_cap_and_says_which_pages_it_left(tmp_path, c
 def test_ocr_off_or_tesseract_missing_skips_a_scan_with_a_message_saying_what_to_do(tmp_path, monkeypatch):
     data = make_scanned_pdf(FERRY_PAGES[:1])
     with pytest.raises(CorpusError, match=r"^scan\.pdf: the PDF has no text layer \(a scanned image\?\) and OCR is off \(QA_BOT_OCR=0\)$"):
-        extract("scan.pdf", data, OcrOptions(enabled=False))
+        extract("scan.pdf", data, ocr=OcrOptions(enabled=False))
     assert not Settings.from_env({"QA_BOT_OCR": "0"}).ocr and Settings.from_env({}).ocr
     with pytest.raises(QABotError, match="QA_BOT_OCR_MAX_PAGES=0 must be at least 1"):
         Settings.from_env({"QA_BOT_OCR_MAX_PAGES": "0"})
     monkeypatch.setattr(ocr, "tesseract_version", lambda: "")  # as on a machine without tesseract-ocr
+    # ... in this process: a corpus PDF is otherwise read by the child reader, which has the real tesseract
+    from qa_bot import formats, ingest
+
+    monkeypatch.setattr(ingest, "extract", formats.extract_here)
     (tmp_path / "scan.pdf").write_bytes(data)
     (tmp_path / "note.txt").write_text("A note.", encoding="utf-8")
     docs, skipped = load_corpus(tmp_path, 1 << 22, ocr=OcrOptions())
@@ -192,9 +196,9 @@ def test_a_malformed_scan_is_skipped_with_a_reason():
     start = data.index(b"stream\n") + 7
     broken_image = data[:start + 200] + b"\x00garbage" * 50 + data[start + 600:]
     with pytest.raises(CorpusError, match=r"^broken\.pdf: the PDF has no text layer \(a scanned image\?\) and page 1: an image cannot be decoded"):
-        extract("broken.pdf", broken_image, OcrOptions())
+        extract("broken.pdf", broken_image, ocr=OcrOptions())
     with pytest.raises(CorpusError, match=r"^cut\.pdf: not a readable PDF"):
-        extract("cut.pdf", data[: len(data) // 2], OcrOptions())
+        extract("cut.pdf", data[: len(data) // 2], ocr=OcrOptions())
 
 
 # --- the real bot over one file of each new format ---------------------------------------------------------------

@@ -190,7 +190,7 @@ def test_upload_route_takes_one_checked_file_and_caps_the_total(tmp_path):
     with served(bot, queue_size=2, api_keys=()) as (url, demo):
         many = upload(url, *[(f"n{i}.txt", b"tiny") for i in range(50)])
         assert many.status_code == 400 and "one" in many.text
-        assert upload(url, ("x.docx", b"PK\x03\x04")).status_code == 400  # .pdf and .html are documents since issue 11
+        assert upload(url, ("x.xlsx", b"PK\x03\x04")).status_code == 400  # .pdf and .html are documents since issue 11
         assert upload(url, ("x.svg", b"<script>")).status_code == 400
         paths = [upload(url, (f"d{i}.txt", b"The zorblax budget is 42 gold coins.")).json()[0] for i in range(3)]
         full = upload(url, ("d3.txt", b"more"))

@@ -216,8 +216,8 @@ def test_upload_messages_come_from_the_library_in_kb_and_mb():
     s = Settings()
     with pytest.raises(Exception, match=r"big.txt is too large \(3 MB\); a document can be at most 1 MB"):
         check_upload(s, "big.txt", 3 * 1024 * 1024)
-    with pytest.raises(Exception, match=r"a.docx cannot be added: only \.txt, \.md, .* documents can be"):
-        check_upload(s, "a.docx", 10)
+    with pytest.raises(Exception, match=r"a.xlsx cannot be added: only \.txt, \.md, .* documents can be"):
+        check_upload(s, "a.xlsx", 10)
     assert human_size(2000) == "2 KB" and human_size(int(1.5 * 1024 * 1024)) == "1.5 MB"
     js = upload_precheck_js(s)
     rules = json.loads(re.search(r"const R = (\{.*?\});", js).group(1))

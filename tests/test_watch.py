@@ -120,7 +120,7 @@ def test_only_changed_documents_are_read_again_and_only_new_text_is_embedded(tmp
 
     read = []
     real = watch.document_from_bytes
-    monkeypatch.setattr(watch, "document_from_bytes", lambda source, *a: read.append(source) or real(source, *a))
+    monkeypatch.setattr(watch, "document_from_bytes", lambda source, *a, **k: read.append(source) or real(source, *a, **k))
     (corpus / "ferry.txt").write_text(FERRY.format("10 am"), encoding="utf-8")
     time.sleep(0.3)
     done = watcher.sync()
