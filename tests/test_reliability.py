@@ -296,7 +296,7 @@ def test_faulty_corpus_files_are_skipped_with_named_warnings(corpus, tmp_path, c
         line = b"The quarterly archive repeats this sentence about nothing in particular.\n"
         f.write(line * (50 * 1024 * 1024 // len(line) + 1))
     (corpus / "notes.pdf").write_bytes(b"%PDF-1.4 not a text document")  # a PDF, read since issue 11: skipped
-    (corpus / "notes.docx").write_bytes(b"PK\x03\x04 not a text document")  # other suffixes are ignored
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04 not a text document")  # a Word file, read since issue 46: skipped
     import psutil
 
     rss0 = psutil.Process().memory_info().rss
@@ -306,7 +306,7 @@ def test_faulty_corpus_files_are_skipped_with_named_warnings(corpus, tmp_path, c
     answer = bot.ask(Q)
     elapsed = time.monotonic() - t
     skipped = {s.source: s.reason for s in bot.skipped}
-    assert set(skipped) == {"empty.txt", "blank.md", "latin1.txt", "image.txt", "huge.txt", "notes.pdf"}
+    assert set(skipped) == {"empty.txt", "blank.md", "latin1.txt", "image.txt", "huge.txt", "notes.pdf", "notes.docx"}
     for name, reason in skipped.items():
         assert reason.startswith(name + ":"), reason
         assert any(name in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING), name
