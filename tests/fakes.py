@@ -6,9 +6,9 @@
   sentence, as QABot's answers are. It is deliberately dumb but honest: real spans into real document text,
   refusals listing the closest passages when some words are shared and nothing at all for unrelated
   questions (QABot's off-topic refusals), follow-ups rewritten from the history.
-- ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader and the check by prompt, not by turn: the
-  reader's reply is chosen by the question (or computed from the numbered sentences by `short_answer`), the
-  check always gets `verdict`. Concurrent or reordered questions then get consistent replies.
+- ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader, the check and the follow-up rewrite by prompt,
+  not by turn: the reader's reply is chosen by the question (or computed from the numbered sentences by
+  `short_answer`), the check always gets `verdict`, a rewrite its `rewrites` entry (else an empty question). Concurrent or reordered questions then get consistent replies.
 """
 from __future__ import annotations
 
@@ -103,6 +103,7 @@ class ScriptedLLM(MockLLM):
 
     responses: list = []
     script: dict = {}
+    rewrites: dict = {}  # follow-up rewrite prompts (prompts.REWRITE_SYSTEM): last question substring -> reply
     default: str | None = READ_NOTHING
     verdict: str = YES
     delay: float = 0.0
@@ -116,6 +117,9 @@ class ScriptedLLM(MockLLM):
         system, user = str(messages[0].content), str(messages[-1].content)
         if system == prompts.CHECK_SYSTEM:
             return self.verdict
+        if system == prompts.REWRITE_SYSTEM:
+            last = user.rsplit("Last question:", 1)[-1].lower()
+            return next((r for k, r in self.rewrites.items() if k.lower() in last), '{"question": ""}')
         question = user.rsplit("Question:", 1)[-1].lower()
         for key, reply in self.script.items():
             if key.lower() in question:
@@ -132,14 +136,14 @@ class ScriptedLLM(MockLLM):
         yield ChatGenerationChunk(message=AIMessageChunk(content=self._reply(messages)))
 
 
-def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, **settings):
+def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, rewrites=None, **settings):
     """A real QABot over corpus_dir with the hashing embedder and a ScriptedLLM (bot.llm)."""
     from qa_bot.testing import HashEmbedder
     from qa_bot.pipeline import QABot
 
     s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, **settings)
-    return QABot(settings=s, llm=ScriptedLLM(script=dict(script or {}), default=default, verdict=verdict),
-                 embedder=HashEmbedder())
+    return QABot(settings=s, llm=ScriptedLLM(script=dict(script or {}), default=default, verdict=verdict,
+                                             rewrites=dict(rewrites or {})), embedder=HashEmbedder())
 
 
 @dataclass(frozen=True)

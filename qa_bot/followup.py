@@ -1,0 +1,252 @@
+"""Conversation-aware follow-ups: a question that depends on earlier turns is rewritten into one that stands
+alone before anything is searched; a question that does not pays nothing.
+
+    depends(question, history)  a few regular expressions (no model): why the question needs the conversation
+                                (a back-reference with nothing before it to point to, "what about X?", "and Y?",
+                                a bare "why?"), or None, and then nothing else runs
+    rewrite(...)                the reader, with a short fixed prompt (prompts.REWRITE_SYSTEM, cached by llama.cpp
+                                like the reader's own) and the last turns that fit, writes {"question": ...}
+    check_rewrite(...)          what it wrote is checked like any question (question.clean_question, a length
+                                cap), and as a question: it must ask something, keep every word of the follow-up
+                                that names something, and add no word that is in neither the follow-up nor the
+                                turns it was shown. Anything else is discarded for the deterministic rule
+                                (question.standalone_question's "(following up on: ...)").
+
+The rewrite is only ever a question: it is searched and answered like a typed one, every answer still goes
+through the grounding rules, so whatever the history says (it is the client's: /ask and the OpenAI API take it
+as given) can at most change what is searched for, never what is answered.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from . import cite, prompts
+from .errors import InvalidQuestion
+from .question import clean_question, estimate_tokens, standalone_question, strip_invisible
+
+# The turns the reader is shown: the last few (older ones rarely hold what "it" points to, and each costs
+# prompt reading), each answer cut (a summary's three sentences say nothing a follow-up needs beyond its start).
+MAX_TURNS = 3
+ANSWER_CHARS = 240
+MAX_REWRITE_CHARS = 300  # a standalone follow-up is one question; the reply's JSON schema holds it to this too
+
+# Pronouns and demonstratives that point back. "that"/"this"/"these"/"those" count only where they cannot be a
+# conjunction or relative pronoun ("the model that ...", "said that ..."): first, after a verb of asking or a
+# preposition, or before a noun they determine; "there" only where it is a place ("is there" is not).
+_PRONOUN = re.compile(
+    r"\b(it|its|it's|itself|they|them|their|theirs|he|him|his|she|her|hers|"
+    r"the (?:company|firm|unit|group|business|model|product|deal|plan|move|spin-?off|release|version|licen[cs]e|"
+    r"option|feature|change|program|tool|update|fix|bug))\b", re.I)
+_DEMONSTRATIVE = re.compile(
+    r"(?:^|\b(?:is|was|are|were|does|did|do|has|had|will|can|about|of|in|on|for|than|with|from|to|by|at|after|"
+    r"before|since|like|and|but|why|how|what|when|where|who)\s+)(that|this|these|those)\b|"
+    r"\b(that|this|these|those)\s*\?|"
+    r"\b(that|this|these|those)\s+(?:year|quarter|month|week|day|time|period|date|figure|number|amount|price|"
+    r"release|version|company|firm|unit|group|business|product|model|option|feature|change|program|tool|one|ones)s?\b",
+    re.I)
+_THERE = re.compile(r"\bthere\b(?!\s+(?:is|are|was|were|be|been|will|has|have|had|any|no)\b)", re.I)
+_EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|will|has|have|had)\s+there\b", re.I)
+# An ellipsis: the follow-up keeps only what changed ("What about the fourth quarter?", "And in 2021?") or asks
+# only the question word ("Why?", "How so?", "When exactly?").
+_ELLIPSIS = re.compile(
+    r"^(?:and|but|also|so|or|plus)\b|^(?:what|how)\s+about\b|^what\s+of\b|^(?:same|likewise)\b|"
+    r"^(?:and\s+)?(?:what|how)\s+else\b|^(?:anything|something)\s+else\b|^(?:really|since when|says who|is it)\b", re.I)
+_WH = re.compile(r"^(?:why|how|when|where|who|whom|which|what|whose|how (?:much|many|long|often|so|come))"
+                 r"(?:\s+(?:not|so|exactly|then|now|again|instead|precisely))?\s*[?.!]*$", re.I)
+_QUESTION_START = re.compile(
+    r"^(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|should|"
+    r"has|have|had|may|might|must|shall|in what|in which|on what|at what|by how|for what|from what|to what|with what|"
+    r"according to|as of|since when)\b", re.I)
+# What a question asks for, which its rewrite must still ask ("what" and "which" can be said otherwise:
+# "What about Q4?" -> "How much ... in Q4?").
+_ASKS = re.compile(r"\b(?:why|when|where|who|whom|whose|how (?:much|many|long|often|old|big|far))\b", re.I)
+_ELLIPTIC_START = re.compile(r"^(?:and\s+)?(?:what|how)\s+about\b", re.I)
+# Words of a question's form that a rewrite may use though neither the follow-up nor the turns do.
+_FORM = frozenset("""also than more less same other previous earlier last next compared compare different differ
+    change changed reason reasons why happen happened mean means meaning exactly instead still again""".split())
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """A follow-up made to stand alone: `question` is what is searched and answered; `by` says how
+    ("reader": its rewrite passed check_rewrite; "rule": the deterministic rule; "kept": the reader found
+    nothing to replace)."""
+
+    question: str
+    by: str
+    kind: str  # what depends() found: "reference", "ellipsis" or "fragment"
+
+
+def _words(text: str) -> list[str]:
+    return cite.WORD.findall(cite.normalize(text))
+
+
+def _has_subject(text: str, subjects: Iterable[str] = (), numbers: bool = True) -> bool:
+    """Whether text names something a pronoun after it can point to: a capitalised name (not the first word), a
+    number (versions, years; unless numbers=False), a quoted or code-like term, or one of the corpus's subjects
+    (document names)."""
+    words = text.split()
+    if len(words) > 1 and cite.proper_names(" ".join(words[1:])):
+        return True
+    if re.search(r"[`'\"“”‘’]\w|(?:^|\s)--?[a-z]" + (r"|\d" if numbers else ""), text):
+        return True
+    known = {w.lower() for w in subjects}
+    return bool(known & {w.lower() for w in _words(text)})
+
+
+def subject_words(sources: Iterable[str]) -> frozenset[str]:
+    """What the corpus's documents are about, by name: the first word of each file name ("bash" of
+    bash_NEWS.txt, "alibaba" of alibaba_cloud_spinoff.txt), which questions often write in lower case."""
+    out = set()
+    for src in sources:
+        m = re.match(r"[a-z]{3,}", src.rsplit("/", 1)[-1].lower())
+        if m:
+            out.add(m.group(0))
+    return frozenset(out)
+
+
+def depends(question: str, history: Sequence[tuple[str, str]], subjects: Iterable[str] = ()) -> str | None:
+    """Why `question` cannot be understood without the earlier turns, or None (no history, or it stands alone):
+    "ellipsis" ("What about X?", "And Y?", a bare question word), "reference" (it, they, that, there, the
+    company... with nothing named before it in the question) or "fragment" (two or three words that ask
+    nothing by themselves: "Fourth quarter?"). Regular expressions only: a plain question costs microseconds."""
+    if not history:
+        return None
+    q = " ".join(question.split())
+    if _ELLIPSIS.search(q) or _WH.match(q):
+        return "ellipsis"
+    words = q.split()
+    for pattern in (_PRONOUN, _DEMONSTRATIVE, _THERE):
+        for m in pattern.finditer(q):
+            if pattern is _THERE and _EXISTENTIAL.search(q[: m.end()]):
+                continue
+            # A pronoun may point to a name earlier in the question; "that", "this" and "there" (as matched)
+            # point outside it.
+            # "the company" may be named anywhere in the question ("the model that Alibaba built").
+            before = q if m.group(0).lower().startswith("the ") else q[: m.start()]
+            if len(words) <= 14 and (pattern is not _PRONOUN or not _has_subject(before, subjects)):
+                return "reference"
+    if len(words) <= 3 and not _QUESTION_START.match(q) and not _has_subject(q, subjects, numbers=False):
+        return "fragment"
+    return None
+
+
+def trim_history(history: Sequence[tuple[str, str]], budget: int, question: str,
+                 max_turns: int = MAX_TURNS) -> list[tuple[str, str]]:
+    """The last turns (at most max_turns, oldest first) whose prompt, with the fixed instructions and the
+    follow-up, fits `budget` estimated tokens; each answer without its [n] markers and cut to ANSWER_CHARS.
+    An older turn that does not fit is dropped with all before it."""
+    fixed = estimate_tokens(prompts.REWRITE_SYSTEM) + estimate_tokens(prompts.REWRITE_USER.format(turns="", question=question))
+    kept: list[tuple[str, str]] = []
+    used = fixed
+    for q, a in reversed(history[-max_turns:]):
+        answer = strip_invisible(cite.strip_markers(a or ""))
+        if len(answer) > ANSWER_CHARS:
+            answer = answer[:ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
+        cost = estimate_tokens(_turn(q, answer)) + 1
+        if used + cost > budget:
+            break
+        kept.append((q, answer))
+        used += cost
+    return kept[::-1]
+
+
+def _turn(q: str, a: str) -> str:
+    return prompts.REWRITE_TURN.format(question=q, answer=a or "-")
+
+
+def rewrite_prompt(question: str, turns: Sequence[tuple[str, str]]) -> str:
+    """The reader's user message after REWRITE_SYSTEM: the turns, oldest first, then the follow-up."""
+    return prompts.REWRITE_USER.format(turns="\n".join(_turn(q, a) for q, a in turns), question=question)
+
+
+def _loose(words: set[str]) -> Callable[[str], bool]:
+    """Membership in a set of stemmed words, also across a shared beginning ("run"/"running", "four"/"fourth",
+    "spin"/"spinning"): the reader may change a word's form, not the word."""
+    def has(w: str) -> bool:
+        if w in words:
+            return True
+        for v in words:
+            n = min(len(v), len(w))
+            if n >= 3 and v[:n] == w[:n] and abs(len(v) - len(w)) <= 4:
+                return True
+        return False
+    return has
+
+
+def _numbers(text: str) -> set[str]:
+    return set(cite.numbers(text))
+
+
+def check_rewrite(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int) -> str | None:
+    """The reader's rewrite as a standalone question, or None when it is not one to use: not the JSON asked for,
+    empty or too long (clean_question and MAX_REWRITE_CHARS), not a question (an answer, an instruction), missing
+    a word or number of the follow-up that names something, or carrying a word or number that is in neither the
+    follow-up nor the turns shown (a fact made up, or text from outside the conversation)."""
+    try:
+        obj = json.loads(raw.strip())
+    except ValueError:
+        return None
+    text = obj.get("question") if isinstance(obj, dict) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        text = clean_question(text, min(max_chars, MAX_REWRITE_CHARS), "the rewritten question")
+    except InvalidQuestion:
+        return None
+    text = text.rstrip(" .")
+    if not _QUESTION_START.match(text) or cite.is_refusal(text) or "?" in text[:-1]:
+        return None  # not one question: an answer, an instruction, several questions
+    text = text if text.endswith("?") else text + "?"
+    asked = {m.group(0).lower() for m in _ASKS.finditer(_ELLIPTIC_START.sub("", question))}
+    if not asked <= {m.group(0).lower() for m in _ASKS.finditer(text)}:
+        return None  # "When was it?" must still ask when
+    mine, shown = cite.content_words(text), cite.content_words(" ".join([question, *(f"{q} {a}" for q, a in turns)]))
+    kept = _loose(mine)
+    if not all(kept(w) for w in cite.content_words(question)) or not _numbers(question) <= _numbers(text):
+        return None  # the follow-up's own subject was lost ("What about the fourth quarter?" -> the first quarter)
+    known = _loose(shown | {cite.stem(w) for w in _FORM} | set(cite.QUESTION_FORM))
+    context_numbers = _numbers(" ".join([question, *(f"{q} {a}" for q, a in turns)]))
+    if not all(known(w) for w in mine) or not _numbers(text) <= context_numbers:
+        return None
+    return text
+
+
+def rule(question: str, history: Sequence[tuple[str, str]]) -> str | None:
+    """The deterministic rewrite: the follow-up with the previous question after it, for retrieval and the reader
+    to read together (question.standalone_question's form, for any kind of dependence)."""
+    ruled = standalone_question(question, history)  # a back-reference with no name: the rule as it always was
+    if ruled is not None:
+        return ruled
+    previous = next((q for q, _ in reversed(history) if q and q.strip()), "")
+    return f"{question.rstrip()} (following up on: {previous.strip()})" if previous else None
+
+
+def standalone(question: str, history: Sequence[tuple[str, str]], *, call: Callable[[str, str, dict], str] | None,
+               budget: int, max_chars: int, subjects: Iterable[str] = ()) -> Rewrite | None:
+    """`question` made to stand alone, or None when it already does (then no model is called). `history` is
+    question.clean_history's; `call(system, user, schema)` asks the reader (None: the rule only); `budget` is the
+    prompt's token budget. A rewrite the checks refuse, or no turn fitting the budget, falls back to the rule."""
+    kind = depends(question, history, subjects)
+    if kind is None:
+        return None
+    turns = trim_history(history, budget, question) if call is not None else []
+    if turns:
+        raw = call(prompts.REWRITE_SYSTEM, rewrite_prompt(question, turns), prompts.REWRITE_SCHEMA)
+        text = check_rewrite(raw, question, turns, max_chars)
+        if text is not None:
+            if _same(text, question):
+                if kind == "reference":  # what it points to was in the question after all
+                    return None
+            else:
+                return Rewrite(text, "reader", kind)
+    ruled = rule(question, history)
+    return Rewrite(ruled, "rule", kind) if ruled else None
+
+
+def _same(a: str, b: str) -> bool:
+    norm = lambda s: " ".join(re.findall(r"\w+", s.lower()))  # noqa: E731
+    return norm(a) == norm(b)
