@@ -16,6 +16,9 @@ from typing import Any, Iterable
 QUEUED, RUNNING, DONE, ERROR, STOPPED = "queued", "running", "done", "error", "stopped"
 SEARCHING = "Searching the documents…"  # a started answer's first stage (later ones come from the bot)
 MAX_QUEUED = 3  # questions a chat may have waiting: its queue is drained in one go, so others would wait behind it
+# A rewritten follow-up is remembered as searched for up to this length (a reader's rewrite is at most 300
+# characters, followup.MAX_REWRITE_CHARS); the rule's "(following up on: ...)" form would nest and grow.
+REMEMBERED_REWRITE_CHARS = 300
 SAVED_TURNS = 50  # turns kept in the browser's history (localStorage is small; older turns are dropped)
 
 
@@ -29,6 +32,7 @@ class Turn:
     html: str = ""  # the finished assistant bubble (DONE)
     items: tuple[dict[str, Any], ...] = ()  # the passages listed under the answer (ui.source_items)
     abstained: bool = False
+    searched: str = ""  # the follow-up rewritten to stand alone, when it was (Answer.standalone_question)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"items": [dict(it) for it in self.items]}
@@ -131,14 +135,15 @@ class Conversation:
             return next((t for t in self.turns if t.id == turn_id), None)
 
     def history(self, before: int | None = None) -> list[tuple[str, str]]:
-        """(question, answer text) of the answered turns before turn `before`: the follow-up memory."""
+        """(question, answer text) of the answered turns before turn `before`: the follow-up memory. A follow-up
+        that was rewritten is remembered as it was searched for, so a follow-up on it finds its subject named."""
         with self._lock:
             out = []
             for t in self.turns:
                 if t.id == before:
                     break
-                if t.status == DONE:
-                    out.append((t.question, t.text))
+                if t.status == DONE:  # a rewrite longer than a reader's (the rule's, carried over again) is not
+                    out.append((t.searched if 0 < len(t.searched) <= REMEMBERED_REWRITE_CHARS else t.question, t.text))
             return out
 
     def to_json(self) -> list[dict]:

@@ -630,7 +630,8 @@ class Handlers:
                 if isinstance(piece, Answer):
                     items = source_items(piece, self._near)
                     done = conv.update(turn.id, status=DONE, text=piece.text, stage="", abstained=piece.abstained,
-                                       items=tuple(items), html=render_message(piece, turn.id, items))
+                                       items=tuple(items), html=render_message(piece, turn.id, items),
+                                       searched=piece.standalone_question or "")
                     for _ in stream:  # the Answer is the last item: let the bot's generator finish normally
                         pass
                     return piece if done else None
