@@ -603,7 +603,9 @@ class Handlers:
         stream, so the model is freed either way."""
         flt = {k: v.strip() for k, v in (("source", source), ("since", since), ("until", until))
                if isinstance(v, str) and v.strip()}
+        started = False
         while (turn := conv.start_next()) is not None:
+            started = True
             yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             answer = yield from self._run_turn(conv, turn, session, flt)
             if answer is None:
@@ -614,6 +616,11 @@ class Handlers:
             refusal = answer.text if answer.abstained else REFUSAL
             yield (render_chat(conv.snapshot()), items, render_sources(items, answer.abstained, refusal), doc,
                    conv.to_json())
+        if not started:
+            # Nothing was waiting: an earlier answering event took this event's question along with its own (a
+            # question sent mid-answer joins the running queue). A generator that yields nothing would set every
+            # output to nothing: the chat, Sources and the document would go blank.
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
     def _run_turn(self, conv: Conversation, turn: Turn, session, flt: dict | None = None):
         stream, text = None, ""
