@@ -19,6 +19,7 @@ MAX_QUEUED = 3  # questions a chat may have waiting: its queue is drained in one
 # A rewritten follow-up is remembered as searched for up to this length (a reader's rewrite is at most 300
 # characters, followup.MAX_REWRITE_CHARS); the rule's "(following up on: ...)" form would nest and grow.
 REMEMBERED_REWRITE_CHARS = 300
+ADDED_PREFIX = "session/"  # pipeline.SESSION_PREFIX: how the library names a document added in a chat
 SAVED_TURNS = 50  # turns kept in the browser's history (localStorage is small; older turns are dropped)
 
 
@@ -33,6 +34,7 @@ class Turn:
     items: tuple[dict[str, Any], ...] = ()  # the passages listed under the answer (ui.source_items)
     abstained: bool = False
     searched: str = ""  # the follow-up rewritten to stand alone, when it was (Answer.standalone_question)
+    vote: str = ""  # "up" or "down" once this answer's thumb was stored (its confirmation is shown under it)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"items": [dict(it) for it in self.items]}
@@ -106,6 +108,15 @@ class Conversation:
             self._next_id = max([self._next_id] + [t.id + 1 for t in older])
             return bool(older)
 
+    def set_vote(self, turn_id: int, vote: str) -> bool:
+        """Record that an answered turn's vote was stored (its bubble then says so); False for any other turn."""
+        with self._lock:
+            for i, t in enumerate(self.turns):
+                if t.id == turn_id and t.status == DONE:
+                    self.turns[i] = dataclasses.replace(t, vote=vote)
+                    return True
+            return False
+
     def take_last_question(self) -> str | None:
         """For Regenerate: remove the last finished turn and return its question (None while answering)."""
         with self._lock:
@@ -162,6 +173,12 @@ class Conversation:
         return cls(turns)
 
 
+def shown_source(source: str) -> str:
+    """A source as people know it: a document added in this chat by its file name, "(added)" after it, not the
+    library's internal "session/" name."""
+    return f"{source.removeprefix(ADDED_PREFIX)} (added)" if source.startswith(ADDED_PREFIX) else source
+
+
 def citation_item(turn: Turn | None, n: int) -> dict[str, Any] | None:
     """The cited passage [n] of an answer (None when that answer has no citation n)."""
     if turn is None:
@@ -175,5 +192,5 @@ def copy_text(turn: Turn) -> str:
     if not cited:
         return turn.text
     lines = [turn.text, "", "Sources:"]
-    lines += [f"[{it['n']}] “{it['text'].strip()}” ({it['source']})" for it in cited]
+    lines += [f"[{it['n']}] “{it['text'].strip()}” ({shown_source(it['source'])})" for it in cited]
     return "\n".join(lines)
