@@ -202,27 +202,31 @@ class FakeBot:
         raise CorpusError(f"no document named {source!r}")
 
     def add_document(self, session: FakeSessionDocs | None, name: str, data: bytes, progress=None) -> FakeSessionDocs:
-        from qa_bot.pipeline import check_upload  # the library's upload policy, as QABot applies it
+        """As QABot's: the library's upload policy and ingest (so an HTML page is its extracted text), the
+        document named SESSION_PREFIX + its file name."""
+        from qa_bot.ingest import document_from_bytes
+        from qa_bot.pipeline import SESSION_PREFIX, check_upload
 
-        name = check_upload(self.settings, name, len(data), [n for n, _ in (session.docs if session else ())])
+        name = check_upload(self.settings, name, len(data), self.session_documents(session))
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CorpusError(f"{name} is not a UTF-8 text file.") from None
-        if "\x00" in text:
-            raise CorpusError(f"{name} looks like a binary file.")
-        if not text.strip():
-            raise CorpusError(f"{name} is empty.")
+            text = document_from_bytes(SESSION_PREFIX + name, data).text
+        except CorpusError as exc:  # QABot's message: the file by its own name
+            raise CorpusError(f"{name} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + name + ': ')}") from None
         old = session.docs if session else ()
-        return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
+        source = SESSION_PREFIX + name
+        return FakeSessionDocs(tuple((n, t) for n, t in old if n != source) + ((source, text),))
 
     def session_documents(self, session: FakeSessionDocs | None) -> list[str]:
-        return [n for n, _ in (session.docs if session else ())]
+        from qa_bot.pipeline import SESSION_PREFIX
+
+        return [n.removeprefix(SESSION_PREFIX) for n, _ in (session.docs if session else ())]
 
     def remove_document(self, session: FakeSessionDocs | None, name: str) -> FakeSessionDocs | None:
+        from qa_bot.pipeline import SESSION_PREFIX
+
         if name not in self.session_documents(session):
             raise CorpusError(f"{name} is not among this chat's added documents.")
-        rest = tuple((n, t) for n, t in session.docs if n != name)
+        rest = tuple((n, t) for n, t in session.docs if n != SESSION_PREFIX + name)
         return FakeSessionDocs(rest) if rest else None
 
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None,
@@ -260,6 +264,9 @@ class FakeBot:
             yield "public "
             raise BackendError("the language model server stopped mid-answer (http://10.0.0.9:8000/v1)")
         t0 = time.perf_counter()
+        if re.match(r"(summari[sz]e|give me an overview)", question, re.I):  # QABot's overview: cited sentences
+            yield from self._overview(question, session, allowed, t0)
+            return
         standalone = None
         if history and re.search(r"\b(it|its|they|that)\b", question.lower()):
             standalone = f"{question} ({history[-1][0]})"
@@ -296,6 +303,18 @@ class FakeBot:
         timings = {"retrieve": t1 - t0, "read": t2 - t1, "check": 0.0, "generate": t2 - t1, "total": t2 - t0}
         yield Answer(question, text, False, (Citation(1, c.source, c.start, c.end, c.text),), tuple(hits),
                      timings, standalone, read(short), evidence=evidence)
+
+    def _overview(self, question: str, session, allowed, t0: float) -> Iterator[str | Answer]:
+        """The first three sentences of the first document, each cited, on one line (QABot's overview of one
+        document: its lead sentence and two more, [1] [2] [3])."""
+        docs = [(n, t) for n, t in list(self._corpus.items()) + list(session.docs if session else ())
+                if allowed is None or n in allowed]
+        name, text = docs[0]
+        found = list(re.finditer(r"\S.*?(?:[.!?](?=\s|$)|\Z)", text, re.S))[:3]
+        cites = tuple(Citation(i, name, m.start(), m.end(), m.group()) for i, m in enumerate(found, 1))
+        body = " ".join(f"{c.text} [{c.n}]" for c in cites)
+        yield body
+        yield Answer(question, body, False, cites, (), {"summary": time.perf_counter() - t0})
 
     def close(self) -> None:
         pass
