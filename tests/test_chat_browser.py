@@ -317,3 +317,29 @@ def test_stop_is_red_only_while_answering_and_a_stopped_bubble_has_no_thumbs(des
     thumbs = [b for b in desktop.find_elements(By.CSS_SELECTOR, '#qa-chat button[aria-label="Like"], '
                                                '#qa-chat button[aria-label="Dislike"]') if b.is_displayed()]
     assert thumbs == [], "a stopped answer can be rated"
+
+
+# --- axe-core: the new parts, in the four configurations (desktop and phone, light and dark) ----------------
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_axe_finds_nothing_with_the_citation_panel_open(screen, app, request):
+    from test_look import AXE, axe
+
+    if not AXE.exists():
+        pytest.skip("needs npm axe-core: bash scripts/setup.sh --test")
+    driver = request.getfixturevalue(screen)
+    found = {}
+    for theme in ("light", "dark"):
+        fresh(driver, f"{app}?__theme={theme}")
+        found[f"{theme}/empty"] = axe(driver)["violations"]
+        ask(driver, "Summarize the article")
+        ask(driver, "When did Alibaba go public in New York?")
+        driver.find_element(By.CSS_SELECTOR, '#qa-chat button[aria-label="Like"]').click()
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-voted"))
+        marker = driver.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-answer [data-citation]")[-1]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", marker)
+        marker.click()
+        WebDriverWait(driver, 10).until(lambda d: panel(d))
+        found[f"{theme}/answered_panel"] = axe(driver)["violations"]
+        driver.save_screenshot(str(OUT / f"chat43_axe_{screen}_{theme}.png"))
+    assert not any(found.values()), found
