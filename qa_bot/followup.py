@@ -5,7 +5,8 @@ alone before anything is searched; a question that does not pays nothing.
                                 (a back-reference with nothing before it to point to, "what about X?", "and Y?",
                                 a bare "why?"), or None, and then nothing else runs
     rewrite(...)                the reader, with a short fixed prompt (prompts.REWRITE_SYSTEM, cached by llama.cpp
-                                like the reader's own) and the last turns that fit, writes {"question": ...}
+                                like the reader's own) and the last turns that fit, writes the question (a JSON
+                                string)
     check_rewrite(...)          what it wrote is checked like any question (question.clean_question, a length
                                 cap), and as a question: it must ask something, keep every word of the follow-up
                                 that names something, and add no word that is in neither the follow-up nor the
@@ -19,6 +20,7 @@ as given) can at most change what is searched for, never what is answered.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -27,9 +29,12 @@ from . import cite, prompts
 from .errors import InvalidQuestion
 from .question import clean_question, estimate_tokens, standalone_question, strip_invisible
 
-# The turns the reader is shown: the last few (older ones rarely hold what "it" points to, and each costs
-# prompt reading), each answer cut (a summary's three sentences say nothing a follow-up needs beyond its start).
-MAX_TURNS = 3
+log = logging.getLogger(__name__)
+
+# The turns the reader is shown: the last two (a follow-up is remembered as rewritten, so the last turn names its
+# subject; each older turn costs ~25 tokens of prompt reading, ~0.35 s on 2 cores), each answer cut (a summary's
+# three sentences say nothing a follow-up needs beyond its start).
+MAX_TURNS = 2
 ANSWER_CHARS = 240
 MAX_REWRITE_CHARS = 300  # a standalone follow-up is one question; the reply's JSON schema holds it to this too
 
@@ -62,8 +67,12 @@ _QUESTION_START = re.compile(
     r"according to|as of|since when)\b", re.I)
 # What a question asks for, which its rewrite must still ask ("what" and "which" can be said otherwise:
 # "What about Q4?" -> "How much ... in Q4?").
-_ASKS = re.compile(r"\b(?:why|when|where|who|whom|whose|how (?:much|many|long|often|old|big|far))\b", re.I)
+_ASKS = re.compile(r"\b(?:why|when|where|who|whom|whose|how(?: (?:much|many|long|often|old|big|far))?)\b", re.I)
 _ELLIPTIC_START = re.compile(r"^(?:and\s+)?(?:what|how)\s+about\b", re.I)
+# Words that only say what kind of answer is wanted ("In what year?", "For how long?"), stemmed as content_words.
+_ASKING = frozenset(cite.stem(w) for w in cite.QUESTION_FORM | {"date", "day", "month", "period", "long", "exactly",
+                                                                "amount", "number", "reason", "price", "cost",
+                                                                "release", "version"})
 # Words of a question's form that a rewrite may use though neither the follow-up nor the turns do.
 _FORM = frozenset("""also than more less same other previous earlier last next compared compare different differ
     change changed reason reasons why happen happened mean means meaning exactly instead still again""".split())
@@ -72,8 +81,8 @@ _FORM = frozenset("""also than more less same other previous earlier last next c
 @dataclass(frozen=True)
 class Rewrite:
     """A follow-up made to stand alone: `question` is what is searched and answered; `by` says how
-    ("reader": its rewrite passed check_rewrite; "rule": the deterministic rule; "kept": the reader found
-    nothing to replace)."""
+    ("reader": its rewrite passed check_rewrite; "rule": the deterministic rule, when the reader's did not or
+    the reader was not asked)."""
 
     question: str
     by: str
@@ -118,6 +127,8 @@ def depends(question: str, history: Sequence[tuple[str, str]], subjects: Iterabl
     q = " ".join(question.split())
     if _ELLIPSIS.search(q) or _WH.match(q):
         return "ellipsis"
+    if len(q.split()) <= 4 and not cite.content_words(q) - _ASKING and not _has_subject(q, subjects, numbers=False):
+        return "ellipsis"  # only words of asking: "In what year?", "By how much?", "Since when exactly?"
     words = q.split()
     for pattern in (_PRONOUN, _DEMONSTRATIVE, _THERE):
         for m in pattern.finditer(q):
@@ -183,36 +194,45 @@ def _numbers(text: str) -> set[str]:
 
 def check_rewrite(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int) -> str | None:
     """The reader's rewrite as a standalone question, or None when it is not one to use: not the JSON asked for,
-    empty or too long (clean_question and MAX_REWRITE_CHARS), not a question (an answer, an instruction), missing
-    a word or number of the follow-up that names something, or carrying a word or number that is in neither the
-    follow-up nor the turns shown (a fact made up, or text from outside the conversation)."""
+    empty or too long (clean_question and MAX_REWRITE_CHARS), not a question (an answer, an instruction), no
+    longer asking what the follow-up asks (when, who, how much...), missing a word or number of the follow-up that
+    names something, or carrying a word or number that is in neither the follow-up nor the turns shown (a fact made
+    up, or text from outside the conversation)."""
+    text, why = _checked(raw, question, turns, max_chars)
+    if text is None:
+        log.debug("follow-up rewrite %r not used: %s", raw[:200], why)
+    return text
+
+
+def _checked(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int) -> tuple[str | None, str]:
     try:
-        obj = json.loads(raw.strip())
+        text = json.loads(raw.strip())
     except ValueError:
-        return None
-    text = obj.get("question") if isinstance(obj, dict) else None
+        return None, "not JSON"
     if not isinstance(text, str):
-        return None
+        return None, "not a JSON string"
     try:
         text = clean_question(text, min(max_chars, MAX_REWRITE_CHARS), "the rewritten question")
-    except InvalidQuestion:
-        return None
+    except InvalidQuestion as e:
+        return None, str(e)
     text = text.rstrip(" .")
     if not _QUESTION_START.match(text) or cite.is_refusal(text) or "?" in text[:-1]:
-        return None  # not one question: an answer, an instruction, several questions
+        return None, "not one question"  # an answer, an instruction, several questions
     text = text if text.endswith("?") else text + "?"
     asked = {m.group(0).lower() for m in _ASKS.finditer(_ELLIPTIC_START.sub("", question))}
     if not asked <= {m.group(0).lower() for m in _ASKS.finditer(text)}:
-        return None  # "When was it?" must still ask when
-    mine, shown = cite.content_words(text), cite.content_words(" ".join([question, *(f"{q} {a}" for q, a in turns)]))
+        return None, f"no longer asks {', '.join(sorted(asked))}"  # "When was it?" must still ask when
+    context = " ".join([question, *(f"{q} {a}" for q, a in turns)])
+    mine = cite.content_words(text)
     kept = _loose(mine)
-    if not all(kept(w) for w in cite.content_words(question)) or not _numbers(question) <= _numbers(text):
-        return None  # the follow-up's own subject was lost ("What about the fourth quarter?" -> the first quarter)
-    known = _loose(shown | {cite.stem(w) for w in _FORM} | set(cite.QUESTION_FORM))
-    context_numbers = _numbers(" ".join([question, *(f"{q} {a}" for q, a in turns)]))
-    if not all(known(w) for w in mine) or not _numbers(text) <= context_numbers:
-        return None
-    return text
+    lost = [w for w in cite.content_words(question) if not kept(w)] + sorted(_numbers(question) - _numbers(text))
+    if lost:  # the follow-up's own subject was lost ("What about the fourth quarter?" -> the first quarter)
+        return None, f"lost {lost}"
+    known = _loose(cite.content_words(context) | {cite.stem(w) for w in _FORM} | set(cite.QUESTION_FORM))
+    added = [w for w in mine if not known(w)] + sorted(_numbers(text) - _numbers(context))
+    if added:
+        return None, f"added {added}"
+    return text, ""
 
 
 def rule(question: str, history: Sequence[tuple[str, str]]) -> str | None:
@@ -237,12 +257,8 @@ def standalone(question: str, history: Sequence[tuple[str, str]], *, call: Calla
     if turns:
         raw = call(prompts.REWRITE_SYSTEM, rewrite_prompt(question, turns), prompts.REWRITE_SCHEMA)
         text = check_rewrite(raw, question, turns, max_chars)
-        if text is not None:
-            if _same(text, question):
-                if kind == "reference":  # what it points to was in the question after all
-                    return None
-            else:
-                return Rewrite(text, "reader", kind)
+        if text is not None and not _same(text, question):  # the same question back: the reader resolved nothing
+            return Rewrite(text, "reader", kind)
     ruled = rule(question, history)
     return Rewrite(ruled, "rule", kind) if ruled else None
 
