@@ -5,8 +5,7 @@ alone before anything is searched; a question that does not pays nothing.
                                 (a back-reference with nothing before it to point to, "what about X?", "and Y?",
                                 a bare "why?"), or None, and then nothing else runs
     rewrite(...)                the reader, with a short fixed prompt (prompts.REWRITE_SYSTEM, cached by llama.cpp
-                                like the reader's own) and the last turns that fit, writes the question (a JSON
-                                string)
+                                like the reader's own) and the last turns that fit, writes {"question": ...}
     check_rewrite(...)          what it wrote is checked like any question (question.clean_question, a length
                                 cap), and as a question: it must ask something, keep every word of the follow-up
                                 that names something, and add no word that is in neither the follow-up nor the
@@ -36,7 +35,10 @@ log = logging.getLogger(__name__)
 # three sentences say nothing a follow-up needs beyond its start).
 MAX_TURNS = 2
 ANSWER_CHARS = 240
-MAX_REWRITE_CHARS = 300  # a standalone follow-up is one question; the reply's JSON schema holds it to this too
+MAX_REWRITE_CHARS = 300
+# Plain words (not names, not numbers) a rewrite may bring in: "generate" for "make" is rephrasing; more is a
+# question of its own.
+MAX_NEW_WORDS = 2  # a standalone follow-up is one question; the reply's JSON schema holds it to this too
 
 # Pronouns and demonstratives that point back. "that"/"this"/"these"/"those" count only where they cannot be a
 # conjunction or relative pronoun ("the model that ...", "said that ..."): first, after a verb of asking or a
@@ -52,6 +54,8 @@ _DEMONSTRATIVE = re.compile(
     r"\b(that|this|these|those)\s+(?:year|quarter|month|week|day|time|period|date|figure|number|amount|price|"
     r"release|version|company|firm|unit|group|business|product|model|option|feature|change|program|tool|one|ones)s?\b",
     re.I)
+# What a rewrite replaces rather than keeps: a pronoun phrase ("the company") or a demonstrative with its noun.
+_POINTING = re.compile(r"\b(?:the|that|this|these|those)\s+[a-z-]+(?:'s)?|\b(?:its|their|his|her)\s+[a-z-]+", re.I)
 _THERE = re.compile(r"\bthere\b(?!\s+(?:is|are|was|were|be|been|will|has|have|had|any|no)\b)", re.I)
 _EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|will|has|have|had)\s+there\b", re.I)
 # An ellipsis: the follow-up keeps only what changed ("What about the fourth quarter?", "And in 2021?") or asks
@@ -59,12 +63,13 @@ _EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|will|has|have|had)\s+there\b", 
 _ELLIPSIS = re.compile(
     r"^(?:and|but|also|so|or|plus)\b|^(?:what|how)\s+about\b|^what\s+of\b|^(?:same|likewise)\b|"
     r"^(?:and\s+)?(?:what|how)\s+else\b|^(?:anything|something)\s+else\b|^(?:really|since when|says who|is it)\b", re.I)
+_CONJUNCTION = re.compile(r"^(?:and|but|also|so|or|plus)\b[\s,]*", re.I)
 _WH = re.compile(r"^(?:why|how|when|where|who|whom|which|what|whose|how (?:much|many|long|often|so|come))"
                  r"(?:\s+(?:not|so|exactly|then|now|again|instead|precisely))?\s*[?.!]*$", re.I)
 _QUESTION_START = re.compile(
     r"^(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|should|"
     r"has|have|had|may|might|must|shall|in what|in which|on what|at what|by how|for what|from what|to what|with what|"
-    r"according to|as of|since when)\b", re.I)
+    r"according to|as of|since when|by when|until when|by what|how come)\b", re.I)
 # What a question asks for, which its rewrite must still ask ("what" and "which" can be said otherwise:
 # "What about Q4?" -> "How much ... in Q4?").
 _ASKS = re.compile(r"\b(?:why|when|where|who|whom|whose|how(?: (?:much|many|long|often|old|big|far))?)\b", re.I)
@@ -125,7 +130,12 @@ def depends(question: str, history: Sequence[tuple[str, str]], subjects: Iterabl
     if not history:
         return None
     q = " ".join(question.split())
-    if _ELLIPSIS.search(q) or _WH.match(q):
+    rest = _CONJUNCTION.sub("", q)
+    if rest != q and _QUESTION_START.match(rest):  # "And who runs it?": a whole question after the "and"
+        q = rest
+    elif _ELLIPSIS.search(q) or _WH.match(q):
+        return "ellipsis"
+    if _WH.match(q):
         return "ellipsis"
     if len(q.split()) <= 4 and not cite.content_words(q) - _ASKING and not _has_subject(q, subjects, numbers=False):
         return "ellipsis"  # only words of asking: "In what year?", "By how much?", "Since when exactly?"
@@ -192,30 +202,35 @@ def _numbers(text: str) -> set[str]:
     return set(cite.numbers(text))
 
 
-def check_rewrite(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int) -> str | None:
+def check_rewrite(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int,
+                  kind: str = "ellipsis") -> str | None:
     """The reader's rewrite as a standalone question, or None when it is not one to use: not the JSON asked for,
     empty or too long (clean_question and MAX_REWRITE_CHARS), not a question (an answer, an instruction), no
     longer asking what the follow-up asks (when, who, how much...), missing a word or number of the follow-up that
-    names something, or carrying a word or number that is in neither the follow-up nor the turns shown (a fact made
-    up, or text from outside the conversation)."""
-    text, why = _checked(raw, question, turns, max_chars)
+    names something (other than what points back: "that unit"), or carrying a name or number that is in neither
+    the follow-up nor the turns shown, or more than MAX_NEW_WORDS other new words (a fact made up, or text from
+    outside the conversation)."""
+    text, why = _checked(raw, question, turns, max_chars, kind)
     if text is None:
         log.debug("follow-up rewrite %r not used: %s", raw[:200], why)
     return text
 
 
-def _checked(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int) -> tuple[str | None, str]:
+def _checked(raw: str, question: str, turns: Sequence[tuple[str, str]], max_chars: int,
+             kind: str) -> tuple[str | None, str]:
     try:
-        text = json.loads(raw.strip())
+        obj = json.loads(raw.strip())
     except ValueError:
         return None, "not JSON"
+    text = obj.get("question") if isinstance(obj, dict) else None
     if not isinstance(text, str):
-        return None, "not a JSON string"
+        return None, "no question in the reply"
     try:
         text = clean_question(text, min(max_chars, MAX_REWRITE_CHARS), "the rewritten question")
     except InvalidQuestion as e:
         return None, str(e)
-    text = text.rstrip(" .")
+    text = _CONJUNCTION.sub("", text.rstrip(" ."))
+    text = text[:1].upper() + text[1:]
     if not _QUESTION_START.match(text) or cite.is_refusal(text) or "?" in text[:-1]:
         return None, "not one question"  # an answer, an instruction, several questions
     text = text if text.endswith("?") else text + "?"
@@ -225,13 +240,20 @@ def _checked(raw: str, question: str, turns: Sequence[tuple[str, str]], max_char
     context = " ".join([question, *(f"{q} {a}" for q, a in turns)])
     mine = cite.content_words(text)
     kept = _loose(mine)
-    lost = [w for w in cite.content_words(question) if not kept(w)] + sorted(_numbers(question) - _numbers(text))
-    if lost:  # the follow-up's own subject was lost ("What about the fourth quarter?" -> the first quarter)
-        return None, f"lost {lost}"
+    own = _POINTING.sub(" ", question)  # "that unit's revenue": "unit" is what gets replaced, not kept
+    words = [w for w in cite.content_words(own) - _ASKING if not kept(w)]  # "In what year?" may become "When...?"
+    names = sorted(w for w in cite.proper_names(own) if not kept(cite.stem(w)))
+    numbers = sorted(_numbers(question) - _numbers(text))
+    # An ellipsis is nothing but what changes ("What about the fourth quarter?", "And enterprise users?"): all of
+    # it stays. A whole question that points back may have one plain word said otherwise ("aim" -> "plan").
+    if names or numbers or len(words) > (1 if kind == "reference" else 0):
+        return None, f"lost {names + numbers or words}"
     known = _loose(cite.content_words(context) | {cite.stem(w) for w in _FORM} | set(cite.QUESTION_FORM))
-    added = [w for w in mine if not known(w)] + sorted(_numbers(text) - _numbers(context))
-    if added:
-        return None, f"added {added}"
+    words = [w for w in mine if not known(w)]
+    names = sorted(cite.proper_names(text) - cite.proper_names(context) - {w.lower() for w in _words(context)})
+    numbers = sorted(_numbers(text) - _numbers(context))
+    if names or numbers or len(words) > MAX_NEW_WORDS:  # a fact from nowhere; a few plain words are rephrasing
+        return None, f"added {names + numbers or words}"
     return text, ""
 
 
@@ -256,7 +278,7 @@ def standalone(question: str, history: Sequence[tuple[str, str]], *, call: Calla
     turns = trim_history(history, budget, question) if call is not None else []
     if turns:
         raw = call(prompts.REWRITE_SYSTEM, rewrite_prompt(question, turns), prompts.REWRITE_SCHEMA)
-        text = check_rewrite(raw, question, turns, max_chars)
+        text = check_rewrite(raw, question, turns, max_chars, kind)
         if text is not None and not _same(text, question):  # the same question back: the reader resolved nothing
             return Rewrite(text, "reader", kind)
     ruled = rule(question, history)

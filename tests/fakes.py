@@ -8,7 +8,7 @@
   questions (QABot's off-topic refusals), follow-ups rewritten from the history.
 - ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader, the check and the follow-up rewrite by prompt,
   not by turn: the reader's reply is chosen by the question (or computed from the numbered sentences by
-  `short_answer`), the check always gets `verdict`, a rewrite its `rewrites` entry (else an empty string).
+  `short_answer`), the check always gets `verdict`, a rewrite its `rewrites` entry (else an empty question).
   Concurrent or reordered questions then get consistent replies.
 """
 from __future__ import annotations
@@ -120,7 +120,7 @@ class ScriptedLLM(MockLLM):
             return self.verdict
         if system == prompts.REWRITE_SYSTEM:
             last = user.rsplit("Last question:", 1)[-1].lower()
-            return next((r for k, r in self.rewrites.items() if k.lower() in last), '""')
+            return next((r for k, r in self.rewrites.items() if k.lower() in last), '{"question": ""}')
         question = user.rsplit("Question:", 1)[-1].lower()
         for key, reply in self.script.items():
             if key.lower() in question:

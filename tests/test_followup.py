@@ -21,7 +21,8 @@ CLOUD_Q = "What is Alibaba doing with its cloud unit?"
 
 @pytest.mark.parametrize("question, kind", [
     ("What about the fourth quarter?", "ellipsis"),
-    ("And who runs it?", "ellipsis"),
+    ("And who runs it?", "reference"),  # a whole question after the "and"
+    ("And who is the CEO of Alibaba?", None),
     ("Why?", "ellipsis"),
     ("How so?", "ellipsis"),
     ("Is that more than last year?", "reference"),
@@ -55,7 +56,7 @@ def test_subject_words_are_the_documents_first_names():
 
 
 def rewrite(text: str) -> str:
-    return json.dumps(text)
+    return json.dumps({"question": text})
 
 
 @pytest.mark.parametrize("raw, want", [
@@ -67,6 +68,8 @@ def rewrite(text: str) -> str:
     (rewrite("$2.7 billion"), None),  # an answer, not a question
     (rewrite("The cloud business made $9 billion in the fourth quarter."), None),
     (rewrite("How much did Tencent make in the fourth quarter?"), None),  # a name from nowhere
+    (rewrite("How much revenue did the cloud business generate from its Dingtalk copilot and AI research team in "
+             "the fourth quarter?"), None),  # a question of its own
     (rewrite("How much revenue did the cloud business make in the fourth quarter of 2031?"), None),  # a number too
     (rewrite("The article does not say."), None),
     (rewrite("What about the fourth quarter? And the third?"), None),  # two questions
@@ -74,11 +77,17 @@ def rewrite(text: str) -> str:
     (rewrite(""), None),
     ("not json", None),
     (json.dumps({"answer": "2014", "sentence": 1}), None),  # the reader's reply, not a rewrite
-    (json.dumps({"question": "How much revenue did the cloud business generate in the fourth quarter?"}), None),
+    (json.dumps("How much revenue did the cloud business generate in the fourth quarter?"), None),  # not the object
     (json.dumps(["a list"]), None),
 ])
 def test_a_rewrite_is_checked_as_a_question(raw, want):
     assert followup.check_rewrite(raw, "What about the fourth quarter?", REVENUE, 2000) == want
+
+
+def test_a_rewrite_replaces_what_points_back():
+    turns = [("Which of its units is Alibaba gearing up to spin off?", "Cloud intelligence group [1]")]
+    assert followup.check_rewrite(rewrite("How much revenue did the cloud intelligence group generate in the fourth "
+                                          "quarter?"), "What was that unit's revenue in the fourth quarter?", turns, 2000)
 
 
 def test_a_rewrite_may_use_the_answer_and_change_a_words_form():
