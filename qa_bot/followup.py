@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # subject; each older turn costs ~25 tokens of prompt reading, ~0.35 s on 2 cores), each answer cut (a summary's
 # three sentences say nothing a follow-up needs beyond its start).
 MAX_TURNS = 2
-ANSWER_CHARS = 240
+ANSWER_CHARS = 100
 MAX_REWRITE_CHARS = 300
 # Plain words (not names, not numbers) a rewrite may bring in: "generate" for "make" is rephrasing; more is a
 # question of its own.
@@ -56,6 +56,7 @@ _DEMONSTRATIVE = re.compile(
     re.I)
 # What a rewrite replaces rather than keeps: a pronoun phrase ("the company") or a demonstrative with its noun.
 _POINTING = re.compile(r"\b(?:the|that|this|these|those)\s+[a-z-]+(?:'s)?|\b(?:its|their|his|her)\s+[a-z-]+", re.I)
+_THEN = re.compile(r"\b(?:since|by|until|till|back|before|after|from|and)\s+then\b", re.I)
 _THERE = re.compile(r"\bthere\b(?!\s+(?:is|are|was|were|be|been|will|has|have|had|any|no)\b)", re.I)
 _EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|will|has|have|had)\s+there\b", re.I)
 # An ellipsis: the follow-up keeps only what changed ("What about the fourth quarter?", "And in 2021?") or asks
@@ -63,6 +64,7 @@ _EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|will|has|have|had)\s+there\b", 
 _ELLIPSIS = re.compile(
     r"^(?:and|but|also|so|or|plus)\b|^(?:what|how)\s+about\b|^what\s+of\b|^(?:same|likewise)\b|"
     r"^(?:and\s+)?(?:what|how)\s+else\b|^(?:anything|something)\s+else\b|^(?:really|since when|says who|is it)\b", re.I)
+_LEAD = re.compile(r"^[^,?]{1,60},\s*")  # "Since then, what ...?", "In bash 5.2, which ...?"
 _CONJUNCTION = re.compile(r"^(?:and|but|also|so|or|plus)\b[\s,]*", re.I)
 _WH = re.compile(r"^(?:why|how|when|where|who|whom|which|what|whose|how (?:much|many|long|often|so|come))"
                  r"(?:\s+(?:not|so|exactly|then|now|again|instead|precisely))?\s*[?.!]*$", re.I)
@@ -140,12 +142,12 @@ def depends(question: str, history: Sequence[tuple[str, str]], subjects: Iterabl
     if len(q.split()) <= 4 and not cite.content_words(q) - _ASKING and not _has_subject(q, subjects, numbers=False):
         return "ellipsis"  # only words of asking: "In what year?", "By how much?", "Since when exactly?"
     words = q.split()
-    for pattern in (_PRONOUN, _DEMONSTRATIVE, _THERE):
+    for pattern in (_PRONOUN, _DEMONSTRATIVE, _THERE, _THEN):
         for m in pattern.finditer(q):
             if pattern is _THERE and _EXISTENTIAL.search(q[: m.end()]):
                 continue
-            # A pronoun may point to a name earlier in the question; "that", "this" and "there" (as matched)
-            # point outside it.
+            # A pronoun may point to a name earlier in the question; "that", "this", "there" and "then" (as
+            # matched) point outside it.
             # "the company" may be named anywhere in the question ("the model that Alibaba built").
             before = q if m.group(0).lower().startswith("the ") else q[: m.start()]
             if len(words) <= 14 and (pattern is not _PRONOUN or not _has_subject(before, subjects)):
@@ -231,7 +233,7 @@ def _checked(raw: str, question: str, turns: Sequence[tuple[str, str]], max_char
         return None, str(e)
     text = _CONJUNCTION.sub("", text.rstrip(" ."))
     text = text[:1].upper() + text[1:]
-    if not _QUESTION_START.match(text) or cite.is_refusal(text) or "?" in text[:-1]:
+    if not _QUESTION_START.match(_LEAD.sub("", text)) or cite.is_refusal(text) or "?" in text[:-1]:
         return None, "not one question"  # an answer, an instruction, several questions
     text = text if text.endswith("?") else text + "?"
     asked = {m.group(0).lower() for m in _ASKS.finditer(_ELLIPTIC_START.sub("", question))}
@@ -279,8 +281,10 @@ def standalone(question: str, history: Sequence[tuple[str, str]], *, call: Calla
     if turns:
         raw = call(prompts.REWRITE_SYSTEM, rewrite_prompt(question, turns), prompts.REWRITE_SCHEMA)
         text = check_rewrite(raw, question, turns, max_chars, kind)
-        if text is not None and not _same(text, question):  # the same question back: the reader resolved nothing
+        if text is not None and not _same(text, question):
             return Rewrite(text, "reader", kind)
+        if text is not None and kind == "reference":
+            return None  # the same question back: the reader found nothing to replace; asked as typed
     ruled = rule(question, history)
     return Rewrite(ruled, "rule", kind) if ruled else None
 

@@ -31,6 +31,7 @@ CLOUD_Q = "What is Alibaba doing with its cloud unit?"
     ("Who runs the company?", "reference"),
     ("How does this compare with 2021?", "reference"),
     ("What did Daniel Zhang say about that?", "reference"),  # "that" points outside the question
+    ("Since then, what exit status does diff return for binary files?", "reference"),
     ("Fourth quarter?", "fragment"),
     ("Q4?", "fragment"),
     # Plain questions: they name their subject, so nothing is called.
