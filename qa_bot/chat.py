@@ -16,6 +16,10 @@ from typing import Any, Iterable
 QUEUED, RUNNING, DONE, ERROR, STOPPED = "queued", "running", "done", "error", "stopped"
 SEARCHING = "Searching the documents…"  # a started answer's first stage (later ones come from the bot)
 MAX_QUEUED = 3  # questions a chat may have waiting: its queue is drained in one go, so others would wait behind it
+# A rewritten follow-up is remembered as searched for up to this length (a reader's rewrite is at most 300
+# characters, followup.MAX_REWRITE_CHARS); the rule's "(following up on: ...)" form would nest and grow.
+REMEMBERED_REWRITE_CHARS = 300
+ADDED_PREFIX = "session/"  # pipeline.SESSION_PREFIX: how the library names a document added in a chat
 SAVED_TURNS = 50  # turns kept in the browser's history (localStorage is small; older turns are dropped)
 
 
@@ -29,6 +33,8 @@ class Turn:
     html: str = ""  # the finished assistant bubble (DONE)
     items: tuple[dict[str, Any], ...] = ()  # the passages listed under the answer (ui.source_items)
     abstained: bool = False
+    searched: str = ""  # the follow-up rewritten to stand alone, when it was (Answer.standalone_question)
+    vote: str = ""  # "up" or "down" once this answer's thumb was stored (its confirmation is shown under it)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"items": [dict(it) for it in self.items]}
@@ -102,6 +108,15 @@ class Conversation:
             self._next_id = max([self._next_id] + [t.id + 1 for t in older])
             return bool(older)
 
+    def set_vote(self, turn_id: int, vote: str) -> bool:
+        """Record that an answered turn's vote was stored (its bubble then says so); False for any other turn."""
+        with self._lock:
+            for i, t in enumerate(self.turns):
+                if t.id == turn_id and t.status == DONE:
+                    self.turns[i] = dataclasses.replace(t, vote=vote)
+                    return True
+            return False
+
     def take_last_question(self) -> str | None:
         """For Regenerate: remove the last finished turn and return its question (None while answering)."""
         with self._lock:
@@ -131,14 +146,15 @@ class Conversation:
             return next((t for t in self.turns if t.id == turn_id), None)
 
     def history(self, before: int | None = None) -> list[tuple[str, str]]:
-        """(question, answer text) of the answered turns before turn `before`: the follow-up memory."""
+        """(question, answer text) of the answered turns before turn `before`: the follow-up memory. A follow-up
+        that was rewritten is remembered as it was searched for, so a follow-up on it finds its subject named."""
         with self._lock:
             out = []
             for t in self.turns:
                 if t.id == before:
                     break
-                if t.status == DONE:
-                    out.append((t.question, t.text))
+                if t.status == DONE:  # a rewrite longer than a reader's (the rule's, carried over again) is not
+                    out.append((t.searched if 0 < len(t.searched) <= REMEMBERED_REWRITE_CHARS else t.question, t.text))
             return out
 
     def to_json(self) -> list[dict]:
@@ -157,6 +173,12 @@ class Conversation:
         return cls(turns)
 
 
+def shown_source(source: str) -> str:
+    """A source as people know it: a document added in this chat by its file name, "(added)" after it, not the
+    library's internal "session/" name."""
+    return f"{source.removeprefix(ADDED_PREFIX)} (added)" if source.startswith(ADDED_PREFIX) else source
+
+
 def citation_item(turn: Turn | None, n: int) -> dict[str, Any] | None:
     """The cited passage [n] of an answer (None when that answer has no citation n)."""
     if turn is None:
@@ -170,5 +192,5 @@ def copy_text(turn: Turn) -> str:
     if not cited:
         return turn.text
     lines = [turn.text, "", "Sources:"]
-    lines += [f"[{it['n']}] “{it['text'].strip()}” ({it['source']})" for it in cited]
+    lines += [f"[{it['n']}] “{it['text'].strip()}” ({shown_source(it['source'])})" for it in cited]
     return "\n".join(lines)

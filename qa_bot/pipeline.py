@@ -23,7 +23,7 @@ from typing import Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
-from . import cite, ground, prompts, sanitize
+from . import cite, followup, ground, prompts, sanitize
 from . import question as question_stage
 from . import summary as summary_stage
 from .errors import CorpusError, InvalidQuestion, QABotError
@@ -369,7 +369,12 @@ class QABot:
         s = self.settings
         question = question_stage.clean_question(question, s.max_question_chars)
         history = question_stage.clean_history(history, s.max_question_chars)
-        standalone = question_stage.standalone_question(question, history) if s.rewrite_followups else None
+        standalone = None
+        if s.rewrite_followups:  # a follow-up that depends on the turns before it, made to stand alone (followup.py)
+            call = (lambda system, user, schema: self._call(system, user, schema, "rewrite")) if s.rewrite_with_reader else None
+            rewritten = followup.standalone(question, history, call=call, budget=s.prompt_token_budget,
+                                            max_chars=s.max_question_chars, subjects=followup.subject_words(self.documents))
+            standalone = rewritten.question if rewritten else None
         query = standalone or question
         sources = self.allowed(flt, session)
         t1 = time.perf_counter()

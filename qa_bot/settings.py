@@ -156,6 +156,9 @@ class Settings:
     # dropped first: one saved state is 3-41 MB here (the most for an article read whole). 0 = none saved.
     llm_state_mb: int = 512
     rewrite_followups: bool = True
+    # A follow-up that depends on the conversation is rewritten by the reader (one short call, qa_bot/followup.py);
+    # off: by the deterministic rule alone (the previous question carried over). Plain questions call nothing.
+    rewrite_with_reader: bool = True
 
     # Documents that give an AI assistant instructions ("ignore all previous instructions", "System:", "answer X to
     # every question") were written to steer the reader: they are kept out of answers, with a warning naming them.

@@ -45,7 +45,8 @@ button.qa-src { display: block; width: 100%; text-align: left; border: 1px solid
 button.qa-src:hover, button.qa-src:focus { border-color: var(--qa-accent); }
 .qa-n { font-weight: 700; color: var(--qa-accent); }
 .qa-name { font-size: .85em; color: var(--qa-muted); }
-.qa-passage { display: block; font-size: .85em; margin-top: .2em; }
+/* A passage's own line breaks are kept: a page's headline is a line of its own, not run into the sentence after it. */
+.qa-passage { display: block; font-size: .85em; margin-top: .2em; white-space: pre-line; }
 .qa-doc { color: var(--qa-text); }
 .qa-doc-title { font-weight: 600; margin-bottom: .3em; }
 .qa-doc-body { white-space: pre-wrap; max-height: 420px; overflow: auto; font-size: .9em; line-height: 1.5; }
@@ -57,22 +58,44 @@ mark.qa-focus { background: var(--qa-focus-bg); color: var(--qa-focus-text); out
 .qa-count.qa-over { color: var(--qa-error); font-weight: 600; }
 /* Gradio's dark theme sets its own orange (#ea580c, 3.6:1 with white) more specifically than the variables. */
 button.primary, .dark button.primary { background: #c2410c !important; color: #ffffff !important; }
-/* The Stop button: white on #b91c1c is 6.5:1 (Gradio's stop red #ef4444 gives 3.8:1) */
-button.stop, .dark button.stop { background: #b91c1c !important; color: #ffffff !important; }
+/* Stop is an ordinary button while nothing runs, and red (white on #b91c1c is 6.5:1; Gradio's stop red #ef4444
+   gives 3.8:1) while an answer is written or waits. */
+.gradio-container:has(#qa-chat .qa-streaming, #qa-chat .qa-queued) #qa-stop {
+  background: #b91c1c !important; color: #ffffff !important; border-color: #b91c1c !important; }
 button.primary:hover, .dark button.primary:hover { background: #9a3412 !important; }
-@media (max-width: 640px) { #qa-chat { height: 46vh !important; min-height: 260px; } }
+/* The chat grows with its messages (ui.build_app: no fixed height); on a phone it stops at about half the screen,
+   so the question box stays in view under it. */
+@media (max-width: 640px) {
+  #qa-chat { max-height: 52vh !important; }
+  .qa-corpus-more { display: none; }
+  .qa-title { font-size: 1.1em; }
+}
+/* Example questions wrap instead of being cut ("...in the firs..."). */
+#qa-examples button, #qa-examples button * { white-space: normal !important; text-overflow: clip !important;
+  overflow: visible !important; max-width: 100%; text-align: left; }
+/* Thumbs only under answers: a stopped, failed, queued or unfinished bubble has nothing to rate. */
+#qa-chat .message-row:has(.qa-stopped, .qa-error, .qa-queued, .qa-streaming) + .message-buttons { display: none; }
+/* The note under the question box takes no room until it says something. */
+#qa-count:has(.qa-count:empty) { display: none; }
+#qa-chat .placeholder { padding: .6em .8em; }
+.qa-voted { font-size: .8em; color: var(--qa-muted); margin-top: .3em; }
+.qa-rewrite { overflow-wrap: anywhere; }
 /* A long question scrolls inside the box instead of growing it past the screen. */
 #qa-input textarea { max-height: 9em; overflow-y: auto !important; }
 #qa-input textarea::placeholder { text-overflow: ellipsis; }
 /* Clickable citations, stages, queue and copy (the chat core) */
 .qa-cite-link { cursor: pointer; position: relative; text-decoration: underline dotted; }
-.qa-cite-link .qa-preview { display: none; position: absolute; z-index: 20; left: 0; top: 1.6em; width: 22em;
-  max-width: 70vw; font-size: .8rem; font-weight: 400; line-height: 1.35; color: var(--qa-text);
-  background: var(--background-fill-primary); border: 1px solid var(--qa-accent); border-radius: 6px;
-  padding: .4em .6em; box-shadow: 0 2px 8px rgba(0,0,0,.2); white-space: normal; }
-.qa-cite-link:hover .qa-preview, .qa-cite-link:focus .qa-preview { display: block; }
-.qa-preview-text, .qa-preview-src { display: block; }
-.qa-preview-src { margin-top: .2em; color: var(--qa-muted); font-size: .9em; }
+/* A marker carries its sentence hidden; the page shows it in a panel under the answer (ui.CITE_JS), in the flow
+   of the bubble: it covers nothing and is never wider than the bubble. */
+.qa-cite-link .qa-preview { display: none !important; }
+.qa-cite-panel { display: block; margin: .4em 0 .2em; padding: .35em .6em; font-size: .85em; line-height: 1.4;
+  color: var(--qa-text); border-left: 3px solid var(--qa-accent); background: var(--background-fill-secondary);
+  border-radius: 4px; overflow-wrap: anywhere; max-width: 100%; box-sizing: border-box; }
+.qa-cite-panel[hidden] { display: none !important; }
+.qa-panel-text { white-space: pre-line; }
+.qa-panel-n { font-weight: 700; color: var(--qa-accent); }
+.qa-panel-src { display: block; margin-top: .2em; color: var(--qa-muted); font-size: .9em; }
+.qa-cite-link:focus-visible { outline: 2px solid var(--qa-accent); outline-offset: 1px; border-radius: 2px; }
 .qa-stage { color: var(--qa-muted); font-style: italic; margin-right: .3em; }
 .qa-msg.qa-queued, .qa-msg.qa-stopped { color: var(--qa-muted); }
 .qa-tools { margin-top: .3em; }

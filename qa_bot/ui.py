@@ -21,9 +21,10 @@ import gradio as gr
 
 from . import REFUSAL
 from .chat import (DONE, ERROR, MAX_QUEUED, QUEUED, RUNNING, SEARCHING, STOPPED, Conversation, Turn, citation_item,
-                   copy_text)
-from .errors import QABotError
+                   copy_text, shown_source)
+from .errors import InvalidQuestion, QABotError
 from .ingest import DOC_SUFFIXES
+from .question import clean_question
 from .sanitize import visible
 from .settings import REPO_ROOT, Settings
 from .theme import CSS, RESTORE_JS, TOGGLE_JS
@@ -32,13 +33,17 @@ from .web import UPLOAD_PATH, HostGuard, RequestGuard, UploadStore, upload_route
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = [  # each stands alone (a first question cannot be a follow-up); the last is not in the article
+# Each stands alone (a first question cannot be a follow-up) and fits Gradio's example button, which shows an
+# example's first EXAMPLE_CHARS characters only ("...in the firs..."); the last is not in the article.
+EXAMPLES = [
     "When did Alibaba go public in New York?",
     "What is Alibaba doing with its cloud unit?",
-    "How much revenue did the cloud business generate in the first quarter?",
-    "Who is the chairman and chief executive officer of Alibaba Group?",
+    "How much did the cloud business earn in the first quarter?",
+    "Who is the chairman and CEO of Alibaba Group?",
     "What is Alibaba's share price today?",  # not in the article: shows a refusal
 ]
+EXAMPLE_CHARS = 60
+REWRITE_SHOWN_CHARS = 90  # "searched for: ..." under an answer stays one line on a desktop; the full text is its title
 MODEL = "model"  # concurrency group of every event that touches the models (llama.cpp is not thread-safe)
 UPLOADS = "uploads"  # concurrency group of adding documents: slow, and kept out of the answers' way
 # How often an open page asks whether a watched corpus changed (app.py --watch): a request that returns nothing
@@ -71,8 +76,9 @@ def format_timings(timings: dict[str, float]) -> str:
 
 def render_answer_text(text: str, turn_id: int | None = None, items: Sequence[dict[str, Any]] = ()) -> str:
     """Escaped answer text with [n] markers turned into citation badges. With the answer's turn and source
-    items, a marker whose citation is known becomes a control (data-citation, data-turn) carrying a preview
-    of the cited sentence, shown on hover or focus (tap); the page's click handler opens it in the document."""
+    items, a marker whose citation is known becomes a control (data-citation, data-turn) carrying the cited
+    sentence (hidden): on hover, focus or a tap the page shows it in a panel under the answer (CITE_JS), and a
+    click also opens it in the document."""
     body = esc(text).replace("\n", "<br>")
     cited = {it["n"]: it for it in items if it.get("cited")} if turn_id is not None else {}
 
@@ -86,7 +92,7 @@ def render_answer_text(text: str, turn_id: int | None = None, items: Sequence[di
         return (f'<sup class="qa-cite qa-cite-link qa-turn-{turn_id} qa-n-{n}" data-n="{n}" data-citation="{n}" '
                 f'data-turn="{turn_id}" '
                 f'tabindex="0" role="button">[{n}]<span class="qa-preview"><span class="qa-preview-text">'
-                f'{esc(it["text"])}</span><span class="qa-preview-src">{esc(it["source"])}</span></span></sup>')
+                f'{esc(it["text"])}</span><span class="qa-preview-src">{esc(shown_source(it["source"]))}</span></span></sup>')
 
     return re.sub(r"\[(\d+)\]", badge, body)
 
@@ -105,11 +111,20 @@ def render_message(answer: Answer, turn_id: int | None = None, items: Sequence[d
                  f'<span class="qa-copytext">{esc(plain)}</span></div>')
     meta = []
     if answer.standalone_question and answer.standalone_question.strip() != answer.question.strip():
-        meta.append(f'<span class="qa-rewrite">searched for: “{esc(answer.standalone_question)}”</span>')
+        full = answer.standalone_question.strip()
+        meta.append(f'<span class="qa-rewrite" title="{esc(full)}">searched for: “{esc(shorten(full))}”</span>')
     timings = {k: v for k, v in answer.timings.items() if k != "rewrite" or answer.standalone_question}
     if timings:
         meta.append(f'<span class="qa-timings">{esc(format_timings(timings))}</span>')
     return body + (f'<div class="qa-meta">{" · ".join(meta)}</div>' if meta else "")
+
+
+def shorten(text: str, limit: int = REWRITE_SHOWN_CHARS) -> str:
+    """text cut at a word to about `limit` characters, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut.rstrip(" ,;:(") + "…"
 
 
 def render_streaming(text: str, stage: str = "") -> str:
@@ -142,6 +157,9 @@ def render_turn(turn: Turn) -> str:
     if turn.status == STOPPED:  # the verified words so far, if any
         said = render_answer_text(turn.text) if turn.text else "not answered"
         return f'<div class="qa-msg qa-stopped"><span class="qa-badge">Stopped</span> {said}</div>'
+    if turn.vote:  # the confirmation of a thumb goes under the answer it rates, beside the thumbs
+        kind = "helpful" if turn.vote == "up" else "not helpful"
+        return turn.html + f'<div class="qa-voted">Thanks: your vote ({kind}) on this answer was saved.</div>'
     return turn.html
 
 
@@ -182,7 +200,7 @@ def source_items(answer: Answer, min_similarity: float | None = None) -> list[di
 
 def _document_name(it: dict[str, Any]) -> str:
     """"file.pdf, p. 2 — Title (2023-05-12)": the file, and for a citation its page, title and date."""
-    name = f"{visible(it['source'])}, p. {it['page']}" if it.get("page") else visible(it["source"])
+    name = f"{visible(shown_source(it['source']))}, p. {it['page']}" if it.get("page") else visible(shown_source(it["source"]))
     about = " ".join(x for x in (it.get("title", ""), f"({it['date']})" if it.get("date") else "") if x)
     return f"{name} — {about}" if about else name
 
@@ -246,11 +264,14 @@ element.addEventListener('click', (e) => {
 SCROLL_JS = r"""
 // Scroll the document box only, never the page: on a phone the viewer is below the chat, and scrolling the page
 // to it would carry the answer off screen. The mark is placed a third of the way down the box, not at its edge.
+let rowsSeen = 0;
 const show = () => { const m = element.querySelector('mark.qa-focus'); const box = element.querySelector('.qa-doc-body');
   if (m && box) box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - box.clientHeight / 3;
-  // A new answer has arrived: bring its bubble into view (the page may have scrolled with the input box).
+  // A new answer has arrived: bring its bubble into view (the page may have scrolled with the input box). Not
+  // when a citation of an answer already there was opened: the chat stays where that answer's marker is.
   const rows = document.querySelectorAll('#qa-chat .message-row'); const last = rows[rows.length - 1];
-  if (last) last.scrollIntoView({block: 'nearest'}); };
+  if (last && rows.length !== rowsSeen) last.scrollIntoView({block: 'nearest'});
+  rowsSeen = rows.length; };
 watch('value', show); show();
 // Citation markers in any answer (old ones too) open their cited sentence here; Copy copies an answer with
 // its sources. One listener on the page: the chat re-renders its bubbles.
@@ -279,6 +300,68 @@ tag();
 document.addEventListener('keydown', (e) => {
   if ((e.key === 'Enter' || e.key === ' ') && cite(e)) e.preventDefault(); });
 """
+# A marker's cited sentence, in a panel under its answer: shown while the pointer is on the marker, and from a
+# focus or tap until focus leaves the markers, Escape, or a click anywhere but the marker and the panel. In the
+# bubble's flow it covers nothing (the next marker, Copy), is never wider than the bubble (no sideways scroll on a
+# phone) and is in view wherever the marker is (a phone's document view is screens below).
+CITE_JS = r"""
+(() => {
+  let pinned = null, hovered = null;
+  const marker = (t) => (t && t.closest) ? t.closest('#qa-chat [data-citation]') : null;
+  const panels = () => document.querySelectorAll('#qa-chat .qa-cite-panel');
+  const open = (m) => {
+    // Inside the answer's own element, after its text: Gradio's renderer owns the nodes around it, and a node
+    // added among them would break its next update of the chat.
+    const msg = m.closest('.qa-msg'); if (!msg) return;
+    let p = msg.querySelector(':scope > .qa-cite-panel');
+    if (!p) { p = document.createElement('div'); p.className = 'qa-cite-panel'; p.setAttribute('role', 'status');
+      msg.append(p); }
+    const part = (cls, text) => { const s = document.createElement('span'); s.className = cls; s.textContent = text; return s; };
+    const text = m.querySelector('.qa-preview-text'), src = m.querySelector('.qa-preview-src');
+    p.replaceChildren(part('qa-panel-n', '[' + (m.dataset.citation || '') + '] '),
+                      part('qa-panel-text', text ? text.textContent : ''), part('qa-panel-src', src ? src.textContent : ''));
+    p.hidden = false;
+    panels().forEach((o) => { if (o !== p) o.hidden = true; });
+  };
+  const close = () => { pinned = hovered = null; panels().forEach((p) => { p.hidden = true; }); };
+  const settle = () => { const m = hovered || pinned; if (m && m.isConnected) open(m); else close(); };
+  document.addEventListener('mouseover', (e) => { const m = marker(e.target); if (m && m !== hovered) { hovered = m; open(m); } });
+  document.addEventListener('mouseout', (e) => {
+    const m = marker(e.target); if (!m || m.contains(e.relatedTarget)) return; hovered = null; settle(); });
+  // Focus leaving a marker by the keyboard closes it at once; by a press elsewhere, at that press's click: closing
+  // on the press would move what is below the panel up, away from under the pointer, and the click would miss.
+  let pressing = false;
+  document.addEventListener('pointerdown', () => { pressing = true; }, true);
+  document.addEventListener('focusin', (e) => { const m = marker(e.target); if (m) { pinned = m; open(m); } });
+  document.addEventListener('focusout', (e) => {
+    if (marker(e.target) && !marker(e.relatedTarget)) { pinned = null; if (!pressing) settle(); } });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && (pinned || hovered)) close(); });
+  document.addEventListener('click', (e) => {
+    pressing = false;
+    if (!marker(e.target) && !(e.target.closest && e.target.closest('.qa-cite-panel'))) close(); });
+  document.addEventListener('pointerup', () => setTimeout(() => {
+    if (pressing) { pressing = false; if (!pinned) settle(); } }, 0));  // a press that made no click (a drag)
+})();
+"""
+# Each bubble's accessible name is its text as shown. Gradio names a message "bot's message: " plus its raw
+# content, which for these HTML bubbles is markup (a screen reader said "less-than div class equals qa-msg ...");
+# it sets that again whenever it re-renders a bubble, so the name is set after every change, once a frame.
+LABEL_JS = r"""
+(() => {
+  const who = {user: 'Question', bot: 'Answer'};
+  const label = () => document.querySelectorAll('#qa-chat [data-testid="bot"], #qa-chat [data-testid="user"]').forEach((el) => {
+    const msg = el.querySelector('.qa-msg'); if (!msg) return;
+    const panel = msg.querySelector(':scope > .qa-cite-panel');  // a citation's sentence shown: not the message
+    const text = panel && !panel.hidden ? msg.innerText.replace(panel.innerText, '') : msg.innerText;
+    const name = who[el.dataset.testid] + ': ' + text.replace(/\s+/g, ' ').trim();
+    if (el.getAttribute('aria-label') !== name) el.setAttribute('aria-label', name); });
+  let queued = false;
+  const soon = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; label(); }); } };
+  new MutationObserver(soon).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                     attributes: true, attributeFilter: ['aria-label']});
+  label();
+})();
+"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,23 +379,28 @@ def corpus_titles(bot) -> list[str]:
     return [titles.get(src) or src for src in sorted(docs)]
 
 
-def render_corpus(titles: Sequence[str], changed: float | None = None) -> str:
-    """'Ask the article: <title>', or for several documents their count and the first few titles (control and
-    bidi characters shown escaped: a file name's RLO would reverse the header after it); with `changed` (a
-    followed corpus: app.py --watch), when the corpus last changed (time.time(), shown in UTC)."""
-    titles = [visible(t) for t in titles]
-    if not titles:
+def render_corpus(titles: Sequence[str], added: Sequence[str] = (), changed: float | None = None) -> str:
+    """'Ask the article: <title>', or for several documents their count and the first few titles; documents
+    added in this browser session are counted and named after them (control and bidi characters shown
+    escaped: a file name's RLO would reverse the header after it); with `changed` (a followed corpus: app.py
+    --watch), when the corpus last changed (time.time(), shown in UTC)."""
+    titles, added = [visible(t) for t in titles], [visible(a) for a in added]
+    if not titles and not added:
         return '<h1 class="qa-title">Ask the documents</h1>'
     if len(titles) == 1:
         head, sub = f"Ask the article: {titles[0]}", "1 document"
-    else:
+    elif titles:
         shown = "; ".join(titles[:3]) + (f"; and {len(titles) - 3} more" if len(titles) > 3 else "")
         head, sub = f"Ask {len(titles)} documents", shown
+    else:
+        head, sub = "Ask the documents", "no documents of its own"
+    if added:
+        sub += f", and {len(added)} you added ({', '.join(added)})"
     when = (f' <span class="qa-changed">Corpus last changed {time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(changed))}'
             '; followed for changes.</span>') if changed else ""
-    return (f'<h1 class="qa-title">{esc(head)}</h1><p class="qa-corpus">{esc(sub)}. Answers cite numbered '
-            "passages; select one to see it in the full text. Documents you add stay until you reload the page "
-            f"(Clear chat keeps them).{when}</p>")
+    return (f'<h1 class="qa-title">{esc(head)}</h1><p class="qa-corpus">{esc(sub)}. <span class="qa-corpus-more">'
+            "Answers cite numbered passages; select one to see it in the full text. Documents you add stay until "
+            f"you reload the page (Clear chat keeps them).</span>{when}</p>")
 
 
 # The counter is updated in the browser (no server round trip per key): "123 / 2,000", red past the limit.
@@ -364,6 +452,11 @@ document.addEventListener('change', (e) => {
 """ % json.dumps(rules)
 
 
+def bot_documents(bot, session) -> list[str]:
+    """The names of the documents added in this browser session."""
+    return bot.session_documents(session) if callable(getattr(bot, "session_documents", None)) else []
+
+
 def added_documents(bot, session):
     """The dropdown of this session's added documents and its Remove button (hidden while there are none)."""
     names = bot.session_documents(session) if callable(getattr(bot, "session_documents", None)) else []
@@ -383,7 +476,11 @@ def remove_added(bot, session, name):
         *added_documents(bot, session)
 
 
-def render_counter() -> str:
+def render_counter(problem: str = "") -> str:
+    """The note under the question box: the character count near the limit (COUNTER_JS), or why a question
+    was not sent."""
+    if problem:
+        return f'<div class="qa-count qa-over" role="alert">⚠ {esc(problem)}</div>'
     return '<div class="qa-count" aria-live="polite"></div>'
 
 
@@ -518,7 +615,7 @@ class Handlers:
             log.exception("cannot open %s", it.get("source"))
             return render_error(f"Cannot open {it['source']}.")
         label = f"[{it['n']}]" if it.get("cited") else ""
-        return render_document(text, [(it["start"], it["end"])], title=visible(it["source"]), label=label,
+        return render_document(text, [(it["start"], it["end"])], title=visible(shown_source(it["source"])), label=label,
                                pick=next(self._picks))
 
     def respond(self, question, chat, turns, session):
@@ -594,16 +691,23 @@ class Handlers:
 
     # --- the browser chat: one Conversation per session (qa_bot.chat) ------------------------------------
     def submit(self, question, conv: Conversation):
-        """Add a question to the conversation (queued if an answer is being written); clears the box.
-        Runs outside the queue, so it is never held up by the answer it waits behind."""
+        """Add a question to the conversation (queued if an answer is being written); clears the box and the
+        note under it. Runs outside the queue, so it is never held up by the answer it waits behind. A question
+        the library would refuse as it is (too long, no words) is not sent: it stays in the box, and the note
+        under the box says why (outputs: box, chat, note)."""
         question = (question or "").strip()
         if not question:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
+        limit = getattr(getattr(self.bot, "settings", None), "max_question_chars", Settings.max_question_chars)
+        try:
+            clean_question(question, limit)
+        except InvalidQuestion as e:
+            return gr.skip(), gr.skip(), render_counter(f"{str(e)[:1].upper()}{str(e)[1:]}: shorten it and send it again.")
         if conv.queued() >= MAX_QUEUED:  # the question stays in the box, to send once one is answered
             gr.Warning(f"{MAX_QUEUED} questions are already waiting; send this one when one is answered.")
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         conv.enqueue(question)
-        return "", render_chat(conv.snapshot())
+        return "", render_chat(conv.snapshot()), render_counter()
 
     def run(self, conv: Conversation, session, source: str = "", since: str = "", until: str = ""):
         """Answer the queued questions in order, streaming each (outputs: chat, items, sources, doc, saved),
@@ -613,7 +717,9 @@ class Handlers:
         stream, so the model is freed either way."""
         flt = {k: v.strip() for k, v in (("source", source), ("since", since), ("until", until))
                if isinstance(v, str) and v.strip()}
+        started = False
         while (turn := conv.start_next()) is not None:
+            started = True
             yield render_chat(conv.snapshot()), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             answer = yield from self._run_turn(conv, turn, session, flt)
             if answer is None:
@@ -624,6 +730,11 @@ class Handlers:
             refusal = answer.text if answer.abstained else REFUSAL
             yield (render_chat(conv.snapshot()), items, render_sources(items, answer.abstained, refusal), doc,
                    conv.to_json())
+        if not started:
+            # Nothing was waiting: an earlier answering event took this event's question along with its own (a
+            # question sent mid-answer joins the running queue). A generator that yields nothing would set every
+            # output to nothing: the chat, Sources and the document would go blank.
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
     def _run_turn(self, conv: Conversation, turn: Turn, session, flt: dict | None = None):
         stream, text = None, ""
@@ -640,7 +751,8 @@ class Handlers:
                 if isinstance(piece, Answer):
                     items = source_items(piece, self._near)
                     done = conv.update(turn.id, status=DONE, text=piece.text, stage="", abstained=piece.abstained,
-                                       items=tuple(items), html=render_message(piece, turn.id, items))
+                                       items=tuple(items), html=render_message(piece, turn.id, items),
+                                       searched=piece.standalone_question or "")
                     for _ in stream:  # the Answer is the last item: let the bot's generator finish normally
                         pass
                     return piece if done else None
@@ -714,6 +826,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
     qa_bot.watch.CorpusWatcher following the corpus (app.py --watch): the header then says when it last changed."""
     h = Handlers(bot)  # launch() gives it the upload store: files are kept only while the app is served
     from .feedback import FeedbackStore
+    from .pipeline import human_size
 
     feedback = FeedbackStore(bot.settings.feedback_db)
     titles = corpus_titles(bot)
@@ -727,26 +840,35 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         # stored copy; a fixed one keeps the history across server restarts too.
         saved = gr.BrowserState([], storage_key="qa_bot_chat", secret="qa-bot-local-history")
         with gr.Row():
-            corpus_head = gr.HTML(render_corpus(titles, watcher.last_changed if watcher else None), elem_id="qa-corpus")
+            corpus = gr.HTML(render_corpus(titles, (), watcher.last_changed if watcher else None), elem_id="qa-corpus")
             theme_btn = gr.Button("Light / dark", elem_id="qa-theme", size="sm", scale=0, min_width=110)
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.Chatbot(label="Chat", elem_id="qa-chat", height=460, render_markdown=False,
-                                  sanitize_html=True, feedback_options=("Like", "Dislike"), buttons=[])  # copy would copy our HTML
+                # No fixed height: the chat grows with its messages up to max_height (then scrolls), so an empty
+                # one takes one line and the question box and examples are on a phone's first screen. Its label
+                # is not shown (Gradio floats it over the messages); screen readers get "Chat" from it still.
+                chat = gr.Chatbot(label="Chat", show_label=False, elem_id="qa-chat", height=None, max_height=460,
+                                  render_markdown=False, sanitize_html=True, feedback_options=("Like", "Dislike"),
+                                  buttons=[],  # copy would copy our HTML
+                                  placeholder="Answers appear here, each with the sentences it comes from.")
                 with gr.Row():
                     # No max_length: the browser would cut a long paste silently; the counter warns and the
                     # library refuses an over-long question with a message instead.
                     msg = gr.Textbox(placeholder="Ask a question…", show_label=False, label="Question",
                                      elem_id="qa-input", scale=5, max_lines=6)
                     send = gr.Button("Ask", variant="primary", elem_id="qa-send", scale=1, min_width=80)
+                counter = gr.HTML(render_counter(), elem_id="qa-count")
+                ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
+                                 api_visibility="private", elem_id="qa-examples")
                 with gr.Row():
-                    stop_btn = gr.Button("Stop", elem_id="qa-stop", size="sm", variant="stop")
+                    # Not red: it is red (theme.CSS) only while an answer is written or waits.
+                    stop_btn = gr.Button("Stop", elem_id="qa-stop", size="sm", variant="secondary")
                     regen_btn = gr.Button("Regenerate", elem_id="qa-regenerate", size="sm")
                     new_btn = gr.Button("New chat", elem_id="qa-new", size="sm")
                     clear_btn = gr.Button("Clear chat", elem_id="qa-clear", size="sm")
-                    upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document",
+                    upload = gr.UploadButton(f"Add a {' / '.join(DOC_SUFFIXES)} document "
+                                             f"(up to {human_size(bot.settings.max_upload_bytes)})",
                                              file_types=list(DOC_SUFFIXES), elem_id="qa-upload", size="sm")
-                counter = gr.HTML(render_counter(), elem_id="qa-count")
                 with gr.Accordion("Filter the documents", open=False, elem_id="qa-filter"):
                     with gr.Row():
                         f_source = gr.Textbox(label="Source", placeholder="file name, glob (news/*.html) or publisher",
@@ -766,11 +888,9 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                     fb_up = gr.Button("Helpful", elem_id="qa-fb-up", size="sm", scale=1, min_width=90)
                     fb_down = gr.Button("Not helpful", elem_id="qa-fb-down", size="sm", scale=1, min_width=90)
                 fb_note = gr.HTML("", elem_id="qa-fb-note")
-                ex = gr.Examples([[q] for q in examples], inputs=[msg], label="Examples (click to ask)",
-                                 api_visibility="private")
             with gr.Column(scale=2):
                 sources = gr.HTML(render_sources([]), elem_id="qa-sources", js_on_load=SOURCES_JS)
-                doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS)
+                doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS + CITE_JS + LABEL_JS)
 
         model = dict(concurrency_limit=1, concurrency_id=MODEL)
         # /chat: the stateless API form of a chat turn (question and chat in, bubbles and sources out).
@@ -784,9 +904,9 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                       show_progress="hidden", api_visibility="private", **model)
         runs = []
         for trigger in (msg.submit, send.click):
-            runs.append(trigger(h.submit, [msg, conv], [msg, chat], queue=False, api_visibility="private")
+            runs.append(trigger(h.submit, [msg, conv], [msg, chat, counter], queue=False, api_visibility="private")
                         .then(**run_io))
-        runs.append(ex.load_input_event.then(h.submit, [msg, conv], [msg, chat], queue=False,
+        runs.append(ex.load_input_event.then(h.submit, [msg, conv], [msg, chat, counter], queue=False,
                                              api_visibility="private").then(**run_io))
         runs.append(regen_btn.click(h.regenerate, [conv], [chat], queue=False, api_visibility="private")
                     .then(**run_io))
@@ -799,14 +919,21 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
             trigger(h.reset, [conv], [conv, chat, items, sources, doc, upload_note, saved], queue=False,
                     cancels=runs, api_visibility="private")
         demo.load(h.restore, [saved, conv], [chat, items, sources], queue=False, api_visibility="private")
+        def header(s):  # the corpus header: the library's titles, this session's added documents, when it changed
+            return render_corpus(corpus_titles(bot), bot_documents(bot, s), watcher.last_changed if watcher else None)
+
         # Embedding an upload is slow (~40 s for 1 MB on 2 cores): it has its own concurrency group, so it never
         # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
         upload_done = upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
         gr.api(h.ask, api_name="ask", **model)
-        upload_done.then(lambda s: added_documents(bot, s), [session], [added, remove_btn], queue=False, api_visibility="private")
-        remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added], [session, upload_note, added, remove_btn],
-                         concurrency_limit=1, concurrency_id=UPLOADS, api_visibility="private")
+        upload_done.then(lambda s: (*added_documents(bot, s), header(s)), [session],
+                         [added, remove_btn, corpus], queue=False, api_visibility="private")
+        removed = remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added],
+                                   [session, upload_note, added, remove_btn], concurrency_limit=1, concurrency_id=UPLOADS,
+                                   api_visibility="private")
+        removed.then(header, [session], [corpus], queue=False,
+                     api_visibility="private")
         theme_btn.click(None, js=TOGGLE_JS)
         demo.load(None, js=RESTORE_JS)
         limit = gr.Number(bot.settings.max_question_chars, visible=False)
@@ -818,23 +945,27 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         def on_thumb(c, cv, evt: gr.LikeData):  # the thumbs on each answer bubble, old answers too
             vote = {True: "up", False: "down"}.get(evt.liked) if isinstance(evt.liked, bool) else None
             if vote is None:  # a thumb taken back: the vote already stored stays (votes are a log)
-                return gr.skip(), gr.skip()
+                return gr.skip(), gr.skip(), gr.skip()
             turn = voted_turn(cv, evt.index)
             if turn is None:  # a thumb under an error, stopped or queued bubble
-                return render_error("Only a finished answer can be rated."), gr.skip()
-            return record_feedback(feedback, bot, vote, c, turn)
+                return render_error("Only a finished answer can be rated."), gr.skip(), gr.skip()
+            note, comment = record_feedback(feedback, bot, vote, c, turn)
+            if comment != "":  # not stored: the message is in the note, the comment kept
+                return note, comment, gr.skip()
+            cv.set_vote(turn.id, vote)  # the confirmation is shown under the answer, beside its thumbs
+            return note, comment, render_chat(cv.snapshot())
 
-        chat.like(on_thumb, [fb_comment, conv], [fb_note, fb_comment], queue=False, api_visibility="private")
+        chat.like(on_thumb, [fb_comment, conv], [fb_note, fb_comment, chat], queue=False, api_visibility="private")
         if watcher is not None:  # the header follows the corpus: on load, then whenever the watcher swapped it
             shown = gr.State(-1)  # the corpus version this page shows (-1: the one built into the page)
 
-            def corpus_changed(version):
+            def corpus_changed(version, s):
                 if version == watcher.version:
                     return gr.skip(), gr.skip()
-                return render_corpus(corpus_titles(bot), watcher.last_changed), watcher.version
+                return header(s), watcher.version
 
-            demo.load(corpus_changed, [shown], [corpus_head, shown], queue=False, api_visibility="private")
-            gr.Timer(WATCH_REFRESH_SECONDS).tick(corpus_changed, [shown], [corpus_head, shown], queue=False,
+            demo.load(corpus_changed, [shown, session], [corpus, shown], queue=False, api_visibility="private")
+            gr.Timer(WATCH_REFRESH_SECONDS).tick(corpus_changed, [shown, session], [corpus, shown], queue=False,
                                                  api_visibility="private")
     demo.qa_optional_inputs = {"ask": 4}  # /ask may omit its last inputs: history, source, since, until
 

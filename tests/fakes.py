@@ -6,9 +6,10 @@
   sentence, as QABot's answers are. It is deliberately dumb but honest: real spans into real document text,
   refusals listing the closest passages when some words are shared and nothing at all for unrelated
   questions (QABot's off-topic refusals), follow-ups rewritten from the history.
-- ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader and the check by prompt, not by turn: the
-  reader's reply is chosen by the question (or computed from the numbered sentences by `short_answer`), the
-  check always gets `verdict`. Concurrent or reordered questions then get consistent replies.
+- ScriptedLLM: a qa_bot.testing.MockLLM that plays the reader, the check and the follow-up rewrite by prompt,
+  not by turn: the reader's reply is chosen by the question (or computed from the numbered sentences by
+  `short_answer`), the check always gets `verdict`, a rewrite its `rewrites` entry (else an empty question).
+  Concurrent or reordered questions then get consistent replies.
 """
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ class ScriptedLLM(MockLLM):
 
     responses: list = []
     script: dict = {}
+    rewrites: dict = {}  # follow-up rewrite prompts (prompts.REWRITE_SYSTEM): last question substring -> reply
     default: str | None = READ_NOTHING
     verdict: str = YES
     delay: float = 0.0
@@ -116,6 +118,9 @@ class ScriptedLLM(MockLLM):
         system, user = str(messages[0].content), str(messages[-1].content)
         if system == prompts.CHECK_SYSTEM:
             return self.verdict
+        if system == prompts.REWRITE_SYSTEM:
+            last = user.rsplit("Last question:", 1)[-1].lower()
+            return next((r for k, r in self.rewrites.items() if k.lower() in last), '{"question": ""}')
         question = user.rsplit("Question:", 1)[-1].lower()
         for key, reply in self.script.items():
             if key.lower() in question:
@@ -132,14 +137,14 @@ class ScriptedLLM(MockLLM):
         yield ChatGenerationChunk(message=AIMessageChunk(content=self._reply(messages)))
 
 
-def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, **settings):
+def scripted_bot(corpus_dir, cache_dir, script=None, default=READ_NOTHING, verdict=YES, rewrites=None, **settings):
     """A real QABot over corpus_dir with the hashing embedder and a ScriptedLLM (bot.llm)."""
     from qa_bot.testing import HashEmbedder
     from qa_bot.pipeline import QABot
 
     s = Settings.from_env({}, corpus_dir=corpus_dir, cache_dir=cache_dir, **settings)
-    return QABot(settings=s, llm=ScriptedLLM(script=dict(script or {}), default=default, verdict=verdict),
-                 embedder=HashEmbedder())
+    return QABot(settings=s, llm=ScriptedLLM(script=dict(script or {}), default=default, verdict=verdict,
+                                             rewrites=dict(rewrites or {})), embedder=HashEmbedder())
 
 
 @dataclass(frozen=True)
@@ -198,27 +203,31 @@ class FakeBot:
         raise CorpusError(f"no document named {source!r}")
 
     def add_document(self, session: FakeSessionDocs | None, name: str, data: bytes, progress=None) -> FakeSessionDocs:
-        from qa_bot.pipeline import check_upload  # the library's upload policy, as QABot applies it
+        """As QABot's: the library's upload policy and ingest (so an HTML page is its extracted text), the
+        document named SESSION_PREFIX + its file name."""
+        from qa_bot.ingest import document_from_bytes
+        from qa_bot.pipeline import SESSION_PREFIX, check_upload
 
-        name = check_upload(self.settings, name, len(data), [n for n, _ in (session.docs if session else ())])
+        name = check_upload(self.settings, name, len(data), self.session_documents(session))
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise CorpusError(f"{name} is not a UTF-8 text file.") from None
-        if "\x00" in text:
-            raise CorpusError(f"{name} looks like a binary file.")
-        if not text.strip():
-            raise CorpusError(f"{name} is empty.")
+            text = document_from_bytes(SESSION_PREFIX + name, data).text
+        except CorpusError as exc:  # QABot's message: the file by its own name
+            raise CorpusError(f"{name} cannot be added: {str(exc).removeprefix(SESSION_PREFIX + name + ': ')}") from None
         old = session.docs if session else ()
-        return FakeSessionDocs(tuple((n, t) for n, t in old if n != name) + ((name, text),))
+        source = SESSION_PREFIX + name
+        return FakeSessionDocs(tuple((n, t) for n, t in old if n != source) + ((source, text),))
 
     def session_documents(self, session: FakeSessionDocs | None) -> list[str]:
-        return [n for n, _ in (session.docs if session else ())]
+        from qa_bot.pipeline import SESSION_PREFIX
+
+        return [n.removeprefix(SESSION_PREFIX) for n, _ in (session.docs if session else ())]
 
     def remove_document(self, session: FakeSessionDocs | None, name: str) -> FakeSessionDocs | None:
+        from qa_bot.pipeline import SESSION_PREFIX
+
         if name not in self.session_documents(session):
             raise CorpusError(f"{name} is not among this chat's added documents.")
-        rest = tuple((n, t) for n, t in session.docs if n != name)
+        rest = tuple((n, t) for n, t in session.docs if n != SESSION_PREFIX + name)
         return FakeSessionDocs(rest) if rest else None
 
     def ask(self, question: str, *, history: Sequence[tuple[str, str]] = (), session=None,
@@ -256,6 +265,9 @@ class FakeBot:
             yield "public "
             raise BackendError("the language model server stopped mid-answer (http://10.0.0.9:8000/v1)")
         t0 = time.perf_counter()
+        if re.match(r"(summari[sz]e|give me an overview)", question, re.I):  # QABot's overview: cited sentences
+            yield from self._overview(question, session, allowed, t0)
+            return
         standalone = None
         if history and re.search(r"\b(it|its|they|that)\b", question.lower()):
             standalone = f"{question} ({history[-1][0]})"
@@ -292,6 +304,18 @@ class FakeBot:
         timings = {"retrieve": t1 - t0, "read": t2 - t1, "check": 0.0, "generate": t2 - t1, "total": t2 - t0}
         yield Answer(question, text, False, (Citation(1, c.source, c.start, c.end, c.text),), tuple(hits),
                      timings, standalone, read(short), evidence=evidence)
+
+    def _overview(self, question: str, session, allowed, t0: float) -> Iterator[str | Answer]:
+        """The first three sentences of the first document, each cited, on one line (QABot's overview of one
+        document: its lead sentence and two more, [1] [2] [3])."""
+        docs = [(n, t) for n, t in list(self._corpus.items()) + list(session.docs if session else ())
+                if allowed is None or n in allowed]
+        name, text = docs[0]
+        found = list(re.finditer(r"\S.*?(?:[.!?](?=\s|$)|\Z)", text, re.S))[:3]
+        cites = tuple(Citation(i, name, m.start(), m.end(), m.group()) for i, m in enumerate(found, 1))
+        body = " ".join(f"{c.text} [{c.n}]" for c in cites)
+        yield body
+        yield Answer(question, body, False, cites, (), {"summary": time.perf_counter() - t0})
 
     def close(self) -> None:
         pass

@@ -352,8 +352,8 @@ def test_citation_markers_preview_and_highlight_their_own_sentence(browser, fake
     first, second = browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-answer [data-citation]")[:2]
     cited = [m.find_element(By.CSS_SELECTOR, ".qa-preview-text").get_attribute("textContent") for m in (first, second)]
     assert "2014" in cited[0] and cited[0] != cited[1]
-    ActionChains(browser).move_to_element(first).perform()  # hover: the cited sentence is previewed
-    WebDriverWait(browser, 10).until(lambda d: first.find_element(By.CSS_SELECTOR, ".qa-preview").is_displayed())
+    ActionChains(browser).move_to_element(first).perform()  # hover: the cited sentence is previewed under the answer
+    WebDriverWait(browser, 10).until(lambda d: cited[0] in texts(d, "#qa-chat .qa-cite-panel:not([hidden])"))
     browser.save_screenshot(str(OUT / "browser_citation_preview.png"))
     for marker, want in ((second, cited[1]), (first, cited[0])):  # the earlier answer's citation is its own
         marker.click()
