@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
@@ -115,58 +115,155 @@ def instructions_to_assistant(text: str) -> str:
     return " ".join(min(found, key=lambda m: m.start()).group(0).split()) if found else ""
 
 
-def load_corpus(corpus_dir: Path, max_bytes: int) -> tuple[list[Document], list[Skipped]]:
+def load_corpus(corpus_dir: Path, max_bytes: int, workers: int | None = None) -> tuple[list[Document], list[Skipped]]:
     """All documents (DOC_SUFFIXES) below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
     warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be
     indexed and quoted), broken links and link loops, FIFOs and other special files. Links to folders are not
-    followed. Raises CorpusError when the folder is missing or nothing is usable."""
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    root = corpus_dir.resolve()
-    docs, skipped = [], []
+    followed. Raises CorpusError when the folder is missing or nothing is usable. HTML and PDF files are
+    extracted in worker processes when there are many (CorpusStream)."""
+    stream = CorpusStream(corpus_dir, max_bytes, workers)
+    for _ in stream:
+        pass
+    return stream.documents, stream.skipped
 
-    def skip(rel: str, reason: str) -> None:
-        skipped.append(Skipped(rel, f"{rel}: {reason}"))
+
+# HTML and PDF extraction (trafilatura, pypdf: ~10-100 ms a file) runs in worker processes when a corpus has at
+# least this many such files; fewer are not worth starting a process (~1 s to import trafilatura in it).
+PARALLEL_MIN_FILES = 16
+_HEAVY = (".html", ".htm", ".pdf")
+
+
+def parse_workers() -> int:
+    """Worker processes for extraction: one core is left to the embedder (and the process that feeds it)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class CorpusStream:
+    """The documents of a corpus folder, in the sorted order load_corpus gives, as they are read: iterate once.
+    HTML and PDF files are extracted in `workers` processes ahead of the one iterating (which meanwhile chunks and
+    embeds what it has), at most a bounded window ahead, so memory stays bounded. `total` files are candidates
+    (known before the first document); `documents` and `skipped` fill as it goes. Raises CorpusError at the end
+    when nothing was usable, and at once when the folder is missing."""
+
+    WINDOW_PER_WORKER = 32  # files extracted ahead of the consumer, per worker
+
+    def __init__(self, corpus_dir: Path, max_bytes: int, workers: int | None = None):
+        self.corpus_dir = Path(corpus_dir)
+        if not self.corpus_dir.is_dir():
+            raise CorpusError(f"corpus folder not found: {self.corpus_dir}")
+        self.max_bytes = max_bytes
+        self.root = self.corpus_dir.resolve()
+        self.documents: list[Document] = []
+        self.skipped: list[Skipped] = []
+        self.files = self._candidates()
+        self.total = len(self.files)
+        heavy = sum(p.suffix.lower() in _HEAVY for p, _ in self.files)
+        self.workers = (parse_workers() if workers is None else workers) if heavy >= PARALLEL_MIN_FILES else 0
+
+    def _skip(self, rel: str, reason: str) -> None:
+        self.skipped.append(Skipped(rel, f"{rel}: {reason}"))
         log.warning("skipped %s: %s", rel, reason)
 
-    for path, is_dir_link in _walk(corpus_dir):
-        rel = path.relative_to(corpus_dir).as_posix()
-        if is_dir_link:
-            if not _inside(path, root):
-                skip(rel + "/", "a link to a folder outside the corpus folder (not followed)")
-            continue
-        if path.suffix.lower() not in DOC_SUFFIXES:
-            continue
-        if path.is_symlink():
+    def _candidates(self) -> list[tuple[Path, str]]:
+        """(path, source) of every regular document file; links and special files are judged (and skipped) here."""
+        out = []
+        for path, is_dir_link in _walk(self.corpus_dir):
+            rel = path.relative_to(self.corpus_dir).as_posix()
+            if is_dir_link:
+                if not _inside(path, self.root):
+                    self._skip(rel + "/", "a link to a folder outside the corpus folder (not followed)")
+                continue
+            if path.suffix.lower() not in DOC_SUFFIXES:
+                continue
+            if path.is_symlink():
+                try:
+                    path.resolve(strict=True)
+                except (OSError, RuntimeError):  # RuntimeError: a loop, on Python < 3.13
+                    self._skip(rel, "a broken link or a link loop")
+                    continue
+                if not _inside(path, self.root):
+                    self._skip(rel, "a link to a file outside the corpus folder (not followed)")
+                    continue
             try:
-                path.resolve(strict=True)
-            except (OSError, RuntimeError):  # RuntimeError: a loop, on Python < 3.13
-                skip(rel, "a broken link or a link loop")
+                mode = path.stat().st_mode
+            except OSError as exc:
+                self._skip(rel, f"unreadable ({exc.strerror})")
                 continue
-            if not _inside(path, root):
-                skip(rel, "a link to a file outside the corpus folder (not followed)")
+            if not stat.S_ISREG(mode):
+                if not stat.S_ISDIR(mode):  # a folder named x.txt is just a folder
+                    self._skip(rel, "not a regular file (a FIFO, socket or device), not read")
                 continue
+            out.append((path, rel))
+        return out
+
+    def __iter__(self) -> Iterator[Document]:
+        pool = None
+        if self.workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent may already run onnxruntime's or torch's threads
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            mode = path.stat().st_mode
-        except OSError as exc:
-            skip(rel, f"unreadable ({exc.strerror})")
-            continue
-        if not stat.S_ISREG(mode):
-            if not stat.S_ISDIR(mode):  # a folder named x.txt is just a folder
-                skip(rel, "not a regular file (a FIFO, socket or device), not read")
-            continue
-        try:
-            docs.append(read_document(path, rel, max_bytes, root))
-        except CorpusError as exc:
-            skipped.append(Skipped(rel, str(exc)))
-            log.warning("skipped %s", exc)
-        except OSError as exc:
-            skip(rel, f"unreadable ({exc.strerror})")
-    if not docs:
-        detail = "; ".join(s.reason for s in skipped) or f"no {', '.join(DOC_SUFFIXES)} files"
-        raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
-    return docs, skipped
+            ahead: dict[int, object] = {}
+            window = self.WINDOW_PER_WORKER * max(1, self.workers)
+            heavy = [i for i, (p, _) in enumerate(self.files) if pool and p.suffix.lower() in _HEAVY]
+            queued = 0
+            for i, (path, rel) in enumerate(self.files):
+                while pool and queued < len(heavy) and heavy[queued] < i + window:
+                    j = heavy[queued]
+                    ahead[j] = pool.submit(_read_logged, self.files[j][0], self.files[j][1], self.max_bytes, self.root)
+                    queued += 1
+                result = ahead.pop(i).result() if i in ahead else _read_logged(path, rel, self.max_bytes, self.root)
+                doc = self._take(rel, *result)
+                if doc is not None:
+                    self.documents.append(doc)
+                    yield doc
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if not self.documents:
+            detail = "; ".join(s.reason for s in self.skipped) or f"no {', '.join(DOC_SUFFIXES)} files"
+            raise CorpusError(f"no usable documents in {self.corpus_dir} ({detail})")
+
+    def _take(self, rel: str, doc: Document | None, error: tuple[str, str] | None, warnings: list[str]) -> Document | None:
+        for w in warnings:  # a worker's warnings (a sidecar that is not JSON, a date that is not one), said here
+            log.warning("%s", w)
+        if error is not None:
+            kind, reason = error
+            if kind == "corpus":
+                self.skipped.append(Skipped(rel, reason))
+                log.warning("skipped %s", reason)
+            else:
+                self._skip(rel, reason)
+        return doc
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _read_logged(path: Path, rel: str, max_bytes: int, root: Path):
+    """(document or None, (kind, reason) or None, warnings logged meanwhile): read_document made safe to run in
+    a worker process, whose log the user would not see."""
+    collect = _Collect()
+    logger = logging.getLogger("qa_bot")
+    logger.addHandler(collect)
+    propagate, logger.propagate = logger.propagate, False  # said once, by the parent (_take)
+    try:
+        return read_document(path, rel, max_bytes, root), None, collect.messages
+    except CorpusError as exc:
+        return None, ("corpus", str(exc)), collect.messages
+    except OSError as exc:
+        return None, ("os", f"unreadable ({exc.strerror})"), collect.messages
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
 
 
 def _walk(corpus_dir: Path) -> list[tuple[Path, bool]]:
