@@ -334,14 +334,18 @@ def _quantize(fp32: Path, int8: Path) -> None:
     keep = [n.name for n in graph.node if n.op_type == "MatMul" and KEEP_FP32.search(n.name)]
     # Its advice to pre-process first (symbolic shape inference) goes to the root logger; that inference does not
     # complete on this graph, and the tensor type below is all the quantizer needed from it.
-    quiet = _DropMessage("pre-processing before quantization")
-    logging.getLogger().addFilter(quiet)
+    # logging.warning() would also give an unconfigured root logger a handler of its own (basicConfig): a
+    # NullHandler meanwhile keeps the application's logging as it was.
+    root, quiet, null = logging.getLogger(), _DropMessage("pre-processing before quantization"), logging.NullHandler()
+    root.addFilter(quiet)
+    root.addHandler(null)
     try:
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep,
                          # the traced graph's intermediate tensors carry no type; they are float32
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
-        logging.getLogger().removeFilter(quiet)
+        root.removeFilter(quiet)
+        root.removeHandler(null)
 
 
 class _DropMessage(logging.Filter):

@@ -352,8 +352,9 @@ def stream_vectors(docs: Iterable[Document], embedder: Embedder, reuse: dict[str
         to_embed = n_embedded + len(pending)
         estimated = seen < docs_total and not last
         total = round(to_embed * docs_total / seen) if estimated and seen else to_embed
-        progress(IndexProgress(n_embedded, max(total, n_embedded), done_docs, max(docs_total, seen), reused,
-                               time.perf_counter() - t0, estimated))
+        # at the end the documents read are the total: files that turned out unusable are not waited for
+        progress(IndexProgress(n_embedded, max(total, n_embedded), done_docs, seen if last else max(docs_total, seen),
+                               reused, time.perf_counter() - t0, estimated))
 
     if progress is not None:
         report(False)
