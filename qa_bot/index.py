@@ -331,17 +331,19 @@ def stream_vectors(docs: Iterable[Document], embedder: Embedder, reuse: dict[str
     embed_s = 0.0
 
     def flush(final: bool) -> None:
-        """Embed every pending chunk (at least EMBED_STEP of them, or the last), in steps, shortest first."""
+        """Embed every pending chunk (at least EMBED_STEP of them, or the last) in one call, shortest first: a
+        remainder split off into a call of its own would make a batch of a few chunks."""
         nonlocal n_embedded, embed_s
-        pending.sort(key=lambda i: len(chunks[i].text))  # similar lengths pad less
-        while pending:
-            part, pending[:] = pending[:EMBED_STEP], pending[EMBED_STEP:]
-            t = time.perf_counter()
-            vectors[part] = embedder.embed([chunks[i].text for i in part])
-            embed_s += time.perf_counter() - t
-            n_embedded += len(part)
-            _trim_heap()
-            report(final and not pending)
+        if not pending:
+            return
+        part = sorted(pending, key=lambda i: len(chunks[i].text))  # similar lengths pad less
+        pending.clear()
+        t = time.perf_counter()
+        vectors[part] = embedder.embed([chunks[i].text for i in part])
+        embed_s += time.perf_counter() - t
+        n_embedded += len(part)
+        _trim_heap()
+        report(final)
 
     def report(last: bool) -> None:
         if progress is None:
@@ -375,8 +377,9 @@ def stream_vectors(docs: Iterable[Document], embedder: Embedder, reuse: dict[str
         doc_ends.append(len(chunks))
         if len(pending) >= EMBED_STEP:
             flush(False)
-    flush(True)
-    if progress is not None and n_embedded == 0:
+    if pending:
+        flush(True)
+    elif progress is not None:  # nothing left to embed: still one final report, with the true totals
         report(True)
     return docs_seen, chunks, np.ascontiguousarray(vectors[:len(chunks)]), n_embedded, embed_s
 
