@@ -167,13 +167,14 @@ class _Progress:
         self.stream = stream or sys.stderr
         self.live = not as_json and self.stream.isatty()
         self.last_json = float("-inf")
+        self.last_key = None  # a step reported twice (the end of the last document, then the end) is printed once
         self.width = 0
 
     def __call__(self, p) -> None:
         if self.as_json:
-            now = time.monotonic()
-            if now - self.last_json >= self.JSON_EVERY or (p.done == p.total and not p.estimated):
-                self.last_json = now
+            now, key = time.monotonic(), (p.done, p.total, p.docs_done, p.docs_total, p.estimated)
+            if key != self.last_key and (now - self.last_json >= self.JSON_EVERY or (p.done == p.total and not p.estimated)):
+                self.last_json, self.last_key = now, key
                 print(json.dumps({"event": "progress", **p.as_dict()}), flush=True)
         elif self.live:
             total = f"~{p.total:,}" if p.estimated else f"{p.total:,}"

@@ -272,6 +272,8 @@ class IndexProgress:
     @property
     def eta_s(self) -> float | None:
         """Seconds left at the rate so far; None before there is a rate."""
+        if self.done >= self.total and not self.estimated:
+            return 0.0
         rate = self.chunks_per_s
         return max(0.0, (self.total - self.done) / rate) if rate > 0 else None
 

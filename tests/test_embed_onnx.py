@@ -272,3 +272,38 @@ def test_streamed_build_equals_the_build_from_a_list_and_stays_incremental(html_
     assert all("steel" in t for t in emb.embedded) and any("now says" in t for t in emb.embedded)
     old = {c.text for c in streamed.chunks}
     assert sorted(emb.embedded) == sorted(c.text for c in after.chunks if c.text not in old)
+
+
+def test_index_progress_on_a_terminal_and_as_json_lines(capsys):
+    import io
+
+    from qa_bot.cli import _Progress
+    from qa_bot.index import IndexProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    bar = _Progress(stream=term)
+    bar(IndexProgress(256, 1000, 10, 100, reused=5, seconds=10.0, estimated=True))
+    bar.close()
+    line = term.getvalue()
+    assert line.startswith("\rembedding: 256/~1,000 chunks (26/s), 10/100 documents (1.0/s), 5 reused, ETA 0:29")
+    assert line.endswith("\n")
+
+    lines = _Progress(as_json=True)
+    done = IndexProgress(1000, 1000, 100, 100, seconds=40.0)
+    lines(IndexProgress(256, 1000, 10, 100, seconds=10.0, estimated=True))
+    lines(done)
+    lines(done)  # the same step again (the last document's end, then the end): printed once
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["chunks_done"] for r in rows] == [256, 1000]
+    assert rows[0]["chunks_total_estimated"] and rows[0]["eta_s"] == 29.1 and rows[0]["docs_per_s"] == 1.0
+    assert rows[1] == {"event": "progress", "chunks_done": 1000, "chunks_total": 1000, "chunks_total_estimated": False,
+                       "reused": 0, "docs_done": 100, "docs_total": 100, "seconds": 40.0, "chunks_per_s": 25.0,
+                       "docs_per_s": 2.5, "eta_s": 0.0}
+    # not a terminal and not --json (a log, a pipe): nothing but the final summary line, printed by the command
+    quiet = io.StringIO()
+    _Progress(stream=quiet)(done)
+    assert quiet.getvalue() == ""
