@@ -89,7 +89,12 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--store", choices=("faiss", "milvus"), default="faiss")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--plot-partial", type=Path, metavar="JSON",
+                    help="only plot the trace of a run stopped before its end (its .partial.json) beside it")
     args = ap.parse_args()
+    if args.plot_partial:
+        plot_partial(args.plot_partial)
+        return
 
     corpus = args.out / f"archive-{args.docs}-{args.seed}" / "corpus"
     if not corpus.is_dir():
@@ -242,6 +247,35 @@ def plot(path: Path, trace, lat, flat, r) -> None:
     fig.suptitle(f"peak RSS {r['peak_rss_mb']} MB, index on disk {r['index_disk_mb']} MB, 2 cores")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def plot_partial(path: Path) -> None:
+    """Chunks/s over time and the load, from a .partial.json: what a run that was stopped had done."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = json.loads(path.read_text())
+    trace = r["trace"]
+    t = np.array([x[0] for x in trace])
+    done = np.array([x[1] for x in trace], dtype=float)
+    fig, a = plt.subplots(figsize=(8, 4.2))
+    a.plot(t[1:], np.diff(done) / np.maximum(np.diff(t), 1e-9), lw=0.6, alpha=0.5, label="each step")
+    a.plot(t[1:], done[1:] / np.maximum(t[1:], 1e-9), lw=1.5, label=f"since the start ({done[-1] / t[-1]:.1f} chunks/s)")
+    a.axhline(210, color="grey", ls="--", lw=0.8, label="goal: 210 chunks/s")
+    a.set(xlabel="seconds since start", ylabel="chunks/s",
+          title=f"{r['docs']:,} docs, {r['embed_precision']}: stopped after {r['seconds']:.0f} s, "
+                f"{r['progress']['docs_done']:,} docs, {int(done[-1]):,} chunks")
+    a.legend(loc="upper left", fontsize=8)
+    loads = a.twinx()
+    loads.plot(t, [x[3] for x in trace], color="red", lw=0.8, alpha=0.6)
+    loads.set_ylabel("1-minute load (2 cores)", color="red")
+    fig.suptitle(f"NOT RUN TO THE END; peak RSS so far {r['peak_rss_mb']} MB")
+    fig.tight_layout()
+    out = path.with_suffix(".png")
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ class CorpusStream:
                     j = heavy[queued]
                     ahead[j] = pool.submit(_read_logged, self.files[j][0], self.files[j][1], self.max_bytes, self.root)
                     queued += 1
-                result = ahead.pop(i).result() if i in ahead else _read_logged(path, rel, self.max_bytes, self.root)
+                result = ahead.pop(i).result() if i in ahead else _read(path, rel, self.max_bytes, self.root)
                 doc = self._take(rel, *result)
                 if doc is not None:
                     self.documents.append(doc)
@@ -248,22 +248,29 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _read(path: Path, rel: str, max_bytes: int, root: Path, warnings: list[str] | None = None):
+    """(document or None, (kind, reason) or None, warnings): read_document with its failures as values."""
+    warnings = [] if warnings is None else warnings
+    try:
+        return read_document(path, rel, max_bytes, root), None, warnings
+    except CorpusError as exc:
+        return None, ("corpus", str(exc)), warnings
+    except OSError as exc:
+        return None, ("os", f"unreadable ({exc.strerror})"), warnings
+
+
 def _read_logged(path: Path, rel: str, max_bytes: int, root: Path):
-    """(document or None, (kind, reason) or None, warnings logged meanwhile): read_document made safe to run in
-    a worker process, whose log the user would not see."""
+    """_read in a worker process, whose log the user would not see: its warnings come back with the result and
+    the parent logs them (_take)."""
     collect = _Collect()
     logger = logging.getLogger("qa_bot")
     logger.addHandler(collect)
-    propagate, logger.propagate = logger.propagate, False  # said once, by the parent (_take)
+    logger.propagate = False  # this process only reads documents: nothing else logs meanwhile
     try:
-        return read_document(path, rel, max_bytes, root), None, collect.messages
-    except CorpusError as exc:
-        return None, ("corpus", str(exc)), collect.messages
-    except OSError as exc:
-        return None, ("os", f"unreadable ({exc.strerror})"), collect.messages
+        return _read(path, rel, max_bytes, root, collect.messages)
     finally:
         logger.removeHandler(collect)
-        logger.propagate = propagate
+        logger.propagate = True
 
 
 def _walk(corpus_dir: Path) -> list[tuple[Path, bool]]:

@@ -216,12 +216,16 @@ def html_corpus(tmp_path):
     return d
 
 
-def test_html_is_extracted_in_worker_processes_with_the_same_result(html_corpus):
+def test_html_is_extracted_in_worker_processes_with_the_same_result(html_corpus, caplog):
     from qa_bot.ingest import CorpusStream, load_corpus
 
+    (html_corpus / "steel.meta.json").write_text("{not json", "utf-8")
     parallel = CorpusStream(html_corpus, 1 << 26)
     assert parallel.workers >= 1 and parallel.total == 20
-    docs = list(parallel)
+    with caplog.at_level("WARNING", logger="qa_bot"):
+        docs = list(parallel)
+    # a worker's warning reaches this process's log, once
+    assert sum("ignored steel.meta.json" in r.getMessage() for r in caplog.records) == 1
     serial, skipped = load_corpus(html_corpus, 1 << 26, workers=0)
     assert [(d.source, d.text, d.meta, d.sha256) for d in docs] == [(d.source, d.text, d.meta, d.sha256) for d in serial]
     assert [s.source for s in parallel.skipped] == [s.source for s in skipped] == ["empty.html"]
