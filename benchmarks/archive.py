@@ -6,7 +6,8 @@ The archive is real text from this machine: Debian's /usr/share/doc files (chang
 files; .gz ones unpacked), each document a slice of one file padded with shuffled real sentences from the others
 to a news length of 3-5 KB. Deterministic for a seed (files sorted, one random.Random). Written once to
 benchmarks/results/archive-<docs>-<seed>/corpus/ (reused if present), then indexed by the real bot
-(QABot.build_index: chunking, embedding at QA_BOT_EMBED_PRECISION, default auto, and the store's index).
+(QABot.build_index: reading, chunking and embedding at QA_BOT_EMBED_PRECISION, default onnx-int8, overlapped, and the
+store's index).
 
 Reports: index time, chunks/s, peak RSS of the process (ru_maxrss), on-disk size of the index, query latency
 p50/p95 of the full retrieval step (question embedding + dense search + BM25 + fusion: Retriever.search) and
@@ -88,7 +89,12 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--store", choices=("faiss", "milvus"), default="faiss")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--plot-partial", type=Path, metavar="JSON",
+                    help="only plot the trace of a run stopped before its end (its .partial.json) beside it")
     args = ap.parse_args()
+    if args.plot_partial:
+        plot_partial(args.plot_partial)
+        return
 
     corpus = args.out / f"archive-{args.docs}-{args.seed}" / "corpus"
     if not corpus.is_dir():
@@ -110,23 +116,35 @@ def main() -> None:
     settings = Settings.from_env().replace(corpus_dir=corpus, cache_dir=cache, vector_store=args.store,
                                            vector_url=str(cache / "milvus.db") if args.store == "milvus" else "")
     bot = QABot(settings=settings)
-    trace: list[tuple[float, int]] = []
+    # (seconds, chunks embedded, documents done, 1-minute load): the documents are read as they are embedded
+    # (QABot.build_index streams them), so the trace covers reading, chunking and embedding together
+    trace: list[tuple[float, int, int, float]] = []
     load_start = os.getloadavg()
     t0 = time.perf_counter()
-    docs = bot.documents
     printed = [-60.0]
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / f"archive-{args.docs}{'' if args.store == 'faiss' else '-' + args.store}.partial.json"
 
-    def progress(done: int, total: int) -> None:
+    def progress(p) -> None:
         now = time.perf_counter() - t0
-        trace.append((now, done))
-        if now - printed[0] >= 60 or done == total:  # a line a minute: is the run on time?
+        load = os.getloadavg()[0]
+        trace.append((now, p.done, p.docs_done, load))
+        if now - printed[0] >= 60 or (p.done == p.total and not p.estimated):  # a line a minute: is the run on time?
             printed[0] = now
-            rate = (done - trace[0][1]) / max(now - trace[0][0], 1e-9)
-            print(f"archive: {done:,}/{total:,} chunks embedded at {now:.0f} s ({rate:.0f}/s since the first), "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+            # the run so far, rewritten each minute: a run stopped before its end still leaves its trace
+            partial.write_text(json.dumps({"docs": args.docs, "seconds": round(now, 1), "progress": p.as_dict(),
+                                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3),
+                                           "load_avg_start": load_start, "load_avg_now": os.getloadavg(),
+                                           "embed_precision": settings.embed_precision,
+                                           "trace": [[round(a, 1), b, c, round(d, 2)] for a, b, c, d in trace]}))
+            total = f"~{p.total:,}" if p.estimated else f"{p.total:,}"
+            print(f"archive: {p.done:,}/{total} chunks, {p.docs_done:,}/{p.docs_total:,} documents at {now:.0f} s "
+                  f"({p.chunks_per_s:.0f} chunks/s, {p.docs_per_s:.1f} docs/s), ETA {p.eta_s or 0:.0f} s, load {load:.1f}",
+                  flush=True)
 
     index = bot.build_index(force=True, progress=progress)
     index_s = time.perf_counter() - t0
+    docs = bot.documents
     load_index = os.getloadavg()
     info = index.info
     retriever = bot.retriever
@@ -169,8 +187,10 @@ def main() -> None:
         "docs": len(docs), "seed": args.seed, "store": args.store, "chunks": len(chunks),
         "corpus_mb": round(dir_size(corpus) / 1e6, 1),
         "embed_precision": info.get("embed_precision"), "index_type": info.get("index_type"),
+        "embedding_model": info.get("embedding_model"),
         "index_s": round(index_s, 1), "embed_s": round(info.get("embed_s", 0), 1),
         "chunks_per_s": round(n_embedded / info["embed_s"], 1) if info.get("embed_s") else None,
+        "chunks_per_s_wall": round(len(chunks) / index_s, 1),  # read + chunk + embed + FAISS + write, end to end
         "peak_rss_mb": round(peak / 1e6), "index_disk_mb": round(dir_size(cache) / 1e6, 1),
         "query_p50_ms": round(1000 * float(np.median(lat)), 1),
         "query_p95_ms": round(1000 * float(np.percentile(lat, 95)), 1),
@@ -178,6 +198,9 @@ def main() -> None:
         "filtered_dense_p50_ms": round(1000 * float(np.median(flat)), 2) if flat else None,
         "filtered_sources": len(allowed), "queries": len(questions),
         "load_avg_start": load_start, "load_avg_after_index": load_index, "load_avg_end": os.getloadavg(),
+        "load_1min_during_index": {"min": round(min(x[3] for x in trace), 2), "mean": round(float(np.mean([x[3] for x in trace])), 2),
+                                   "max": round(max(x[3] for x in trace), 2)} if trace else None,
+        "trace": [[round(t, 1), d, n, round(ld, 2)] for t, d, n, ld in trace],  # seconds, chunks, documents, load
         "goals": {"index_s": 600, "peak_rss_mb": 2000, "query_p50_ms": 50}, "cpus": os.cpu_count(),
     }
     for k, v in result.items():
@@ -186,22 +209,36 @@ def main() -> None:
     stem = f"archive-{len(docs)}" + ("" if args.store == "faiss" else f"-{args.store}")  # one file per size, beside earlier runs
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
     plot(args.out / f"{stem}.png", trace, lat, flat, result)
+    partial.unlink(missing_ok=True)
     print(f"wrote {args.out / (stem + '.json')} and {stem}.png")
     shutil.rmtree(cache, ignore_errors=True)
 
 
 def plot(path: Path, trace, lat, flat, r) -> None:
-    import matplotlib
-
+    """Chunks/s over time (each step's rate, and the running mean) with the machine's load, and the query latencies."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("archive: matplotlib is not installed (pip install 'qa_bot[bench]'): no plot")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    if trace:
-        a.plot([t for t, _ in trace], [d for _, d in trace], label=f"{r['embed_precision']}, {r['chunks_per_s']} chunks/s")
-    a.set(xlabel="seconds since start", ylabel="chunks embedded",
-          title=f"Indexing {r['docs']:,} docs ({r['chunks']:,} chunks) in {r['index_s']:.0f} s")
-    a.legend(loc="lower right")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
+    if len(trace) > 1:
+        t = np.array([x[0] for x in trace])
+        done = np.array([x[1] for x in trace], dtype=float)
+        step = np.diff(done) / np.maximum(np.diff(t), 1e-9)
+        a.plot(t[1:], step, lw=0.6, alpha=0.5, label="each step")
+        a.plot(t[1:], done[1:] / np.maximum(t[1:], 1e-9), lw=1.5,
+               label=f"since the start (end: {r['chunks_per_s_wall']} chunks/s wall)")
+        a.axhline(210, color="grey", ls="--", lw=0.8, label="goal: 210 chunks/s")
+        loads = a.twinx()
+        loads.plot(t, [x[3] for x in trace], color="red", lw=0.8, alpha=0.6)
+        loads.set_ylabel("1-minute load (2 cores)", color="red")
+    a.set(xlabel="seconds since start", ylabel="chunks/s",
+          title=f"Indexing {r['docs']:,} docs ({r['chunks']:,} chunks) in {r['index_s']:.0f} s, {r['embed_precision']}")
+    a.legend(loc="upper left", fontsize=8)
     b.hist([1000 * x for x in lat], bins=30, alpha=0.7, label=f"retrieval p50 {r['query_p50_ms']} ms")
     if flat:
         b.hist([1000 * x for x in flat], bins=30, alpha=0.7, label=f"filtered dense p50 {r['filtered_dense_p50_ms']} ms")
@@ -210,6 +247,35 @@ def plot(path: Path, trace, lat, flat, r) -> None:
     fig.suptitle(f"peak RSS {r['peak_rss_mb']} MB, index on disk {r['index_disk_mb']} MB, 2 cores")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def plot_partial(path: Path) -> None:
+    """Chunks/s over time and the load, from a .partial.json: what a run that was stopped had done."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = json.loads(path.read_text())
+    trace = r["trace"]
+    t = np.array([x[0] for x in trace])
+    done = np.array([x[1] for x in trace], dtype=float)
+    fig, a = plt.subplots(figsize=(8, 4.2))
+    a.plot(t[1:], np.diff(done) / np.maximum(np.diff(t), 1e-9), lw=0.6, alpha=0.5, label="each step")
+    a.plot(t[1:], done[1:] / np.maximum(t[1:], 1e-9), lw=1.5, label=f"since the start ({done[-1] / t[-1]:.1f} chunks/s)")
+    a.axhline(210, color="grey", ls="--", lw=0.8, label="goal: 210 chunks/s")
+    a.set(xlabel="seconds since start", ylabel="chunks/s",
+          title=f"{r['docs']:,} docs, {r['embed_precision']}: stopped after {r['seconds']:.0f} s, "
+                f"{r['progress']['docs_done']:,} docs, {int(done[-1]):,} chunks")
+    a.legend(loc="upper left", fontsize=8)
+    loads = a.twinx()
+    loads.plot(t, [x[3] for x in trace], color="red", lw=0.8, alpha=0.6)
+    loads.set_ylabel("1-minute load (2 cores)", color="red")
+    fig.suptitle(f"NOT RUN TO THE END; peak RSS so far {r['peak_rss_mb']} MB")
+    fig.tight_layout()
+    out = path.with_suffix(".png")
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -88,11 +88,11 @@ def main() -> None:
     sampler.mark("documents read")
     seen = {"first": False, "total": 0}
 
-    def progress(done: int, total: int) -> None:
+    def progress(p) -> None:  # an IndexProgress
         if not seen["first"]:
             seen["first"] = True
             sampler.mark("chunked + model loaded")
-        seen["total"] = total
+        seen["total"] = p.total
 
     t0 = time.perf_counter()
     index = bot.build_index(force=True, progress=progress)

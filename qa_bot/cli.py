@@ -2,7 +2,7 @@
 
     qa-bot ask "QUESTION" [--corpus DIR] [--json] [--source NAME] [--since DATE] [--until DATE]
                                                       answer with numbered sources, from the filtered documents
-    qa-bot index [--corpus DIR] [--watch]             (re)build the index; print chunk, reused and embedded counts;
+    qa-bot index [--corpus DIR] [--json] [--watch]    (re)build the index; print chunk, reused and embedded counts;
                                                       --watch: then re-index the documents that change, until Ctrl-C
     qa-bot docs [--corpus DIR] [--json]               list the documents: title, date, chunks; and skipped files
     qa-bot eval QUESTIONS.jsonl [--corpus DIR] [--out DIR] [--min-accuracy X] ...
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     idx.add_argument("--corpus", help=corpus_help)
     idx.add_argument("--watch", action="store_true", help="then follow the folder: re-index the documents that are "
                      "added, changed or removed (only those), until Ctrl-C")
+    idx.add_argument("--json", action="store_true", help="progress and the result as JSON lines on standard output")
     docs = sub.add_parser("docs", help="list the documents of a corpus folder with titles, dates and chunk counts")
     docs.add_argument("--corpus", help=corpus_help)
     docs.add_argument("--json", action="store_true", help="print one JSON object: documents and skipped files")
@@ -153,24 +154,46 @@ def _ask(args) -> int:
     return 0
 
 
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    m, sec = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
+
+
 class _Progress:
-    """progress(done, total) as a tqdm bar on stderr (chunks/s and ETA), shown only on a terminal: a log or a
-    pipe gets the final summary line alone."""
+    """progress(IndexProgress): on a terminal one status line on stderr, rewritten in place (documents and chunks
+    done, each per second, and the time left); with --json one JSON object a line on stdout (a step at most every
+    JSON_EVERY seconds, and the last); otherwise nothing (a log gets the final summary line alone)."""
 
-    def __init__(self):
-        self.bar = None
+    JSON_EVERY = 1.0
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
+    def __init__(self, as_json: bool = False, stream=None):
+        self.as_json = as_json
+        self.stream = stream or sys.stderr
+        self.live = not as_json and self.stream.isatty()
+        self.last_json = float("-inf")
+        self.last_key = None  # a step reported twice (the end of the last document, then the end) is printed once
+        self.width = 0
 
-            self.bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, dynamic_ncols=True,
-                            disable=not sys.stderr.isatty(), smoothing=0.1)
-        self.bar.update(done - self.bar.n)
+    def __call__(self, p) -> None:
+        if self.as_json:
+            now, key = time.monotonic(), (p.done, p.total, p.docs_done, p.docs_total, p.estimated)
+            if key != self.last_key and (now - self.last_json >= self.JSON_EVERY or (p.done == p.total and not p.estimated)):
+                self.last_json, self.last_key = now, key
+                print(json.dumps({"event": "progress", **p.as_dict()}), flush=True)
+        elif self.live:
+            total = f"~{p.total:,}" if p.estimated else f"{p.total:,}"
+            line = (f"embedding: {p.done:,}/{total} chunks ({p.chunks_per_s:.0f}/s), {p.docs_done:,}/{p.docs_total:,} "
+                    f"documents ({p.docs_per_s:.1f}/s), {p.reused:,} reused, ETA {_clock(p.eta_s)}")
+            self.stream.write("\r" + line.ljust(self.width))
+            self.stream.flush()
+            self.width = len(line)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.live and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _index(args) -> int:
@@ -178,7 +201,7 @@ def _index(args) -> int:
 
     bot = QABot(args.corpus)
     t = time.perf_counter()
-    progress = _Progress()
+    progress = _Progress(as_json=args.json)
     try:
         index = bot.build_index(force=True, progress=progress)
     finally:
@@ -186,10 +209,19 @@ def _index(args) -> int:
     info = index.info
     took = time.perf_counter() - t
     embedded = info.get("n_embedded") or 0
-    rate = f", {embedded / info['embed_s']:.0f} chunks/s" if embedded and info.get("embed_s") else ""
-    _out(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {took:.1f} s "
-         f"({len(index.chunks) - embedded} reused, {embedded} embedded{rate}, {info.get('embed_precision', 'fp32')}, "
-         f"index {info.get('index_type', '?')})")
+    summary = {"event": "done", "chunks": len(index.chunks), "documents": len(bot.documents),
+               "reused": len(index.chunks) - embedded, "embedded": embedded, "seconds": round(took, 1),
+               "embed_s": round(info.get("embed_s") or 0, 1),
+               "chunks_per_s": round(embedded / info["embed_s"], 1) if embedded and info.get("embed_s") else None,
+               "embed_precision": info.get("embed_precision", "fp32"), "index_type": info.get("index_type", "?"),
+               "skipped": len(bot.skipped)}
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        rate = f", {summary['chunks_per_s']:.0f} chunks/s" if summary["chunks_per_s"] else ""
+        _out(f"indexed {len(index.chunks)} chunks from {len(bot.documents)} documents in {took:.1f} s "
+             f"({summary['reused']} reused, {embedded} embedded{rate}, {summary['embed_precision']}, "
+             f"index {summary['index_type']})")
     # Skipped files were already named by their warnings, once each.
     if not getattr(args, "watch", False):
         return 0

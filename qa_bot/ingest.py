@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
@@ -166,66 +166,187 @@ def instructions_to_assistant(text: str) -> str:
 
 
 def load_corpus(corpus_dir: Path, max_bytes: int, limits: Limits | None = None, *, ocr: "OcrOptions | None" = None,
-                read: Callable[[Path, str], Document | None] | None = None) -> tuple[list[Document], list[Skipped]]:
+                read: Callable[[Path, str], Document | None] | None = None,
+                workers: int | None = None) -> tuple[list[Document], list[Skipped]]:
     """All documents (DOC_SUFFIXES) below corpus_dir (hidden ones excluded), sorted; unusable ones are skipped with a
     warning naming the file: links that lead out of the folder (never followed: a link to /etc/passwd would be
     indexed and quoted), broken links and link loops, FIFOs and other special files, text over limits.max_chars
     or reading over limits.seconds (default: the settings'). Links to folders are not followed. Raises
-    CorpusError when the folder is missing or nothing is usable.
+    CorpusError when the folder is missing or nothing is usable. Documents in heavy formats are extracted in
+    worker processes when there are many (CorpusStream).
     read(path, source): reads one file in place of read_document (watch.py's reader reuses unchanged documents);
     None from it leaves the file out for now, without a warning (a file still being written)."""
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    root = corpus_dir.resolve()
-    limits = limits or default_limits()
-    docs, skipped = [], []
-    read = read or (lambda path, rel: read_document(path, rel, max_bytes, root, limits, ocr))
+    stream = CorpusStream(corpus_dir, max_bytes, workers, limits, ocr=ocr, read=read)
+    for _ in stream:
+        pass
+    return stream.documents, stream.skipped
 
-    def skip(rel: str, reason: str) -> None:
-        skipped.append(Skipped(rel, f"{rel}: {reason}"))
+
+# HTML, PDF and office extraction (trafilatura, pypdf, ...: ~10-100 ms a file) runs in worker processes when a corpus has at
+# least this many such files; fewer are not worth starting a process (~1 s to import trafilatura in it).
+PARALLEL_MIN_FILES = 16
+_HEAVY = (".html", ".htm", ".pdf", ".docx", ".epub", ".odt")
+
+
+def parse_workers() -> int:
+    """Worker processes for extraction: one core is left to the embedder (and the process that feeds it)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class CorpusStream:
+    """The documents of a corpus folder, in the sorted order load_corpus gives, as they are read: iterate once.
+    HTML and PDF files are extracted in `workers` processes ahead of the one iterating (which meanwhile chunks and
+    embeds what it has), at most a bounded window ahead, so memory stays bounded. `total` files are candidates
+    (known before the first document); `documents` and `skipped` fill as it goes. Raises CorpusError at the end
+    when nothing was usable, and at once when the folder is missing."""
+
+    WINDOW_PER_WORKER = 32  # files extracted ahead of the consumer, per worker
+
+    def __init__(self, corpus_dir: Path, max_bytes: int, workers: int | None = None, limits: Limits | None = None, *,
+                 ocr: "OcrOptions | None" = None, read: Callable[[Path, str], Document | None] | None = None):
+        self.corpus_dir = Path(corpus_dir)
+        if not self.corpus_dir.is_dir():
+            raise CorpusError(f"corpus folder not found: {self.corpus_dir}")
+        self.max_bytes = max_bytes
+        self.limits, self.ocr, self.read = limits or default_limits(), ocr, read
+        self.root = self.corpus_dir.resolve()
+        self.documents: list[Document] = []
+        self.skipped: list[Skipped] = []
+        self.files = self._candidates()
+        self.total = len(self.files)
+        heavy = sum(p.suffix.lower() in _HEAVY for p, _ in self.files)
+        # a caller's own reader (watch.py's) runs here, in order
+        parallel = read is None and heavy >= PARALLEL_MIN_FILES
+        self.workers = (parse_workers() if workers is None else workers) if parallel else 0
+
+    def _skip(self, rel: str, reason: str) -> None:
+        self.skipped.append(Skipped(rel, f"{rel}: {reason}"))
         log.warning("skipped %s: %s", rel, reason)
 
-    for path, is_dir_link in _walk(corpus_dir):
-        rel = path.relative_to(corpus_dir).as_posix()
-        if is_dir_link:
-            if not _inside(path, root):
-                skip(rel + "/", "a link to a folder outside the corpus folder (not followed)")
-            continue
-        if path.suffix.lower() not in DOC_SUFFIXES:
-            continue
-        if path.is_symlink():
+    def _candidates(self) -> list[tuple[Path, str]]:
+        """(path, source) of every regular document file; links and special files are judged (and skipped) here."""
+        out = []
+        for path, is_dir_link in _walk(self.corpus_dir):
+            rel = path.relative_to(self.corpus_dir).as_posix()
+            if is_dir_link:
+                if not _inside(path, self.root):
+                    self._skip(rel + "/", "a link to a folder outside the corpus folder (not followed)")
+                continue
+            if path.suffix.lower() not in DOC_SUFFIXES:
+                continue
+            if path.is_symlink():
+                try:
+                    path.resolve(strict=True)
+                except (OSError, RuntimeError):  # RuntimeError: a loop, on Python < 3.13
+                    self._skip(rel, "a broken link or a link loop")
+                    continue
+                if not _inside(path, self.root):
+                    self._skip(rel, "a link to a file outside the corpus folder (not followed)")
+                    continue
             try:
-                path.resolve(strict=True)
-            except (OSError, RuntimeError):  # RuntimeError: a loop, on Python < 3.13
-                skip(rel, "a broken link or a link loop")
+                mode = path.stat().st_mode
+            except OSError as exc:
+                self._skip(rel, f"unreadable ({exc.strerror})")
                 continue
-            if not _inside(path, root):
-                skip(rel, "a link to a file outside the corpus folder (not followed)")
+            if not stat.S_ISREG(mode):
+                if not stat.S_ISDIR(mode):  # a folder named x.txt is just a folder
+                    self._skip(rel, "not a regular file (a FIFO, socket or device), not read")
                 continue
+            out.append((path, rel))
+        return out
+
+    def __iter__(self) -> Iterator[Document]:
+        pool = None
+        if self.workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent may already run onnxruntime's or torch's threads
+            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            mode = path.stat().st_mode
-        except OSError as exc:
-            skip(rel, f"unreadable ({exc.strerror})")
-            continue
-        if not stat.S_ISREG(mode):
-            if not stat.S_ISDIR(mode):  # a folder named x.txt is just a folder
-                skip(rel, "not a regular file (a FIFO, socket or device), not read")
-            continue
-        try:
-            if (doc := read(path, rel)) is not None:
-                docs.append(doc)
-        except CorpusError as exc:
-            skipped.append(Skipped(rel, str(exc)))
-            log.warning("skipped %s", exc)
-        except OSError as exc:
-            skip(rel, f"unreadable ({exc.strerror})")
-        except Exception as exc:  # a parser's own failure on one malformed file costs that file, never the corpus
-            skip(rel, f"not readable ({type(exc).__name__})")
-    if not docs:
-        detail = "; ".join(s.reason for s in skipped) or f"no {', '.join(DOC_SUFFIXES)} files"
-        raise CorpusError(f"no usable documents in {corpus_dir} ({detail})")
-    return docs, skipped
+            ahead: dict[int, object] = {}
+            window = self.WINDOW_PER_WORKER * max(1, self.workers)
+            heavy = [i for i, (p, _) in enumerate(self.files) if pool and p.suffix.lower() in _HEAVY]
+            queued = 0
+            for i, (path, rel) in enumerate(self.files):
+                while pool and queued < len(heavy) and heavy[queued] < i + window:
+                    j = heavy[queued]
+                    ahead[j] = pool.submit(_read_logged, self.files[j][0], self.files[j][1], self.max_bytes, self.root,
+                                           self.limits, self.ocr)
+                    queued += 1
+                result = ahead.pop(i).result() if i in ahead else self._read_here(path, rel)
+                doc = self._take(rel, *result)
+                if doc is not None:
+                    self.documents.append(doc)
+                    yield doc
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if not self.documents:
+            detail = "; ".join(s.reason for s in self.skipped) or f"no {', '.join(DOC_SUFFIXES)} files"
+            raise CorpusError(f"no usable documents in {self.corpus_dir} ({detail})")
+
+    def _read_here(self, path: Path, rel: str):
+        if self.read is None:
+            return _read(path, rel, self.max_bytes, self.root, self.limits, self.ocr)
+        try:  # None: left out for now, without a warning
+            return self.read(path, rel), None, []
+        except Exception as exc:
+            return None, _failure(exc), []
+
+    def _take(self, rel: str, doc: Document | None, error: tuple[str, str] | None, warnings: list[str]) -> Document | None:
+        for w in warnings:  # a worker's warnings (a sidecar that is not JSON, a date that is not one), said here
+            log.warning("%s", w)
+        if error is not None:
+            kind, reason = error
+            if kind == "corpus":
+                self.skipped.append(Skipped(rel, reason))
+                log.warning("skipped %s", reason)
+            else:
+                self._skip(rel, reason)
+        return doc
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """(kind, reason) of a document that could not be read."""
+    if isinstance(exc, CorpusError):
+        return "corpus", str(exc)
+    if isinstance(exc, OSError):
+        return "os", f"unreadable ({exc.strerror})"
+    return "other", f"not readable ({type(exc).__name__})"  # a parser's own failure costs that file, never the corpus
+
+
+def _read(path: Path, rel: str, max_bytes: int, root: Path, limits: Limits, ocr: "OcrOptions | None",
+          warnings: list[str] | None = None):
+    """(document or None, (kind, reason) or None, warnings): read_document with its failures as values."""
+    warnings = [] if warnings is None else warnings
+    try:
+        return read_document(path, rel, max_bytes, root, limits, ocr), None, warnings
+    except Exception as exc:
+        return None, _failure(exc), warnings
+
+
+def _read_logged(path: Path, rel: str, max_bytes: int, root: Path, limits: Limits, ocr: "OcrOptions | None"):
+    """_read in a worker process, whose log the user would not see: its warnings come back with the result and
+    the parent logs them (_take)."""
+    collect = _Collect()
+    logger = logging.getLogger("qa_bot")
+    logger.addHandler(collect)
+    logger.propagate = False  # this process only reads documents: nothing else logs meanwhile
+    try:
+        return _read(path, rel, max_bytes, root, limits, ocr, collect.messages)
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = True
 
 
 def _walk(corpus_dir: Path) -> list[tuple[Path, bool]]:

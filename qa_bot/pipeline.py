@@ -141,6 +141,11 @@ class QABot:
         from .embed import SentenceTransformerEmbedder, resolve_precision
 
         s = self.settings
+        if s.embed_precision == "onnx-int8":
+            from .embed_onnx import OnnxInt8Embedder
+
+            return OnnxInt8Embedder(s.embedding_model, cache_dir=s.model_cache_dir, threads=s.torch_threads,
+                                    batch_size=s.embed_batch_size)
         precision = resolve_precision(s.embed_precision)
         precision = None if precision == "fp32" else precision
         return SentenceTransformerEmbedder(
@@ -203,14 +208,16 @@ class QABot:
     def index(self) -> VectorIndex:
         return self._load_index(force=False)
 
-    def _load_index(self, force: bool, progress=None, documents: dict[str, Document] | None = None) -> VectorIndex:
+    def _load_index(self, force: bool, progress=None, documents=None) -> VectorIndex:
+        """The index of `documents` (by default the corpus's): a dict by source, or a CorpusStream still being read."""
         from . import ann
 
         ann.configure_threads(1)  # one search thread: 2 cores are shared with torch and llama.cpp
         from .vectordb import open_index
 
-        docs = self.documents if documents is None else documents
-        return open_index(self.settings, list(docs.values()), self.embedder, force=force, progress=progress)
+        docs = documents if documents is not None else self.documents
+        docs = list(docs.values()) if isinstance(docs, dict) else docs
+        return open_index(self.settings, docs, self.embedder, force=force, progress=progress)
 
     @cached_property
     def retriever(self) -> Retriever:
@@ -357,8 +364,20 @@ class QABot:
 
     def build_index(self, force: bool = True, progress=None) -> VectorIndex:
         """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid.
-        progress(done, total) as chunks are embedded."""
+        progress(IndexProgress) as chunks are embedded. Forced, with the documents not yet read, they are read
+        (HTML and PDF in worker processes) while the ones already read are chunked and embedded."""
         self.__dict__.pop("retriever", None)
+        if force and "documents" not in self.__dict__:
+            from .ingest import CorpusStream
+
+            stream = CorpusStream(self.settings.corpus_dir, self.settings.max_file_bytes, None,
+                                  self.settings.corpus_limits, ocr=self.ocr)
+            try:
+                self.index = self._load_index(force=True, progress=progress, documents=stream)
+            finally:
+                self.skipped = stream.skipped
+            self.documents = {d.source: d for d in stream.documents}
+            return self.index
         self.index = self._load_index(force=force, progress=progress)
         return self.index
 

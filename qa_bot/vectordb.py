@@ -26,13 +26,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from .errors import QABotError
-from .index import Embedder, VectorIndex, build_vectors, expected_manifest, load_model, load_or_build
-from .ingest import Document, chunk_documents
+from .index import Embedder, Progress, VectorIndex, build_vectors, expected_manifest, load_model, load_or_build
+from .ingest import CorpusStream, Document, chunk_documents
 from .types import Chunk, Hit
 
 log = logging.getLogger("qa_bot")
@@ -51,16 +51,17 @@ class DenseIndex(Protocol):
     def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]: ...
 
 
-def open_index(settings, docs: Sequence[Document], embedder: Embedder, *, force: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> DenseIndex:
-    """The index of these documents in the configured store, loaded when it is current, else built."""
+def open_index(settings, docs: Sequence[Document] | CorpusStream, embedder: Embedder, *, force: bool = False,
+               progress: Progress | None = None) -> DenseIndex:
+    """The index of these documents in the configured store, loaded when it is current, else built. A
+    CorpusStream (documents still being read) is embedded as it is read by a forced FAISS build."""
     s = settings
     kw = dict(embedder=embedder, chunk_chars=s.chunk_chars, chunk_max_tokens=s.chunk_max_tokens, force=force,
               progress=progress)
     if s.vector_store == "milvus":
-        return load_or_build_milvus(docs, url=s.vector_url or str(Path(s.cache_dir) / "milvus.db"),
+        return load_or_build_milvus(list(docs), url=s.vector_url or str(Path(s.cache_dir) / "milvus.db"),
                                     token=_token(s.vector_token_env), **kw)
-    return load_or_build(list(docs), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, **kw)
+    return load_or_build(docs if isinstance(docs, CorpusStream) else list(docs), corpus_dir=s.corpus_dir, cache_dir=s.cache_dir, **kw)
 
 
 def _token(env_name: str) -> str:
@@ -124,7 +125,7 @@ def connect(url: str, token: str = ""):
 
 def load_or_build_milvus(docs: Sequence[Document], *, url: str, embedder: Embedder, chunk_chars: int,
                          chunk_max_tokens: int, token: str = "", force: bool = False,
-                         progress: Callable[[int, int], None] | None = None) -> MilvusIndex:
+                         progress: Progress | None = None) -> MilvusIndex:
     expected = expected_manifest(docs, embedder, chunk_chars, chunk_max_tokens)
     name = collection_name(expected)
     client = connect(url, token)
@@ -144,7 +145,7 @@ def load_or_build_milvus(docs: Sequence[Document], *, url: str, embedder: Embedd
         # reading or writing it now, and its rows are the same rows (same corpus, same row numbers), so every
         # upsert leaves one complete copy.
         t1 = time.perf_counter()
-        vectors, n = build_vectors(chunks, embedder, {}, progress)
+        vectors, n = build_vectors(chunks, embedder, {}, progress, n_docs=len(docs))
         t2 = time.perf_counter()
         for s in range(0, len(chunks), INSERT_BATCH):
             client.upsert(name, [{"row": i, "vector": vectors[i].tolist(), "chunk_id": c.id, "source": c.source,
