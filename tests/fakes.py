@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -348,9 +349,12 @@ def free_port() -> int:
 
 
 def wait_until_up(url: str, proc=None, timeout: float = 300.0) -> float:
-    """Poll the app's /config until it answers; returns the seconds waited. Fails fast if the process died."""
+    """Poll the app's /config until it answers; returns the seconds waited. Fails fast if the process died.
+    The deadline is at least QA_BOT_TEST_START_SECONDS (default 300): starting a server is not what these tests
+    time, and on a busy machine importing Gradio alone can take a minute."""
     import urllib.request
 
+    timeout = max(timeout, float(os.environ.get("QA_BOT_TEST_START_SECONDS", "300")))
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if proc is not None and proc.poll() is not None:
