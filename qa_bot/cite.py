@@ -12,7 +12,8 @@ from typing import Sequence
 MARKER = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _WORD = WORD = re.compile(r"[A-Za-z0-9][\w'’\-]*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_CAP = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:['’][a-z]+)?")
+# A name runs on through any letter: "Kitzbühel" is one name, not "Kitzb".
+_CAP = re.compile(r"\b[A-Z][^\W_]*(?:['’][a-z]+)?")
 # A sentence ends at . ! ? (and a closing quote or bracket, kept in the sentence) before white space and
 # an opening capital, digit or quote; at a blank line; or before a line that opens a list item with a
 # bullet ("  * Fixed ...", " - Added ..."), so each item of a changelog's list is a sentence of its own,

@@ -633,3 +633,13 @@ def test_a_what_date_question_is_answered_by_a_date():
                        ("10:00 a.m.", False), ("season 4", False), ("may start later", False)]:
         assert cite.answers_kind(answer, q) is ok, answer
     assert cite.answers_kind("10:00 a.m.", "At what time does it start?")
+
+
+def test_a_name_with_letters_beyond_ascii_is_read_whole():
+    """A name is met by the same name in the evidence however it is spelt ("Kitzbühel", "Zürich"), and a
+    different name sharing its ASCII start is not it."""
+    from qa_bot import ground
+
+    assert ground.missing_constraints("On which day does Kitzbühel open?", "Kitzbühel opens on 14 October.") == []
+    assert ground.missing_constraints("When does Zürich vote?", "Zürich votes in June.") == []
+    assert ground.missing_constraints("When does Kitzbühel open?", "Kitzbach opens on 14 October.") == ["kitzbühel"]
