@@ -68,8 +68,9 @@ def resolve_precision(setting: str) -> str:
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (or another local sentence-transformers folder), L2-normalised, on the CPU.
 
-    quantize (Settings.embed_precision; "auto" picks bf16 where the CPU has it, see resolve_precision): "bf16" runs the model under bfloat16 autocast (1.7x here,
-    on a CPU with AVX512-BF16; cosine to fp32 > 0.9999), "int8" applies PyTorch dynamic int8 quantization
+    quantize (Settings.embed_precision; "auto" picks bf16 where the CPU has it, see resolve_precision): "bf16"
+    runs the model under bfloat16 autocast (1.7x here, on a CPU with AVX512-BF16; cosine to fp32 > 0.9999),
+    "int8" applies PyTorch dynamic int8 quantization
     to the Linear layers (2.4x, cosine 0.98). Either has its own fingerprint, so caches never mix.
     Figures: benchmarks/ingest.py and benchmarks/results/ingest.json."""
 

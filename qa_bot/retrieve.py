@@ -126,7 +126,9 @@ def _centred_lines(lines: list[str]) -> set[int]:
             run = []
     if run:
         paragraphs.append(run)
-    indent = lambda i: len(lines[i].expandtabs()) - len(lines[i].expandtabs().lstrip())
+    def indent(i: int) -> int:
+        return len(lines[i].expandtabs()) - len(lines[i].expandtabs().lstrip())
+
     out = set()
     for p, q in zip(paragraphs, paragraphs[1:]):
         titles = all(lines[i].strip()[-1] not in ".,;:" and len(lines[i].split()) <= cite.TITLE_MAX_WORDS for i in p)

@@ -18,6 +18,23 @@ CORPUS = ROOT / "docs_corpus"
 ARTICLE = CORPUS / "alibaba_cloud_spinoff.txt"
 
 
+HEAVY_MARKS = {"slow", "browser", "soak"}
+
+
+@pytest.fixture(autouse=True)
+def _only_marked_tests_start_the_reader(request, monkeypatch):
+    """The fast suite (a plain `pytest`) never starts llama.cpp: a test that would, unmarked, fails at once saying
+    to mark it slow, instead of loading the 1.5B reader for minutes on a busy machine."""
+    if HEAVY_MARKS & {m.name for m in request.node.iter_markers()}:
+        return
+    from qa_bot import llm
+
+    def refuse(*args, **kwargs):
+        pytest.fail("this test starts the real reader (llama.cpp): mark it @pytest.mark.slow", pytrace=False)
+
+    monkeypatch.setattr(llm.LocalLlamaServer, "__init__", refuse)
+
+
 @pytest.fixture(scope="session")
 def real_bot(tmp_path_factory):
     from qa_bot import QABot, Settings

@@ -17,6 +17,8 @@ from qa_bot.weights import model_path
 
 from conftest import CORPUS
 
+pytestmark = pytest.mark.slow  # the real default reader on llama.cpp
+
 
 def _own_settings(tmp_path_factory, **changes) -> Settings:
     # The verified reader by path, so this test's saved states go to its own model_cache_dir, not the shared one.
