@@ -159,7 +159,8 @@ def test_a_thumb_on_an_earlier_answer_rates_that_answer(look_app, desktop):
 
 @pytest.mark.parametrize("name, data, says", [
     ("big.txt", b"word " * 1000, "big.txt is too large (5 KB); a document can be at most 2 KB."),
-    ("notes.docx", b"PK\x03\x04 tiny", "notes.docx cannot be added: only .txt, .md"),  # the library's list, whatever it holds
+    ("notes.xlsx", b"PK\x03\x04 tiny", "notes.xlsx cannot be added: only .txt, .md"),  # the library's list, whatever it holds
+    ("notes.docx", b"PK\x03\x04 tiny", "notes.docx cannot be added: not a readable Word document"),
     ("latin.txt", "café".encode("latin-1") * 10, "latin.txt"),
     ("empty.md", b"", "empty.md"),
 ])
