@@ -43,7 +43,7 @@ def chat_html(conv: Conversation) -> str:
 
 def test_questions_are_answered_in_order_and_one_sent_mid_answer_is_queued():
     h, conv = Handlers(FakeBot()), Conversation()
-    box, chat = h.submit(Q1, conv)
+    box, chat, _ = h.submit(Q1, conv)
     assert box == "" and len(chat) == 2 and "qa-queued" in chat[1]["content"]
     run = h.run(conv, None)
     next(run)  # Q1 is being answered
@@ -228,7 +228,7 @@ def test_a_chat_may_have_only_a_few_questions_waiting_and_keeps_the_extra_one_in
     for i in range(MAX_QUEUED):
         assert h.submit(f"question {i}?", conv)[0] == ""
     with pytest.warns(UserWarning, match="already waiting"):  # gr.Warning: a toast in the page
-        box, chat = h.submit("one too many?", conv)
+        box, chat, _ = h.submit("one too many?", conv)
     assert not isinstance(box, str) and len(conv.snapshot()) == MAX_QUEUED  # skipped: the box keeps its text
 
 

@@ -644,9 +644,9 @@ def test_session_document_never_reaches_another_session(app, tmp_path):
     assert "Added" in a.predict(handle_file(str(doc)), api_name="/add_document")
     q = "What is the zorblax budget?"
     out_a = a.predict(q, [], api_name="/chat")
-    assert "42 gold" in str(out_a[1]) and "session/zorblax.md" in str(out_a)  # A sees it, cited
+    assert "42 gold" in str(out_a[1]) and "zorblax.md (added)" in str(out_a[1])  # A sees it, cited by its file name
     out_b = b.predict(q, [], api_name="/chat")
-    assert "42 gold" not in str(out_b) and "session/" not in str(out_b) and "qa-refusal" in str(out_b[1])
+    assert "42 gold" not in str(out_b) and "zorblax.md" not in str(out_b) and "qa-refusal" in str(out_b[1])
     r = client(url).predict(q, api_name="/ask")  # the stateless API has no session at all
     assert r["abstained"] and "42 gold" not in json.dumps(r) and "session/" not in json.dumps(r)
     with pytest.raises(CorpusError):
