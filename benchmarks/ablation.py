@@ -54,6 +54,9 @@ VARIANTS = {
     "no-options": {(ground, "question_options"): lambda q: set()},
     "no-check": {},  # settings: reader_check off
 }
+# The families that changed nothing on the unseen sets, switched off together (interactions show here).
+MINOR = ("no-abbreviations", "no-kind", "no-age", "no-demonyms", "no-institution-heads", "no-yes-extras", "no-options")
+VARIANTS["no-minor"] = {k: v for name in MINOR for k, v in VARIANTS[name].items()}
 
 
 def _without_metadata():
