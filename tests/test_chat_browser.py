@@ -3,7 +3,7 @@ leaves the chat and Sources in place, bubbles' accessible names are their plain 
 and covers nothing, the phone layout (390x844, emulated), a too-long question stays in its box, and the small
 items (added documents in the header and sources, the upload limit, the vote's confirmation, Stop, thumbs).
 
-Screenshots go to test-output/ (docs/chat_phone.png and docs/chat_queued.png are copies of two of them).
+Screenshots go to test-output/ (scripts/screenshots.py takes the ones in docs/ from the same states).
 """
 from __future__ import annotations
 
