@@ -50,7 +50,7 @@ VARIANTS = {
     "no-demonyms": {(ground, "demonyms"): lambda place: set()},
     "no-institution-heads": {(ground, "_INSTITUTION_HEADS"): frozenset()},
     "no-yes-extras": {(ground, "_RANKED"): re.compile(r"(?!x)x"), (ground, "_QUANTITY"): re.compile(r"(?!x)x")},
-    "no-denial-terms": {(ground, "YES_NO_TERMS"): 0.0},  # a denying sentence need not hold the question's terms
+    "yes-no-any-terms": {(ground, "YES_NO_TERMS"): 0.0},  # a verdict's sentence need not hold the question's terms
     "no-options": {(ground, "question_options"): lambda q: set()},
     "no-check": {},  # settings: reader_check off
 }

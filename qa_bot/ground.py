@@ -15,11 +15,10 @@ sentence it cites. The reader is never trusted:
    "what date", a name for "who", a number written as an age for "how old") and add something to the question;
    a sentence with nothing of that kind around it is shown last.
 5. a yes/no question ("Did Alibaba go public in New York?") is answered "Yes" only from a sentence (alone or
-   with the one before it) that holds one of the question's key terms, every number and name, and no negation,
-   rank or quantity the question lacks (whether it says the same thing in other words is the reader's check's to judge: a
-   paraphrase keeps few of the question's words); "No" only from one that holds half the question's key terms
-   and denies the claim (a negation the question lacks, or the opposite of one of its words: "irrevocable" for
-   "revocable"): a sentence that fails to confirm is not one that denies. The reader's check then confirms either.
+   with the one before it) that holds three quarters of the question's key terms, every number and name, and
+   no negation the question lacks; "No" only from one that holds them and denies the claim (a negation the
+   question lacks, or the opposite of one of its words: "irrevocable" for "revocable"): a sentence that fails to
+   confirm is not one that denies. The reader's check then confirms either.
 
 Every shown sentence that supports the answer is tried, best ranked first. The reader's sentence number is
 at most a hint (small models often name the wrong one), tried first where a server sends it; llama.cpp's
@@ -512,10 +511,8 @@ _RANKED = re.compile(r"\b(?:second|third|fourth|fifth|sixth|seventh|eighth|ninth
                      r"(?:most\s+\w+|\w+est)\b", re.IGNORECASE)
 
 
-# The share of a yes/no question's key terms a sentence must hold to deny it: a denial of something else ("Ferries
-# will not run on Sundays" for a question about a route's stop) is no answer. A "Yes" asks no share: a sentence
-# that confirms a question often paraphrases it ("strictly observing all of its license commitments" for
-# "meeting all of its licence obligations"), and the reader's check judges that; it need only hold one of them.
+# The share of a yes/no question's key terms its evidence must hold: the sentence is about what is asked (a
+# paraphrase keeps most terms: "cut" may be written "reduced").
 YES_NO_TERMS = 0.5
 
 
@@ -533,13 +530,14 @@ def _first_word(answer: str) -> str:
 
 
 def confirms(question: str, text: str) -> bool:
-    """The evidence may state what a yes/no question asks: it negates or removes nothing the question does not
-    ("Alibaba did not list in London" never confirms a listing), ranks nothing the question does not ("the third
-    largest" never confirms "the largest"), and holds every quantity the question names in words ("more than
-    half"), and is about the question: it holds at least one of its key terms. Numbers and names are checked
-    whole by missing_constraints; the reader's check has the last word."""
+    """The evidence may state what a yes/no question asks: it holds three quarters of the question's key
+    terms (the share supports_answer asks of an answer's words: "cut" may be written "reduced"); it
+    negates or removes nothing the question does not ("Alibaba did not list in London" never confirms a listing),
+    ranks nothing the question does not ("the third largest" never confirms "the largest"), and holds every
+    quantity the question names in words ("more than half").
+    Numbers and names are checked whole by missing_constraints; the reader's check has the last word."""
     terms = cite.key_terms(question)
-    if terms and not terms & _word_forms(text):
+    if len(terms & _word_forms(text)) < YES_NO_TERMS * len(terms):
         return False
     if any(m.split()[0].split("-")[0].lower() not in question.lower() for m in _RANKED.findall(text)):
         return False  # the rank ("third") must be the question's own
@@ -560,8 +558,8 @@ def _opposed_terms(terms: set[str], forms: set[str]) -> set[str]:
 
 
 def denies(question: str, text: str) -> bool:
-    """The evidence says no to what a yes/no question asks: it holds YES_NO_TERMS of the question's key terms
-    (a term whose opposite it writes counts) and either negates what the question does not
+    """The evidence says no to what a yes/no question asks: it holds three quarters of the question's key terms
+    (as confirms asks; a term whose opposite it writes counts) and either negates what the question does not
     ("the agreement does not grant ..." for "Does the agreement grant ...?") or writes the opposite of one of
     its terms ("irrevocable" for "Is the licence revocable?"). Numbers and names are checked whole by
     missing_constraints; the reader's check has the last word."""
@@ -580,19 +578,14 @@ def _ground_verdict(question, sentences, order, document, verdict, holds):
         s = sentences[i]
         doc = document(s.source)
         heads, section = heading_text(s, doc), section_text(doc, s.start)
-        # The sentence alone, or with the one before it when that holds more of the question: "It is ... a lot
-        # faster than bzip2" says what "LZMA2" does only with the sentence that names it.
-        terms = cite.key_terms(question)
-        passing = []
+        # The sentence alone, then with the one before it, as for any answer: "It is ... a lot faster than
+        # bzip2" says what "LZMA2" does only with the sentence that names it.
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
             window = f"{s.label}\n{heads}\n{text}"
             if holds(question, window) and not missing_constraints(question, f"{s.about}\n{window}",
                                                                    f"{s.about}\n{window}\n{section}"):
-                passing.append((len(terms & _word_forms(text)), -len(text), start, text))
-        if passing:
-            _, _, start, text = max(passing)
-            return Grounded(verdict, s.source, start, s.end, text, s.label), ""
+                return Grounded(verdict, s.source, start, s.end, text, s.label), ""
     return None, f"no sentence shown {'holds' if verdict == 'Yes' else 'denies'} what the yes/no question asks"
 
 
