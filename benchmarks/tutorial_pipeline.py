@@ -85,13 +85,10 @@ class TutorialRAG:
 
     # --- the parts, built once ------------------------------------------------------------------------
     def _embedder(self):
-        # As QABot.embedder builds it (qa_bot/pipeline.py), so both pipelines embed alike.
-        from qa_bot.embed import SentenceTransformerEmbedder, resolve_precision
+        # As QABot builds it, so both pipelines embed alike.
+        from qa_bot.embed import make_embedder
 
-        s = self.settings
-        precision = resolve_precision(s.embed_precision)
-        return SentenceTransformerEmbedder(s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size,
-                                           quantize=None if precision == "fp32" else precision)
+        return make_embedder(self.settings)
 
     def _index(self) -> None:
         from langchain_text_splitters import RecursiveCharacterTextSplitter

@@ -138,19 +138,9 @@ class QABot:
     def embedder(self):
         if self._embedder_override is not None:
             return self._embedder_override
-        from .embed import SentenceTransformerEmbedder, resolve_precision
+        from .embed import make_embedder
 
-        s = self.settings
-        if s.embed_precision == "onnx-int8":
-            from .embed_onnx import OnnxInt8Embedder
-
-            return OnnxInt8Embedder(s.embedding_model, cache_dir=s.model_cache_dir, threads=s.torch_threads,
-                                    batch_size=s.embed_batch_size)
-        precision = resolve_precision(s.embed_precision)
-        precision = None if precision == "fp32" else precision
-        return SentenceTransformerEmbedder(
-            s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size, quantize=precision
-        )
+        return make_embedder(self.settings)
 
     @cached_property
     def documents(self) -> dict[str, Document]:
