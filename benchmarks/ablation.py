@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -45,18 +44,11 @@ VARIANTS = {
     "yes-no-reader": {(ground, "confirms"): lambda q, t: True, (ground, "denies"): lambda q, t: True},
     "no-headings": {(ground, "heading_text"): lambda s, doc: "", (ground, "lead_sentence"): lambda doc, start: "",
                     (ground, "section_text"): lambda doc, start: ""},
-    "no-age": {(ground, "age_stated"): lambda a, q, t: True},
     "no-completion": {(ground, "complete_answer"): lambda a, e, q="": a},
-    "no-demonyms": {(ground, "demonyms"): lambda place: set()},
-    "no-institution-heads": {(ground, "_INSTITUTION_HEADS"): frozenset()},
-    "no-yes-extras": {(ground, "_RANKED"): re.compile(r"(?!x)x"), (ground, "_QUANTITY"): re.compile(r"(?!x)x")},
     "yes-no-any-terms": {(ground, "YES_NO_TERMS"): 0.0},  # a verdict's sentence need not hold the question's terms
-    "no-options": {(ground, "question_options"): lambda q: set()},
     "no-check": {},  # settings: reader_check off
 }
-# The families that changed nothing on the unseen sets, switched off together (interactions show here).
-MINOR = ("no-abbreviations", "no-kind", "no-age", "no-demonyms", "no-institution-heads", "no-yes-extras", "no-options")
-VARIANTS["no-minor"] = {k: v for name in MINOR for k, v in VARIANTS[name].items()}
+
 
 
 def _without_metadata():
