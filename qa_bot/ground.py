@@ -376,9 +376,11 @@ def needs_check(question: str, found: Grounded) -> bool:
     """Whether the yes/no check must read this evidence: only when some key term of the question is not in
     it (nor in its title and headings). A near miss shows up exactly so: "employees" asked, "enterprise
     users" written; "net profit" asked, "revenue" written. When every term is there, the check is skipped,
-    except for a "Yes": the terms being there does not make the sentence say it."""
+    except for a "Yes": the terms being there does not make the sentence say it. A "No" is not checked: the
+    check asks whether the answer is the answer, and a bare "No" reads to it as its own verdict (it confirmed
+    none of the right ones on three unseen sets); a "No" rests on a sentence that denies the claim (denies)."""
     if is_yes_no(question) and found.answer in ("Yes", "No"):
-        return True
+        return found.answer == "Yes"
     have = cite.content_words("\n".join([found.label, found.text, *(h for _, _, h in found.headings)]))
     return not cite.key_terms(question) <= have
 

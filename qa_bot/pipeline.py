@@ -539,7 +539,8 @@ class QABot:
         order, else best first), then the question."""
         sentences = (self._whole_text(p.sentences) if p.whole else self._passage_text(p.sentences) if p.ordered
                      else self._numbered(p.sentences))
-        return prompts.READER_USER.format(sentences=sentences, question=p.query)
+        hint = prompts.YES_NO_HINT if ground.is_yes_no(p.query) else ""
+        return prompts.READER_USER.format(sentences=sentences, question=p.query + hint)
 
     def _whole_text(self, sentences: Sequence[Sentence]) -> str:
         """A text read whole as the reader sees it: in document order, the same text before every question."""

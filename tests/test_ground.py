@@ -330,6 +330,8 @@ def test_a_no_is_shown_only_where_a_sentence_denies_the_claim():
     one = [Sentence("h.txt", 0, doc.index(" Tickets"), doc[:doc.index(" Tickets")], 0, "", 1.0, 0.5)]
     found, _ = ground.ground(ground.ReaderDraft("No", 0), "Will the new ferry route stop at Pier 4?", one, lambda s: doc)
     assert found is not None and found.answer == "No" and found.text.endswith("will not stop at Pier 4.")
+    # the check is not asked about a "No" (it reads a bare "No" as its own verdict); a "Yes" it always reads
+    assert not ground.needs_check("Will the new ferry route stop at Pier 4?", found)
     # A negation the question itself makes denies nothing; nor does a denial of something else.
     assert not ground.denies("Will the new route not stop at Pier 4?", doc)
     assert not ground.denies("Will the route stop at Pier 9 on Sundays?", "Ferries will not run on Sundays.")

@@ -59,6 +59,17 @@ def test_reader_sees_few_sentences_and_instructions_first(make):
     assert len(user) < 1500, "sentences, not whole chunks"
 
 
+def test_a_yes_no_question_is_asked_with_the_hint_that_no_is_an_answer_too(make):
+    from qa_bot import prompts
+
+    bot = make(reply("Yes"), YES, reader_sentences=3, reader_whole=False, reader_tokens=0)
+    bot.ask("Did Alibaba go public in New York?")
+    bot.ask(Q_IPO)
+    asked = [u for _, u in bot.llm.prompts if "Question:" in u and "Answer:" not in u]
+    assert asked[0].endswith("Did Alibaba go public in New York?" + prompts.YES_NO_HINT)
+    assert asked[-1].endswith(Q_IPO)  # any other question as asked
+
+
 def test_answer_not_in_any_shown_sentence_is_refused(make):
     bot = make(reply("1999"), YES)
     a = bot.ask(Q_IPO)
