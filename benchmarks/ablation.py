@@ -47,7 +47,7 @@ VARIANTS = {
     "no-completion": {(ground, "complete_answer"): lambda a, e, q="": a},
     "yes-no-any-terms": {(ground, "YES_NO_TERMS"): 0.0},  # a verdict's sentence need not hold the question's terms
     "no-check": {},  # settings: reader_check off
-    "unchecked-no": {(ground, "needs_check"): None},  # replaced below: a grounded "No" is not sent to the check
+    "checked-no": {(ground, "needs_check"): None},  # replaced below: a grounded "No" is sent to the check too
 }
 
 
@@ -64,9 +64,9 @@ def patched(name: str):
     changes = dict(VARIANTS[name])
     if name == "no-metadata":
         changes = {(ground, "constraints_missing_around"): _without_metadata()}
-    if name == "unchecked-no":
+    if name == "checked-no":
         original = ground.needs_check
-        changes = {(ground, "needs_check"): lambda q, found: found.answer != "No" and original(q, found)}
+        changes = {(ground, "needs_check"): lambda q, found: found.answer == "No" or original(q, found)}
     saved = {(m, a): getattr(m, a) for m, a in changes}
     try:
         for (m, a), f in changes.items():
