@@ -44,6 +44,7 @@ VARIANTS = {
     "yes-no-reader": {(ground, "confirms"): lambda q, t: True, (ground, "denies"): lambda q, t: True},
     "no-headings": {(ground, "heading_text"): lambda s, doc: "", (ground, "lead_sentence"): lambda doc, start: "",
                     (ground, "section_text"): lambda doc, start: ""},
+    "no-demonyms": {(ground, "demonyms"): lambda place: set()},
     "no-completion": {(ground, "complete_answer"): lambda a, e, q="": a},
     "yes-no-any-terms": {(ground, "YES_NO_TERMS"): 0.0},  # a verdict's sentence need not hold the question's terms
     "no-check": {},  # settings: reader_check off

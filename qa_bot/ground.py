@@ -9,7 +9,7 @@ sentence it cites. The reader is never trusted:
    no heading, near the top: the story's lead sentence) or its metadata (the page's date), and every name it
    uses anywhere in the sentence's section (a story without headings is one section: "Mr Strachan ... the
    helicopter") or the document's metadata (its publisher, site, author: a page does not repeat who published
-   it), a name written out also as its abbreviation ("NBA");
+   it), a place also as its adjective ("Ecuadorian"), a name written out also as its abbreviation ("NBA");
    "2022" is not "2021", release 5 is not release 4;
 4. the answer must be of the asked kind (a number for "how many", a time of day for "what time", a date for
    "what date", a name for "who") and add something to the question;
@@ -265,9 +265,28 @@ def question_names(question: str) -> set[str]:
     return {n for n in _names(question) if n != first and n not in abbreviations}
 
 
+def demonyms(place: str) -> set[str]:
+    """The regular adjectives of a place name, lower case: "ecuador" -> "ecuadorian", "israel" -> "israeli",
+    "japan" -> "japanese", "korea" -> "korean", "canada" -> "canadian", "italy" -> "italian", "mexico" ->
+    "mexican". Irregular ones ("France"/"French") are not made; names under 4 letters get none."""
+    if len(place) < 4:
+        return set()
+    out = {place + "ian", place + "i", place + "ese"}
+    if place.endswith("a"):
+        out |= {place + "n", place[:-1] + "ian"}
+    elif place.endswith("y"):
+        out.add(place[:-1] + "ian")
+    elif place.endswith("o"):
+        out.add(place[:-1] + "an")
+    return out
+
+
 def name_in(name: str, forms: set[str]) -> bool:
-    """A question's name is in a text's word forms: as written or stemmed."""
-    return name in forms or cite.stem(name) in forms
+    """A question's name is in a text's word forms: as written, stemmed, or as the place's adjective either
+    way ("Ecuador's embassy" is "the Ecuadorian embassy"; "Israeli" is said of "Israel")."""
+    return (name in forms or cite.stem(name) in forms or bool(demonyms(name) & forms)
+            # an adjective's place starts with the adjective's first four letters: only those words are tried
+            or any(name in demonyms(w) for w in forms if len(w) >= 4 and name.startswith(w[:4])))
 
 
 # An ordinal is a constraint when it names a period ("the second quarter", "the first half"); elsewhere it

@@ -504,6 +504,18 @@ def test_a_rate_per_unit_is_the_number_it_states_and_per_cent_stays_a_scale():
     assert not cite.numbers_bound("9 million", "revenues rose 9 per cent")
 
 
+def test_a_place_and_its_adjective_are_one_name_either_way():
+    text = "On April 11, 2019, British police raided the Ecuadorian embassy in London and dragged Assange out."
+    assert ground.missing_constraints("When was Assange hauled out of Ecuador's London embassy?", text) == []
+    assert ground.missing_constraints("When was Assange hauled out of Peru's London embassy?", text) == ["peru"]
+    assert ground.missing_constraints("What did the Israeli army say?", "The army of Israel said so.") == []
+    for place, adjective in [("canada", "canadian"), ("italy", "italian"), ("mexico", "mexican"), ("korea", "korean"),
+                             ("japan", "japanese"), ("israel", "israeli")]:
+        assert ground.name_in(place, {adjective}) and ground.name_in(adjective, {place}), place
+    assert not ground.name_in("christian", ground._word_forms("Christie said so."))  # a person's name is not a place's
+    assert ground.name_in("iran", {"iranian"}) and not ground.demonyms("uae")  # names under 4 letters get none
+
+
 def test_a_year_in_a_name_is_no_count():
     evidence = "Those left out include the World War One film 1917, the big winner at the guild awards."
     q = "How many Oscar nominations did Parasite receive?"
