@@ -139,7 +139,10 @@ def extract_in_child(source: str, data: bytes, limits: Limits, ocr=None) -> Extr
 # ---------------------------------------------------------------------------------------------------
 
 
-class _Collect(logging.Handler):
+class WarningCollector(logging.Handler):
+    """Keeps the warnings logged while it is attached, for a process whose log the user does not see to hand
+    them to the one that logs them."""
+
     def __init__(self):
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
@@ -163,7 +166,7 @@ def _serve() -> None:
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a library that prints cannot corrupt the replies
-    collect = _Collect()
+    collect = WarningCollector()
     qa_log = logging.getLogger("qa_bot")
     qa_log.addHandler(collect)
     qa_log.propagate = False

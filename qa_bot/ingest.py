@@ -307,15 +307,6 @@ class CorpusStream:
         return doc
 
 
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 def _failure(exc: Exception) -> tuple[str, str]:
     """(kind, reason) of a document that could not be read."""
     if isinstance(exc, CorpusError):
@@ -338,7 +329,9 @@ def _read(path: Path, rel: str, max_bytes: int, root: Path, limits: Limits, ocr:
 def _read_logged(path: Path, rel: str, max_bytes: int, root: Path, limits: Limits, ocr: "OcrOptions | None"):
     """_read in a worker process, whose log the user would not see: its warnings come back with the result and
     the parent logs them (_take)."""
-    collect = _Collect()
+    from .extractor import WarningCollector
+
+    collect = WarningCollector()
     logger = logging.getLogger("qa_bot")
     logger.addHandler(collect)
     logger.propagate = False  # this process only reads documents: nothing else logs meanwhile
