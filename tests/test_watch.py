@@ -30,7 +30,7 @@ from qa_bot.ui import render_corpus
 from qa_bot.watch import CorpusWatcher
 
 DEADLINE = float(os.environ.get("QA_BOT_TEST_WATCH_DEADLINE") or 120)
-OUT = Path(__file__).parent / "out"
+OUT = Path(__file__).resolve().parent.parent / "test-output"  # beside the other tests' logs (git-ignored)
 
 WEATHER = "The harbour city recorded 31 millimetres of rain on Tuesday. Forecasters expect a dry weekend.\n"
 FERRY = "The first ferry to Marsh Island leaves at {} daily. A single ticket costs 4 dollars.\n"
