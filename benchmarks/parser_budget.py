@@ -16,7 +16,6 @@ the load average beside it (the machine is shared). Run it from a checkout: PYTH
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import resource
@@ -24,6 +23,10 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from data.make_pdfs import pdf_file  # noqa: E402  (the tests' PDF writer)
 
 ATTACKS = {
     "w1 strong": ("md", "**a "),
@@ -45,18 +48,7 @@ def bomb_pdf(n_chars: int) -> bytes:
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 5 0 R "
             b"/Resources << /Font << /F1 3 0 R >> >> >>",
             b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream"]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
-    for off in offsets:
-        out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref))
-    return out.getvalue()
+    return pdf_file(objs)
 
 
 def run_one(name: str, n: int) -> None:

@@ -128,7 +128,7 @@ def bomb_pdf(n_chars: int, kind: str = "string") -> bytes:
 
 
 def _pdf(streams: list[bytes], filters: bytes = b"", font: bytes = b"", info: bytes = b"") -> bytes:
-    import io
+    from data.make_pdfs import pdf_file
 
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
             b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica " + font + b">>",
@@ -136,19 +136,7 @@ def _pdf(streams: list[bytes], filters: bytes = b"", font: bytes = b"", info: by
             b"/Resources << /Font << /F1 3 0 R >> >> >>"]
     objs += [b"<< /Length %d %s >>\nstream\n" % (len(s), filters) + s + b"\nendstream" for s in streams]
     objs.append(b"<< " + info + b" >>")
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
-    for off in offsets:
-        out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-              % (len(objs) + 1, len(objs), xref))
-    return out.getvalue()
+    return pdf_file(objs, info_ref=len(objs))
 
 
 def test_g2_a_pdf_whose_text_passes_the_limit_is_skipped_naming_it(tmp_path, monkeypatch, caplog):

@@ -34,6 +34,12 @@ def minimal_pdf(pages: list[list[str]], info: dict[str, str]) -> bytes:
     objs[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % k for k in kids), len(kids))
     objs.append(("<< " + " ".join(f"/{k} ({_escape(v)})" for k, v in info.items()) + " >>").encode("latin-1"))
     info_ref = len(objs)
+    return pdf_file(objs, info_ref)
+
+
+def pdf_file(objs: list[bytes], info_ref: int | None = None) -> bytes:
+    """A PDF file of these object bodies (object 1 is the catalog), with its cross-reference table and trailer;
+    info_ref: the number of the document-information object, if there is one."""
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
@@ -44,7 +50,8 @@ def minimal_pdf(pages: list[list[str]], info: dict[str, str]) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
     for off in offsets:
         out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R /Info %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, info_ref, xref))
+    info = b" /Info %d 0 R" % info_ref if info_ref is not None else b""
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, info, xref))
     return out.getvalue()
 
 
