@@ -3,6 +3,8 @@
 - HashEmbedder: bag-of-words hashed into a fixed-size vector, in place of the sentence-transformers model.
 - MockLLM: a LangChain chat model that replies from a list and records every prompt it was sent.
 - mock_bot: a real QABot over a folder with both.
+- ReplayLLM: a LangChain chat model that answers each prompt with the reply recorded for it (and records, with a
+  real model behind it): the same replies give the same predictions, whatever the code between them.
 """
 from __future__ import annotations
 
@@ -66,9 +68,72 @@ def _mock_llm_class():
     return MockLLM
 
 
-def __getattr__(name):  # MockLLM is a LangChain model: langchain-core (~1 s) is imported only when it is used
+class UnrecordedPrompt(KeyError):
+    """ReplayLLM was sent a prompt it holds no reply for: the code sends the reader something new."""
+
+
+def reply_key(messages, kwargs: dict) -> str:
+    """One prompt's identity: every message's text and the call's options (JSON schema, stop, logprobs)."""
+    import json
+
+    body = [[type(m).__name__, str(m.content)] for m in messages]
+    return hashlib.sha256(json.dumps([body, kwargs], sort_keys=True, default=str).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _replay_llm_class():
+    import json
+    from pathlib import Path
+
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class ReplayLLM(BaseChatModel):
+        """Answers each prompt with the reply recorded for it in `path` (JSON lines: key, text, metadata). With
+        `model` (a real chat model), a prompt not recorded yet is sent to it and its reply appended; without,
+        such a prompt raises UnrecordedPrompt."""
+
+        path: str
+        model: object = None
+        replies: dict = {}
+        sent: int = 0  # prompts answered, recorded or not
+
+        def model_post_init(self, _context) -> None:
+            file = Path(self.path)
+            rows = [json.loads(x) for x in file.read_text(encoding="utf-8").splitlines()] if file.exists() else []
+            self.replies = {r["key"]: r for r in rows}
+
+        @property
+        def _llm_type(self) -> str:
+            return "replay"
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            options = {**kwargs, **({"stop": list(stop)} if stop else {})}
+            key = reply_key(messages, options)
+            self.sent += 1
+            if key not in self.replies:
+                if self.model is None:
+                    raise UnrecordedPrompt(f"no recorded reply for this prompt: {str(messages[-1].content)[:300]!r}")
+                msg = self.model.bind(**options).invoke(messages)
+                meta = {k: v for k, v in (msg.response_metadata or {}).items() if k in ("logprobs", "finish_reason")}
+                row = {"key": key, "text": str(msg.content), "metadata": meta}
+                with Path(self.path).open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+                self.replies[key] = row
+            row = self.replies[key]
+            message = AIMessage(row["text"], response_metadata=row["metadata"])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    ReplayLLM.__module__ = __name__
+    return ReplayLLM
+
+
+def __getattr__(name):  # langchain-core (~1 s) is imported only when one of its models is used
     if name == "MockLLM":
         return _mock_llm_class()
+    if name == "ReplayLLM":
+        return _replay_llm_class()
     raise AttributeError(name)
 
 
