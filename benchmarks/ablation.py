@@ -28,7 +28,7 @@ from losses import classify, summary  # noqa: E402
 
 from qa_bot import QABot, Settings, cite, ground  # noqa: E402
 from qa_bot.eval import run_eval  # noqa: E402
-from qa_bot.pipeline import Reply  # noqa: E402
+from qa_bot.reader import Reply  # noqa: E402
 
 # Each family of rules, switched off. A family is the rules that make one kind of decision (ground.py).
 VARIANTS = {
@@ -85,7 +85,7 @@ def memoise(bot: QABot, path: Path) -> None:
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             cache[row["key"]] = (row["text"], tuple(row["logprobs"]), row["finish"])
-    original = bot._invoke
+    original = bot.reader.invoke
 
     def invoke(system, user, schema, name, until=None, top_logprobs=0, stop=()):
         key = hashlib.sha256(json.dumps([system, user, name, top_logprobs, list(stop)]).encode()).hexdigest()
@@ -96,7 +96,7 @@ def memoise(bot: QABot, path: Path) -> None:
                 f.write(json.dumps({"key": key, "text": r.text, "logprobs": list(r.logprobs), "finish": r.finish}) + "\n")
         return Reply(*cache[key])
 
-    bot._invoke = invoke
+    bot.reader.invoke = invoke  # type: ignore[method-assign]
 
 
 def make_bot(corpus: str, out: Path, **settings) -> QABot:

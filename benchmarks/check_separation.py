@@ -79,12 +79,12 @@ def main() -> None:
             draft = r.get("draft") or ""
             if not draft.startswith("{"):  # refused before reading, or an overview
                 continue
-            p = bot._prepare(r["question"], (), None)
-            found, _ = ground.ground(ground.parse_reader(draft), p.query, p.sentences, bot._document(None))
+            p = bot.prepare(r["question"], (), None)
+            found, _ = ground.ground(ground.parse_reader(draft), p.query, p.sentences, bot.document(None))
             needed = found is not None and ground.needs_check(p.query, found)
             if found is None or not (needed or args.all):
                 continue
-            verdict, p_yes = bot._check(found, p, system=system, user=user)
+            verdict, p_yes = bot.reader.check(found, p, system=system, user=user)
             score = p_yes if p_yes is not None else float(verdict == "yes")
             right = bool(r.get("answerable")) and ev.answer_matches(found.answer, r.get("gold_answers") or ())
             records.append({"set": name, "id": r["id"], "answer": found.answer, "right": right, "needs_check": needed,

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
             dt = time.perf_counter() - t0
             (first if i == 0 else further).append(dt)
             progress.append(seen if seen is not None else dt)
-            p = bot._prepare(question, (), None)
+            p = bot.prepare(question, (), None)
             modes["whole document" if p.whole else "passages" if p.ordered else "sentences"] += 1
     bot.close()
     out = {

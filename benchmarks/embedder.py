@@ -161,7 +161,7 @@ def parity(args) -> dict:
                     c["n"] += 1
                     for kk in (1, 5, 10):
                         c[f"dense@{kk}"] += any(over(chunks[i].source, chunks[i].start, chunks[i].end) for i in top[qi, :kk])
-                    p = b._prepare(q["question"], (), None)
+                    p = b.prepare(q["question"], (), None)
                     c["hybrid"] += any(over(h.chunk.source, h.chunk.start, h.chunk.end) for h in p.hits)
                     c["shown"] += any(over(x.source, a, e) for x in p.sentences for a, e in ((x.start, x.end), *x.headings))
                     shown_sets[which] = [(x.source, x.start) for x in p.sentences]

@@ -63,7 +63,7 @@ def main() -> None:
         positions: collections.Counter = collections.Counter()
         misses = []
         for q in ev.load_questions(ROOT / "eval" / f"{name}.jsonl"):
-            p = bot._prepare(q["question"], (), None)
+            p = bot.prepare(q["question"], (), None)
             shown_by_question[f"{name}/{q['id']}"] = [[x.source, x.start] for x in p.sentences]
             span = ev.locate_evidence(q.get("evidence"), corpus, q.get("source"))
             if not q.get("answerable", True) or span is None:

@@ -184,14 +184,14 @@ def _reader_and_check_messages(bot, question: str) -> list[tuple[str, list, dict
     here from the reader's real reply, fetched through the bot's own model)."""
     from qa_bot import ground, prompts
 
-    p = bot._prepare(question, (), None)
+    p = bot.prepare(question, (), None)
     if not p.sentences:
         return []
-    user = bot._reader_user(p)
+    user = bot.reader.prompt(p)
     out = [("read", [{"role": "system", "content": prompts.READER_SYSTEM}, {"role": "user", "content": user}],
             prompts.READER_SCHEMA)]
-    draft = bot._read(p)
-    found, _ = ground.ground(draft, p.query, p.sentences, bot._document(None))
+    draft = bot.reader.read(p)
+    found, _ = ground.ground(draft, p.query, p.sentences, bot.document(None))
     needs_check = getattr(ground, "needs_check", lambda question, found: True)
     if found is not None and bot.settings.reader_check and needs_check(p.query, found):
         label = found.label if len(bot.documents) > 1 else ""
@@ -208,7 +208,7 @@ def run_llm_detail(bot, questions: list[dict]) -> dict:
 
     from qa_bot import prompts
 
-    server = bot._provider._server
+    server = bot.reader.provider._server
     if server is None:
         return {"skipped": "not the local llama.cpp backend"}
     s = bot.settings

@@ -46,8 +46,8 @@ def prompts_for(n: int, reader: str | None = None):
     rows = [json.loads(x) for x in (ROOT / "eval" / "article_qa.jsonl").read_text().splitlines() if x.strip()]
     out: dict[str, list] = {"reader": [], "check": []}
     for row in rows[:n]:
-        p = bot._prepare(row["question"], (), None)
-        user = bot._reader_user(p)
+        p = bot.prepare(row["question"], (), None)
+        user = bot.reader.prompt(p)
         out["reader"].append(([{"role": "system", "content": prompts.READER_SYSTEM}, {"role": "user", "content": user}],
                               prompts.READER_SCHEMA))
         if row.get("answerable") and row.get("answers") and p.sentences:

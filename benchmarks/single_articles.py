@@ -48,7 +48,7 @@ def ask_alone(out: Path, name: str) -> None:
                     run = out / mode / name / source
                     run_eval(qfile, bot=bot, corpus_dir=one, out_dir=run, progress=False)
                     if mode == "whole":
-                        p = bot._prepare(group[0]["question"], (), None)
+                        p = bot.prepare(group[0]["question"], (), None)
                         (run / "whole.txt").write_text(f"{p.whole} {sum(len(s.text) for s in p.sentences)}\n")
                 finally:
                     bot.close()

@@ -417,7 +417,7 @@ def upload_precheck_js(settings: Settings) -> str:
     with placeholders, so they follow whatever formats and limit the library accepts."""
     import json
 
-    from .pipeline import check_upload, human_size
+    from .uploads import check_upload, human_size
 
     def message(name: str, size: int) -> str:
         try:
@@ -826,7 +826,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
     qa_bot.watch.CorpusWatcher following the corpus (app.py --watch): the header then says when it last changed."""
     h = Handlers(bot)  # launch() gives it the upload store: files are kept only while the app is served
     from .feedback import FeedbackStore
-    from .pipeline import human_size
+    from .uploads import human_size
 
     feedback = FeedbackStore(bot.settings.feedback_db)
     titles = corpus_titles(bot)
@@ -988,7 +988,7 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
-    from .pipeline import check_upload
+    from .uploads import check_upload
 
     handlers = getattr(demo, "qa_handlers", None)
     settings = handlers.bot.settings if handlers is not None else Settings.from_env()

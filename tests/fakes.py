@@ -207,7 +207,7 @@ class FakeBot:
         """As QABot's: the library's upload policy and ingest (so an HTML page is its extracted text), the
         document named SESSION_PREFIX + its file name."""
         from qa_bot.ingest import document_from_bytes
-        from qa_bot.pipeline import SESSION_PREFIX, check_upload
+        from qa_bot.uploads import SESSION_PREFIX, check_upload
 
         name = check_upload(self.settings, name, len(data), self.session_documents(session))
         try:
@@ -219,12 +219,12 @@ class FakeBot:
         return FakeSessionDocs(tuple((n, t) for n, t in old if n != source) + ((source, text),))
 
     def session_documents(self, session: FakeSessionDocs | None) -> list[str]:
-        from qa_bot.pipeline import SESSION_PREFIX
+        from qa_bot.uploads import SESSION_PREFIX
 
         return [n.removeprefix(SESSION_PREFIX) for n, _ in (session.docs if session else ())]
 
     def remove_document(self, session: FakeSessionDocs | None, name: str) -> FakeSessionDocs | None:
-        from qa_bot.pipeline import SESSION_PREFIX
+        from qa_bot.uploads import SESSION_PREFIX
 
         if name not in self.session_documents(session):
             raise CorpusError(f"{name} is not among this chat's added documents.")

@@ -252,7 +252,7 @@ def test_streamed_build_equals_the_build_from_a_list_and_stays_incremental(html_
     bot = QABot(settings=settings, embedder=emb)
     seen: list[IndexProgress] = []
     streamed = bot.build_index(force=True, progress=seen.append)
-    assert "documents" in bot.__dict__ and len(bot.documents) == 19 and [s.source for s in bot.skipped] == ["empty.html"]
+    assert bot.corpus.loaded("documents") is not None and len(bot.documents) == 19 and [s.source for s in bot.skipped] == ["empty.html"]
     assert streamed.info["n_embedded"] == len(streamed.chunks) == len(emb.embedded)
     assert seen[-1].done == seen[-1].total == len(streamed.chunks) and not seen[-1].estimated
     assert seen[-1].docs_done == seen[-1].docs_total == 19  # 20 files, one of them no article

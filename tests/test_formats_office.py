@@ -129,7 +129,7 @@ def test_zip_bombs_are_refused_from_the_archive_table_before_anything_is_unpacke
 
 
 def test_uploads_take_the_new_formats_too():
-    from qa_bot.pipeline import check_upload
+    from qa_bot.uploads import check_upload
 
     settings = Settings.from_env({})
     for name in ("notes.docx", "book.epub", "minutes.odt"):

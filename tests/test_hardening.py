@@ -108,10 +108,10 @@ def test_w14_server_context_overflow_is_a_clear_error(corpus, tmp_path):
                                   "size, try increasing it', 'type': 'exceed_context_size_error', 'n_prompt_tokens': 12187, 'n_ctx': 2048}}")
 
     bot = scripted_bot(corpus, tmp_path / "c")
-    bot._llm_override = Overflowing(script={}, default=read("2014"))
+    bot.reader.model = Overflowing(script={}, default=read("2014"))
     with pytest.raises(InvalidQuestion, match="too long for the reader"):
         bot.ask(Q)
-    assert bot._json_output  # still asking for JSON-schema output
+    assert bot.reader.json_output  # still asking for JSON-schema output
 
 
 # --- C2, C8: the corpus folder ------------------------------------------------------------------------------------

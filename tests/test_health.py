@@ -50,7 +50,7 @@ def test_readyz_is_503_until_the_index_is_loaded_and_the_reader_warm_then_200(co
         assert status == 503 and body["ready"] is False
         # the page named the documents (so their count is known), but the probe loaded no index and no model
         assert body["index_loaded"] is False and body["reader_warm"] is False and body["documents"] == 1
-        assert "index" not in bot.__dict__ and body["chunks"] is None and body["index_version"] is None
+        assert bot.corpus.loaded("index") is None and body["chunks"] is None and body["index_version"] is None
         _ = bot.index  # the index alone is not enough
         status, body, _ = _get(url + "/readyz")
         assert status == 503 and body["index_loaded"] is True and body["reader_warm"] is False

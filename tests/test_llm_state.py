@@ -13,6 +13,7 @@ import pytest
 from qa_bot import QABot, Settings, prompts
 from qa_bot.llm import STALE_TMP_SECONDS, prune_states
 from qa_bot.pipeline import WHOLE_PRIMER
+from qa_bot.reader.render import whole_text
 from qa_bot.weights import model_path
 
 from conftest import CORPUS, TEST_LLM_TIMEOUT
@@ -41,14 +42,14 @@ def _state_files(settings):
 def _record_restores(bot) -> list[bool]:
     """What each load of a saved state by `bot` returned, in order (the loads still happen)."""
     loaded: list[bool] = []
-    restore = bot._provider.restore
-    bot._provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
+    restore = bot.reader.provider.restore
+    bot.reader.provider.restore = lambda tag: loaded.append(restore(tag)) or loaded[-1]
     return loaded
 
 
 def _reader_prime_cached_tokens(bot, sentences: str = prompts.SENTENCE_LINE.format(n=1, text="-")) -> int:
     """Post a reader prompt straight to the server; llama.cpp reports how many of its tokens it reused."""
-    server = bot._provider._server
+    server = bot.reader.provider._server
     body = {"model": server.alias, "max_tokens": 4, "temperature": 0,
             "messages": [{"role": "system", "content": prompts.READER_SYSTEM},
                          {"role": "user", "content": prompts.READER_USER.format(sentences=sentences, question="-")}]}
@@ -66,11 +67,12 @@ def test_a_restart_loads_the_saved_prompt_cache_instead_of_reading_the_prompts(s
         # One per slot after the fixed prompts, and one per slot after the article read whole behind them.
         assert len(files) == 4 and all(f.stat().st_size > 100_000 for f in files)
         answer = first.ask("When did Alibaba go public in New York?")
-        whole = first._whole_text(first._prepare(WHOLE_PRIMER, (), None).sentences)
+        p = first.prepare(WHOLE_PRIMER, (), None)
+        whole = whole_text(p.sentences, p.several)
 
     with QABot(settings=settings) as second:
         second.llm  # starts the server: the saved state is loaded now, before any prompt
-        assert second._provider.primed
+        assert second.reader.provider.primed
         assert _reader_prime_cached_tokens(second) > 100  # the fixed instructions came from the file, not a reading
         second.warm_up()  # loads the state saved after the article: the article is not read again
         assert _reader_prime_cached_tokens(second, whole) > 800  # the article is ~850 tokens

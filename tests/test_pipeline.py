@@ -133,7 +133,7 @@ def test_off_topic_question_is_refused_without_the_reader(make):
 
 def test_near_the_question_is_judged_on_every_retrieved_sentence_not_only_the_shown(make):
     q = "Who is the chairman?"  # the sentence shown first is not the one closest in cosine
-    p = make(reader_sentences=1, reader_whole=False, reader_tokens=0)._prepare(q, (), None)
+    p = make(reader_sentences=1, reader_whole=False, reader_tokens=0).prepare(q, (), None)
     shown = max(x.similarity for x in p.sentences)
     assert p.nearest > shown
     bot = make(reply(""), reader_sentences=1, reader_whole=False, reader_tokens=0, min_similarity=(shown + p.nearest) / 2)
@@ -261,7 +261,7 @@ def test_the_fast_reader_is_never_given_a_whole_article(small_corpus, tmp_path):
     from qa_bot import QABot, Settings
 
     def reads_whole(**kw):
-        return QABot(settings=Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path, **kw))._reads_whole
+        return QABot(settings=Settings.from_env({}, corpus_dir=small_corpus, cache_dir=tmp_path, **kw)).reader.reads_whole
 
     assert reads_whole() and reads_whole(reader="qwen2.5-coder-1.5b") and reads_whole(gguf_path="/any/model.gguf")
     assert not reads_whole(reader="smollm2-135m") and not reads_whole(reader_whole=False, reader_tokens=0)
@@ -271,12 +271,12 @@ def test_a_corpus_too_long_for_one_prompt_gets_whole_passages_within_the_budget(
     from qa_bot import question
 
     bot = make(reply(""), llm_ctx=1024)  # 416 prompt tokens a slot: the article alone is ~1,100 by the estimate
-    p = bot._prepare(Q_IPO, (), None)
+    p = bot.prepare(Q_IPO, (), None)
     assert not p.whole and p.ordered and IPO_SENTENCE in [x.text for x in p.sentences]
     assert question.estimate_tokens(" ".join(x.text for x in p.sentences)) <= 416
-    assert make()._prepare(Q_IPO, (), None).whole
+    assert make().prepare(Q_IPO, (), None).whole
     # Without a budget, the few best sentences, best first, as before.
-    few = make(reply(""), llm_ctx=1024, reader_tokens=0)._prepare(Q_IPO, (), None)
+    few = make(reply(""), llm_ctx=1024, reader_tokens=0).prepare(Q_IPO, (), None)
     assert not few.ordered and 1 < len(few.sentences) <= 3
 
 
@@ -284,7 +284,7 @@ def test_the_best_document_is_read_whole_when_it_fits_the_budget_and_held_for_th
     # Not the corpus (reader_whole off): its best document, whole, in document order, the same text before every
     # question about it; a passage of it alone when it is over the budget.
     bot = make(reply("2014"), YES, reply("9%"), YES, reader_whole=False, reader_tokens=1500)
-    p = bot._prepare(Q_IPO, (), None)
+    p = bot.prepare(Q_IPO, (), None)
     assert p.whole and {x.source for x in p.sentences} == {"alibaba_cloud_spinoff.txt"} and len(p.sentences) > 10
     a = bot.ask(Q_IPO)
     bot.ask("What share of Alibaba's revenue did the cloud business make up in the first quarter?")
@@ -294,14 +294,14 @@ def test_the_best_document_is_read_whole_when_it_fits_the_budget_and_held_for_th
     head = heads.pop()
     assert head.index("Seven weeks after Alibaba announced") < head.index(" ".join(IPO_SENTENCE.split()))
     assert a.text == "2014 [1]" and a.citations[0].text == IPO_SENTENCE
-    small = make(reader_whole=False, reader_tokens=150)._prepare(Q_IPO, (), None)
+    small = make(reader_whole=False, reader_tokens=150).prepare(Q_IPO, (), None)
     assert not small.whole and small.ordered and len(small.sentences) < len(p.sentences)
 
 
 def test_passages_are_shown_in_document_order_within_each_document(make):
     bot = make(reply(""), reader_whole=False, reader_tokens=300)
-    p = bot._prepare(Q_IPO, (), None)
-    text = bot._reader_user(p)
+    p = bot.prepare(Q_IPO, (), None)
+    text = bot.reader.prompt(p)
     shown = [x for x in sorted(p.sentences, key=lambda x: x.start) if x.source == "alibaba_cloud_spinoff.txt"]
     positions = [text.index(" ".join(x.text.split())) for x in shown]
     assert len(positions) > 1 and positions == sorted(positions)
@@ -326,7 +326,7 @@ def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
             embedded.append(len(texts))
             return inner.embed(texts)
 
-    bot.__dict__["embedder"] = CountingEmbedder()
+    bot.corpus.__dict__["embedder"] = CountingEmbedder()
     text = " ".join(f"Ferry {i} leaves pier {i} at {i} o'clock every morning of the week." for i in range(60))
     progress, asking, release = [], threading.Event(), threading.Event()
 
@@ -358,7 +358,7 @@ def test_adding_a_document_embeds_in_the_gaps_between_questions(make):
 
 
 def test_the_upload_policy_is_checked_in_the_library(make):
-    from qa_bot.pipeline import check_upload
+    from qa_bot.uploads import check_upload
 
     bot = make(max_session_documents=2)
     session = bot.add_document(None, "a.txt", b"The a ferry leaves at 9 am.")
@@ -462,9 +462,9 @@ def test_the_check_reads_the_evidence_with_its_label_and_takes_other_prompts_to_
     bot.ask("When did Alibaba list its shares in New York?")  # the check reads it: "list", "shares" are not there
     system, user = bot.llm.prompts[1]
     assert system == prompts.CHECK_SYSTEM and user.endswith("Answer: 2014")
-    p = bot._prepare("When did Alibaba list its shares in New York?", (), None)
-    found, _ = ground.ground(ground.parse_reader(reply("2014")), p.query, p.sentences, bot._document(None))
-    assert bot._check(found, p, system="S", user="A={answer} T={evidence}") == ("yes", None)  # no logprobs here
+    p = bot.prepare("When did Alibaba list its shares in New York?", (), None)
+    found, _ = ground.ground(ground.parse_reader(reply("2014")), p.query, p.sentences, bot.document(None))
+    assert bot.reader.check(found, p, system="S", user="A={answer} T={evidence}") == ("yes", None)  # no logprobs here
     evidence = f"({found.label}) {' '.join(found.text.split())}"  # several documents: the label says which
     assert IPO_SENTENCE in evidence and bot.llm.prompts[2] == ["S", f"A=2014 T={evidence}"]
     assert f"Text: {evidence}" in user
@@ -524,7 +524,7 @@ def _page_number(page):
 
 def test_a_question_the_first_sentences_leave_unanswered_is_read_again_on_the_next_ones(make):
     q = "How is Alibaba's cloud business doing?"
-    p = make(reader_looks=2, reader_whole=False, reader_tokens=0)._prepare(q, (), None)
+    p = make(reader_looks=2, reader_whole=False, reader_tokens=0).prepare(q, (), None)
     assert p.sentences and p.later and p.later[0], "two pages of sentences to read"
     first = {x.text for x in p.sentences}
     num, evidence = next((n, x) for n, x in _page_number(p.later[0]) if not any(n in t for t in first))
@@ -547,7 +547,7 @@ def test_one_look_by_default_reads_once_and_a_refusal_after_two_reports_the_firs
     a = twice.ask(q)
     assert a.abstained and twice.llm.calls == 2
     assert a.reason == "the reader found no answer; nor did the next-best sentences give one"
-    assert len(a.evidence) > len(twice._prepare(q, (), None).sentences)  # both looks' sentences
+    assert len(a.evidence) > len(twice.prepare(q, (), None).sentences)  # both looks' sentences
 
 
 def test_an_answer_the_first_look_verifies_is_not_read_again(make):

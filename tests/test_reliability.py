@@ -731,7 +731,7 @@ def test_a_server_without_json_schema_output_gets_plain_requests(corpus, tmp_pat
     try:
         bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
         answer = bot.ask(Q)
-        assert not answer.abstained and "2014" in answer.text and not bot._json_output
+        assert not answer.abstained and "2014" in answer.text and not bot.reader.json_output
         # a plain-text reply is never cut: its answer may well hold the stop sequences
         assert "response_format" not in fake_llm_server.bodies[-1] and "stop" not in fake_llm_server.bodies[-1]
     finally:

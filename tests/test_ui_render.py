@@ -210,7 +210,7 @@ def test_corpus_is_named_up_front():
 
 def test_upload_messages_come_from_the_library_in_kb_and_mb():
     from qa_bot.ingest import DOC_SUFFIXES
-    from qa_bot.pipeline import check_upload, human_size
+    from qa_bot.uploads import check_upload, human_size
     from qa_bot.settings import Settings
     from qa_bot.ui import upload_precheck_js
 

@@ -37,13 +37,13 @@ def main() -> None:
                 continue
             bot = bots.setdefault(corpus, QABot(ROOT / corpus))
             draft = ground.parse_reader(r.get("draft") or "")
-            p = bot._prepare(r["question"], [], None)
-            doc = bot._document(None)
+            p = bot.prepare(r["question"], [], None)
+            doc = bot.document(None)
             for i, s in enumerate(p.sentences, 1):
                 text = doc(s.source)[s.start:s.end]
                 if not ground._NEGATION.search(text):
                     continue
-                verdict, p_yes = bot._check(ground.Grounded("No", s.source, s.start, s.end, text, s.label), p)
+                verdict, p_yes = bot.reader.check(ground.Grounded("No", s.source, s.start, s.end, text, s.label), p)
                 print(json.dumps({"set": f.parent.name, "id": r["id"], "gold": r["gold_answers"][0] if r["answerable"] else None,
                                   "reader": draft.answer.lower(), "named": draft.sentence == i, "verdict": verdict,
                                   "p_yes": p_yes, "sentence": " ".join(text.split())}), flush=True)

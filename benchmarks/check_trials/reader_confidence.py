@@ -26,6 +26,7 @@ from evidence_shown import CORPUS  # noqa: E402  (which corpus each question set
 from qa_bot import eval as ev  # noqa: E402
 from qa_bot import ground, prompts  # noqa: E402
 from qa_bot.pipeline import QABot  # noqa: E402
+from qa_bot.reader.render import numbered  # noqa: E402
 
 
 def answer_token_probs(tokens) -> list[float]:
@@ -60,16 +61,16 @@ def main() -> None:
         bot = bots.setdefault(corpus, QABot(ROOT / corpus))
         for line in f.read_text().splitlines():
             r = json.loads(line)
-            p = bot._prepare(r["question"], [], None)
-            user = prompts.READER_USER.format(sentences=bot._numbered(p.sentences), question=p.query)
-            reply = bot._invoke(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader",
+            p = bot.prepare(r["question"], [], None)
+            user = prompts.READER_USER.format(sentences=numbered(p.sentences, p.several), question=p.query)
+            reply = bot.reader.invoke(prompts.READER_SYSTEM, user, prompts.READER_SCHEMA, "reader",
                                 top_logprobs=2, stop=prompts.READER_STOP)
             draft = ground.parse_reader(reply.text, cut_at_stop=reply.finish != "length")
             probs = answer_token_probs(reply.logprobs)
-            found, why = ground.ground(draft, p.query, p.sentences, bot._document(None)) if p.sentences else (None, "no sentences")
+            found, why = ground.ground(draft, p.query, p.sentences, bot.document(None)) if p.sentences else (None, "no sentences")
             p_yes = None
             if found is not None and ground.needs_check(p.query, found):
-                _, p_yes = bot._check(found, p)
+                _, p_yes = bot.reader.check(found, p)
             out = {"set": name, "id": r["id"], "answerable": r["answerable"], "draft": draft.answer,
                    "same_draft": ground.parse_reader(r.get("draft") or "").answer == draft.answer,
                    "draft_right": bool(r["answerable"] and draft.answer and ev.answer_matches(draft.answer, r["gold_answers"])),
