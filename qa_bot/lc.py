@@ -4,7 +4,8 @@ the whole bot as an LCEL runnable that streams.
     from qa_bot import QARetriever
     retriever = QARetriever(k=4)                       # docs_corpus/, builds its own QABot (loads lazily)
     retriever = QARetriever(k=4, corpus_dir="my_docs/")
-    retriever = bot.as_retriever(k=4)                  # reuses a QABot you already have
+    retriever = QARetriever(bot=bot, k=4)              # reuses a QABot you already have
+    chain = QAChain(bot)                               # the whole bot as an LCEL runnable
     docs = retriever.invoke("When did Alibaba go public?", k=2)   # k per call overrides the default
     retriever = QARetriever(k=4, source="reuters/*.html", since="2023-01-01")   # only the documents a filter lets through
     docs = retriever.invoke("What did the ferry cost?", until="2023-12-31")   # so does a filter field per call

@@ -8,7 +8,7 @@
                  -> Answer, citing the exact supporting sentence(s)
 
 `ask_stream` returns an AnswerStream (qa_bot.types) over that one path, `ask` drains it, and `chain` is the
-same thing as a LangChain runnable (qa_bot.lc).
+same thing as a LangChain runnable (qa_bot.lc.QAChain(bot), which depends on this module, not the reverse).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from functools import cached_property
 from pathlib import Path
 
 from . import cite, ground, prompts, sanitize
@@ -99,20 +98,6 @@ class QABot:
                 "chunks": None if index is None else len(index.chunks),
                 "index_version": (info.get("corpus_sha256") or "")[:16] or None,
                 "corpus_version": self.corpus.version}
-
-    @cached_property
-    def chain(self):
-        """The pipeline as a LangChain runnable (qa_bot.lc.QAChain): {"question", "history"?} -> Answer;
-        `chain.stream`/`astream` yield verified text pieces, then the Answer."""
-        from .lc import QAChain
-
-        return QAChain(self)
-
-    def as_retriever(self, k: int = 4):
-        """This bot's retrieval as a LangChain retriever (qa_bot.lc.QARetriever)."""
-        from .lc import QARetriever
-
-        return QARetriever(k=k, bot=self)
 
     def warm_up(self) -> "QABot":
         """Load the corpus, index, embedder and reader now rather than on the first question. The reader starts

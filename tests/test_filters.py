@@ -12,7 +12,9 @@ import pytest
 from qa_bot.errors import FilterError, InvalidQuestion
 from qa_bot.filters import Filter, allowed_sources
 from qa_bot.formats import Metadata
+from qa_bot.lc import QAChain
 from qa_bot.testing import HashEmbedder, mock_bot
+
 
 MIXED = Path(__file__).parent / "data" / "mixed_corpus"
 DATES = {"harbor_gazette_ferry.html": "2023-05-12", "kestrel_launch.md": "2022-11-02",
@@ -160,10 +162,10 @@ def test_retrieve_the_langchain_retriever_and_chain_take_the_same_filter(archive
         retriever.invoke(q, until="soon")
     with pytest.raises(TypeError, match="colour"):
         retriever.invoke(q, colour="red")
-    a = bot.chain.invoke({"question": q, "until": "2022-12-31"})
+    a = QAChain(bot).invoke({"question": q, "until": "2022-12-31"})
     assert a.retrieved and {h.chunk.source for h in a.retrieved} <= early
-    *_, last = bot.chain.stream({"question": q, "source": "harbor_gazette_ferry.html"})
+    *_, last = QAChain(bot).stream({"question": q, "source": "harbor_gazette_ferry.html"})
     assert {h.chunk.source for h in last.retrieved} == {"harbor_gazette_ferry.html"}
     with pytest.raises(FilterError, match="--source nope"):
-        bot.chain.invoke({"question": q, "source": "nope"})
-    assert set(bot.chain.get_input_schema().model_json_schema()["properties"]) >= {"source", "since", "until"}
+        QAChain(bot).invoke({"question": q, "source": "nope"})
+    assert set(QAChain(bot).get_input_schema().model_json_schema()["properties"]) >= {"source", "since", "until"}

@@ -36,7 +36,7 @@ class TestQARetrieverStandard(RetrieversIntegrationTests):
 
 
 def test_documents_carry_source_offsets_and_score(real_bot):
-    retriever = real_bot.as_retriever(k=3)
+    retriever = QARetriever(bot=real_bot, k=3)
     assert isinstance(retriever, QARetriever) and retriever.bot is real_bot
     docs = retriever.invoke(QUERY)
     assert len(docs) == 3 and all(isinstance(d, Document) for d in docs)
@@ -53,12 +53,12 @@ def test_documents_carry_source_offsets_and_score(real_bot):
 def test_retriever_in_an_lcel_chain_and_bad_input(real_bot):
     from langchain_core.runnables import RunnableLambda
 
-    chain = real_bot.as_retriever(k=2) | RunnableLambda(lambda docs: "\n".join(d.page_content for d in docs))
+    chain = QARetriever(bot=real_bot, k=2) | RunnableLambda(lambda docs: "\n".join(d.page_content for d in docs))
     assert "2014" in chain.invoke(QUERY)
     with pytest.raises(ValueError):
-        real_bot.as_retriever().invoke("   ")
+        QARetriever(bot=real_bot).invoke("   ")
     with pytest.raises(ValueError):
-        real_bot.as_retriever().invoke(QUERY, k=0)
+        QARetriever(bot=real_bot).invoke(QUERY, k=0)
     with pytest.raises(ValueError):
         QARetriever(k=0, bot=real_bot)
 

@@ -5,7 +5,9 @@ import pytest
 
 from qa_bot import REFUSAL, REFUSAL_MANY, Answer
 from qa_bot.errors import CorpusError, InvalidQuestion
+from qa_bot.lc import QAChain
 from qa_bot.testing import mock_bot
+
 
 Q_IPO = "When did Alibaba go public in New York?"
 IPO_SENTENCE = "Alibaba went public in New York back in 2014, marking the largest IPO at the time."
@@ -206,17 +208,17 @@ def test_lcel_chain_is_the_same_pipeline_and_streams(make):
     import asyncio
 
     bot = make(reply("2014"), reply("2014"), reply("2014"))
-    a = bot.chain.invoke({"question": Q_IPO})
+    a = QAChain(bot).invoke({"question": Q_IPO})
     assert isinstance(a, Answer) and a.text == "2014 [1]"
-    parts = list(bot.chain.stream({"question": Q_IPO}))
+    parts = list(QAChain(bot).stream({"question": Q_IPO}))
     assert parts[0] == "2014 [1]" and isinstance(parts[-1], Answer)
 
     async def collect():
-        return [p async for p in bot.chain.astream({"question": Q_IPO, "history": []})]
+        return [p async for p in QAChain(bot).astream({"question": Q_IPO, "history": []})]
 
     parts = asyncio.run(collect())
     assert parts[0] == "2014 [1]" and isinstance(parts[-1], Answer)
-    assert bot.chain.get_input_schema().model_json_schema()["required"] == ["question"]
+    assert QAChain(bot).get_input_schema().model_json_schema()["required"] == ["question"]
 
 
 def test_unverified_draft_is_not_in_the_public_dict(make):
