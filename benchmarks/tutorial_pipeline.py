@@ -86,7 +86,7 @@ class TutorialRAG:
     # --- the parts, built once ------------------------------------------------------------------------
     def _embedder(self):
         # As QABot builds it, so both pipelines embed alike.
-        from qa_bot.embed import make_embedder
+        from qa_bot.embedders import make_embedder
 
         return make_embedder(self.settings)
 

@@ -23,7 +23,7 @@ class Corpus:
     """The documents of settings.corpus_dir, loaded, indexed and ranked lazily (each on first use)."""
 
     def __init__(self, settings: Settings, embedder=None, lock: threading.Lock | None = None):
-        """embedder: one built by the caller (tests), else settings' (embed.make_embedder). lock: held by the
+        """embedder: one built by the caller (tests), else settings' (embedders.make_embedder). lock: held by the
         caller while it answers; a reload swaps the corpus in under it, between two answers."""
         self.settings = settings
         self._embedder_override = embedder
@@ -36,7 +36,7 @@ class Corpus:
     def embedder(self):
         if self._embedder_override is not None:
             return self._embedder_override
-        from .embed import make_embedder
+        from .embedders import make_embedder
 
         return make_embedder(self.settings)
 

