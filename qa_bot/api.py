@@ -46,35 +46,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .errors import BackendError, FilterError, InvalidQuestion, QABotError
-from .filters import FIELDS as FILTER_FIELDS, Filter
+# The wire format (qa_bot.api_format), importable from here as before the split.
+from .api_format import (MODEL_ID, ApiError, chunk_json, citations_json, completion_json, error_for,  # noqa: F401
+                         is_json_type, parse_chat_request, parse_filter, sse)
+from .errors import QABotError
 from .types import Answer
 
 log = logging.getLogger(__name__)
 
-MODEL_ID = "qa-bot"
 KEYS_ENV = "QA_BOT_API_KEYS"
 MAX_BODY_BYTES = 256 * 1024
 MIN_KEY_CHARS = 16
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _END = object()  # end of a streamed answer
-
-
-class ApiError(Exception):
-    """An error response in OpenAI's shape."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -118,150 +102,6 @@ def exposure_warning(host: str, api: "OpenAIAPI | None") -> str | None:
         return None
     return (f"the OpenAI-compatible API (/v1) is open to anyone who can reach {host}: "
             f"set {KEYS_ENV} before binding to an address other than 127.0.0.1")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Request parsing and response shapes (pure functions)
-# ---------------------------------------------------------------------------------------------------
-
-
-def _content_text(content: Any, i: int) -> str:
-    """A message's content as text: a string, null, or a list of {"type": "text", "text": ...} parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                parts.append(part["text"])
-            else:
-                raise ApiError(400, f"messages[{i}].content: only text parts are supported",
-                               param=f"messages[{i}].content")
-        return "\n".join(parts)
-    raise ApiError(400, f"messages[{i}].content must be a string or a list of text parts",
-                   param=f"messages[{i}].content")
-
-
-def parse_filter(body: dict) -> dict[str, str]:
-    """The request's filter fields (each a string or null) as keyword arguments for QABot.ask, checked with the
-    library's Filter (a bad date, since after until: 400 naming the field). Whether it matches any document is
-    the bot's to say (FilterError while answering, also a 400)."""
-    found: dict[str, str] = {}
-    for name in FILTER_FIELDS:
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise ApiError(400, f"'{name}' must be a string or null.", param=name, code="invalid_filter")
-        if value.strip():
-            found[name] = value
-    for name in ("since", "until"):  # one date at a time first, so that `param` names the bad one
-        try:
-            Filter.of(**{name: found.get(name)})
-        except FilterError as exc:
-            raise ApiError(400, str(exc), param=name, code="invalid_filter") from None
-    try:
-        Filter.of(**found)
-    except FilterError as exc:  # since after until
-        raise ApiError(400, str(exc), param="since", code="invalid_filter") from None
-    return found
-
-
-def parse_chat_request(body: Any, max_question_chars: int) -> tuple[str, list[tuple[str, str]], bool]:
-    """(question, history, stream) from a chat.completions request body; ApiError when it is unusable."""
-    if not isinstance(body, dict):
-        raise ApiError(400, "The request body must be a JSON object.")
-    model = body.get("model")
-    if model is not None and model != MODEL_ID:
-        raise ApiError(404, f"The model {str(model)[:100]!r} does not exist; this server has one model, {MODEL_ID!r}.",
-                       param="model", code="model_not_found")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "'messages' must be a non-empty array of {role, content} objects.", param="messages")
-    turns: list[tuple[str, str]] = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise ApiError(400, f"messages[{i}] must be an object with 'role' and 'content'.", param=f"messages[{i}]")
-        role = m.get("role")
-        if role not in _ROLES:
-            raise ApiError(400, f"messages[{i}].role must be one of: {', '.join(sorted(_ROLES))}.",
-                           param=f"messages[{i}].role")
-        turns.append((role, _content_text(m.get("content"), i)))
-    users = [i for i, (role, _) in enumerate(turns) if role == "user"]
-    if not users:
-        raise ApiError(400, "There is no user message: the last user message is the question.", param="messages")
-    last = users[-1]
-    question = turns[last][1]
-    if not question.strip():
-        raise ApiError(400, "The question (the last user message) is empty.", param="messages")
-    if len(question) > max_question_chars:
-        raise ApiError(400, f"The question is too long ({len(question):,} characters; the limit is "
-                            f"{max_question_chars:,}).", param="messages")
-    history: list[tuple[str, str]] = []  # (question, answer) pairs: a user turn and the assistant turn after it
-    pending: str | None = None
-    for role, text in turns[:last]:
-        if role == "user":
-            pending = text
-        elif role == "assistant" and pending is not None:
-            history.append((pending, text))
-            pending = None
-    stream = body.get("stream", False)
-    if stream is None:
-        stream = False
-    if not isinstance(stream, bool):
-        raise ApiError(400, "'stream' must be true or false.", param="stream")
-    return question, history, stream
-
-
-def is_json_type(content_type: str) -> bool:
-    """Whether a Content-Type header says JSON: application/json or application/*+json, parameters aside."""
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def citations_json(answer: Answer) -> list[dict]:
-    return [{"n": c.n, "source": c.source, "title": getattr(c, "title", "") or "", "date": getattr(c, "date", "") or "",
-             "page": getattr(c, "page", None), "start": c.start, "end": c.end, "text": c.text} for c in answer.citations]
-
-
-def completion_json(answer: Answer, *, id: str, created: int) -> dict:
-    """A chat.completion object for a finished Answer (never its unverified draft)."""
-    return {
-        "id": id, "object": "chat.completion", "created": created, "model": MODEL_ID, "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text, "refusal": None},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "citations": citations_json(answer), "abstained": bool(answer.abstained),
-    }
-
-
-def chunk_json(*, id: str, created: int, delta: dict, finish_reason: str | None = None, **extra) -> dict:
-    return {"id": id, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}], **extra}
-
-
-def sse(data: dict | str) -> str:
-    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-def error_for(exc: BaseException) -> ApiError:
-    """The response for an exception raised while answering."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, FilterError):  # well formed (parse_filter checked) but it matches no document
-        return ApiError(400, str(exc), code="invalid_filter")
-    if isinstance(exc, InvalidQuestion):
-        return ApiError(400, str(exc), param="messages")
-    if isinstance(exc, BackendError):  # its message may name the LLM server's address: logged here, not sent
-        return ApiError(503, "The language model is not available right now; please try again later.",
-                        type="server_error", code="backend_unavailable")
-    if isinstance(exc, QABotError):  # its message is fit for a user by contract
-        return ApiError(500, str(exc), type="server_error")
-    return ApiError(500, "The server had an error while answering; please try again.", type="server_error")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -412,7 +252,7 @@ class OpenAIAPI:
 
     async def _chat(self, request: Request) -> Response:
         body = await self._read_json(request)
-        question, history, stream = parse_chat_request(body, self.bot.settings.max_question_chars)
+        question, history, stream = parse_chat_request(body, self.bot.settings)
         filters = parse_filter(body)
         if not self.slots.try_acquire():
             raise self._busy()
@@ -428,7 +268,7 @@ class OpenAIAPI:
             self.slots.release(time.perf_counter() - t0)
         return JSONResponse(completion_json(answer, id=ident, created=created))
 
-    def _ask(self, question: str, history: list[tuple[str, str]], filters: dict[str, str]) -> Answer:
+    def _ask(self, question: str, history: Sequence[tuple[str, str]], filters: dict[str, str]) -> Answer:
         with self._run_lock:
             return self.bot.ask(question, history=history, **filters)
 
@@ -441,7 +281,7 @@ class OpenAIAPI:
             log.warning("answering failed: %s: %s", type(exc).__name__, exc)
         return err
 
-    async def _stream(self, question: str, history: list[tuple[str, str]], filters: dict[str, str], ident: str,
+    async def _stream(self, question: str, history: Sequence[tuple[str, str]], filters: dict[str, str], ident: str,
                       created: int) -> Response:
         """Run bot.ask_stream in one worker thread (it holds the bot's lock while it runs) that hands its pieces
         to the event loop. The first piece is awaited before answering, so that errors raised before any text

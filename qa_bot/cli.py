@@ -137,14 +137,14 @@ class _SafeFormatter(logging.Formatter):
 
 
 def _ask(args) -> int:
-    from .question import clean_question
+    from .question import normalise
     from .pipeline import QABot
     from .settings import Settings
 
     settings = Settings.from_env()
-    clean_question(args.question, settings.max_question_chars)  # reject bad input before loading any model
+    question, _ = normalise(args.question, None, settings)  # reject bad input before loading any model
     with QABot(args.corpus, settings=settings) as bot:
-        answer = bot.ask(args.question, source=args.source, since=args.since, until=args.until)
+        answer = bot.ask(question, source=args.source, since=args.since, until=args.until)
         for s in bot.skipped:
             logging.getLogger("qa_bot").debug("skipped %s", s.reason)
     if args.json:

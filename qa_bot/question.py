@@ -4,7 +4,8 @@ the reader's prompt is held to a token budget before it is sent.
 
 Why one module: a check that only the question went through was a hole. The history of `/ask` and of the chat
 reached the reader unchecked (7.3 KB held the only model slot for 8 s; 48 KB surfaced llama.cpp's raw
-"tokens exceeds the context" error; ESC, BEL, RLO and NUL reached the prompt).
+"tokens exceeds the context" error; ESC, BEL, RLO and NUL reached the prompt). `normalise` is the one entry:
+the CLI, the chat, the HTTP API and QABot call it, so every face refuses the same input with the same words.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Sequence
 
 from . import cite
 from .errors import InvalidQuestion
+from .settings import Settings
 
 # Words that point back to something said before. A question using one and naming nothing itself is a
 # follow-up; one that names its subject ("How much revenue did Alibaba Cloud make?") stands alone.
@@ -37,13 +39,38 @@ def strip_invisible(text: str) -> str:
     return re.sub(r"\s+", " ", "".join(kept)).strip()
 
 
+class QuestionTooLong(InvalidQuestion):
+    """A question (or a history turn's) over the character limit: the one refusal a face can advise on in words
+    ("shorten it"), so it is told apart by type, not by its message."""
+
+
+def normalise(question: object, history: object = None, settings: Settings | None = None, *,
+              what: str = "the question") -> tuple[str, tuple[tuple[str, str], ...]]:
+    """(question, history) as every face and QABot hand them on: clean_question and clean_history under
+    settings.max_question_chars (Settings' default without settings). InvalidQuestion (QuestionTooLong for a
+    text over the limit) with a one-line message naming what is wrong; `what` names the question in it (the
+    HTTP API says "the question (the last user message)"). Idempotent: normalising the result changes nothing,
+    so a face may pass on what it got and the library may clean it again."""
+    max_chars = Settings.max_question_chars if settings is None else settings.max_question_chars
+    return clean_question(question, max_chars, what), clean_history(history, max_chars)
+
+
+def sentence(exc: InvalidQuestion) -> str:
+    """The refusal as a sentence (capital first letter, final period), for faces whose messages are sentences
+    (the HTTP API's error bodies, the chat's note); the CLI prints it after "qa-bot: error: " as it is."""
+    text = str(exc).strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def clean_question(question: object, max_chars: int, what: str = "the question") -> str:
     """The question with invisible characters removed and white space collapsed; InvalidQuestion when it is not
-    a string, is empty, or is longer than max_chars. `what` names it in messages ("history turn 2's question")."""
+    a string, is empty, or is longer than max_chars (QuestionTooLong). `what` names it in messages ("the
+    question of history turn 2")."""
     if not isinstance(question, str):
         raise InvalidQuestion(f"{what} must be text")
     if len(question) > max_chars:
-        raise InvalidQuestion(f"{what} is too long ({len(question):,} characters; the limit is {max_chars:,})")
+        raise QuestionTooLong(f"{what} is too long ({len(question):,} characters; the limit is {max_chars:,})")
     cleaned = strip_invisible(question)
     if not cleaned:
         raise InvalidQuestion(f"{what} is empty")

@@ -303,7 +303,7 @@ def test_real_pipeline_with_unreachable_llm_is_a_503(tmp_path):
             err = assert_openai_error(chat(url, stream=stream), 503, code="backend_unavailable")
             assert str(dead) not in err["message"]
         assert_openai_error(chat(url, "x" * 2001), 400, param="messages")
-        r = chat(url, "\u200b\u200b")  # not empty to the API's check; empty once the bot cleans it
+        r = chat(url, "\u200b\u200b")  # empty once cleaned: refused by the API's check (question.normalise)
         assert_openai_error(r, 400, param="messages")
         assert "empty" in r.json()["error"]["message"]
     finally:
