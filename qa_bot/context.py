@@ -58,10 +58,9 @@ class Context:
 
     def prepare(self, question: str, history: Sequence[tuple[str, str]], session: MemoryIndex | None,
                 flt: Filter = Filter()) -> Prepared:
+        """question and history as question.normalise leaves them."""
         t0 = time.perf_counter()
         corpus, s = self.corpus, self.corpus.settings
-        question = question_stage.clean_question(question, s.max_question_chars)
-        history = question_stage.clean_history(history, s.max_question_chars)
         standalone = None
         if s.rewrite_followups:  # a follow-up that depends on the turns before it, made to stand alone (followup.py)
             call = ((lambda system, user, schema: self.reader.call(system, user, schema, "rewrite"))

@@ -1,6 +1,6 @@
 """QABot: the public API, and the orchestrator over four parts. One question walks through them in `_answer`:
 
-    question.py  the question and history checked and cleaned
+    question.py  the question and history checked and cleaned (normalise, as every face checks them)
     context.py   -> made to stand alone, retrieved (corpus.py: the documents, their index and retriever.Retriever),
                     and the sentences the reader is shown chosen (a whole text, whole passages, or the best ones)
     reader/      -> the reader's short answer and the sentence it rests on (JSON-schema output)
@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import cite, ground, prompts, sanitize
-from . import question as question_stage
 from . import summary as summary_stage
 from .context import Context, Prepared
 from .corpus import Corpus
@@ -27,6 +26,7 @@ from .filters import Filter
 from .index import MemoryIndex, VectorIndex
 from .ingest import Document, Metadata, title_from_name
 from .llm import Deadline
+from .question import normalise
 from .reader import Reader, make_reader
 from .retrieve import Sentence
 from .settings import Settings
@@ -155,9 +155,9 @@ class QABot:
                 flt: Filter = Filter()) -> Iterator[str | Stage | Answer]:
         """The one answer path: prepare (clean, rewrite, filter, retrieve) -> read -> ground -> check -> Answer.
         An overview request ("Summarize the article") is answered from the documents' own sentences instead."""
-        cleaned = question_stage.clean_question(question, self.settings.max_question_chars)
-        if summary_stage.is_overview(cleaned):
-            yield from self._overview(cleaned, session, self.corpus.allowed(flt, session))
+        question, history = normalise(question, history, self.settings)
+        if summary_stage.is_overview(question):
+            yield from self._overview(question, session, self.corpus.allowed(flt, session))
             return
         with self._lock:
             p = self.context.prepare(question, history, session, flt)
@@ -264,7 +264,7 @@ class QABot:
     def prepare(self, question: str, history: Sequence[tuple[str, str]] = (), session: MemoryIndex | None = None,
                 flt: Filter = Filter()) -> Prepared:
         """What the reader would be shown for this question (Context.prepare): for benchmarks and tests."""
-        return self.context.prepare(question, history, session, flt)
+        return self.context.prepare(*normalise(question, history, self.settings), session, flt)
 
     def document(self, session: MemoryIndex | None = None) -> Callable[[str], str]:
         """source -> the document's text (a chat's added ones first), as grounding reads it."""
@@ -275,7 +275,7 @@ class QABot:
                  source: str | None = None, since: str | None = None, until: str | None = None) -> list[Hit]:
         """The ranked passages for a query, as the bot retrieves them (hybrid BM25 + dense), from the documents
         the filter lets through (as `ask`; FilterError when it is malformed or matches nothing)."""
-        query = question_stage.clean_question(query, self.settings.max_question_chars)
+        query = normalise(query, None, self.settings)[0]
         return self.corpus.search(query, session, k, self.corpus.allowed(Filter.of(source, since, until), session))
 
     def allowed(self, flt: Filter, session: MemoryIndex | None = None) -> frozenset[str] | None:
