@@ -98,7 +98,7 @@ def bound(args) -> dict:
 
 
 def _vectors(bot) -> np.ndarray:
-    from qa_bot.index import _read_version, index_home
+    from qa_bot.index_store import _read_version, index_home
 
     _ = bot.index
     _, _, _, vectors, _ = _read_version(index_home(bot.settings.cache_dir, bot.settings.corpus_dir))

@@ -542,7 +542,7 @@ def test_s1_s3_settings_reject_absurd_and_non_finite_values(name, value, message
 # --- C10: a cache whose CURRENT is a folder is repaired ------------------------------------------------------------
 
 def test_c10_a_current_that_is_a_folder_is_repaired(corpus, tmp_path, caplog):
-    from qa_bot.index import index_home
+    from qa_bot.index_store import index_home
 
     cache = tmp_path / "c"
     scripted_bot(corpus, cache).index
