@@ -121,7 +121,7 @@ def locate_evidence(evidence: str | None, corpus: dict[str, str],
         i = text.find(evidence)
         if i >= 0:
             return source, i, i + len(evidence)
-    from .formats import markup_text
+    from .formats_markup import markup_text
 
     plain = loose_text(evidence)[0].strip()
     # Evidence copied from a Markdown or reStructuredText file holds its markup ("``pyparsing``", a heading's
