@@ -98,7 +98,7 @@ def bound(args) -> dict:
 
 
 def _vectors(bot) -> np.ndarray:
-    from qa_bot.index import _read_version, index_home
+    from qa_bot.index_store import _read_version, index_home
 
     _ = bot.index
     _, _, _, vectors, _ = _read_version(index_home(bot.settings.cache_dir, bot.settings.corpus_dir))
@@ -106,8 +106,8 @@ def _vectors(bot) -> np.ndarray:
 
 
 def parity(args) -> dict:
-    from qa_bot import eval as ev
-    from qa_bot import ground
+    from qa_bot.eval_questions import load_questions, locate_evidence, read_corpus
+    from qa_bot.eval_score import overlaps
     from qa_bot.index import embed_query
     from qa_bot.pipeline import QABot
 
@@ -132,8 +132,8 @@ def parity(args) -> dict:
             ref_c, var_c = vecs[(SETS[name], "fp32")], vecs[(SETS[name], args.variant)]
             chunks = list(bot.index.chunks)
             assert [c.id for c in chunks] == [c.id for c in ref_bot.index.chunks], "the two chunkings differ"
-            corpus = ev.read_corpus(corpus_dir)
-            questions = ev.load_questions(ROOT / "eval" / f"{name}.jsonl")
+            corpus = read_corpus(corpus_dir)
+            questions = load_questions(ROOT / "eval" / f"{name}.jsonl")
             texts = [q["question"] for q in questions]
             ref_q, var_q = embed_query(ref_bot.embedder, texts), embed_query(bot.embedder, texts)
             k = min(10, len(chunks))
@@ -150,11 +150,11 @@ def parity(args) -> dict:
                       for which in ("fp32", args.variant)}
             changed = []
             for qi, q in enumerate(questions):
-                span = ev.locate_evidence(q.get("evidence"), corpus, q.get("source"))
+                span = locate_evidence(q.get("evidence"), corpus, q.get("source"))
                 if not q.get("answerable", True) or span is None:
                     continue
                 gold = {"source": span[0], "start": span[1], "end": span[2]}
-                over = lambda s, a, b: ev.overlaps({"source": s, "start": a, "end": b}, gold)  # noqa: E731
+                over = lambda s, a, b: overlaps({"source": s, "start": a, "end": b}, gold)  # noqa: E731
                 shown_sets = {}
                 for which, b, top in (("fp32", ref_bot, top_ref), (args.variant, bot, top_var)):
                     c = counts[which]

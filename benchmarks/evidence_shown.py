@@ -48,7 +48,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown set(s) {', '.join(unknown)}: choose from {', '.join(CORPUS)}")
 
-    from qa_bot import eval as ev
+    from qa_bot.eval_questions import load_questions, locate_evidence, read_corpus
+    from qa_bot.eval_score import overlaps
     from qa_bot import ground
     from qa_bot.pipeline import QABot
 
@@ -58,19 +59,22 @@ def main() -> None:
     for name in args.sets:
         corpus_dir = ROOT / CORPUS[name]
         bot = bots.get(CORPUS[name]) or bots.setdefault(CORPUS[name], QABot(corpus_dir))
-        corpus = ev.read_corpus(corpus_dir)
+        corpus = read_corpus(corpus_dir)
         n = shown = later = 0
         positions: collections.Counter = collections.Counter()
         misses = []
-        for q in ev.load_questions(ROOT / "eval" / f"{name}.jsonl"):
+        for q in load_questions(ROOT / "eval" / f"{name}.jsonl"):
             p = bot.prepare(q["question"], (), None)
             shown_by_question[f"{name}/{q['id']}"] = [[x.source, x.start] for x in p.sentences]
-            span = ev.locate_evidence(q.get("evidence"), corpus, q.get("source"))
+            span = locate_evidence(q.get("evidence"), corpus, q.get("source"))
             if not q.get("answerable", True) or span is None:
                 continue
             gold = {"source": span[0], "start": span[1], "end": span[2]}
-            hit = lambda x: any(ev.overlaps({"source": x.source, "start": a, "end": b}, gold)
-                                for a, b in ((x.start, x.end), *x.headings))
+
+            def hit(x) -> bool:
+                return any(overlaps({"source": x.source, "start": a, "end": b}, gold)
+                           for a, b in ((x.start, x.end), *x.headings))
+
             n += 1
             if any(hit(x) for x in p.sentences):
                 shown += 1

@@ -13,7 +13,7 @@ order, packed to ~90 word pieces like the index's own 400-character chunks):
 Quality of every variant against fp32: cosine of its vectors to the fp32 ones (synthetic chunks), and top-1/top-4
 agreement of dev-question searches (eval/article_qa.jsonl) over the article's own chunks.
 
-Re-index: build an index of --docs synthetic documents with qa_bot.index.load_or_build (fresh temporary cache),
+Re-index: build an index of --docs synthetic documents with qa_bot.index_store.load_or_build (fresh temporary cache),
 load it unchanged, add one document and rebuild: n_embedded and times for each.
 
 Prints a table and writes benchmarks/results/ingest.json. Timings on a busy machine are inflated (the load
@@ -240,7 +240,7 @@ def run_embedding(texts, corpus, questions, args) -> list[dict]:
 
 
 def run_reindex(n_docs: int, chunks_per_doc: int) -> dict:
-    from qa_bot.index import load_or_build
+    from qa_bot.index_store import load_or_build
 
     s = Settings.from_env()
     emb = SentenceTransformerEmbedder(s.embedding_model, threads=s.torch_threads, batch_size=s.embed_batch_size)

@@ -7,8 +7,8 @@ would otherwise run for hours), until a run does not finish or the size passes -
 Prints one JSON line per run and a summary: for each attack the largest input that finished and its time, with
 the load average beside it (the machine is shared). Run it from a checkout: PYTHONPATH picks the code measured.
 
-- w1: formats.markdown_text('**a ' * n) (also '![' runs and '*a ' runs)
-- g16: formats.rst_text('**a ' * n) (also '`a' followed by n spaces)
+- w1: formats_markup.markdown_text('**a ' * n) (also '![' runs and '*a ' runs)
+- g16: formats_markup.rst_text('**a ' * n) (also '`a' followed by n spaces)
 - g2: formats.extract of a PDF whose one FlateDecode content stream is a single string of n characters (42 KB on
   disk for 44 MB of text), under Settings().corpus_limits ("string") or upload_limits ("upload") where the code has
   them; "finished" means extract returned the text or refused it with a CorpusError.
@@ -54,7 +54,7 @@ def bomb_pdf(n_chars: int) -> bytes:
 def run_one(name: str, n: int) -> None:
     """In the child: one attack at size n; prints a JSON line."""
     kind, *unit = ATTACKS[name]
-    from qa_bot import formats
+    from qa_bot import formats, formats_markup
     from qa_bot.errors import CorpusError
 
     if kind == "pdf":
@@ -72,7 +72,7 @@ def run_one(name: str, n: int) -> None:
     else:
         text = unit[0] + unit[1] * n if len(unit) == 2 else unit[0] * (n // len(unit[0]))
         t = time.perf_counter()
-        (formats.markdown_text if kind == "md" else formats.rst_text)(text)
+        (formats_markup.markdown_text if kind == "md" else formats_markup.rst_text)(text)
         result, size = "done", len(text)
     took = time.perf_counter() - t
     try:  # a reader process (qa_bot.extractor), where the code has one: ended, so its peak memory is counted

@@ -23,7 +23,7 @@ also writes "the context does not mention ...". A reply that says so and then an
 
 Needs langchain-text-splitters, which is not a dependency of qa_bot (no test uses it):
     .venv/bin/pip install langchain-text-splitters
-Prints qa_bot.eval.headline, the refusals that hold a gold answer, and the load average before and after;
+Prints qa_bot.eval_report.headline, the refusals that hold a gold answer, and the load average before and after;
 writes predictions.jsonl, metrics.json and report.md into --out (default eval/runs/tutorial-<time>/).
 """
 from __future__ import annotations
@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default=None, help="corpus folder (default: the configured corpus_dir)")
     parser.add_argument("--out", default=None, help="output folder (default: eval/runs/tutorial-<YYYYmmdd-HHMMSS>/)")
     args = parser.parse_args(argv)
-    from qa_bot.eval import headline, load_questions, run_eval
+    from qa_bot.eval import load_questions, run_eval
+    from qa_bot.eval_report import headline
 
     try:
         load_questions(args.questions)  # a bad file fails before any model loads

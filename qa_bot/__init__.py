@@ -10,7 +10,7 @@ Heavy modules (torch, sentence-transformers, faiss, langchain) are imported lazi
 from .prompts import REFUSAL, REFUSAL_MANY
 from .errors import BackendError, CorpusError, FilterError, InvalidQuestion, QABotError
 from .filters import Filter
-from .formats import Metadata
+from .formats_base import Metadata
 from .settings import Settings
 from .types import Answer, AnswerStream, Bot, Chunk, Citation, Hit, Stage
 

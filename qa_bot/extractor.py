@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 from .errors import CorpusError
-from .formats import Extracted, Limits, extract_here
+from .formats import extract_here
+from .formats_base import Extracted, Limits
 
 log = logging.getLogger("qa_bot")
 

@@ -9,7 +9,7 @@ from typing import Mapping
 from urllib.parse import urlparse
 
 from .errors import FilterError
-from .formats import Metadata, iso_date
+from .formats_base import Metadata, iso_date
 
 
 FIELDS = ("source", "since", "until")  # the filter's keyword arguments, on QABot.ask, the API and the retriever

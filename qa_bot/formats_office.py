@@ -18,7 +18,7 @@ import zipfile
 from typing import Iterable, Iterator
 
 from .errors import CorpusError
-from .formats import Extracted, Metadata, clean_meta
+from .formats_base import Extracted, Metadata, clean_meta
 
 log = logging.getLogger("qa_bot")
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
-from .formats import DOC_SUFFIXES, Limits, Metadata, clean_controls, clean_meta, extract, page_at
+from .formats import DOC_SUFFIXES, extract
+from .formats_base import Limits, Metadata, clean_controls, clean_meta, page_at
 from .types import Chunk
 
 if TYPE_CHECKING:

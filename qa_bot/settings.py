@@ -231,7 +231,7 @@ class Settings:
     @property
     def corpus_limits(self):
         """What reading one corpus document may take (formats.Limits)."""
-        from .formats import Limits
+        from .formats_base import Limits
 
         return Limits(self.max_document_chars, self.extract_seconds)
 
@@ -239,7 +239,7 @@ class Settings:
     def upload_limits(self):
         """What reading one chat upload may take: text in the same proportion to max_upload_bytes as a corpus
         document's to max_file_bytes, and every format read in the child process."""
-        from .formats import Limits
+        from .formats_base import Limits
 
         share = self.max_document_chars * min(self.max_upload_bytes, self.max_file_bytes) // self.max_file_bytes
         return Limits(max(1, share), self.extract_seconds, isolate=True)

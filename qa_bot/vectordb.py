@@ -31,7 +31,9 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .errors import QABotError
-from .index import Embedder, Progress, VectorIndex, build_vectors, expected_manifest, load_model, load_or_build
+from .index import Embedder, VectorIndex
+from .index_build import Progress, build_vectors, load_model
+from .index_store import expected_manifest, load_or_build
 from .ingest import CorpusStream, Document, chunk_documents
 from .types import Chunk, Hit
 

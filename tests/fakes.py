@@ -27,7 +27,7 @@ from qa_bot import REFUSAL, REFUSAL_MANY, Answer, AnswerStream, Chunk, Citation,
 from qa_bot.question import clean_question
 from qa_bot.errors import BackendError, CorpusError
 from qa_bot.filters import Filter, allowed_sources
-from qa_bot.formats import Metadata
+from qa_bot.formats_base import Metadata
 from qa_bot.testing import MockLLM
 
 _WORD = re.compile(r"[a-z0-9$%.]+")

@@ -93,7 +93,7 @@ def test_unknown_precision_is_a_clear_error():
 
 def test_load_model_loads_what_embed_uses():
     """Index builds time the embedding without the model's start-up: dim alone no longer loads torch's model."""
-    from qa_bot.index import load_model
+    from qa_bot.index_build import load_model
 
     emb = SentenceTransformerEmbedder()
     assert emb.dim == 384 and "_model" not in emb.__dict__

@@ -235,7 +235,7 @@ def test_html_is_extracted_in_worker_processes_with_the_same_result(html_corpus,
 def test_streamed_build_equals_the_build_from_a_list_and_stays_incremental(html_corpus, tmp_path):
     """The forced build reads documents while it embeds (CorpusStream): the same chunks and vectors as a build from
     the finished list, and after one document changes, only that document's changed chunks are embedded."""
-    from qa_bot.index import IndexProgress
+    from qa_bot.index_build import IndexProgress
     from qa_bot.pipeline import QABot
 
     class Counting(HashEmbedder):
@@ -282,7 +282,7 @@ def test_index_progress_on_a_terminal_and_as_json_lines(capsys):
     import io
 
     from qa_bot.cli import _Progress
-    from qa_bot.index import IndexProgress
+    from qa_bot.index_build import IndexProgress
 
     class Terminal(io.StringIO):
         def isatty(self):

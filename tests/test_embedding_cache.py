@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from qa_bot.index import load_or_build
+from qa_bot.index_store import load_or_build
 from qa_bot.ingest import Document, chunk_text
 from qa_bot.testing import HashEmbedder
 

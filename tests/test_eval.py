@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import platform
 import sys
 import types
@@ -15,6 +16,8 @@ import pytest
 from conftest import ROOT
 from qa_bot import REFUSAL, Answer, Chunk, Citation, Hit, QABotError, Settings
 from qa_bot import eval as ev
+from qa_bot import eval_questions as evq
+from qa_bot import eval_score as evs
 from qa_bot.errors import QuestionFileError
 
 ARTICLE = "alibaba_cloud_spinoff.txt"
@@ -40,7 +43,7 @@ def refusal(**kw):
 
 
 def rec(answerable=True, ans=None, span=("a.txt", 100, 200), answers=("6",), latency=1.0):
-    return ev.make_record(q(answers=answers, answerable=answerable, evidence="e" if answerable else None),
+    return evs.make_record(q(answers=answers, answerable=answerable, evidence="e" if answerable else None),
                           ans if ans is not None else answer("6 [1]"), latency, span if answerable else None)
 
 
@@ -80,14 +83,14 @@ def write_jsonl(path: Path, rows) -> Path:
     ("The documents do not say.", ["The"], False),                # not as written either
 ])
 def test_answer_matches(answer_text, aliases, expected):
-    assert ev.answer_matches(answer_text, aliases) is expected
+    assert evs.answer_matches(answer_text, aliases) is expected
 
 
 def test_normalize_tokens():
-    assert ev.normalize_answer("The twenty first of a Hundred [3]") == "21st of hundred"
-    assert ev.normalize_answer("six hundred million, ninety-nine") == "600 million 99"
-    assert ev.normalize_answer("one two") == "1 2"  # two numbers, not 3
-    assert ev.normalize_answer("Ｆｕｌｌwidth 9％") == "fullwidth 9 percent"  # NFKC
+    assert evs.normalize_answer("The twenty first of a Hundred [3]") == "21st of hundred"
+    assert evs.normalize_answer("six hundred million, ninety-nine") == "600 million 99"
+    assert evs.normalize_answer("one two") == "1 2"  # two numbers, not 3
+    assert evs.normalize_answer("Ｆｕｌｌwidth 9％") == "fullwidth 9 percent"  # NFKC
 
 
 # ---------------------------------------------------------------- token F1, answer length, verbatim quotes
@@ -106,8 +109,8 @@ QUOTED_22_WORDS = ("“Alibaba Cloud accounted for about 9% of the group’s tot
     ("", "", 0),
 ])
 def test_answer_core_and_count_words(text, core, words):
-    assert ev.answer_core(text) == core
-    assert ev.count_words(text) == words
+    assert evs.answer_core(text) == core
+    assert evs.count_words(text) == words
 
 
 @pytest.mark.parametrize("answer_text, aliases, expected", [
@@ -127,25 +130,25 @@ def test_answer_core_and_count_words(text, core, words):
     ("[1]", ["1"], 0.0),                                     # markers are not answer text
 ])
 def test_token_f1(answer_text, aliases, expected):
-    assert ev.token_f1(answer_text, aliases) == pytest.approx(expected)
+    assert evs.token_f1(answer_text, aliases) == pytest.approx(expected)
 
 
 def test_is_verbatim_quote():
-    hay = ev.quote_haystacks({
+    hay = evs.quote_haystacks({
         "a.txt": "He said: “We are taking concrete steps towards unlocking value,” Zhang\n  said.",
         "b.md": "They call it “AWS+Slack+OpenAI” in the reports about the cloud arm today.",
     })
-    assert ev.is_verbatim_quote("“We are taking concrete steps towards unlocking value.” [1]", hay)  # 8 words
-    assert ev.is_verbatim_quote("WE ARE taking   concrete steps [1] towards unlocking value [2].", hay)
-    assert ev.is_verbatim_quote("value,” Zhang said. [1]", hay) is False              # 3 words: too short
-    assert ev.is_verbatim_quote("We are taking concrete steps towards unlocking [1]", hay) is False  # 7 words
-    assert ev.is_verbatim_quote("We are taking big steps towards unlocking value [1]", hay) is False  # changed
-    assert ev.is_verbatim_quote("They call it AWS+Slack+OpenAI in the reports about the cloud arm [1].", hay)
-    assert ev.is_verbatim_quote("They call it AWS+Slack+OpenAI in the reports about the cloud arm [1].", []) is False
+    assert evs.is_verbatim_quote("“We are taking concrete steps towards unlocking value.” [1]", hay)  # 8 words
+    assert evs.is_verbatim_quote("WE ARE taking   concrete steps [1] towards unlocking value [2].", hay)
+    assert evs.is_verbatim_quote("value,” Zhang said. [1]", hay) is False              # 3 words: too short
+    assert evs.is_verbatim_quote("We are taking concrete steps towards unlocking [1]", hay) is False  # 7 words
+    assert evs.is_verbatim_quote("We are taking big steps towards unlocking value [1]", hay) is False  # changed
+    assert evs.is_verbatim_quote("They call it AWS+Slack+OpenAI in the reports about the cloud arm [1].", hay)
+    assert evs.is_verbatim_quote("They call it AWS+Slack+OpenAI in the reports about the cloud arm [1].", []) is False
 
 
 def test_answer_shape_metrics():
-    err = ev.make_record(q(answers=["6"]), None, 0.1, ("a.txt", 100, 200), error="backend died")
+    err = evs.make_record(q(answers=["6"]), None, 0.1, ("a.txt", 100, 200), error="backend died")
     rows = [
         rec(ans=answer("six [1]")),                                   # f1 1, 1 word
         rec(ans=answer("It split into 16 companies [1].")),           # f1 0, 5 words
@@ -157,12 +160,12 @@ def test_answer_shape_metrics():
     ]
     assert [r["f1"] for r in rows] == pytest.approx([1, 0, 0, 2 / 3, 1, 0, 0])
     assert [r["answer_words"] for r in rows] == [1, 5, None, 2, None, 3, None]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert m["token_f1"] == round((1 + 2 / 3) / 5, 4)             # 0.3333 over the 5 answerable
     assert m["token_f1_all"] == round((1 + 2 / 3 + 1) / 7, 4)     # 0.381 over all 7
     assert m["n_answered"] == 4 and m["answer_words_median"] == 2.5  # median of 1, 5, 2, 3
     assert m["verbatim_quote_share"] == 0.0                       # no corpus given to make_record
-    none = ev.compute_metrics([rec(ans=refusal()), rec(answerable=False, ans=refusal())])
+    none = evs.compute_metrics([rec(ans=refusal()), rec(answerable=False, ans=refusal())])
     assert none["answer_words_median"] is None and none["verbatim_quote_share"] is None
     assert none["token_f1"] == 0.0 and none["token_f1_all"] == 0.5
 
@@ -171,27 +174,27 @@ def test_answer_shape_metrics():
 
 
 def test_extract_numbers():
-    assert ev.extract_numbers("$2.7 billion, 1,000 users, 9% in 2014. [3]") == ["2.7", "1000", "9", "2014"]
+    assert evs.extract_numbers("$2.7 billion, 1,000 users, 9% in 2014. [3]") == ["2.7", "1000", "9", "2014"]
 
 
 def test_unsupported_numbers():
     passages = ["The cloud business generated $2.7 billion in revenue", "split into six companies"]
-    assert ev.unsupported_numbers("$2.7 billion [1]", passages) == []
-    assert ev.unsupported_numbers("6 companies [2]", passages) == []          # "six" supports 6
-    assert ev.unsupported_numbers("16 companies and 2.7 and 2.7 [2]", passages) == ["16"]
-    assert ev.unsupported_numbers("2014", []) == ["2014"]                    # no citations: nothing supports it
-    assert ev.unsupported_numbers("7 billion", passages) == ["7"]            # 7 is not inside 2.7
+    assert evs.unsupported_numbers("$2.7 billion [1]", passages) == []
+    assert evs.unsupported_numbers("6 companies [2]", passages) == []          # "six" supports 6
+    assert evs.unsupported_numbers("16 companies and 2.7 and 2.7 [2]", passages) == ["16"]
+    assert evs.unsupported_numbers("2014", []) == ["2014"]                    # no citations: nothing supports it
+    assert evs.unsupported_numbers("7 billion", passages) == ["7"]            # 7 is not inside 2.7
 
 
 def test_overlaps_half_open_spans():
     e = {"source": "a.txt", "start": 100, "end": 200}
-    assert ev.overlaps({"source": "a.txt", "start": 150, "end": 250}, e)
-    assert ev.overlaps({"source": "a.txt", "start": 199, "end": 300}, e)
-    assert ev.overlaps({"source": "a.txt", "start": 0, "end": 500}, e)   # containing
-    assert not ev.overlaps({"source": "a.txt", "start": 200, "end": 300}, e)  # adjacent after
-    assert not ev.overlaps({"source": "a.txt", "start": 0, "end": 100}, e)    # adjacent before
-    assert not ev.overlaps({"source": "b.txt", "start": 150, "end": 160}, e)  # other file
-    assert not ev.overlaps({"source": "a.txt", "start": 150, "end": 160}, None)
+    assert evs.overlaps({"source": "a.txt", "start": 150, "end": 250}, e)
+    assert evs.overlaps({"source": "a.txt", "start": 199, "end": 300}, e)
+    assert evs.overlaps({"source": "a.txt", "start": 0, "end": 500}, e)   # containing
+    assert not evs.overlaps({"source": "a.txt", "start": 200, "end": 300}, e)  # adjacent after
+    assert not evs.overlaps({"source": "a.txt", "start": 0, "end": 100}, e)    # adjacent before
+    assert not evs.overlaps({"source": "b.txt", "start": 150, "end": 160}, e)  # other file
+    assert not evs.overlaps({"source": "a.txt", "start": 150, "end": 160}, None)
 
 
 # ---------------------------------------------------------------- metrics
@@ -207,7 +210,7 @@ def test_retrieval_metrics():
         rec(answerable=False, ans=refusal(hits=[("a.txt", 100, 200)])),               # unanswerable: ignored
     ]
     assert [r["first_relevant_rank"] for r in rows[:4]] == [1, 2, 4, None]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert m["n_retrieval_scored"] == 4 and m["evidence_not_found"] == 1
     assert m["recall@1"] == 0.25 and m["recall@3"] == 0.5 and m["recall@5"] == 0.75
     assert m["mrr"] == round((1 + 1 / 2 + 1 / 4) / 4, 4)
@@ -224,7 +227,7 @@ def test_accuracy_and_abstention():
         rec(answerable=False, ans=answer("It was 2014.")),            # missed refusal
     ]
     assert [r["correct"] for r in rows] == [True, False, False, False, True, True, False]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert (m["n_questions"], m["n_answerable"], m["n_unanswerable"]) == (7, 5, 2)
     assert m["answer_accuracy"] == 0.4
     assert m["refusal_recall"] == 0.5
@@ -234,20 +237,20 @@ def test_accuracy_and_abstention():
 
 
 def test_no_unanswerables_all_answered():
-    m = ev.compute_metrics([rec(), rec(ans=answer("16"))])
+    m = evs.compute_metrics([rec(), rec(ans=answer("16"))])
     assert m["refusal_recall"] is None and m["false_refusal_rate"] == 0.0
     assert m["abstention_macro_f1"] == 1.0  # "abstain" has no gold and no predicted member: excluded
 
 
 def test_no_unanswerables_some_abstained():
-    m = ev.compute_metrics([rec(), rec(ans=refusal())])
+    m = evs.compute_metrics([rec(), rec(ans=refusal())])
     # abstain: tp=0 fp=1 fn=0 -> 0; answer: tp=1 fp=0 fn=1 -> 2/3
     assert m["abstention_macro_f1"] == round((0 + 2 / 3) / 2, 4)
 
 
 def test_all_abstained():
     rows = [rec(ans=refusal()), rec(ans=refusal()), rec(answerable=False, ans=refusal())]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert m["answer_accuracy"] == 0.0 and m["false_refusal_rate"] == 1.0 and m["refusal_recall"] == 1.0
     # abstain: tp=1 fp=2 fn=0 -> 2/4; answer: tp=0 fn=0 fp=2 -> 0
     assert m["abstention_macro_f1"] == 0.25
@@ -265,7 +268,7 @@ def test_citation_metrics():
         rec(ans=answer("6 [1]", cites=[("a.txt", 100, 200)]), span=None),              # evidence unknown: excluded
         rec(answerable=False, ans=answer("6 [1]", cites=[("a.txt", 100, 200)])),       # unanswerable: excluded
     ]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert m["n_citation_scored_answers"] == 4 and m["n_citations"] == 4
     assert m["citation_precision"] == 0.5  # 2 relevant of 4 citations
     assert m["citation_recall"] == 0.5     # 2 of 4 answers cite the evidence
@@ -279,7 +282,7 @@ def test_unsupported_numbers_metric_and_latency():
         rec(answerable=False, ans=refusal(), latency=3.0),  # numbers in a refusal never count
         rec(answerable=False, ans=answer("In 1999 [1]", cites=[("a.txt", 0, 5, "1999 x")]), latency=5.0),
     ]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert rows[0]["unsupported_numbers"] == ["2023"] and rows[1]["unsupported_numbers"] == ["16"]
     assert m["unsupported_numbers"] == 2
     assert m["latency_p50_s"] == 2.5 and m["latency_p95_s"] == pytest.approx(4.7)
@@ -288,14 +291,14 @@ def test_unsupported_numbers_metric_and_latency():
 
 
 def test_questions_without_evidence_are_left_out_of_retrieval_and_citation_metrics():
-    no_ev = ev.make_record(q(evidence=None), answer("6 [1]", cites=[("a.txt", 100, 200)], hits=[("a.txt", 100, 200)]),
+    no_ev = evs.make_record(q(evidence=None), answer("6 [1]", cites=[("a.txt", 100, 200)], hits=[("a.txt", 100, 200)]),
                            1.0, None)
     rows = [
         rec(ans=answer("6 [1]", cites=[("a.txt", 0, 10)], hits=[("a.txt", 0, 10), ("a.txt", 150, 160)])),  # rank 2
         rec(ans=answer("6"), span=None),  # evidence given but not found
         no_ev, no_ev,                     # no evidence: not "not found", and not scored
     ]
-    m = ev.compute_metrics(rows)
+    m = evs.compute_metrics(rows)
     assert (m["n_answerable"], m["n_with_evidence"], m["evidence_not_found"], m["n_retrieval_scored"]) == (4, 2, 1, 1)
     assert m["recall@1"] == 0.0 and m["recall@3"] == 1.0 and m["mrr"] == 0.5
     assert m["n_citation_scored_answers"] == 1 and m["citation_precision"] == 0.0 and m["citation_recall"] == 0.0
@@ -303,16 +306,16 @@ def test_questions_without_evidence_are_left_out_of_retrieval_and_citation_metri
 
 
 def test_error_row_is_wrong_not_refusal():
-    r = ev.make_record(q(answerable=False, evidence=None), None, 0.2, None, error="question too long")
+    r = evs.make_record(q(answerable=False, evidence=None), None, 0.2, None, error="question too long")
     assert r["abstained"] is False and r["correct"] is False and r["answer"] == ""
-    assert ev.compute_metrics([r])["n_errors"] == 1
+    assert evs.compute_metrics([r])["n_errors"] == 1
 
 
 # ---------------------------------------------------------------- question file validation
 
 
 def test_load_questions_ok():
-    qs = ev.load_questions(ROOT / "eval" / "article_qa.jsonl")
+    qs = evq.load_questions(ROOT / "eval" / "article_qa.jsonl")
     assert len(qs) == 24 and sum(not x["answerable"] for x in qs) == 3
 
 
@@ -337,21 +340,21 @@ def test_load_questions_ok():
 def test_load_questions_errors(tmp_path, rows, message):
     path = write_jsonl(tmp_path / "qs.jsonl", rows)
     with pytest.raises(QuestionFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        ev.load_questions(path)
+        evq.load_questions(path)
 
 
 def test_load_questions_missing_file(tmp_path):
     with pytest.raises(QuestionFileError, match="not found"):
-        ev.load_questions(tmp_path / "nope.jsonl")
+        evq.load_questions(tmp_path / "nope.jsonl")
 
 
 def test_question_format_doc_examples_load(tmp_path):
     doc = (ROOT / "docs" / "question_format.md").read_text(encoding="utf-8")
     example = doc.split("```json\n")[1].split("```")[0]
-    qs = ev.load_questions(write_jsonl(tmp_path / "doc.jsonl", example.splitlines()))
+    qs = evq.load_questions(write_jsonl(tmp_path / "doc.jsonl", example.splitlines()))
     assert [x["id"] for x in qs] == ["dev03", "dev22", "u1", "s02"]
-    corpus = ev.read_corpus(ROOT / "eval" / "sample_corpus")
-    assert ev.locate_evidence(qs[3]["evidence"], corpus, qs[3]["source"])[0] == "harbour_ferries.txt"
+    corpus = evq.read_corpus(ROOT / "eval" / "sample_corpus")
+    assert evq.locate_evidence(qs[3]["evidence"], corpus, qs[3]["source"])[0] == "harbour_ferries.txt"
 
 
 def test_load_questions_optional_evidence_and_source(tmp_path):
@@ -361,7 +364,7 @@ def test_load_questions_optional_evidence_and_source(tmp_path):
         {"id": 3, "question": "z?", "answers": ["3"], "answerable": True, "evidence": "e", "source": "./sub/b.md"},
         {"id": "d", "question": "w?", "answers": [], "answerable": False, "source": None},
     ])
-    qs = ev.load_questions(path)
+    qs = evq.load_questions(path)
     assert [(x["id"], x["evidence"], x["source"]) for x in qs] == [
         ("a", None, None), ("b", None, None), ("3", "e", "sub/b.md"), ("d", None, None)]
 
@@ -374,9 +377,9 @@ def test_locate_evidence_exact_and_relative_posix_source(tmp_path):
     (tmp_path / "sub" / "b.md").write_text("Intro. The cloud made $2.7 billion.\n", encoding="utf-8")
     (tmp_path / "a.txt").write_text("Nothing here.", encoding="utf-8")
     (tmp_path / "c.pdf").write_text("The cloud made $2.7 billion.", encoding="utf-8")  # not a corpus file
-    corpus = ev.read_corpus(tmp_path)
+    corpus = evq.read_corpus(tmp_path)
     assert sorted(corpus) == ["a.txt", "sub/b.md"]
-    assert ev.locate_evidence("The cloud made $2.7 billion", corpus) == ("sub/b.md", 7, 34)
+    assert evq.locate_evidence("The cloud made $2.7 billion", corpus) == ("sub/b.md", 7, 34)
 
 
 def test_evidence_copied_with_markdown_or_rst_markup_is_found_in_the_readable_text(tmp_path):
@@ -384,57 +387,57 @@ def test_evidence_copied_with_markdown_or_rst_markup_is_found_in_the_readable_te
                                          "and **upgrade**.\n", encoding="utf-8")
     (tmp_path / "CHANGES.rst").write_text("3.7 (2024-04-11)\n++++++++++++++++\n\n- Remove ``pyparsing``.\n",
                                           encoding="utf-8")
-    corpus = ev.read_corpus(tmp_path)
-    src, a, b = ev.locate_evidence("[CVE-2023-32681](https://nvd.example/CVE-2023-32681) and **upgrade**", corpus)
+    corpus = evq.read_corpus(tmp_path)
+    src, a, b = evq.locate_evidence("[CVE-2023-32681](https://nvd.example/CVE-2023-32681) and **upgrade**", corpus)
     assert (src, corpus[src][a:b]) == ("HISTORY.md", "CVE-2023-32681 and upgrade")
-    src, a, b = ev.locate_evidence("3.7 (2024-04-11)\n++++++++++++++++\n\n- Remove ``pyparsing``.", corpus, "CHANGES.rst")
+    src, a, b = evq.locate_evidence("3.7 (2024-04-11)\n++++++++++++++++\n\n- Remove ``pyparsing``.", corpus, "CHANGES.rst")
     assert corpus[src][a:b] == "3.7 (2024-04-11)\n\n- Remove pyparsing."
-    assert ev.locate_evidence("- Remove ``pyparsing``.", {"notes.txt": "- Remove pyparsing."}) is None  # plain text: as written
+    assert evq.locate_evidence("- Remove ``pyparsing``.", {"notes.txt": "- Remove pyparsing."}) is None  # plain text: as written
 
 
 def test_locate_evidence_normalised_maps_back_to_original_offsets():
     text = "Alibaba’s   Dingtalk,\nan   enterprise app."
     corpus = {"x.txt": text}
-    src, start, end = ev.locate_evidence("alibaba's Dingtalk, an enterprise", corpus)
+    src, start, end = evq.locate_evidence("alibaba's Dingtalk, an enterprise", corpus)
     assert src == "x.txt" and text[start:end] == "Alibaba’s   Dingtalk,\nan   enterprise"
-    assert ev.locate_evidence("“AWS+Slack+OpenAI”", {"y.txt": 'as "AWS+Slack+OpenAI".'}) == ("y.txt", 3, 21)
-    assert ev.locate_evidence("not in the article", corpus) is None
+    assert evq.locate_evidence("“AWS+Slack+OpenAI”", {"y.txt": 'as "AWS+Slack+OpenAI".'}) == ("y.txt", 3, 21)
+    assert evq.locate_evidence("not in the article", corpus) is None
     # "İ".lower() is two characters; offsets must still map back one-to-one
     text = "İİ Alibaba’s  cloud"
-    src, start, end = ev.locate_evidence("alibaba's cloud", {"z.txt": text})
+    src, start, end = evq.locate_evidence("alibaba's cloud", {"z.txt": text})
     assert text[start:end] == "Alibaba’s  cloud"
-    assert ev.locate_evidence(None, corpus) is None
+    assert evq.locate_evidence(None, corpus) is None
 
 
 def test_locate_evidence_only_in_the_named_source():
     corpus = {"a.txt": "Fares: The ferry costs 3 euros.", "b.md": "Fares: The ferry costs 3 euros.",
               "c.txt": "Fares: the  FERRY costs 3 euros."}
-    assert ev.locate_evidence("The ferry costs 3 euros", corpus) == ("a.txt", 7, 30)  # first file, sorted
-    assert ev.locate_evidence("The ferry costs 3 euros", corpus, "b.md") == ("b.md", 7, 30)
-    assert ev.locate_evidence("The ferry costs 3 euros", corpus, "c.txt") == ("c.txt", 7, 31)  # loose, same file
-    assert ev.locate_evidence("The ferry costs 3 euros", {"a.txt": "x", "b.md": corpus["b.md"]}, "a.txt") is None
-    assert ev.locate_evidence("The ferry costs 3 euros", corpus, "missing.txt") is None
+    assert evq.locate_evidence("The ferry costs 3 euros", corpus) == ("a.txt", 7, 30)  # first file, sorted
+    assert evq.locate_evidence("The ferry costs 3 euros", corpus, "b.md") == ("b.md", 7, 30)
+    assert evq.locate_evidence("The ferry costs 3 euros", corpus, "c.txt") == ("c.txt", 7, 31)  # loose, same file
+    assert evq.locate_evidence("The ferry costs 3 euros", {"a.txt": "x", "b.md": corpus["b.md"]}, "a.txt") is None
+    assert evq.locate_evidence("The ferry costs 3 euros", corpus, "missing.txt") is None
 
 
 def test_dev_set_evidence_is_all_located_verbatim():
-    corpus = ev.read_corpus(ROOT / "docs_corpus")
-    for x in ev.load_questions(ROOT / "eval" / "article_qa.jsonl"):
+    corpus = evq.read_corpus(ROOT / "docs_corpus")
+    for x in evq.load_questions(ROOT / "eval" / "article_qa.jsonl"):
         if x["answerable"]:
-            src, start, end = ev.locate_evidence(x["evidence"], corpus)
+            src, start, end = evq.locate_evidence(x["evidence"], corpus)
             assert corpus[src][start:end] == x["evidence"], x["id"]
 
 
 def test_read_corpus_keeps_raw_offsets(tmp_path):
     (tmp_path / "w.txt").write_bytes("Line one.\r\nAlibaba’s cloud.\r\n".encode())
     (tmp_path / ".hidden.txt").write_text("Alibaba’s cloud.", encoding="utf-8")
-    corpus = ev.read_corpus(tmp_path)
+    corpus = evq.read_corpus(tmp_path)
     assert list(corpus) == ["w.txt"]  # hidden files skipped, as the ingest stage does
-    assert ev.locate_evidence("Alibaba’s cloud", corpus) == ("w.txt", 11, 26)  # \r\n counts as 2 characters
+    assert evq.locate_evidence("Alibaba’s cloud", corpus) == ("w.txt", 11, 26)  # \r\n counts as 2 characters
 
 
 def test_read_corpus_missing_folder(tmp_path):
     with pytest.raises(QABotError, match="not found"):
-        ev.read_corpus(tmp_path / "nope")
+        evq.read_corpus(tmp_path / "nope")
 
 
 # ---------------------------------------------------------------- run_eval with a fake bot, and the CLI bits
@@ -628,7 +631,7 @@ class FakeSettings:
 
 def test_run_eval_records_the_run(tmp_path, monkeypatch):
     loads = iter([(1.5, 1.0, 0.5), (2.25, 1.25, 0.75)])
-    monkeypatch.setattr(ev.os, "getloadavg", lambda: next(loads))
+    monkeypatch.setattr(os, "getloadavg", lambda: next(loads))
     text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
 
     class DescribedBot(FakeBot):
@@ -640,7 +643,7 @@ def test_run_eval_records_the_run(tmp_path, monkeypatch):
                     "api_key": "sk-secret"}
 
     qs = small_question_file(tmp_path)
-    bot = DescribedBot(text, {x["question"]: (None, None) for x in ev.load_questions(qs)})
+    bot = DescribedBot(text, {x["question"]: (None, None) for x in evq.load_questions(qs)})
     out = tmp_path / "run"
     m = ev.run_eval(qs, bot=bot, corpus_dir=ROOT / "docs_corpus", out_dir=out, progress=False)
     run = m["run"]
@@ -662,7 +665,7 @@ def test_run_eval_records_the_run(tmp_path, monkeypatch):
 def test_run_record_without_settings_or_model_info(tmp_path):
     text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
     qs = small_question_file(tmp_path)
-    bot = FakeBot(text, {x["question"]: (None, None) for x in ev.load_questions(qs)})
+    bot = FakeBot(text, {x["question"]: (None, None) for x in evq.load_questions(qs)})
     m = ev.run_eval(qs, bot=bot, corpus_dir=ROOT / "docs_corpus", out_dir=tmp_path / "run", progress=False)
     assert m["run"]["settings"] is None and m["run"]["model"] is None
 
@@ -682,7 +685,7 @@ def test_run_record_without_settings_or_model_info(tmp_path):
 
 def test_run_eval_records_bot_errors(tmp_path):
     text = (ROOT / "docs_corpus" / ARTICLE).read_text(encoding="utf-8")
-    replies = {x["question"]: ("boom", None) for x in ev.load_questions(small_question_file(tmp_path))}
+    replies = {x["question"]: ("boom", None) for x in evq.load_questions(small_question_file(tmp_path))}
     m = ev.run_eval(tmp_path / "qs.jsonl", bot=FakeBot(text, replies), corpus_dir=ROOT / "docs_corpus",
                     out_dir=tmp_path / "run", progress=False)
     assert m["n_errors"] == 4 and m["answer_accuracy"] == 0.0 and m["refusal_recall"] == 0.0
@@ -726,7 +729,7 @@ def test_cli_eval_with_fake_pipeline(tmp_path, monkeypatch, capsys):
     class FakeQABot(FakeBot):
         def __init__(self, corpus_dir=None):
             super().__init__(text, {x["question"]: ("In 2014 [1].", "back in 2014")
-                                    for x in ev.load_questions(tmp_path / "qs.jsonl")})
+                                    for x in evq.load_questions(tmp_path / "qs.jsonl")})
             self.closed = False
             made.append(self)
 
@@ -845,5 +848,5 @@ def test_run_eval_end_to_end(tmp_path, real_bot):
     model = m["run"]["model"]  # which reader answered, with the hash its weights were verified against
     assert model["model"] == real_bot.settings.reader and model["sha256"] == (READERS[model["model"]].sha256 or None)
     for r in rows:  # answers are short and never carry the reader's unverified draft into the answer text
-        assert r["abstained"] or len(ev.answer_core(r["answer"]).split()) <= 10, r["answer"]
+        assert r["abstained"] or len(evs.answer_core(r["answer"]).split()) <= 10, r["answer"]
     assert "| Answer accuracy |" in (out / "report.md").read_text()

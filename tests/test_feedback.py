@@ -129,7 +129,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_eval_report_carries_the_feedback_summary(tmp_path):
-    from qa_bot import eval as ev
+    from qa_bot import eval_report
     from qa_bot.settings import Settings
 
     db = tmp_path / "fb.sqlite3"
@@ -138,11 +138,11 @@ def test_eval_report_carries_the_feedback_summary(tmp_path):
     class Bot:
         settings = Settings(feedback_db=db)
 
-    s = ev.feedback_summary(Bot())
+    s = eval_report.feedback_summary(Bot())
     assert (s["n"], s["down"], s["with_comment"]) == (1, 1, 1)
     Bot.settings = Settings(feedback_db=tmp_path / "absent.sqlite3")
-    assert ev.feedback_summary(Bot())["n"] == 0
-    assert ev.feedback_summary(object()) is None
+    assert eval_report.feedback_summary(Bot())["n"] == 0
+    assert eval_report.feedback_summary(object()) is None
 
 
 def test_a_thumb_on_any_answer_rates_that_answer(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from qa_bot.errors import FilterError, InvalidQuestion
 from qa_bot.filters import Filter, allowed_sources
-from qa_bot.formats import Metadata
+from qa_bot.formats_base import Metadata
 from qa_bot.lc import QAChain
 from qa_bot.testing import HashEmbedder, mock_bot
 

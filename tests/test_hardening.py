@@ -237,8 +237,8 @@ def _break_home_file(home: Path):
 # A CURRENT that is a folder is now repaired (issue 45, C10): tests/test_hardening3.py.
 @pytest.mark.parametrize("breaks", [_break_lock_dir, _break_home_file, "unwritable"])
 def test_c10_unusable_cache_still_answers_and_names_what_to_delete(corpus, tmp_path, caplog, monkeypatch, breaks):
-    from qa_bot import index as ix
-    from qa_bot.index import index_home
+    from qa_bot import index_store as ix
+    from qa_bot.index_store import index_home
 
     cache = tmp_path / "c"
     scripted_bot(corpus, cache, default=read("2014")).index  # a good cache first
@@ -266,7 +266,7 @@ def test_c10_unusable_cache_still_answers_and_names_what_to_delete(corpus, tmp_p
 
 
 def test_c10_a_damaged_cache_is_reported_once(corpus, tmp_path, caplog):
-    from qa_bot.index import index_home
+    from qa_bot.index_store import index_home
 
     cache = tmp_path / "c"
     scripted_bot(corpus, cache).index

@@ -24,9 +24,10 @@ import pytest
 from conftest import ARTICLE, ROOT
 from fakes import FakeBot, free_port, read, scripted_bot
 
-from qa_bot import QABotError, Settings, formats
+from qa_bot import QABotError, Settings, formats, formats_html, formats_markup
 from qa_bot.errors import CorpusError
-from qa_bot.formats import markdown_text, rst_text
+from qa_bot.formats_base import Metadata
+from qa_bot.formats_markup import markdown_text, rst_text
 
 # --- W1 / G15 / G16: Markdown and reStructuredText in time linear in their input ---------------------------------
 
@@ -74,9 +75,9 @@ def test_w1_a_megabyte_of_mixed_markup_finishes_quickly():  # a guard beside the
 
 def test_w1_a_pages_title_is_found_in_linear_time():
     t = time.perf_counter()
-    assert formats._page_title(b"<title" * 20000, "") == ""  # 120 KB of openers without a ">"
+    assert formats_html._page_title(b"<title" * 20000, "") == ""  # 120 KB of openers without a ">"
     assert time.perf_counter() - t < 1.0
-    assert formats._page_title(b'<head><title lang="en">Harbor Notes | Ferries</title>', "Ferries") == \
+    assert formats_html._page_title(b'<head><title lang="en">Harbor Notes | Ferries</title>', "Ferries") == \
         "Harbor Notes | Ferries"
 
 
@@ -93,12 +94,12 @@ def test_w1_emphasis_and_headings_read_exactly_as_before():
     alphabet = list("*_ ab#\t.é") + ["**", "__", " #", "# "]
     for _ in range(20_000):
         line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
-        assert formats._delimited(line, "strong", ("**", "__")) == _OLD_STRONG.sub(r"\2", line), line
-        assert formats._delimited(line, "emphasis", ("*", "_")) == _OLD_EMPHASIS.sub(r"\2", line), line
-        assert formats._delimited(line, "strong", ("**",)) == _OLD_RST_STRONG.sub(r"\1", line), line
-        assert formats._delimited(line, "emphasis", ("*",)) == _OLD_RST_EMPHASIS.sub(r"\1", line), line
+        assert formats_markup._delimited(line, "strong", ("**", "__")) == _OLD_STRONG.sub(r"\2", line), line
+        assert formats_markup._delimited(line, "emphasis", ("*", "_")) == _OLD_EMPHASIS.sub(r"\2", line), line
+        assert formats_markup._delimited(line, "strong", ("**",)) == _OLD_RST_STRONG.sub(r"\1", line), line
+        assert formats_markup._delimited(line, "emphasis", ("*",)) == _OLD_RST_EMPHASIS.sub(r"\1", line), line
         old = _OLD_HEADING.sub(r"\1", line) if _OLD_HEADING.match(line) else None
-        assert formats._heading(line) == old, line
+        assert formats_markup._heading(line) == old, line
 
 
 def test_w1_markup_still_reads_as_text():
@@ -154,7 +155,8 @@ def test_g2_a_pdf_whose_text_passes_the_limit_is_skipped_naming_it(tmp_path, mon
 
 
 def test_g2_reading_a_pdf_stops_at_its_time_budget_naming_it():
-    from qa_bot.formats import Limits, extract
+    from qa_bot.formats import extract
+    from qa_bot.formats_base import Limits
 
     assert extract("warm.pdf", bomb_pdf(1000), Limits(10**8, 30.0)).text  # a reader process is running
     t = time.perf_counter()
@@ -290,7 +292,7 @@ def test_g19_hostile_sidecars_and_front_matter_cost_only_their_metadata(tmp_path
     assert sorted(by) == ["broken.txt", "deep.txt", "fat.md", "good.txt", "huge.txt"] and not skipped
     assert by["good.txt"].meta.title == "Ferry prices" and by["good.txt"].meta.date == "2023-05-12"
     for name in ("deep", "huge", "broken"):
-        assert by[f"{name}.txt"].meta == formats.Metadata(title=name)  # indexed, without that sidecar's fields
+        assert by[f"{name}.txt"].meta == Metadata(title=name)  # indexed, without that sidecar's fields
         assert f"ignored {name}.meta.json (metadata of {name}.txt)" in caplog.text
     assert "nested deeper than 16 levels" in caplog.text and "over 64 KB" in caplog.text
     assert by["fat.md"].text == "The fat note says hello.\n" and "y" not in by["fat.md"].meta.title
@@ -542,7 +544,7 @@ def test_s1_s3_settings_reject_absurd_and_non_finite_values(name, value, message
 # --- C10: a cache whose CURRENT is a folder is repaired ------------------------------------------------------------
 
 def test_c10_a_current_that_is_a_folder_is_repaired(corpus, tmp_path, caplog):
-    from qa_bot.index import index_home
+    from qa_bot.index_store import index_home
 
     cache = tmp_path / "c"
     scripted_bot(corpus, cache).index

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from qa_bot.index import _read_version, index_home, load_or_build
+from qa_bot.index_store import _read_version, index_home, load_or_build
 from qa_bot.ingest import load_corpus
 from qa_bot.testing import HashEmbedder
 

@@ -2,7 +2,8 @@
 import pytest
 
 from qa_bot import embed
-from qa_bot.index import EMBED_STEP, load_or_build
+from qa_bot.index_build import EMBED_STEP
+from qa_bot.index_store import load_or_build
 from qa_bot.ingest import load_corpus
 from qa_bot.settings import Settings
 from qa_bot.testing import HashEmbedder

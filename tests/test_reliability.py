@@ -26,7 +26,7 @@ from fakes import ScriptedLLM, read, scripted_bot
 
 from qa_bot import REFUSAL, Settings
 from qa_bot.errors import BackendError, CorpusError, InvalidQuestion
-from qa_bot.index import index_home
+from qa_bot.index_store import index_home
 from qa_bot.testing import HashEmbedder, mock_bot
 
 Q = "When did Alibaba go public in New York?"
@@ -411,7 +411,7 @@ def test_cache_deleted_mid_run(corpus, tmp_path):
 KILLER = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
-    from qa_bot import index as ix
+    from qa_bot import index_store as ix
     from qa_bot.testing import HashEmbedder
     from qa_bot.ingest import load_corpus
     corpus, cache, point = sys.argv[1:4]
@@ -480,7 +480,7 @@ BUILDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from qa_bot.testing import HashEmbedder
-    from qa_bot.index import load_or_build
+    from qa_bot.index_store import load_or_build
     from qa_bot.ingest import load_corpus
     corpus, cache, me, go = sys.argv[1:5]
 

@@ -130,7 +130,7 @@ algorithm to SHA-512.
 
 
 def test_a_version_heading_and_the_date_heading_right_below_it_label_their_section_together():
-    from qa_bot.formats import rst_text
+    from qa_bot.formats_markup import rst_text
 
     text, _ = rst_text(PALLETS)
     info = DocumentInfo(lambda s: text, lambda s: "itsdangerous CHANGES")

@@ -11,7 +11,7 @@ pytest.importorskip("pymilvus")
 
 from qa_bot.cli import main as cli_main  # noqa: E402
 from qa_bot.errors import QABotError  # noqa: E402
-from qa_bot.index import load_or_build  # noqa: E402
+from qa_bot.index_store import load_or_build  # noqa: E402
 from qa_bot.ingest import load_corpus  # noqa: E402
 from qa_bot.settings import Settings  # noqa: E402
 from qa_bot.testing import HashEmbedder  # noqa: E402
