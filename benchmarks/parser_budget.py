@@ -9,7 +9,7 @@ the load average beside it (the machine is shared). Run it from a checkout: PYTH
 
 - w1: formats_markup.markdown_text('**a ' * n) (also '![' runs and '*a ' runs)
 - g16: formats_markup.rst_text('**a ' * n) (also '`a' followed by n spaces)
-- g2: formats.extract of a PDF whose one FlateDecode content stream is a single string of n characters (42 KB on
+- g2: extractor.extract of a PDF whose one FlateDecode content stream is a single string of n characters (42 KB on
   disk for 44 MB of text), under Settings().corpus_limits ("string") or upload_limits ("upload") where the code has
   them; "finished" means extract returned the text or refused it with a CorpusError.
 """
@@ -54,7 +54,7 @@ def bomb_pdf(n_chars: int) -> bytes:
 def run_one(name: str, n: int) -> None:
     """In the child: one attack at size n; prints a JSON line."""
     kind, *unit = ATTACKS[name]
-    from qa_bot import formats, formats_markup
+    from qa_bot import extractor, formats_markup
     from qa_bot.errors import CorpusError
 
     if kind == "pdf":
@@ -65,7 +65,7 @@ def run_one(name: str, n: int) -> None:
         data = bomb_pdf(n)
         t = time.perf_counter()
         try:
-            result = f"{len(formats.extract('bomb.pdf', data, *([limits] if limits else [])).text):,} chars"
+            result = f"{len(extractor.extract('bomb.pdf', data, *([limits] if limits else [])).text):,} chars"
         except CorpusError as exc:
             result = f"refused: {exc}"
         size = len(data)

@@ -24,10 +24,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import CorpusError
 from .formats import extract_here
-from .formats_base import Extracted, Limits
+from .formats_base import Extracted, Limits, file_suffix
+
+if TYPE_CHECKING:
+    from .ocr import OcrOptions
 
 log = logging.getLogger("qa_bot")
 
@@ -195,3 +199,15 @@ def _serve() -> None:
 
 if __name__ == "__main__":
     _serve()
+
+
+def extract(source: str, data: bytes, limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Extracted:
+    """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
+    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted PDF or a scanned one OCR
+    cannot read, a damaged or oversized .docx/.epub/.odt; with limits, text over limits.max_chars or a reading
+    over limits.seconds). `ocr`: how scanned PDF pages are read. With limits, a PDF (and with limits.isolate any
+    file) is read in a child process (extract_in_child): the budget holds however the file was built, and the
+    reading never holds this interpreter (its lock, its other threads: the server's other users)."""
+    if limits is not None and (limits.isolate or file_suffix(source) == ".pdf"):
+        return extract_in_child(source, data, limits, ocr)
+    return extract_here(source, data, limits, ocr)

@@ -28,22 +28,10 @@ OFFICE_SUFFIXES = (".docx", ".epub", ".odt")  # formats_office.py
 DOC_SUFFIXES = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf", *OFFICE_SUFFIXES)
 
 
-def extract(source: str, data: bytes, limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Extracted:
-    """The readable text and metadata of one file, by its suffix. Raises CorpusError saying why a file cannot be
-    used (empty, binary, not UTF-8, an HTML page with no article text, an encrypted PDF or a scanned one OCR
-    cannot read, a damaged or oversized .docx/.epub/.odt; with limits, text over limits.max_chars or a reading
-    over limits.seconds). `ocr`: how scanned PDF pages are read. With limits, a PDF (and with limits.isolate any
-    file) is read in a child process (qa_bot.extractor): the budget holds however the file was built, and the
-    reading never holds this interpreter (its lock, its other threads: the server's other users)."""
-    if limits is not None and (limits.isolate or file_suffix(source) == ".pdf"):
-        from .extractor import extract_in_child
-
-        return extract_in_child(source, data, limits, ocr)
-    return extract_here(source, data, limits, ocr)
-
-
 def extract_here(source: str, data: bytes, limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Extracted:
-    """extract, in this process (limits: checked between steps; qa_bot.extractor runs this under a hard budget)."""
+    """The readable text and metadata of one file, by its suffix, read in this process (limits: checked between
+    steps). extractor.extract is the entry point: it runs this in a child process under a hard budget where the
+    limits ask for one."""
     found = _extract(source, data, limits, ocr)
     if limits is not None:
         limits.check(source, len(found.text))

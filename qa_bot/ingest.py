@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
-from .formats import DOC_SUFFIXES, extract
+from .extractor import extract
+from .formats import DOC_SUFFIXES
 from .formats_base import Limits, Metadata, clean_controls, clean_meta, page_at
 from .types import Chunk
 
@@ -34,7 +35,7 @@ _WORD = re.compile(r"\S+")
 @dataclass(frozen=True)
 class Document:
     source: str  # path relative to the corpus folder, with forward slashes
-    text: str  # the extracted text (formats.extract): what is chunked, cited and highlighted
+    text: str  # the extracted text (extractor.extract): what is chunked, cited and highlighted
     sha256: str  # of the file's bytes
     meta: Metadata = Metadata()
     pages: tuple[int, ...] = ()  # PDF: offset in text where each page starts
@@ -54,7 +55,7 @@ def read_document(path: Path, source: str, max_bytes: int, root: Path | None = N
                   limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Document:
     """Read one file (and its sidecar NAME.meta.json, when there is one inside root); raise CorpusError with a
     user-facing reason when it cannot be used. limits: what reading it may take (default: the settings'); `ocr`:
-    how scanned PDF pages are read (formats.extract)."""
+    how scanned PDF pages are read (extractor.extract)."""
     size = path.stat().st_size
     if size == 0:
         raise CorpusError(f"{source}: empty file")
@@ -135,7 +136,7 @@ def json_depth(text: str) -> int:
 
 def document_from_bytes(source: str, data: bytes, sidecar: Metadata = Metadata(), *,
                         limits: Limits | None = None, ocr: "OcrOptions | None" = None) -> Document:
-    """The document in these bytes, by its suffix (formats.extract, under limits: by default the settings'
+    """The document in these bytes, by its suffix (extractor.extract, under limits: by default the settings'
     corpus_limits); sidecar's fields override the file's own."""
     found = extract(source, data, limits or default_limits(), ocr)
     meta = found.meta.merged(sidecar)

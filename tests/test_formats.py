@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qa_bot.errors import CorpusError
-from qa_bot.formats import extract
+from qa_bot.extractor import extract
 from qa_bot.formats_base import iso_date, page_at
 from qa_bot.formats_markup import markdown_text, rst_text
 from qa_bot.ingest import document_from_bytes, load_corpus

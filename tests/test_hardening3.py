@@ -155,7 +155,7 @@ def test_g2_a_pdf_whose_text_passes_the_limit_is_skipped_naming_it(tmp_path, mon
 
 
 def test_g2_reading_a_pdf_stops_at_its_time_budget_naming_it():
-    from qa_bot.formats import extract
+    from qa_bot.extractor import extract
     from qa_bot.formats_base import Limits
 
     assert extract("warm.pdf", bomb_pdf(1000), Limits(10**8, 30.0)).text  # a reader process is running
