@@ -7,6 +7,7 @@ exactly as it is on disk, no newline translation; the readable text of .md/.rst/
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from .cite import TITLE_MAX_CHARS, TITLE_MAX_WORDS, content_words, sentence_spans
 from .errors import CorpusError
 from .formats import DOC_SUFFIXES, Limits, Metadata, clean_controls, clean_meta, extract, page_at
+from .structure import Structure
 from .types import Chunk
 
 if TYPE_CHECKING:
@@ -37,6 +39,13 @@ class Document:
     sha256: str  # of the file's bytes
     meta: Metadata = Metadata()
     pages: tuple[int, ...] = ()  # PDF: offset in text where each page starts
+    # Its section headings and lead sentence, found once here (in the worker process that read it, when one did:
+    # it is pickled back with the rest), not by every question that reads it. Not an argument: made from text,
+    # also by dataclasses.replace.
+    structure: Structure = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "structure", Structure.of(self.text))
 
     def page(self, offset: int) -> int | None:
         """The 1-based PDF page holding text offset `offset`; None for other formats."""

@@ -34,9 +34,9 @@ from .index import MemoryIndex, VectorIndex
 from .llm import Deadline, LLMProvider, ReplyTooLong, backend_error, exception_chain, is_context_overflow
 from .llm import deadline as llm_deadline
 from .ocr import OcrOptions
-from .retrieve import DocumentInfo, Retriever, Sentence
+from .retrieve import DocumentInfo, Retriever
 from .settings import Settings
-from .types import Answer, AnswerStream, Citation, Hit, Stage
+from .types import Answer, AnswerStream, Citation, Hit, Sentence, Stage
 
 log = logging.getLogger("qa_bot")
 # A corpus over this many characters per prompt token of a slot is never read whole, without ranking its sentences
@@ -218,7 +218,8 @@ class QABot:
         s = self.settings
         info = DocumentInfo(lambda src: documents[src].text, lambda src: titles.get(src) or title_from_name(src),
                             lambda src: metadata[src].date if src in metadata else "",
-                            lambda src: metadata[src].names() if src in metadata else "")
+                            lambda src: metadata[src].names() if src in metadata else "",
+                            lambda src: documents[src].structure)
         return Retriever(index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight, keep=s.fusion_keep)
 
