@@ -12,13 +12,16 @@ a handful of sentences, not four 400-character chunks, and each citation is one 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import cite
 from .cite import previous_sentence_start, sentence_spans
 from .index import MemoryIndex, VectorIndex, embed_query
 from .structure import MARKUP, RELEASE, Structure, release_first
 from .types import Chunk, Hit, Sentence
+
+if TYPE_CHECKING:
+    from .ingest import Document
 
 # Bounds on memory and start-up time, and a textbook constant: not Settings fields, because none changes
 # which passages rank first (the ranking's knobs are Settings.top_k, rerank_candidates, fusion_keep, sentence_lexical_weight).
@@ -139,6 +142,13 @@ def fuse(dense: Sequence[Chunk], lexical: Sequence[Chunk], k: int, keep: int = 0
     chosen = [cid for cid in order if cid in kept][:k]
     chosen += [cid for cid in order if cid not in kept][:max(0, k - len(chosen))]
     return [Hit(by_id[cid], fused[cid]) for cid in sorted(chosen, key=lambda cid: -fused[cid])]
+
+
+def _own_structure(texts: dict[str, str], documents: dict[str, Document], source: str) -> Structure:
+    """The structure of a document added in a chat session: its Document's (ingest.Document.structure), or when
+    the session kept only its text (MemoryIndex.without keeps no Documents), found from the text."""
+    doc = documents.get(source)
+    return doc.structure if doc is not None and doc.text == texts[source] else Structure.of(texts[source])
 
 
 class Retriever:
@@ -263,6 +273,7 @@ class Retriever:
         if not hits or n <= 0:
             return [[] for _ in range(pages)]
         own = session.texts if session is not None else {}  # documents added in a chat session
+        own_docs = session.documents if session is not None else {}
         structures: dict[str, Structure] = {}
         idf, default = self.idf
         cands = self._candidates(hits)
@@ -274,7 +285,7 @@ class Retriever:
             mine = c.source in own
             doc = own[c.source] if mine else self.docs.text(c.source)
             if c.source not in structures:
-                structures[c.source] = self._own_structure(session, c.source) if mine else self.docs.structure(c.source)
+                structures[c.source] = _own_structure(own, own_docs, c.source) if mine else self.docs.structure(c.source)
             structure = structures[c.source]
             ctx = previous_sentence_start(doc, s)
             label, heads = self.docs.label(c.source, e - 1, doc if mine else None, structure)
@@ -298,13 +309,6 @@ class Retriever:
                          structure.lead or (0, 0))
             scored.append((x, usable is None or usable(x, doc)))
         return paginate([x for x, _ in sorted(scored, key=lambda p: (not p[1], -p[0].score))], n, max_chars, pages)
-
-    @staticmethod
-    def _own_structure(session: MemoryIndex, source: str) -> Structure:
-        """The structure of a document added in a chat session: its Document's, or (a session that kept only its
-        text) found from the text."""
-        doc = session.documents.get(source)
-        return doc.structure if doc is not None and doc.text == session.texts[source] else Structure.of(session.texts[source])
 
     def nearest(self, query: str, hits: Sequence[Hit]) -> float:
         """The best cosine of any sentence of the retrieved chunks to the question, shown to the reader or not

@@ -551,3 +551,31 @@ def test_a_name_with_letters_beyond_ascii_is_read_whole():
     assert constraints.missing_constraints("On which day does Kitzbühel open?", "Kitzbühel opens on 14 October.") == []
     assert constraints.missing_constraints("When does Zürich vote?", "Zürich votes in June.") == []
     assert constraints.missing_constraints("When does Kitzbühel open?", "Kitzbach opens on 14 October.") == ["kitzbühel"]
+
+
+def test_each_ablation_variant_switches_off_a_rule_grounding_calls(monkeypatch):
+    """benchmarks/ablation.py replaces module functions: each it names must exist where it does (setattr would
+    quietly add a new one and switch nothing off), and replacing it must change what grounding decides."""
+    import importlib
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    ablation = importlib.import_module("ablation")
+    for name, changes in ablation.VARIANTS.items():
+        assert all(hasattr(module, attr) for module, attr in changes), name
+    # A name met only in the story's section, three sentences back; a year no sentence holds.
+    doc = ("Shirley Strachan flew out. Then it rained. Then it snowed. The weather was fine. "
+           "The helicopter was struck by a mountain wave.")
+    start = doc.index("The helicopter")
+    s = placed(Sentence("a.txt", start, len(doc), doc[start:], doc.index("The weather"), "", 1.0, 0.5), doc)
+
+    def grounded(question):
+        return ground.ground(ground.ReaderDraft("a mountain wave", 1), question, [s], lambda _: doc)[0] is not None
+
+    assert grounded("What struck Shirley Strachan's helicopter?")
+    assert not grounded("What struck Bon Scott's helicopter?") and not grounded("What struck the helicopter in 1983?")
+    for variant, question, shipped in [("no-headings", "What struck Shirley Strachan's helicopter?", True),
+                                       ("no-names", "What struck Bon Scott's helicopter?", False),
+                                       ("no-numbers", "What struck the helicopter in 1983?", False)]:
+        with ablation.patched(variant):
+            assert grounded(question) is not shipped, variant
