@@ -80,7 +80,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))
-    out = []
+    out: list[tuple[int, int]] = []
     for s, e in spans:
         while s < e and text[s].isspace():
             s += 1

@@ -162,9 +162,9 @@ def _complete_unit(answer: str, evidence: str) -> str:
         # A number with its unit but not its currency sign: "2.7 billion" -> "$2.7 billion".
         m = re.fullmatch(rf"(\d+(?:[.,]\d+)*)\s?({_UNITS})", answer, re.I)
         if m:
-            sign = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(2))}(?!\w)", text, re.I)
-            if sign:
-                return sign.group(1) + answer
+            signed = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(2))}(?!\w)", text, re.I)
+            if signed:
+                return signed.group(1) + answer
         return answer
     num = re.escape(answer.lstrip("$€£¥"))
     m = re.search(rf"(?<![\w.,])([$€£¥]?){num}(?![\w.,]\d)(\s?{_UNITS}(?!\w)(?:\s{_UNITS}(?!\w))?)?", text, re.I)

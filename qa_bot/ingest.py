@@ -25,6 +25,8 @@ from .structure import Structure
 from .types import Chunk
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from .ocr import OcrOptions
 
 log = logging.getLogger("qa_bot")
@@ -273,7 +275,7 @@ class CorpusStream:
             # spawn, not fork: the parent may already run onnxruntime's or torch's threads
             pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            ahead: dict[int, object] = {}
+            ahead: dict[int, Future] = {}
             window = self.WINDOW_PER_WORKER * max(1, self.workers)
             heavy = [i for i, (p, _) in enumerate(self.files) if pool and p.suffix.lower() in _HEAVY]
             queued = 0

@@ -114,9 +114,11 @@ def paginate(ranked: Sequence[Sentence], n: int, max_chars: int | None, pages: i
     """Ranked sentences cut into `pages` successive pages, each of at most n sentences and at most max_chars
     characters (but never fewer than two, when there are two left): a page ends where the next sentence would
     pass either bound, and the next page starts with that sentence."""
-    out, i = [], 0
+    out: list[list[Sentence]] = []
+    i = 0
     for _ in range(pages):
-        page, used = [], 0
+        page: list[Sentence] = []
+        used = 0
         for x in ranked[i:i + n]:
             if max_chars is not None and len(page) >= 2 and used + len(x.text) > max_chars:
                 break
@@ -163,7 +165,7 @@ class Retriever:
         self.sentence_lexical_weight = sentence_lexical_weight
         self._lock = threading.Lock()
         self._bm25 = None
-        self._idf = None
+        self._idf: tuple[dict[str, float], float] | None = None
         self._sent_cache: dict = {}
         self._last_query: tuple[str, object] | None = None
 
