@@ -107,7 +107,6 @@ def _vectors(bot) -> np.ndarray:
 
 def parity(args) -> dict:
     from qa_bot import eval as ev
-    from qa_bot import ground
     from qa_bot.index import embed_query
     from qa_bot.pipeline import QABot
 

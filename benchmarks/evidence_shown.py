@@ -69,8 +69,11 @@ def main() -> None:
             if not q.get("answerable", True) or span is None:
                 continue
             gold = {"source": span[0], "start": span[1], "end": span[2]}
-            hit = lambda x: any(ev.overlaps({"source": x.source, "start": a, "end": b}, gold)
-                                for a, b in ((x.start, x.end), *x.headings))
+
+            def hit(x, gold=gold):
+                return any(ev.overlaps({"source": x.source, "start": a, "end": b}, gold)
+                           for a, b in ((x.start, x.end), *x.headings))
+
             n += 1
             if any(hit(x) for x in p.sentences):
                 shown += 1

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import shutil
-import threading
 import time
 from pathlib import Path
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from qa_bot.feedback import FeedbackStore
 from test_browser import CHROMEDRIVER, CHROMIUM, OUT, ask, open_app, visible_in_viewport  # noqa: F401
 
