@@ -153,6 +153,7 @@ def american(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=1 << 16)  # grounding stems every word of a sentence's section for each shown sentence
 def stem(word: str) -> str:
     w = word.lower().replace("’", "'")
     w = american(re.sub(r"'s?$", "", w))
