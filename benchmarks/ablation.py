@@ -26,25 +26,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from losses import classify, summary  # noqa: E402
 
-from qa_bot import QABot, Settings, cite, ground  # noqa: E402
+from qa_bot import QABot, Settings, cite, constraints, ground  # noqa: E402
 from qa_bot.eval import run_eval  # noqa: E402
 from qa_bot.reader import Reply  # noqa: E402
 
-# Each family of rules, switched off. A family is the rules that make one kind of decision (ground.py).
+# Each family of rules, switched off. A family is the rules that make one kind of decision (ground.py, and the
+# question's constraints in constraints.py: ground.py calls those through their module, so replacing one there counts).
 VARIANTS = {
     "shipped": {},
-    "no-names": {(ground, "question_names"): lambda q: set()},
-    "no-numbers": {(ground, "question_numbers"): lambda q: set()},
-    "no-metadata": {(ground, "constraints_missing_around"): None},  # replaced below: the sentence without `about`
-    "no-abbreviations": {(ground, "abbreviated_names"): lambda q, t: set()},
+    "no-names": {(constraints, "question_names"): lambda q: set()},
+    "no-numbers": {(constraints, "question_numbers"): lambda q: set()},
+    "no-metadata": {(constraints, "constraints_missing_around"): None},  # replaced below: the sentence without `about`
+    "no-abbreviations": {(constraints, "abbreviated_names"): lambda q, t: set()},
     "no-kind": {(cite, "answers_kind"): lambda a, q: True},
     "no-yes-rule": {(ground, "confirms"): lambda q, t: True},
     "never-no": {(ground, "denies"): lambda q, t: False},
     "any-no": {(ground, "denies"): lambda q, t: True},
     "yes-no-reader": {(ground, "confirms"): lambda q, t: True, (ground, "denies"): lambda q, t: True},
-    "no-headings": {(ground, "heading_text"): lambda s, doc: "", (ground, "lead_sentence"): lambda doc, start: "",
-                    (ground, "section_text"): lambda doc, start: ""},
-    "no-demonyms": {(ground, "demonyms"): lambda place: set()},
+    "no-headings": {(constraints, "heading_text"): lambda s, doc: "", (constraints, "lead_sentence"): lambda s, doc: "",
+                    (constraints, "section_text"): lambda s, doc: ""},
+    "no-demonyms": {(constraints, "demonyms"): lambda place: set()},
     "no-completion": {(ground, "complete_answer"): lambda a, e, q="": a},
     "yes-no-any-terms": {(ground, "YES_NO_TERMS"): 0.0},  # a verdict's sentence need not hold the question's terms
     "no-check": {},  # settings: reader_check off
@@ -56,7 +57,7 @@ VARIANTS = {
 def _without_metadata():
     from dataclasses import replace
 
-    original = ground.constraints_missing_around
+    original = constraints.constraints_missing_around
     return lambda q, s, doc: original(q, replace(s, about=""), doc)
 
 
@@ -64,7 +65,7 @@ def _without_metadata():
 def patched(name: str):
     changes = dict(VARIANTS[name])
     if name == "no-metadata":
-        changes = {(ground, "constraints_missing_around"): _without_metadata()}
+        changes = {(constraints, "constraints_missing_around"): _without_metadata()}
     if name == "checked-no":
         original = ground.needs_check
         changes = {(ground, "needs_check"): lambda q, found: found.answer == "No" or original(q, found)}

@@ -71,7 +71,7 @@ def main() -> None:
                 continue
             gold = {"source": span[0], "start": span[1], "end": span[2]}
 
-            def hit(x) -> bool:
+            def hit(x, gold=gold) -> bool:
                 return any(overlaps({"source": x.source, "start": a, "end": b}, gold)
                            for a, b in ((x.start, x.end), *x.headings))
 

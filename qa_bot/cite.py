@@ -80,7 +80,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))
-    out = []
+    out: list[tuple[int, int]] = []
     for s, e in spans:
         while s < e and text[s].isspace():
             s += 1
@@ -153,6 +153,7 @@ def american(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=1 << 16)  # grounding stems every word of a sentence's section for each shown sentence
 def stem(word: str) -> str:
     w = word.lower().replace("’", "'")
     w = american(re.sub(r"'s?$", "", w))

@@ -15,8 +15,7 @@ from .filters import Filter
 from .index import MemoryIndex
 from .reader import Reader
 from .reader.render import whole_text
-from .retrieve import Sentence
-from .types import Hit
+from .types import Hit, Sentence
 
 # A corpus over this many characters per prompt token of a slot is never read whole, without ranking its sentences
 # to find out (English prose is ~4 characters a token; the exact test is question.estimate_tokens).

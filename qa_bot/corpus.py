@@ -111,7 +111,8 @@ class Corpus:
         s = self.settings
         info = DocumentInfo(lambda src: documents[src].text, lambda src: titles.get(src) or title_from_name(src),
                             lambda src: metadata[src].date if src in metadata else "",
-                            lambda src: metadata[src].names() if src in metadata else "")
+                            lambda src: metadata[src].names() if src in metadata else "",
+                            lambda src: documents[src].structure)
         return Retriever(index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight, keep=s.fusion_keep)
 

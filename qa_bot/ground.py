@@ -4,13 +4,8 @@ sentence it cites. The reader is never trusted:
 1. its output is parsed (JSON from a schema-constrained reply, or plain text from a server without one);
 2. the answer must be copied from a shown sentence (or that sentence with the one before it, for "the
    city" or "it"): all its numbers and names, and most of its words, are there;
-3. the question's own constraints must hold in that evidence: every number it names (a year, a quarter,
-   a version) occurs in the sentence, the one before it, the document's title and section heading (under
-   no heading, near the top: the story's lead sentence) or its metadata (the page's date), and every name it
-   uses anywhere in the sentence's section (a story without headings is one section: "Mr Strachan ... the
-   helicopter") or the document's metadata (its publisher, site, author: a page does not repeat who published
-   it), a place also as its adjective ("Ecuadorian"), a name written out also as its abbreviation ("NBA");
-   "2022" is not "2021", release 5 is not release 4;
+3. the question's own constraints must hold in that evidence (constraints.py: its numbers and names, in the
+   sentence, its section, headings, lead and metadata);
 4. the answer must be of the asked kind (a number for "how many", a time of day for "what time", a date for
    "what date", a name for "who") and add something to the question;
    a sentence with nothing of that kind around it is shown last.
@@ -23,24 +18,25 @@ sentence it cites. The reader is never trusted:
 Every shown sentence that supports the answer is tried, best ranked first. The reader's sentence number is
 at most a hint (small models often name the wrong one), tried first where a server sends it; llama.cpp's
 reply is cut before it (prompts.READER_STOP).
+
+The constraint functions are called through the module (constraints.name(...)), so that replacing one there
+(benchmarks/ablation.py) changes what grounding decides.
 """
 from __future__ import annotations
 
-import bisect
-import functools
 import json
 import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from . import cite
-from .cite import previous_sentence_start, sentence_spans
-from .retrieve import Sentence, headings
+from . import cite, constraints
+from .cite import sentence_spans
+from .structure import SECTION_SPAN
+from .types import Sentence
 
 # Part of what "grounded" means, like the rules below, so constants rather than Settings fields: a deployment
 # must not loosen them; they are fit with the rest of the rules on the eval sets.
 MAX_ANSWER_WORDS = 40  # a longer "answer" is a copied paragraph, not an answer
-SECTION_SPAN = 1500  # characters: a heading this close above its sentence is cited with it as one span
 
 
 @dataclass(frozen=True)
@@ -166,9 +162,9 @@ def _complete_unit(answer: str, evidence: str) -> str:
         # A number with its unit but not its currency sign: "2.7 billion" -> "$2.7 billion".
         m = re.fullmatch(rf"(\d+(?:[.,]\d+)*)\s?({_UNITS})", answer, re.I)
         if m:
-            sign = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(2))}(?!\w)", text, re.I)
-            if sign:
-                return sign.group(1) + answer
+            signed = re.search(rf"(?<![\w.,])([$€£¥]){re.escape(m.group(1))}\s?{re.escape(m.group(2))}(?!\w)", text, re.I)
+            if signed:
+                return signed.group(1) + answer
         return answer
     num = re.escape(answer.lstrip("$€£¥"))
     m = re.search(rf"(?<![\w.,])([$€£¥]?){num}(?![\w.,]\d)(\s?{_UNITS}(?!\w)(?:\s{_UNITS}(?!\w))?)?", text, re.I)
@@ -206,17 +202,6 @@ def _variants(answer: str) -> list[str]:
     return [bare, answer] if bare and bare != answer else [answer]
 
 
-def _word_forms(text: str) -> set[str]:
-    raw = {w.lower().strip("'’-") for w in cite.WORD.findall(cite.normalize(text))}
-    # "Apache-2" also gives "apache", "XDG_DATA_HOME" gives "xdg": the parts a name is read as
-    raw |= {part for w in raw if "-" in w or "_" in w for part in re.split(r"[-_]", w) if part}
-    return raw | {cite.stem(w) for w in raw}
-
-
-def _number_in(x: str, have: set[str]) -> bool:
-    """x occurs among have; a dotted version counts as its prefix ("5.2" is in "5.2.15"; "2" is not in "2.7")."""
-    return x in have or ("." in x and any(h.startswith(x + ".") for h in have))
-
 
 _HYPHENATED = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")
 
@@ -226,14 +211,14 @@ def supports_answer(answer: str, text: str) -> bool:
     quarters of its content words (all of them for short answers)."""
     # A compound is its parts: "a five-year period" supports "five years".
     answer, text = _HYPHENATED.sub(" ", answer), _HYPHENATED.sub(" ", text)
-    nums, names, words = cite.numbers(answer), _names(answer), cite.content_words(answer)
+    nums, names, words = cite.numbers(answer), constraints.plain_names(answer), cite.content_words(answer)
     if not (nums or names or words):  # "%Q", "-z": the token itself must be in the text
         marks = cite.symbols(answer)
         return bool(marks) and all(m in cite.normalize(text).lower() for m in marks)
     have_nums = cite.numbers(text)
-    if not all(_number_in(x, have_nums) for x in nums) or (nums and not cite.numbers_bound(answer, text)):
+    if not all(constraints.number_in(x, have_nums) for x in nums) or (nums and not cite.numbers_bound(answer, text)):
         return False
-    forms = _word_forms(text)
+    forms = constraints.word_forms(text)
     if not all(n in forms or cite.stem(n) in forms for n in names):
         return False
     if words:
@@ -244,151 +229,13 @@ def supports_answer(answer: str, text: str) -> bool:
     return True
 
 
-def _names(text: str) -> set[str]:
-    """Proper names, without tokens that are numbers or codes ("Q1", "5.2"): numbers are checked as
-    numbers, so "Q1" can match "the first quarter"."""
-    return {n for n in cite.proper_names(text) if not any(ch.isdigit() for ch in n)}
-
-
-_ABBREVIATION = re.compile(r"^[A-Z]{2,5}s?$")
-
-
-_NAME_RUN = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of\s+(?:the\s+)?)?[A-Z][\w'’-]*)+")
-
-
-def question_names(question: str) -> set[str]:
-    """Names a question commits to. Its first word is not one (it is capitalised by position), nor a
-    short all-capitals abbreviation ("CEO", "IPO"), which the text usually spells out."""
-    words = question.split()
-    first = words[0].lower().strip("'’\"“”?,") if words else ""
-    abbreviations = {w.lower() for w in re.findall(r"\b[A-Z]{2,5}s?\b", question) if _ABBREVIATION.match(w)}
-    return {n for n in _names(question) if n != first and n not in abbreviations}
-
-
-def demonyms(place: str) -> set[str]:
-    """The regular adjectives of a place name, lower case: "ecuador" -> "ecuadorian", "israel" -> "israeli",
-    "japan" -> "japanese", "korea" -> "korean", "canada" -> "canadian", "italy" -> "italian", "mexico" ->
-    "mexican". Irregular ones ("France"/"French") are not made; names under 4 letters get none."""
-    if len(place) < 4:
-        return set()
-    out = {place + "ian", place + "i", place + "ese"}
-    if place.endswith("a"):
-        out |= {place + "n", place[:-1] + "ian"}
-    elif place.endswith("y"):
-        out.add(place[:-1] + "ian")
-    elif place.endswith("o"):
-        out.add(place[:-1] + "an")
-    return out
-
-
-def name_in(name: str, forms: set[str]) -> bool:
-    """A question's name is in a text's word forms: as written, stemmed, or as the place's adjective either
-    way ("Ecuador's embassy" is "the Ecuadorian embassy"; "Israeli" is said of "Israel")."""
-    return (name in forms or cite.stem(name) in forms or bool(demonyms(name) & forms)
-            # an adjective's place starts with the adjective's first four letters: only those words are tried
-            or any(name in demonyms(w) for w in forms if len(w) >= 4 and name.startswith(w[:4])))
-
-
-# An ordinal is a constraint when it names a period ("the second quarter", "the first half"); elsewhere it
-# is usually an adverb or a paraphrase ("which release first added", "a second listing" for "secondary").
-_PERIODS = frozenset("quarter quarters half halves week weeks month months year years day days edition round phase term".split())
-
-
-def question_numbers(question: str) -> set[str]:
-    """The numbers a question commits to: digits ("2022", "5.2", "Q3") and number words that count a period
-    ("the second quarter", "two weeks"). Other number words are left out: "when two binary files differ"
-    and "a second listing" describe, they do not pin down."""
-    tokens = re.findall(r"[A-Za-z]+|\d+(?:[.,]\d+)*", cite.normalize(question).lower())
-    out = set(cite.numbers(" ".join(t for t in tokens if t[0].isdigit())))
-    for i, t in enumerate(tokens):
-        if t in cite.NUMBER_WORDS and i + 1 < len(tokens) and tokens[i + 1] in _PERIODS:
-            out |= cite.numbers(t)
-    return out
-
-
-def missing_constraints(question: str, context: str, name_context: str | None = None) -> list[str]:
-    """The numbers and names of the question that its evidence context lacks (empty when all hold). Names
-    may be sought in a wider name_context: a text refers back to a name ("it", "the integration"), but
-    not to a year or a version, which a neighbouring sentence may state about something else."""
-    have_nums, forms = cite.numbers(context), _word_forms(name_context or context)
-    missing = [x for x in sorted(question_numbers(question)) if not _number_in(x, have_nums)]
-    abbreviated = abbreviated_names(question, name_context or context)
-    missing += [n for n in sorted(question_names(question)) if not name_in(n, forms) and n not in abbreviated]
-    return missing
-
-
-_MINOR = frozenset("of the and for in on at de".split())  # words an abbreviation leaves out
-
-
-def abbreviated_names(question: str, text: str) -> set[str]:
-    """The names of the question (lower case) that the text writes as an abbreviation of the name they are part
-    of: "National Basketball Association" is "NBA", "Union of European Football Associations" "UEFA"."""
-    have = set(re.findall(r"\b[A-Z][A-Z&]{1,7}s?\b", text))
-    out: set[str] = set()
-    for run in _NAME_RUN.findall(cite.normalize(question)):
-        words = [w.strip("'’") for w in run.split()]
-        major = [w for w in words if w.lower() not in _MINOR]
-        if len(major) >= 2 and "".join(w[0] for w in major).upper() in {h.rstrip("s") for h in have}:
-            out |= {w.lower() for w in major}
-    return out
-
-
-def constraints_missing_around(question: str, s: Sentence, doc: str) -> list[str]:
-    """missing_constraints for a shown sentence: numbers and versions from its title, headings (or, with none,
-    the document's lead sentence), itself and the sentence before; names also from as far as two sentences back
-    and from its whole section (section_text). A sentence this is not empty for can ground no answer, so it is
-    also the test of which sentences are worth the reader's time (pipeline)."""
-    head_text = heading_text(s, doc) or lead_sentence(doc, s.start)
-    before = previous_sentence_start(doc, s.context_start)
-    # The document's metadata (s.about) states what the whole page is about: its publisher, author, site and
-    # date are met there, not repeated in every sentence.
-    return missing_constraints(question, f"{s.label}\n{s.about}\n{head_text}\n{doc[s.context_start:s.end]}",
-                               f"{s.label}\n{s.about}\n{head_text}\n{doc[before:s.end]}\n{section_text(doc, s.start)}")
-
-
-@functools.lru_cache(maxsize=64)  # one scan per document, not one per candidate sentence (~30 a question)
-def _heading_starts(doc: str) -> tuple[int, ...]:
-    return tuple(a for a, _ in headings(doc))
-
-
-def section_text(doc: str, start: int) -> str:
-    """The section of the sentence at `start`: from the heading above it (or the document's start) to the next
-    heading (or the end); a document without headings, a news story, is one section. A story names a person or
-    place in full once and then writes "Mr Strachan", "he", "the city" ("Shirley Strachan's helicopter" is
-    answered by "the helicopter was struck by ... a mountain wave"), so the names a question uses are sought
-    there. Numbers are not: a neighbouring sentence's year or version is often about something else."""
-    starts = _heading_starts(doc)
-    i = bisect.bisect_right(starts, start)
-    return doc[starts[i - 1] if i else 0:starts[i] if i < len(starts) else len(doc)]
-
-
-def heading_text(s: Sentence, doc: str) -> str:
-    """The text of a shown sentence's section headings, one per line."""
-    return "\n".join(doc[a:b] for a, b in s.headings)
-
-
-def lead_sentence(doc: str, start: int) -> str:
-    """A document's first sentence, for a sentence no heading stands above and within SECTION_SPAN of it: in a
-    news story the lead states the event ("An earthquake measuring 4.1 ...", "as many as 35 have been shot")
-    and the sentences below refer back to it, as a section's sentences do to its heading."""
-    if start > SECTION_SPAN:
-        return ""
-    spans = sentence_spans(doc[:SECTION_SPAN])
-    return doc[spans[0][0]:spans[0][1]] if spans and spans[0][1] <= start else ""
-
-
-def holds_kind_around(question: str, s: Sentence, doc: str) -> bool:
-    """The shown sentence, with the sentence before it, its title and headings (the windows an answer is
-    grounded in), holds something of the kind the question asks for (cite.answers_kind): a number for "how
-    many", a time of day for "what time". Without one, no answer the question accepts can be grounded there."""
-    return cite.answers_kind(f"{s.label}\n{heading_text(s, doc)}\n{doc[s.context_start:s.end]}", question)
-
 
 def can_ground(question: str) -> Callable[[Sentence, str], bool]:
     """The retriever's `usable` test for this question: a shown sentence whose context lacks a number,
     version or name the question states (constraints_missing_around), or anything of the asked kind
     (holds_kind_around), can ground no answer."""
-    return lambda s, doc: not constraints_missing_around(question, s, doc) and holds_kind_around(question, s, doc)
+    return lambda s, doc: (not constraints.constraints_missing_around(question, s, doc)
+                           and constraints.holds_kind_around(question, s, doc))
 
 
 def needs_check(question: str, found: Grounded) -> bool:
@@ -496,7 +343,7 @@ def confirms(question: str, text: str) -> bool:
     negates or removes nothing the question does not ("Alibaba did not list in London" never confirms a listing).
     Numbers and names are checked whole by missing_constraints; the reader's check has the last word."""
     terms = cite.key_terms(question)
-    if len(terms & _word_forms(text)) < YES_NO_TERMS * len(terms):
+    if len(terms & constraints.word_forms(text)) < YES_NO_TERMS * len(terms):
         return False
     return len(_NEGATION.findall(text)) <= len(_NEGATION.findall(question))
 
@@ -519,7 +366,7 @@ def denies(question: str, text: str) -> bool:
     its terms ("irrevocable" for "Is the licence revocable?"). Numbers and names are checked whole by
     missing_constraints; the reader's check has the last word."""
     terms = cite.key_terms(question)
-    forms = _word_forms(text)
+    forms = constraints.word_forms(text)
     opposed = _opposed_terms(terms, forms)
     if not terms or len((terms & forms) | opposed) < YES_NO_TERMS * len(terms):
         return False
@@ -532,14 +379,14 @@ def _ground_verdict(question, sentences, order, document, verdict, holds):
     for i in order:
         s = sentences[i]
         doc = document(s.source)
-        heads, section = heading_text(s, doc), section_text(doc, s.start)
+        heads, section = constraints.heading_text(s, doc), constraints.section_text(s, doc)
         # The sentence alone, then with the one before it, as for any answer: "It is ... a lot faster than
         # bzip2" says what "LZMA2" does only with the sentence that names it.
         for start in dict.fromkeys((s.start, s.context_start)):
             text = doc[start:s.end]
             window = f"{s.label}\n{heads}\n{text}"
-            if holds(question, window) and not missing_constraints(question, f"{s.about}\n{window}",
-                                                                   f"{s.about}\n{window}\n{section}"):
+            if holds(question, window) and not constraints.missing_constraints(question, f"{s.about}\n{window}",
+                                                                               f"{s.about}\n{window}\n{section}"):
                 return Grounded(verdict, s.source, start, s.end, text, s.label), ""
     return None, f"no sentence shown {'holds' if verdict == 'Yes' else 'denies'} what the yes/no question asks"
 
@@ -585,7 +432,7 @@ def _ground_one(answer, question, sentences, order, document, why):
             extra = [s.label] if used == "title" else [h for _, _, h in used]
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
-            if used == "title" and cite.numbers(answer) and question_numbers(question):
+            if used == "title" and cite.numbers(answer) and constraints.question_numbers(question):
                 # A number only the title holds dates or numbers the document ("tar NEWS ... 2021-02-13"), not
                 # the release or year the question names ("when did tar 1.33 come out").
                 continue
@@ -593,7 +440,7 @@ def _ground_one(answer, question, sentences, order, document, why):
             used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
             # integration has started, first with a copilot for Dingtalk."
-            missing = constraints_missing_around(question, s, doc)
+            missing = constraints.constraints_missing_around(question, s, doc)
             if missing:
                 why = f"the evidence does not match the question's {', '.join(missing)}"
                 break

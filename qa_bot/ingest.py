@@ -7,6 +7,7 @@ exactly as it is on disk, no newline translation; the readable text of .md/.rst/
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -22,9 +23,12 @@ from .errors import CorpusError
 from .extractor import extract
 from .formats import DOC_SUFFIXES
 from .formats_base import Limits, Metadata, clean_controls, clean_meta, page_at
+from .structure import Structure
 from .types import Chunk
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from .ocr import OcrOptions
 
 log = logging.getLogger("qa_bot")
@@ -39,6 +43,13 @@ class Document:
     sha256: str  # of the file's bytes
     meta: Metadata = Metadata()
     pages: tuple[int, ...] = ()  # PDF: offset in text where each page starts
+    # Its section headings and lead sentence, found once here (in the worker process that read it, when one did:
+    # it is pickled back with the rest), not by every question that reads it. Not an argument: made from text,
+    # also by dataclasses.replace.
+    structure: Structure = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "structure", Structure.of(self.text))
 
     def page(self, offset: int) -> int | None:
         """The 1-based PDF page holding text offset `offset`; None for other formats."""
@@ -266,7 +277,7 @@ class CorpusStream:
             # spawn, not fork: the parent may already run onnxruntime's or torch's threads
             pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            ahead: dict[int, object] = {}
+            ahead: dict[int, Future] = {}
             window = self.WINDOW_PER_WORKER * max(1, self.workers)
             heavy = [i for i, (p, _) in enumerate(self.files) if pool and p.suffix.lower() in _HEAVY]
             queued = 0

@@ -28,9 +28,8 @@ from .ingest import Document, Metadata, title_from_name
 from .llm import Deadline
 from .question import normalise
 from .reader import Reader, make_reader
-from .retrieve import Sentence
 from .settings import Settings
-from .types import Answer, AnswerStream, Citation, Hit, Stage
+from .types import Answer, AnswerStream, Citation, Hit, Sentence, Stage
 from .uploads import SESSION_PREFIX, Uploads, remove, session_names
 
 WHOLE_PRIMER = "What does it say?"  # the question the corpus is first read whole with: only the text before it is kept

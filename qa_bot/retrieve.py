@@ -11,39 +11,23 @@ a handful of sentences, not four 400-character chunks, and each citation is one 
 """
 from __future__ import annotations
 
-import bisect
-import re
 import threading
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import cite
 from .cite import previous_sentence_start, sentence_spans
 from .index import MemoryIndex, VectorIndex, embed_query
-from .types import Chunk, Hit
+from .structure import MARKUP, RELEASE, Structure, release_first
+from .types import Chunk, Hit, Sentence
+
+if TYPE_CHECKING:
+    from .ingest import Document
 
 # Bounds on memory and start-up time, and a textbook constant: not Settings fields, because none changes
 # which passages rank first (the ranking's knobs are Settings.top_k, rerank_candidates, fusion_keep, sentence_lexical_weight).
 SENTENCE_CACHE = 50000  # sentence vectors kept (384 floats each: ~77 MB at most)
 IDF_SAMPLE = 20000  # IDF from at most this many chunks: bounded start-up on a huge archive
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank r counts 1 / (60 + r)
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One sentence of a document, as the reader sees it. text == document[start:end]; context_start is
-    where the sentence before it starts (a reader needs it for "the city", "it"), or start for the first."""
-
-    source: str
-    start: int
-    end: int
-    text: str
-    context_start: int
-    label: str  # document title and section heading, shown to the reader with the sentence
-    score: float  # the ranking score (below)
-    similarity: float  # cosine of question and sentence embeddings
-    headings: tuple[tuple[int, int], ...] = ()  # spans of the section headings in label, citable like the sentence
-    about: str = ""  # what its document's metadata states (formats.Metadata.names): title, author, publisher, date
 
 
 def lexical_terms(text: str) -> list[str]:
@@ -55,133 +39,6 @@ def lexical_terms(text: str) -> list[str]:
             continue
         out.append(cite.stem(low))
     out.extend(sorted(cite.numbers(text)))
-    return out
-
-
-_SECTION = r"(?:(?:Section|SECTION|Article|ARTICLE|§)\s*)?\d+(?:\.\d+)*[.)]?"  # "Section 4.", "8.", "1.2."
-_NUMBERED = re.compile(_SECTION + r"(?:\s+[A-Z][^.\n]{0,70}\.?)?(?=\s|$)")
-_MARKUP = re.compile(r"^[#*=\-\s]+|[#*=\-\s]+$")
-# A release named in running text: a name and a dotted version ("bash-5.2", "release 6.0", "OpenSSL 3.0.7"),
-# not an amount ("rose 2.7 billion", "$2.7", "9.5%").
-_RELEASE = re.compile(r"\b[A-Za-z][\w+]*[- ]v?\d+(?:\.\d+)+\b(?!\s*(?:%|percent|per\b|million|billion|trillion|thousand|bn\b))")
-_LIST_ITEM = re.compile(r"^(?:\(?(?:[a-z]{1,2}|[ivx]{1,4})[.)]|[*+•-])\s")
-_SECTION_NUMBER = re.compile(r"^\s*" + _SECTION + r"(?=\s|$)")
-
-
-# "Changes between OpenSSL 1.1.0i and OpenSSL 1.1.1 [11 Sep 2018]": the section is 1.1.1's, but a small reader
-# takes the first version it meets (news tuning n27 answered "1.1.0i").
-_BETWEEN = re.compile(r"\bbetween\s", re.IGNORECASE)
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
-_DATE_TAIL = re.compile(r"\[[^\[\]]*\]$")
-
-
-def release_first(heading: str) -> str:
-    """A "changes between A and B" heading as the reader is shown it: the release it describes first,
-    "B [date] (changes since A)", when A and B both hold a digit. Other headings unchanged. Done in string
-    steps, not one pattern: nested lazy groups backtracked for minutes on a crafted 1,800-character line."""
-    m = _BETWEEN.search(heading)
-    if not m:
-        return heading
-    what, rest = heading[:m.start()].strip(), heading[m.end():].strip()
-    tail = _DATE_TAIL.search(rest)
-    date = f" {tail.group(0)}" if tail else ""
-    body = rest[:tail.start()] if tail else rest
-    ands = list(_AND.finditer(body))
-    if not ands:
-        return heading
-    old, new = body[:ands[-1].start()].strip(), body[ands[-1].end():].strip()  # A may hold "and"; B is after the last
-    if not (re.search(r"\d", old) and re.search(r"\d", new)):
-        return heading
-    return f"{new}{date} ({f'{what} since'.lstrip()} {old})"
-
-
-# Digits that are part of a name, not a release: "HTTP/1.1", "diff3", "IDNA2008", "UTF-8", "X11", "IPv6".
-# "bash-5.2" and "v2" do name one. Not cite's _CODE: that one takes "v2" as a code and leaves the "1.1" of
-# "HTTP/1.1", as an answer's numbers need.
-_NAME_DIGITS = re.compile(r"\b(?![vV]\d)[A-Za-z]+-?\d+[A-Za-z]*\b(?!\.\d)|\b[A-Za-z]+/\d+(?:\.\d+)*")
-
-
-def names_release(heading: str) -> bool:
-    """Whether a heading names a release, version or date (a number other than its own section number or
-    one inside a name): "Noteworthy changes in release 4.6", "Version 3, 29 June 2007", but not "8.
-    Termination.", "1. New Features in Bash" nor "Support HTTP/1.1"."""
-    return any(ch.isdigit() for ch in _NAME_DIGITS.sub(" ", _SECTION_NUMBER.sub("", heading, count=1)))
-
-
-# How much further than the text below a centred title is set. Eight columns (a tab), not four: four is how far
-# code samples are indented (Markdown, reStructuredText), and two short lines of code are no title.
-CENTRED_INDENT = 8
-
-
-def _centred_lines(lines: list[str]) -> set[int]:
-    """Indices of lines in a centred title block: a paragraph of at most three short lines without closing
-    punctuation, each set at least CENTRED_INDENT columns further than the paragraph below it ("GNU GENERAL PUBLIC LICENSE / Version 3, 29 June
-    2007" over the licence's body; a tab-indented "Major changes between versions 581 and 590")."""
-    paragraphs, run = [], []
-    for i, line in enumerate(lines):
-        if line.strip():
-            run.append(i)
-        elif run:
-            paragraphs.append(run)
-            run = []
-    if run:
-        paragraphs.append(run)
-    def indent(i: int) -> int:
-        return len(lines[i].expandtabs()) - len(lines[i].expandtabs().lstrip())
-
-    out = set()
-    for p, q in zip(paragraphs, paragraphs[1:]):
-        titles = all(lines[i].strip()[-1] not in ".,;:" and len(lines[i].split()) <= cite.TITLE_MAX_WORDS for i in p)
-        if len(p) <= 3 and titles and min(indent(i) for i in p) >= indent(q[0]) + CENTRED_INDENT:
-            out.update(p)
-    return out
-
-
-def headings(text: str) -> list[tuple[int, int]]:
-    """Spans of lines that look like section headings. text[start:end] is the heading, markup removed:
-    - Markdown '#' lines, and org-style '*' lines when short and standing alone (not bullets);
-    - short lines with no closing punctuation, unindented after a blank line and followed by a blank line,
-      an underline or an indented body (not a list item), or in a centred title block;
-    - numbered sections ("8. Termination.", "Section 4.");
-    - the opening line of a document or of a part after a rule line, when it names a release ("This is a
-      terse description of the new features added to bash-5.2 since"): it scopes what follows as a heading."""
-    lines = text.splitlines(keepends=True)
-    centred = _centred_lines(lines)
-    out, pos = [], 0
-    for i, line in enumerate(lines):
-        body = line.strip()
-        nxt = lines[i + 1] if i + 1 < len(lines) else "\n"
-        blank_before = i == 0 or not lines[i - 1].strip()
-        if body:
-            indent = len(line) - len(line.lstrip())
-            short = (len(body) <= cite.TITLE_MAX_CHARS and len(body.split()) <= cite.TITLE_MAX_WORDS
-                     and body[-1] not in ".,;" and re.search(r"[A-Za-z0-9]", body))
-            alone = not nxt.strip() or set(nxt.strip()) <= set("=-~")  # a blank line or an underline below
-            ends = alone or len(nxt) - len(nxt.lstrip()) > indent
-            # "#" lines are headings (not a comment in indented code); "* Noteworthy changes in release 9.1",
-            # "** Bug fixes" or "* Improvements" only when short and standing alone or over nested bullets;
-            # "* Fixed a crash when" over its own continuation line is a bullet
-            over_list = alone or (nxt.strip()[:1] in "*+•-" and len(nxt) - len(nxt.lstrip()) > indent)
-            marked = (body.startswith("#") and indent <= 3) or (body.startswith("*") and short and over_list and indent == 0)
-            numbered = _NUMBERED.match(body) if blank_before and indent <= 4 else None
-            opens_part = i == 0 or (set(lines[i - 1].strip()) <= set("=-~*#_") and len(lines[i - 1].strip()) >= 3)
-            release = (opens_part and indent == 0 and len(body) <= cite.TITLE_MAX_CHARS and body[-1] not in ".!?"
-                       and not re.search(r"[.!?]\s", body) and _RELEASE.search(body))
-            item = _LIST_ITEM.match(body)  # "c. Rewrote the parser ...", "* Fixed ..." with a hanging indent: list items
-            if body.lstrip("#* ") and (marked or (short and (blank_before and indent == 0 and ends
-                                                             and (not item or over_list)
-                                                             or i in centred))
-                                       or release):
-                m = _MARKUP.sub("", body)
-                if m:
-                    start = pos + line.index(m)
-                    out.append((start, start + len(m)))
-            elif numbered:
-                # A numbered section ("  8. Termination.", "2. Grant of Copyright License. Subject to ...",
-                # "Section 4."): its number and title, up to the title's full stop, are the heading.
-                start = pos + line.index(body)
-                out.append((start, start + len(numbered.group(0).rstrip())))
-        pos += len(line)
     return out
 
 
@@ -198,24 +55,17 @@ def date_words(iso: str) -> str:
         return ""
 
 
-def _release_headings(spans: Sequence[tuple[int, int]], j: int, text: str) -> tuple[tuple[int, int], ...]:
-    """spans[j], a heading naming a release, and the release heading right above it when only blank lines part
-    them: together they name one section ("Version 8.1.7" over "Released 2023-08-17" in Pallets' changelogs;
-    the date alone would leave the version out)."""
-    if j > 0:
-        a, b = spans[j - 1]
-        if not text[b:spans[j][0]].strip() and names_release(text[a:b]):
-            return ((a, b), spans[j])
-    return (spans[j],)
-
-
 class DocumentInfo:
-    """Titles and section headings of the corpus's documents, looked up by source and offset."""
+    """Titles, metadata and structure (structure.Structure: section headings) of the corpus's documents, looked
+    up by source. structure_of gives a document's stored structure (ingest.Document.structure); without it, a
+    document's structure is found from its text the first time it is asked for, and kept."""
 
     def __init__(self, text_of: Callable[[str], str], title_of: Callable[[str], str],
-                 date_of: Callable[[str], str] = lambda source: "", about_of: Callable[[str], str] = lambda source: ""):
+                 date_of: Callable[[str], str] = lambda source: "", about_of: Callable[[str], str] = lambda source: "",
+                 structure_of: Callable[[str], Structure] | None = None):
         self._text_of, self._title_of, self._date_of, self._about_of = text_of, title_of, date_of, about_of
-        self._headings: dict[str, list[tuple[int, int]]] = {}
+        self._structure_of = structure_of
+        self._structures: dict[str, Structure] = {}
         self._lock = threading.Lock()
 
     def text(self, source: str) -> str:
@@ -232,32 +82,24 @@ class DocumentInfo:
         """What the document's metadata states (formats.Metadata.names), or ""."""
         return self._about_of(source)
 
-    def heading_spans(self, source: str, offset: int, text: str | None = None) -> tuple[tuple[int, int], ...]:
-        """The headings above offset that name its section: the nearest one and, when it names no release,
-        the nearest one above it that does (the release, version or date: "Noteworthy changes in release 4.6"
-        above "Bug fixes", "bash-5.2" above "1. New Features in Bash"); when it does, the release heading right
-        above it too, if only blank lines part them ("Version 8.1.7" above "Released 2023-08-17"). With `text`
-        (a document added in a chat session) nothing is cached."""
-        if text is None:
-            with self._lock:
-                if source not in self._headings:
-                    self._headings[source] = headings(self._text_of(source))
-                spans = self._headings[source]
-            text = self._text_of(source)
-        else:
-            spans = headings(text)
-        i = bisect.bisect_right(spans, (offset, 1 << 62)) - 1
-        if i < 0:
-            return ()
-        nearest = spans[i]
-        if names_release(text[nearest[0]:nearest[1]]):
-            return _release_headings(spans, i, text)
-        j = next((k for k in range(i - 1, -1, -1) if names_release(text[spans[k][0]:spans[k][1]])), None)
-        return (*_release_headings(spans, j, text), nearest) if j is not None else (nearest,)
+    def structure(self, source: str) -> Structure:
+        if self._structure_of is not None:
+            return self._structure_of(source)
+        with self._lock:
+            if source not in self._structures:
+                self._structures[source] = Structure.of(self._text_of(source))
+            return self._structures[source]
 
-    def label(self, source: str, offset: int, text: str | None = None) -> tuple[str, tuple[tuple[int, int], ...]]:
-        """"title — heading(s)" for a sentence at offset, and the headings' spans."""
-        spans = self.heading_spans(source, offset, text)
+    def heading_spans(self, source: str, offset: int, structure: Structure | None = None) -> tuple[tuple[int, int], ...]:
+        """The headings above offset that name its section (Structure.headings_at). `structure`: that of a
+        document added in a chat session, not the corpus's."""
+        return (structure or self.structure(source)).headings_at(offset)
+
+    def label(self, source: str, offset: int, text: str | None = None,
+              structure: Structure | None = None) -> tuple[str, tuple[tuple[int, int], ...]]:
+        """"title — heading(s)" for a sentence at offset, and the headings' spans. With `text` and its `structure`
+        (a document added in a chat session) the corpus's are not looked up."""
+        spans = self.heading_spans(source, offset, structure if text is not None else None)
         doc = text if text is not None else self._text_of(source) if spans else ""
         title = self.title(source)
         parts = [title] if title else []
@@ -272,9 +114,11 @@ def paginate(ranked: Sequence[Sentence], n: int, max_chars: int | None, pages: i
     """Ranked sentences cut into `pages` successive pages, each of at most n sentences and at most max_chars
     characters (but never fewer than two, when there are two left): a page ends where the next sentence would
     pass either bound, and the next page starts with that sentence."""
-    out, i = [], 0
+    out: list[list[Sentence]] = []
+    i = 0
     for _ in range(pages):
-        page, used = [], 0
+        page: list[Sentence] = []
+        used = 0
         for x in ranked[i:i + n]:
             if max_chars is not None and len(page) >= 2 and used + len(x.text) > max_chars:
                 break
@@ -302,6 +146,13 @@ def fuse(dense: Sequence[Chunk], lexical: Sequence[Chunk], k: int, keep: int = 0
     return [Hit(by_id[cid], fused[cid]) for cid in sorted(chosen, key=lambda cid: -fused[cid])]
 
 
+def _own_structure(texts: dict[str, str], documents: dict[str, Document], source: str) -> Structure:
+    """The structure of a document added in a chat session: its Document's (ingest.Document.structure), or when
+    the session kept only its text (MemoryIndex.without keeps no Documents), found from the text."""
+    doc = documents.get(source)
+    return doc.structure if doc is not None and doc.text == texts[source] else Structure.of(texts[source])
+
+
 class Retriever:
     def __init__(self, index: VectorIndex, embedder, docs: DocumentInfo, *, top_k: int, candidates: int = 30,
                  sentence_lexical_weight: float = 0.3, keep: int = 0):
@@ -314,7 +165,7 @@ class Retriever:
         self.sentence_lexical_weight = sentence_lexical_weight
         self._lock = threading.Lock()
         self._bm25 = None
-        self._idf = None
+        self._idf: tuple[dict[str, float], float] | None = None
         self._sent_cache: dict = {}
         self._last_query: tuple[str, object] | None = None
 
@@ -424,6 +275,8 @@ class Retriever:
         if not hits or n <= 0:
             return [[] for _ in range(pages)]
         own = session.texts if session is not None else {}  # documents added in a chat session
+        own_docs = session.documents if session is not None else {}
+        structures: dict[str, Structure] = {}
         idf, default = self.idf
         cands = self._candidates(hits)
         if not cands:
@@ -431,18 +284,22 @@ class Retriever:
         sims = self._similarities(query, cands)
         scored = []  # (sentence, whether `usable` accepts it)
         for (c, s, e), sim in zip(cands, sims):
-            doc = own[c.source] if c.source in own else self.docs.text(c.source)
+            mine = c.source in own
+            doc = own[c.source] if mine else self.docs.text(c.source)
+            if c.source not in structures:
+                structures[c.source] = _own_structure(own, own_docs, c.source) if mine else self.docs.structure(c.source)
+            structure = structures[c.source]
             ctx = previous_sentence_start(doc, s)
-            label, heads = self.docs.label(c.source, e - 1, doc if c.source in own else None)
+            label, heads = self.docs.label(c.source, e - 1, doc if mine else None, structure)
             if heads and heads[-1][0] >= s:  # a heading line, or a sentence that starts with one: label it from above
                 own_heading = doc[heads[-1][0]:heads[-1][1]]
-                is_heading = _MARKUP.sub("", doc[s:e]) == own_heading
-                if _RELEASE.search(own_heading):
+                is_heading = MARKUP.sub("", doc[s:e]) == own_heading
+                if RELEASE.search(own_heading):
                     # A heading line naming a release ("OpenSSL 3.0.0", not "HTTP 308"): the release headings above
                     # it are earlier sections' ("3.0.1 and 3.0.2"), not its own, and would mislead the reader.
                     label, heads = self.docs.title(c.source), ()
                 else:
-                    label, heads = self.docs.label(c.source, s, doc if c.source in own else None)
+                    label, heads = self.docs.label(c.source, s, doc if mine else None, structure)
             else:
                 is_heading = False
             # A heading line ("version 1.33 - 2021-01-07") can be the answer itself, but scores on its own words
@@ -450,7 +307,8 @@ class Retriever:
             covered = doc[s:e] if is_heading else f"{label}\n{doc[ctx:e]}"
             cov = cite.coverage(query, covered, idf, default)
             x = Sentence(c.source, s, e, doc[s:e], ctx, label, float(sim) + self.sentence_lexical_weight * cov,
-                         float(sim), heads, "" if c.source in own else self.docs.about(c.source))
+                         float(sim), heads, "" if mine else self.docs.about(c.source), structure.section(s),
+                         structure.lead or (0, 0))
             scored.append((x, usable is None or usable(x, doc)))
         return paginate([x for x, _ in sorted(scored, key=lambda p: (not p[1], -p[0].score))], n, max_chars, pages)
 

@@ -21,6 +21,27 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """One sentence of a document, as the reader sees it. text == document[start:end]; context_start is
+    where the sentence before it starts (a reader needs it for "the city", "it"), or start for the first."""
+
+    source: str
+    start: int
+    end: int
+    text: str
+    context_start: int
+    label: str  # document title and section heading, shown to the reader with the sentence
+    score: float  # the ranking score (retrieve.Retriever.sentence_pages)
+    similarity: float  # cosine of question and sentence embeddings
+    headings: tuple[tuple[int, int], ...] = ()  # spans of the section headings in label, citable like the sentence
+    about: str = ""  # what its document's metadata states (formats.Metadata.names): title, author, publisher, date
+    # From its document's structure (structure.Structure): the span of its section (from the heading above it to
+    # the next; the whole document when it has none) and of the document's lead sentence ((0, 0): none).
+    section: tuple[int, int] = (0, 0)
+    lead: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
 class Hit:
     """A retrieved chunk with its cosine similarity to the question."""
 
@@ -56,7 +77,7 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     standalone_question: str | None = None  # the rewritten follow-up, when one was rewritten
     draft: str = ""  # what the reader wrote before verification: for eval reports and debugging, never shown
-    evidence: tuple[Any, ...] = ()  # the sentences the reader was shown (retrieve.Sentence)
+    evidence: tuple[Any, ...] = ()  # the sentences the reader was shown (Sentence)
     reason: str = ""  # why the answer was refused, when it was
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from qa_bot.formats import DOC_SUFFIXES, extract
 from qa_bot.formats_office import MAX_MEMBERS, MAX_UNZIPPED_BYTES
 from qa_bot.ingest import chunk_text, document_from_bytes, load_corpus
 from qa_bot.ocr import OcrOptions
-from qa_bot.retrieve import headings
+from qa_bot.structure import headings
 from qa_bot.settings import Settings
 
 needs_tesseract = pytest.mark.skipif(not ocr.tesseract_version(), reason="tesseract is not installed "

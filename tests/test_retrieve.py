@@ -1,7 +1,8 @@
 """Hybrid retrieval and sentence selection, with the hashing embedder: fast, no model."""
 from pathlib import Path
 
-from qa_bot.retrieve import DocumentInfo, fuse, headings, lexical_terms
+from qa_bot.retrieve import DocumentInfo, fuse, lexical_terms
+from qa_bot.structure import headings
 from qa_bot.types import Chunk
 from qa_bot.testing import mock_bot
 
@@ -149,7 +150,7 @@ def test_code_indented_four_columns_is_no_centred_title_nor_a_hash_heading():
 
 
 def test_release_names_are_told_from_section_numbers_and_amounts():
-    from qa_bot.retrieve import names_release
+    from qa_bot.structure import names_release
     assert names_release("Noteworthy changes in release 4.6") and names_release("Version 3, 29 June 2007")
     assert not names_release("8. Termination.") and not names_release("1.2. Definitions")
     # digits inside a name are no release: the release above such a heading labels its section
@@ -202,13 +203,13 @@ def test_sentences_a_rule_rejects_come_after_the_ones_it_accepts(tmp_path):
 
 
 def test_the_reader_sees_first_the_sentences_under_the_release_the_question_names(tmp_path):
-    from qa_bot import ground
+    from qa_bot import constraints
 
     bot = _sed_bot(tmp_path, reader_sentences=2, reader_whole=False, reader_tokens=0)
     q = "Which sed 4.5 option handles the input sed script?"  # ranked alone, 4.6's --debug sentence comes first
     hits = bot.retrieve(q, k=4)
     doc = bot.document_text("sed_NEWS.txt")
-    fits = {s.text: not ground.constraints_missing_around(q, s, doc) for s in bot.retriever.sentences(q, hits, 20)}
+    fits = {s.text: not constraints.constraints_missing_around(q, s, doc) for s in bot.retriever.sentences(q, hits, 20)}
     assert fits["New option, --posix: disable GNU extensions."] and not any(v for k, v in fits.items() if "--debug" in k or "--sandbox" in k)
     bot.ask(q)
     shown = bot.llm.prompts[-1][-1]
@@ -249,7 +250,7 @@ def test_a_heading_line_naming_a_release_is_not_labelled_with_the_release_above_
 
 
 def test_a_changes_between_heading_names_the_release_it_describes_first():
-    from qa_bot.retrieve import release_first
+    from qa_bot.structure import release_first
 
     assert release_first("Major changes between OpenSSL 1.1.0i and OpenSSL 1.1.1 [11 Sep 2018]") == \
         "OpenSSL 1.1.1 [11 Sep 2018] (Major changes since OpenSSL 1.1.0i)"
@@ -261,7 +262,7 @@ def test_a_changes_between_heading_names_the_release_it_describes_first():
     import sys
 
     crafted = "Changes between 1 " + "and 1 " * 300 + "["
-    code = "import sys; from qa_bot.retrieve import release_first; print(release_first(sys.argv[1]))"
+    code = "import sys; from qa_bot.structure import release_first; print(release_first(sys.argv[1]))"
     out = subprocess.run([sys.executable, "-c", code, crafted], capture_output=True, text=True, timeout=30, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.rstrip("\n") == "1 [ (Changes since 1" + " and 1" * 299 + ")"

@@ -1,6 +1,5 @@
 """Overview requests ("Summarize the article"): told apart from questions, answered with cited sentences."""
 import json
-from pathlib import Path
 
 import pytest
 

@@ -185,7 +185,7 @@ def test_stages_that_did_not_run_show_no_timing():
 
 
 def test_refusal_lists_only_passages_near_the_question():
-    from qa_bot.retrieve import Sentence
+    from qa_bot.types import Sentence
 
     far = Chunk("c1", "a.txt", 0, 10, "0123456789")
     near = Chunk("c2", "a.txt", 10, 20, "abcdefghij")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import ground, prompts
-from ..retrieve import Sentence
+from ..types import Sentence
 
 
 def labelled(sentences: Sequence[Sentence], several_documents: bool) -> bool:
