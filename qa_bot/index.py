@@ -86,7 +86,8 @@ class MemoryIndex:
         """This index less the document `source` (unchanged when it holds no such document)."""
         keep = [i for i, c in enumerate(self.chunks) if c.source != source]
         return MemoryIndex(tuple(self.chunks[i] for i in keep), self.vectors[keep] if keep else None,
-                           {k: v for k, v in self.texts.items() if k != source})
+                           {k: v for k, v in self.texts.items() if k != source},
+                           {k: v for k, v in self.documents.items() if k != source})
 
     def with_document(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> "MemoryIndex":
         # Re-adding a document of the same name replaces it.

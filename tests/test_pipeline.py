@@ -199,6 +199,7 @@ def test_an_added_document_can_be_removed(make):
     a = bot.ask("When does the ferry timetable change?", session=s3)
     assert all(h.chunk.source != "session/ferries.txt" for h in a.retrieved)
     assert bot.document_text("session/trams.md", s3).startswith("Trams")
+    assert list(s3.documents) == ["session/trams.md"]  # the other uploads keep their documents (metadata, pages)
     with pytest.raises(CorpusError, match="not among"):
         bot.remove_document(s3, "ferries.txt")
     assert bot.remove_document(s3, "trams.md") is None
