@@ -46,7 +46,7 @@ READER_SCHEMA = {
     "additionalProperties": False,
 }
 # Where the reader's reply is cut: just after the answer's closing quote. The sentence number after it costs ~6
-# written tokens (~0.2 s on 2 cores) and was worth nothing to grounding (eval/README.md, eighteenth round); the
+# written tokens and was worth nothing to grounding (eval/journal/, "The reader's reply cut after its answer"); the
 # answer comes first, so cutting the reply there cannot change it. An unescaped quote, comma and quote cannot
 # occur inside a JSON string (nor a raw line break), so these only match at the answer's end, however the reply
 # is spaced (llama.cpp's reader writes it compact or one key per line). Sent only with JSON-schema output.

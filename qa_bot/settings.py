@@ -102,25 +102,25 @@ class Settings:
     # Each ranking's best fusion_keep chunks are kept whatever their fused rank: a chunk only one side finds (BM25
     # on "strace 6.0", a heading's version) never outranks chunks both sides find middling. 3 put the evidence
     # before the reader for 2 more tuning-half questions and 2 more test-half ones, and took it from none
-    # (eval/README.md, tenth round).
+    # (eval/journal/, "Chunks only one ranking finds").
     fusion_keep: int = 3
     # What the reader sees: the best sentences, at most reader_sentences of them and at most reader_chars
-    # characters in all (but never fewer than two): prompt reading is ~10 ms a token for the 1.5B model.
-    # 2 instead of 3 cuts warm p50 from 3.5 s to 2.7 s (benchmarks/latency.py, 2026-11-27, load 0.9-1.7) and
-    # changed no right answer on the tuning halves and dev, but lost 3 answers on the news test half whose
-    # evidence was the third sentence (eval/README.md, sixth round): 3 stays.
+    # characters in all (but never fewer than two): every sentence shown is prompt the reader reads before it
+    # writes, so fewer is faster. 3, not 2: 2 changed no right answer on the tuning halves and dev, but on a test
+    # half of news questions it lost the answers whose evidence was the third sentence (the figures:
+    # docs/performance.md, "Figures behind the code's choices").
     reader_sentences: int = 3
     reader_chars: int = 700
     # How many pages of sentences the reader may read: with 2, a question the first page gives no verified answer
     # for is read again on the next reader_sentences (opt-in: one more reading, ~2 s, on every refusal). It gained
     # 2 right answers and lost nothing on the tuning halves, but on the test halves it gained 3 right answers and
-    # answered 4 unanswerable questions with near misses the check passed (eval/README.md, nineteenth round): 1.
+    # answered 4 unanswerable questions with near misses the check passed (eval/journal/, "A second look"): 1.
     reader_looks: int = 1
     # A corpus whose every sentence fits one reader prompt (one article) is read whole, in document order: the
     # same text before every question, so llama.cpp reads it once (cached, and saved with the fixed prompts) and a
     # question reads only itself; grounding still tries the sentences best first. Larger corpora get the best
     # sentences as above (and reader_looks: a corpus read whole leaves nothing further to read). Measured in
-    # eval/README.md (twenty-fourth round).
+    # eval/journal/, "One article read whole".
     reader_whole: bool = True
     # A larger corpus: the reader is shown the best document whole when its text is at most reader_tokens tokens
     # (question.estimate_tokens, ~1.3x the reader's own count), else the best retrieved passages (whole chunks)
@@ -139,7 +139,8 @@ class Settings:
     reader: str = "qwen2.5-coder-1.5b"  # or "smollm2-135m" (fast, weak); see weights.READERS
     reader_check: bool = True  # a second yes/no reading that rejects near misses (costs ~0.5-1 s)
     # The check passes only when its "yes" is at least this likely against "no" (ground.check_passes). Fit on the
-    # tuning halves (eval/README.md, eighth round): right answers scored 0.61-0.97, near misses up to 0.54.
+    # tuning halves (eval/journal/, "The check's confidence"): right answers scored 0.61-0.97, near misses up to
+    # 0.54.
     check_min_yes: float = 0.575
     gguf_path: str = ""  # any GGUF file; overrides `reader`
     llm_base_url: str = ""

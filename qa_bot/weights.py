@@ -30,8 +30,8 @@ class PackagedModel:
     size: int
     pip_spec: str  # what to install, for the error message
     about: str
-    # Whether it reads a whole article well (settings.reader_whole): SmolLM2-135M does not (dev set 0.19 -> 0.05
-    # right, paraphrase test half 0.13 -> 0.07 when read whole; eval/README.md, twenty-fourth round).
+    # Whether it reads a whole article well (settings.reader_whole): SmolLM2-135M does not, it answered fewer
+    # questions right read whole than given the best sentences (eval/journal/, "One article read whole").
     reads_whole: bool = True
 
     def parts(self) -> list[Path]:
