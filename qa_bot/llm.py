@@ -54,8 +54,8 @@ class LocalLlamaServer:
         p.cpuparams.n_threads = threads
         p.cpuparams_batch.n_threads = threads
         p.verbosity = -1
-        # llama.cpp's default "fit" first sizes the context and layers to the free device memory in a dry run:
-        # ~0.6 s of every start here (2.1 s -> 1.5 s, 2026-11-27), with nothing to fit on a CPU and n_ctx set above.
+        # llama.cpp's default "fit" first sizes the context and layers to the free device memory in a dry run: time
+        # on every start (docs/performance.md), with nothing to fit on a CPU and n_ctx set above.
         p.fit_params = False
         if state_dir is not None:
             p.slot_save_path = str(state_dir) + os.sep  # llama.cpp prepends it to the file name as is

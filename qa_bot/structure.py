@@ -27,7 +27,7 @@ _SECTION_NUMBER = re.compile(r"^\s*" + _SECTION + r"(?=\s|$)")
 
 
 # "Changes between OpenSSL 1.1.0i and OpenSSL 1.1.1 [11 Sep 2018]": the section is 1.1.1's, but a small reader
-# takes the first version it meets (news tuning n27 answered "1.1.0i").
+# takes the first version it meets (it answered "1.1.0i").
 _BETWEEN = re.compile(r"\bbetween\s", re.IGNORECASE)
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 _DATE_TAIL = re.compile(r"\[[^\[\]]*\]$")

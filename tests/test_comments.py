@@ -29,15 +29,6 @@ RULES = {
 # A double-quoted or backticked example, blanked out (newlines kept) so that line numbers stay right.
 QUOTED = re.compile(r'"[^"\n]*"|`[^`\n]*`')
 
-# Findings left in modules that were being refactored while this test was written, file -> count. The lead empties
-# it after merging; a file's count may only fall, and the test says so when it does.
-# The figures of the llm.py and pipeline.py ones are already in docs/performance.md ("Figures behind the code's
-# choices"): only the comments are left to rewrite.
-ALLOWED: dict[str, int] = {
-    "qa_bot/llm.py": 1,  # fit_params: "(2.1 s -> 1.5 s, 2026-11-27)"
-    "qa_bot/pipeline.py": 2,  # _prime: "measured 2026-11-26"; _prime_whole: "2026-11-29"
-    "qa_bot/retrieve.py": 1,  # _BETWEEN: "news tuning n27"
-}
 
 
 def texts(source: str) -> list[tuple[int, str]]:
@@ -90,8 +81,5 @@ def f():
 
 def test_no_comment_or_docstring_in_the_library_is_dated():
     found = library_findings()
-    over = {f: hits for f, hits in found.items() if len(hits) > ALLOWED.get(f, 0)}
-    assert not over, "dated comments (say why instead; figures go to eval/journal/ or docs/performance.md):\n" + \
-        "\n".join(f"{f}:{line}: {rule}: {text}" for f, hits in over.items() for line, rule, text in hits)
-    stale = {f: (n, len(found.get(f, []))) for f, n in ALLOWED.items() if len(found.get(f, [])) < n}
-    assert not stale, f"fewer findings than ALLOWED says, lower it (file: (allowed, found)): {stale}"
+    assert not found, "dated comments (say why instead; figures go to eval/journal/ or docs/performance.md):\n" + \
+        "\n".join(f"{f}:{line}: {rule}: {text}" for f, hits in found.items() for line, rule, text in hits)
