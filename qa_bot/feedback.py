@@ -38,7 +38,7 @@ class FeedbackError(QABotError):
 
 @dataclass(frozen=True)
 class Feedback:
-    vote: int  # +1 helpful, -1 not
+    vote: int | str  # +1 helpful, -1 not, or any form parse_vote reads ("up", "down", ...); add() parses it
     question: str
     answer: str
     citations: tuple[dict[str, Any], ...] = ()
