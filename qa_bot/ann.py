@@ -55,17 +55,21 @@ def build_index(vectors: np.ndarray, *, threshold: int = FLAT_MAX):
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = x.shape
+    index: faiss.Index
     if n < max(threshold, TRAIN_PER_LIST):
         index = faiss.IndexFlatIP(d)
     else:
         nlist = _nlist(n)
         # The factory owns the coarse quantizer (no Python-side lifetime issue), and the result round-trips
         # through faiss.write_index/read_index.
-        index = faiss.index_factory(d, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.index_factory(d, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+        # The factory returns the concrete class (here IndexIVFScalarQuantizer); faiss's stub says only Index.
+        assert isinstance(ivf, faiss.IndexIVF)
         # k-means on an evenly spaced sample: training on all 1M points would take minutes for no recall gain.
         step = max(1, n // (TRAIN_PER_LIST * nlist))
-        index.train(x[::step])
-        index.nprobe = _nprobe(nlist)  # persisted by write_index; search() also sets it explicitly
+        ivf.train(x[::step])
+        ivf.nprobe = _nprobe(nlist)  # persisted by write_index; search() also sets it explicitly
+        index = ivf
     if n:
         index.add(x)
     return index
@@ -76,7 +80,8 @@ def _search_params(index):
     import faiss
 
     if isinstance(index, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(nprobe=_nprobe(index.nlist))
+        # faiss's stub lists no arguments, but its wrapper sets any keyword given as an attribute
+        return faiss.SearchParametersIVF(nprobe=_nprobe(index.nlist))  # type: ignore[call-arg]
     return None  # flat: exact, nothing to tune
 
 

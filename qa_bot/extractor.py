@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from .errors import CorpusError
 from .formats import extract_here
@@ -46,19 +46,23 @@ MEMORY_PER_CHAR = 48
 class _Child:
     """One child process and the pipes to it; replaced whenever one fails or overruns."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         env = dict(os.environ)
         here = str(Path(__file__).resolve().parent.parent)  # the child runs this very qa_bot, wherever it lives
         env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
         self.proc = subprocess.Popen([sys.executable, "-m", "qa_bot.extractor"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
+        # Popen sets both when asked for pipes; typed here once rather than checked at every use
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
         self.fresh = True
 
     def ask(self, request: bytes, until: float) -> bytes | None:
         """The reply to one request, or None when the child died or `until` (time.monotonic()) passed."""
         try:
-            self.proc.stdin.write(_HEADER.pack(len(request)) + request)
-            self.proc.stdin.flush()
+            self.stdin.write(_HEADER.pack(len(request)) + request)
+            self.stdin.flush()
         except OSError:  # BrokenPipeError: it died
             return None
         header = self._read(_HEADER.size, until)
@@ -67,7 +71,8 @@ class _Child:
         return self._read(_HEADER.unpack(header)[0], until)
 
     def _read(self, n: int, until: float) -> bytes | None:
-        fd, parts, got = self.proc.stdout.fileno(), [], 0
+        fd, got = self.stdout.fileno(), 0
+        parts: list[bytes] = []
         while got < n:
             left = until - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
@@ -85,7 +90,7 @@ class _Child:
         except OSError:
             pass
         self.proc.wait()
-        for f in (self.proc.stdin, self.proc.stdout):
+        for f in (self.stdin, self.stdout):
             try:
                 f.close()
             except OSError:
@@ -95,7 +100,7 @@ class _Child:
 class Extractor:
     """Documents read one at a time by a child process that is kept between documents (thread-safe)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._child: _Child | None = None
         self._lock = threading.Lock()
 
@@ -148,7 +153,7 @@ class WarningCollector(logging.Handler):
     """Keeps the warnings logged while it is attached, for a process whose log the user does not see to hand
     them to the one that logs them."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
 
@@ -182,6 +187,7 @@ def _serve() -> None:
         source, data, limits, ocr = pickle.loads(inp.read(_HEADER.unpack(header)[0]))
         _limit_memory(limits)
         collect.messages = []
+        reply: tuple[str, Extracted | str, list[str]]  # ("ok", the document's text, ...) or ("error", why, ...)
         try:
             reply = ("ok", extract_here(source, data, limits, ocr), collect.messages)
         except CorpusError as exc:

@@ -38,7 +38,7 @@ class FeedbackError(QABotError):
 
 @dataclass(frozen=True)
 class Feedback:
-    vote: int  # +1 helpful, -1 not
+    vote: int | str  # +1 helpful, -1 not, or any form parse_vote reads ("up", "down", ...); add() parses it
     question: str
     answer: str
     citations: tuple[dict[str, Any], ...] = ()
@@ -90,7 +90,8 @@ class FeedbackStore:
             with con:  # commits on success, rolls back on any error
                 cur = con.execute("INSERT INTO feedback (created_at, vote, question, answer, citations, comment, model)"
                                   " VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # None only before any INSERT on this cursor
+            return cur.lastrowid
         except sqlite3.Error as exc:
             raise FeedbackError(f"Cannot save feedback to {self.path}: {_why(exc)}.") from None
         finally:

@@ -278,7 +278,7 @@ def standalone(question: str, history: Sequence[tuple[str, str]], *, call: Calla
     if kind is None:
         return None
     turns = trim_history(history, budget, question) if call is not None else []
-    if turns:
+    if turns and call is not None:  # turns is empty when call is None; the second test narrows call for mypy
         raw = call(prompts.REWRITE_SYSTEM, rewrite_prompt(question, turns), prompts.REWRITE_SCHEMA)
         text = check_rewrite(raw, question, turns, max_chars, kind)
         if text is not None and not _same(text, question):

@@ -172,7 +172,7 @@ def html_blocks(markup: bytes) -> list[str]:
             current.clear()
 
     # Iterative walk: a deeply nested chapter cannot exhaust the stack.
-    stack: list[tuple[object, bool]] = [(root, False)]
+    stack: list[tuple[etree._Element, bool]] = [(root, False)]
     while stack:
         el, closing = stack.pop()
         tag = _tag(el)

@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO_ROOT / "docs_corpus"
@@ -251,7 +252,7 @@ class Settings:
         return self.llm_ctx // LLM_SLOTS - self.llm_max_tokens
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
         """Defaults, then QA_BOT_* variables, then keyword overrides (None values are ignored)."""
         env = os.environ if env is None else env
         values = {}

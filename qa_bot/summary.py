@@ -102,7 +102,7 @@ def overview(documents: Sequence[tuple[str, str, str]]) -> list[Excerpt]:
     """The excerpts that summarise `documents` ((source, title, text) in the order to show): one document's
     summary, or the lead sentence of each of the first SUMMARY_DOCUMENTS."""
     k = SUMMARY_SENTENCES if len(documents) == 1 else 1
-    out = []
+    out: list[Excerpt] = []
     for source, title, text in documents[:SUMMARY_DOCUMENTS]:
         out.extend(Excerpt(source, s, e, text[s:e]) for s, e in summarize(text, title, k))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def _replay_llm_class():
         such a prompt raises UnrecordedPrompt."""
 
         path: str
-        model: object = None
+        model: Any = None  # a LangChain chat model; Any, so that pydantic takes it as given
         replies: dict = {}
         sent: int = 0  # prompts answered, recorded or not
 

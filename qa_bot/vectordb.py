@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from .index_build import Progress, build_vectors, load_model
 from .index_store import expected_manifest, load_or_build
 from .ingest import CorpusStream, Document, chunk_documents
 from .types import Chunk, Hit
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 log = logging.getLogger("qa_bot")
 
@@ -47,8 +50,11 @@ class DenseIndex(Protocol):
     """What the retriever needs from an index: its chunks (row i is chunks[i], for BM25) and a dense search
     restricted, when sources is given, to chunks of those documents."""
 
-    chunks: Sequence[Chunk]
     info: dict
+
+    @property  # read-only: then an index may hold them in a list, a tuple or any sequence (a plain member would
+    # have to be declared Sequence exactly, in every index class)
+    def chunks(self) -> Sequence[Chunk]: ...
 
     def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]: ...
 
@@ -80,7 +86,7 @@ def collection_name(manifest: dict) -> str:
 
 @dataclass
 class MilvusIndex:
-    client: object
+    client: MilvusClient
     collection: str
     chunks: list[Chunk]
     info: dict = field(default_factory=dict)

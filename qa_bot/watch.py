@@ -22,10 +22,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 from .errors import CorpusError, QABotError
 from .ingest import Document, Skipped, document_from_bytes, load_corpus, read_sidecar
+
+if TYPE_CHECKING:
+    from .ocr import OcrOptions
+    from .settings import Settings
+    from .vectordb import DenseIndex
 
 log = logging.getLogger("qa_bot")
 
@@ -62,6 +67,20 @@ class _Seen:
     error: CorpusError | None = None
 
 
+class Reloadable(Protocol):
+    """What the watcher uses of the bot it keeps up to date (a QABot): read-only members may be plain attributes."""
+
+    skipped: list[Skipped]  # files that cannot be used, set when only they changed
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def documents(self) -> Mapping[str, Document]: ...
+    @property
+    def ocr(self) -> OcrOptions | None: ...
+    def reload(self, documents: Sequence[Document], skipped: Sequence[Skipped] = ...) -> DenseIndex: ...
+
+
 @dataclass
 class CorpusWatcher:
     """Follows bot.settings.corpus_dir and reloads `bot` (a QABot) when documents are added, changed or removed.
@@ -70,7 +89,7 @@ class CorpusWatcher:
     watcher.sync()                         # or look at the folder once, now
     """
 
-    bot: object
+    bot: Reloadable
     on_reload: Callable[[Reindexed], None] | None = None
     last_changed: float = 0.0  # time.time() of the corpus's last change: its newest file at start, then each swap
     version: int = 0  # swaps done
