@@ -451,9 +451,14 @@ KILLER = textwrap.dedent("""
 """)
 
 
-# Each point starts a process; the fast suite kills one mid-write and one after the swap, CI all five.
-@pytest.mark.parametrize("point", ["chunks", *(pytest.param(p, marks=pytest.mark.slow) for p in ("vectors", "current", "swap")),
-                                   "after"])
+# Each point starts a process: the fast suite kills one mid-write and one after the swap, CI all five.
+@pytest.mark.parametrize("point", [
+    "chunks",
+    pytest.param("vectors", marks=pytest.mark.slow),
+    pytest.param("current", marks=pytest.mark.slow),
+    pytest.param("swap", marks=pytest.mark.slow),
+    "after",
+])
 def test_process_killed_while_writing_index_leaves_previous_index_usable(corpus, tmp_path, point):
     cache = tmp_path / "cache"
     old = mock_bot(corpus, cache)
