@@ -232,6 +232,7 @@ def test_html_is_extracted_in_worker_processes_with_the_same_result(html_corpus,
     assert "Home | News" not in docs[0].text and "report number 3" in docs[0].text
 
 
+@pytest.mark.slow  # three builds of the folder, each read by spawned worker processes; the test above spawns them fast
 def test_streamed_build_equals_the_build_from_a_list_and_stays_incremental(html_corpus, tmp_path):
     """The forced build reads documents while it embeds (CorpusStream): the same chunks and vectors as a build from
     the finished list, and after one document changes, only that document's changed chunks are embedded."""

@@ -323,6 +323,7 @@ def test_b6_backend_ignoring_max_tokens_is_cut_off(corpus, tmp_path, fake_server
 B6_TIMEOUT, B6_SLACK = 3.0, 2.5  # one attempt takes under T + slack; the old retries took 3T or more
 
 
+@pytest.mark.slow  # waits out a real deadline of B6_TIMEOUT; test_reliability's backend faults wait out a shorter one fast
 def test_b6_llm_timeout_bounds_the_whole_question_including_retries(corpus, tmp_path, fake_server):
     # A deadline long beside the question's own work, so a busy machine's slower retrieval cannot blur one
     # attempt (T plus a back-off) with three (3T plus back-offs, as before).
@@ -335,6 +336,7 @@ def test_b6_llm_timeout_bounds_the_whole_question_including_retries(corpus, tmp_
     assert elapsed < B6_TIMEOUT + B6_SLACK, elapsed
 
 
+@pytest.mark.slow  # waits out a real deadline of B6_TIMEOUT, as the test above
 def test_b6_the_check_shares_the_readers_deadline(corpus, tmp_path, fake_server):
     """The check gets what is left of llm_timeout after the reader, not a timeout (and retries) of its own."""
     bot = openai_bot(corpus, tmp_path / "c", fake_server.base_url, llm_timeout=B6_TIMEOUT, llm_max_retries=1)

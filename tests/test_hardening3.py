@@ -63,6 +63,7 @@ def test_w1_g16_markup_runs_take_linear_time(name):
         assert took < 1.0, f"{parse.__name__} took {took:.2f} s on {len(text):,} characters of {name}"
 
 
+@pytest.mark.slow  # a megabyte parsed twice; the attacks above check linear time fast
 def test_w1_a_megabyte_of_mixed_markup_finishes_quickly():  # a guard beside the attacks above
     rng = random.Random(45)
     pieces = list("*_[]()!<>`~a b:|#-=.\\") + ["http:", "** ", "__", " *", "`_", ":r:", "  ", "\n"]

@@ -169,6 +169,7 @@ def test_cli_rejects_bad_questions_in_process(monkeypatch, capsys):
         assert "Traceback" not in err
 
 
+@pytest.mark.slow  # four processes; test_cli_rejects_bad_questions_in_process checks the same messages fast
 def test_cli_subprocess_bad_argv_never_tracebacks(tmp_path):
     """Through a real process: empty, 100,000 characters, emoji, and argv bytes that are not UTF-8."""
     env = {**os.environ, "QA_BOT_CACHE_DIR": str(tmp_path), "PYTHONIOENCODING": "utf-8"}
@@ -250,6 +251,7 @@ def raw_call(url: str, api: str, body: bytes) -> str:
     return httpx.get(f"{url}/gradio_api/call/{api}/{r.json()['event_id']}", timeout=30).text
 
 
+@pytest.mark.slow  # every case twice through the served app; the same cases run fast through the library and CLI
 def test_gradio_rejects_bad_questions_with_messages(app):
     from gradio_client.exceptions import AppError
 
@@ -449,7 +451,14 @@ KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("point", ["chunks", "vectors", "current", "swap", "after"])
+# Each point starts a process: the fast suite kills one mid-write and one after the swap, CI all five.
+@pytest.mark.parametrize("point", [
+    "chunks",
+    pytest.param("vectors", marks=pytest.mark.slow),
+    pytest.param("current", marks=pytest.mark.slow),
+    pytest.param("swap", marks=pytest.mark.slow),
+    "after",
+])
 def test_process_killed_while_writing_index_leaves_previous_index_usable(corpus, tmp_path, point):
     cache = tmp_path / "cache"
     old = mock_bot(corpus, cache)
@@ -533,14 +542,23 @@ BACKEND_FAULTS = {  # mode: (message, max requests for llm_max_retries=1)
 }
 
 
-@pytest.fixture
-def backend(corpus, tmp_path, fake_llm_server):
-    fake_llm_server.mode = "ok"
-    bot = openai_bot(corpus, tmp_path / "cache", fake_llm_server.base_url)
+@pytest.fixture(scope="module")
+def backend_bot(tmp_path_factory, fake_llm_server):
+    """One warm bot for every fault case: each case first asks it a healthy question, so a fault that an earlier
+    case left behind in it would fail there."""
+    d = tmp_path_factory.mktemp("bcorpus")
+    shutil.copy(ARTICLE, d / ARTICLE.name)
+    bot = openai_bot(d, tmp_path_factory.mktemp("bcache"), fake_llm_server.base_url)
     bot.warm_up()
-    yield bot, fake_llm_server
-    fake_llm_server.mode = "ok"
+    yield bot
     bot.close()
+
+
+@pytest.fixture
+def backend(backend_bot, fake_llm_server):
+    fake_llm_server.mode = "ok"
+    yield backend_bot, fake_llm_server
+    fake_llm_server.mode = "ok"
 
 
 @pytest.mark.parametrize("mode", list(BACKEND_FAULTS))
@@ -595,7 +613,8 @@ def test_backend_refusing_connections(corpus, tmp_path):
     assert refused.abstained and refused.reason and refused.retrieved == ()
 
 
-@pytest.mark.parametrize("retries", [0, 3])
+# retries=3 waits out the client's real back-off between four attempts
+@pytest.mark.parametrize("retries", [0, pytest.param(3, marks=pytest.mark.slow)])
 def test_retries_are_bounded_by_settings(corpus, tmp_path, fake_llm_server, retries):
     # A server that fails at once (a hanging one uses up llm_timeout, which bounds the retries too:
     # tests/test_hardening.py::test_b6_llm_timeout_bounds_the_whole_question_including_retries).
@@ -610,6 +629,7 @@ def test_retries_are_bounded_by_settings(corpus, tmp_path, fake_llm_server, retr
         fake_llm_server.mode = "ok"
 
 
+@pytest.mark.slow  # waits out the real deadline four times; test_backend_fault_* check it fast on the library
 def test_gradio_app_reports_backend_failure_and_keeps_serving(app):
     from gradio_client.exceptions import AppError
 
@@ -653,6 +673,7 @@ def test_session_document_never_reaches_another_session(app, tmp_path):
         bot.document_text("session/zorblax.md", None)
 
 
+@pytest.mark.slow  # four sessions upload and ask at once; the two-session test above stays fast
 def test_concurrent_sessions_with_same_named_documents(app, tmp_path):
     from gradio_client import handle_file
 

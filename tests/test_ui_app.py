@@ -353,6 +353,7 @@ def test_offline_config(app):
     assert "fonts.googleapis" not in page and "cdn.jsdelivr" not in page
 
 
+@pytest.mark.slow  # starts `python app.py` twice (each imports Gradio afresh)
 def test_app_py_serves_on_env_host_and_port():
     """`python app.py` takes GRADIO_SERVER_NAME/PORT; --port wins over the env. Nothing heavy loads at start."""
     env_port, flag_port = free_port(), free_port()
