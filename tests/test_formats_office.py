@@ -14,7 +14,8 @@ import pytest
 from doc_makers import make_docx, make_epub, make_odt, make_scanned_pdf, zip_bomb
 from qa_bot import ocr
 from qa_bot.errors import CorpusError, QABotError
-from qa_bot.formats import DOC_SUFFIXES, extract
+from qa_bot.extractor import extract
+from qa_bot.formats import DOC_SUFFIXES
 from qa_bot.formats_office import MAX_MEMBERS, MAX_UNZIPPED_BYTES
 from qa_bot.ingest import chunk_text, document_from_bytes, load_corpus
 from qa_bot.ocr import OcrOptions
