@@ -18,11 +18,9 @@ def html_document(source: str, data: bytes) -> Extracted:
     for name in ("trafilatura", "htmldate", "courlan"):  # their notes ("discarding data: None"): our reason says it
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        options = dict(output_format="txt", include_comments=False, include_tables=True, favor_precision=True,
-                       deduplicate=False, with_metadata=False)
-        text = trafilatura.extract(data, fast=True, **options)
+        text = _extract(data, fast=True)
         if not text:  # the fallback extractors (readability, jusText) rescue some layouts, and take menus on others
-            text = trafilatura.extract(data, **options) or ""
+            text = _extract(data, fast=False) or ""
             if not any(len(line.split()) >= MIN_PARAGRAPH_WORDS for line in text.splitlines()):
                 text = ""
         found = trafilatura.extract_metadata(data)
@@ -34,6 +32,14 @@ def html_document(source: str, data: bytes) -> Extracted:
                       publisher=getattr(found, "sitename", "") or "",
                       site=_page_title(data, getattr(found, "title", "") or "")) if found else Metadata()
     return Extracted(squeeze_blank_lines(text), meta)
+
+
+def _extract(data: bytes, fast: bool) -> str | None:
+    """trafilatura's plain text of the page; fast skips its fallback extractors."""
+    import trafilatura
+
+    return trafilatura.extract(data, fast=fast, output_format="txt", include_comments=False, include_tables=True,
+                               favor_precision=True, deduplicate=False, with_metadata=False)
 
 
 # "<title" then no "<" before its ">": a run of "<title<title…" is not rescanned from each of them (issue 45, W1).

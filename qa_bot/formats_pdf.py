@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CorpusError
 from .formats_base import Extracted, Limits, clean_controls, clean_meta
@@ -51,7 +51,7 @@ def pdf_document(source: str, data: bytes, limits: Limits | None = None, ocr: "O
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes ("EOF marker not found"): our reason says it
-    until = time.monotonic() + limits.seconds if limits else None
+    until = time.monotonic() + limits.seconds if limits else float("inf")
     seen = 0  # characters pypdf has handed over so far
 
     def budget(text="", *_):
@@ -63,6 +63,7 @@ def pdf_document(source: str, data: bytes, limits: Limits | None = None, ocr: "O
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
+            opened: int  # pypdf's PasswordType, an IntEnum whose NOT_DECRYPTED is 0
             try:
                 opened = reader.decrypt("")  # many PDFs are "encrypted" with an empty password, only to stop edits
             except Exception:
@@ -85,6 +86,7 @@ def pdf_document(source: str, data: bytes, limits: Limits | None = None, ocr: "O
             if limits:
                 limits.check(source, pos)
         scanned = _ocr_blank_pages(source, reader, parts, ocr)
+        info: Mapping[Any, Any]
         try:
             info = reader.metadata or {}
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the text is still good
@@ -93,6 +95,7 @@ def pdf_document(source: str, data: bytes, limits: Limits | None = None, ocr: "O
     except CorpusError:
         raise
     except _OverBudget:
+        assert limits is not None  # budget() raises it only under limits
         if seen > limits.max_chars:
             limits.check(source, seen)
         raise CorpusError(f"{source}: reading the PDF took over {limits.seconds:g} s (the limit for one document, "
