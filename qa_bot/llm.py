@@ -19,9 +19,13 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generator, cast
 
 from .errors import BackendError, QABotError
 from .settings import LLM_SLOTS, Settings
+
+if TYPE_CHECKING:
+    from langchain_core.outputs import ChatGenerationChunk
 
 log = logging.getLogger("qa_bot")
 
@@ -165,7 +169,8 @@ class Deadline:
     client's one-off set-up (imports, schema conversion) out of it."""
 
     def __init__(self, seconds: float):
-        self.seconds, self.at = seconds, None
+        self.seconds = seconds
+        self.at: float | None = None
 
     def start(self) -> float:
         if self.at is None:
@@ -226,7 +231,7 @@ def chat_model(settings: Settings, base_url: str, model: str, streaming: bool = 
     )
 
 
-def _httpx():
+def _httpx() -> Any:
     """The HTTP library the installed openai client is built on (httpx, or its fork httpx2)."""
     import importlib
 
@@ -237,8 +242,11 @@ def _httpx():
 
 def _deadline_transport(seconds: float, max_bytes: int):
     httpx = _httpx()
+    # Which library (httpx or httpx2) is known only at run time: its classes are Any to the type checker.
+    SyncByteStream: Any = httpx.SyncByteStream
+    HTTPTransport: Any = httpx.HTTPTransport
 
-    class DeadlineStream(httpx.SyncByteStream):
+    class DeadlineStream(SyncByteStream):
         def __init__(self, inner, deadline: float, request):
             self._inner, self._deadline, self._request = inner, deadline, request
 
@@ -255,7 +263,7 @@ def _deadline_transport(seconds: float, max_bytes: int):
         def close(self):
             self._inner.close()
 
-    class DeadlineTransport(httpx.HTTPTransport):
+    class DeadlineTransport(HTTPTransport):
         def handle_request(self, request):
             now, shared = time.monotonic(), _DEADLINE.get()
             deadline = min(now + seconds, shared.start() if shared else float("inf"))
@@ -289,7 +297,8 @@ def _chat_model_class():
 
         def _stream(self, *args, **kwargs):
             finished, chars, pieces = False, 0, 0
-            inner = super()._stream(*args, **kwargs)
+            # A generator (ChatOpenAI._stream yields), though typed as an Iterator: it has close().
+            inner = cast("Generator[ChatGenerationChunk, None, None]", super()._stream(*args, **kwargs))
             try:
                 for chunk in inner:
                     finished = finished or bool((chunk.generation_info or {}).get("finish_reason"))
@@ -416,7 +425,8 @@ def is_context_overflow(exc: BaseException) -> bool:
     "input (12187 tokens) is too large", "maximum context length is 2048 tokens")."""
     import re
 
-    e, seen = exc, 0
+    e: BaseException | None = exc
+    seen = 0
     while e is not None and seen < 8:
         if re.search(r"exceeds? (the )?(available )?context|context length|too large to process|tokens? exceeds?", str(e), re.I):
             return True
