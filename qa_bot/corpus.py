@@ -9,7 +9,7 @@ from functools import cached_property
 
 from .errors import CorpusError
 from .filters import Filter, allowed_sources
-from .index import MemoryIndex, VectorIndex
+from .index import MemoryIndex, DenseIndex
 from .ingest import Document, Metadata, chunk_documents, document_title, instructions_to_assistant, load_corpus, title_from_name
 from .ocr import OcrOptions
 from .retrieve import DocumentInfo, Retriever
@@ -88,10 +88,10 @@ class Corpus:
         return out
 
     @cached_property
-    def index(self) -> VectorIndex:
+    def index(self) -> DenseIndex:
         return self._load_index(force=False)
 
-    def _load_index(self, force: bool, progress=None, documents=None) -> VectorIndex:
+    def _load_index(self, force: bool, progress=None, documents=None) -> DenseIndex:
         """The index of `documents` (by default the corpus's): a dict by source, or a CorpusStream still being read."""
         from . import ann
 
@@ -116,7 +116,7 @@ class Corpus:
         return Retriever(index, self.embedder, info, top_k=s.top_k, candidates=s.rerank_candidates,
                          sentence_lexical_weight=s.sentence_lexical_weight, keep=s.fusion_keep)
 
-    def build_index(self, force: bool = True, progress=None) -> VectorIndex:
+    def build_index(self, force: bool = True, progress=None) -> DenseIndex:
         """(Re)build the index now; force=True re-chunks and rebuilds even when the cache is valid.
         progress(IndexProgress) as chunks are embedded. Forced, with the documents not yet read, they are read
         (HTML and PDF in worker processes) while the ones already read are chunked and embedded."""
@@ -135,7 +135,7 @@ class Corpus:
         self.index = self._load_index(force=force, progress=progress)
         return self.index
 
-    def reload(self, documents: Sequence[Document], skipped: Sequence = (), progress=None) -> VectorIndex:
+    def reload(self, documents: Sequence[Document], skipped: Sequence = (), progress=None) -> DenseIndex:
         """Answer from these documents from now on (watch.py: the corpus folder changed). Their index is brought up
         to date through the incremental path (open_index: unchanged chunk texts keep their vectors, only new text
         is embedded, and the new version replaces the old atomically on disk) and their retriever is built while

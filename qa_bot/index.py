@@ -1,6 +1,7 @@
 """Index types: the FAISS-backed VectorIndex of a corpus and the in-memory MemoryIndex of a chat session's uploads,
-each searched by a query vector (optionally restricted to some documents), and the Embedder protocol they are built
-and queried with. Building one: index_build.py; keeping it on disk: index_store.py.
+each searched by a query vector (optionally restricted to some documents), the Embedder protocol they are built
+and queried with, and the DenseIndex protocol the retriever searches (VectorIndex, vectordb.MilvusIndex). Building
+one: index_build.py; keeping it on disk: index_store.py.
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from .types import Chunk, Hit
 
 class Embedder(Protocol):
     name: str
-    fingerprint: str
-    dim: int
+
+    # Read-only: the embedders compute them once, as cached properties; a plain member would ask for settable ones.
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
     def count_tokens(self, text: str) -> int: ...
@@ -29,6 +34,19 @@ def embed_query(embedder: Embedder, texts: list[str]) -> np.ndarray:
     Embeddings, so any object with embed() still serves."""
     own = getattr(embedder, "embed_query", None)
     return own(texts) if own is not None else embedder.embed(texts)
+
+
+class DenseIndex(Protocol):
+    """What the retriever needs from an index: its chunks (row i is chunks[i], for BM25) and a dense search
+    restricted, when sources is given, to chunks of those documents."""
+
+    info: dict
+
+    @property  # read-only: then an index may hold them in a list, a tuple or any sequence (a plain member would
+    # have to be declared Sequence exactly, in every index class)
+    def chunks(self) -> Sequence[Chunk]: ...
+
+    def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]: ...
 
 
 @dataclass

@@ -23,7 +23,7 @@ from . import summary as summary_stage
 from .context import Context, Prepared
 from .corpus import Corpus
 from .filters import Filter
-from .index import MemoryIndex, VectorIndex
+from .index import MemoryIndex, DenseIndex
 from .ingest import Document, Metadata, title_from_name
 from .llm import Deadline
 from .question import normalise
@@ -71,10 +71,10 @@ class QABot:
     def catalog(self) -> list[dict]:
         return self.corpus.catalog()
 
-    def build_index(self, force: bool = True, progress=None) -> VectorIndex:
+    def build_index(self, force: bool = True, progress=None) -> DenseIndex:
         return self.corpus.build_index(force, progress)
 
-    def reload(self, documents: Sequence[Document], skipped: Sequence = (), progress=None) -> VectorIndex:
+    def reload(self, documents: Sequence[Document], skipped: Sequence = (), progress=None) -> DenseIndex:
         """Answer from these documents from now on (Corpus.reload). A corpus read whole is read by the next
         question (Reader.hold), not here: a folder that changes often would otherwise be re-read at every change."""
         return self.corpus.reload(documents, skipped, progress)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import cite
 from .cite import previous_sentence_start, sentence_spans
-from .index import MemoryIndex, VectorIndex, embed_query
+from .index import MemoryIndex, DenseIndex, embed_query
 from .structure import MARKUP, RELEASE, Structure, release_first
 from .types import Chunk, Hit, Sentence
 
@@ -154,7 +154,7 @@ def _own_structure(texts: dict[str, str], documents: dict[str, Document], source
 
 
 class Retriever:
-    def __init__(self, index: VectorIndex, embedder, docs: DocumentInfo, *, top_k: int, candidates: int = 30,
+    def __init__(self, index: DenseIndex, embedder, docs: DocumentInfo, *, top_k: int, candidates: int = 30,
                  sentence_lexical_weight: float = 0.3, keep: int = 0):
         self.index = index
         self.embedder = embedder

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorpusError
-from .index import MemoryIndex
+from .index import Embedder, MemoryIndex
 from .ingest import DOC_SUFFIXES, chunk_text, document_from_bytes, instructions_to_assistant
 from .ocr import OcrOptions
 from .settings import Settings
@@ -61,7 +61,7 @@ class Uploads:
     """Adds documents to sessions, embedding only while no question is being answered, so that a large document
     never sits between a user and their answer."""
 
-    def __init__(self, settings: Settings, embedder: Callable[[], object], ocr: OcrOptions):
+    def __init__(self, settings: Settings, embedder: Callable[[], Embedder], ocr: OcrOptions):
         """embedder: returns the embedder (built on first use, by the corpus)."""
         self.settings = settings
         self._embedder = embedder

@@ -26,12 +26,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .errors import QABotError
-from .index import Embedder, VectorIndex
+from .index import DenseIndex, Embedder, VectorIndex
 from .index_build import Progress, build_vectors, load_model
 from .index_store import expected_manifest, load_or_build
 from .ingest import CorpusStream, Document, chunk_documents
@@ -44,19 +44,6 @@ log = logging.getLogger("qa_bot")
 
 INSERT_BATCH = 1000  # rows per upsert: well under Milvus's 64 MB message limit (1,000 x ~2 KB)
 TEXT_MAX = 65535  # Milvus VARCHAR limit (bytes); a chunk is ~400 characters, chunk_max_tokens bounds it far below
-
-
-class DenseIndex(Protocol):
-    """What the retriever needs from an index: its chunks (row i is chunks[i], for BM25) and a dense search
-    restricted, when sources is given, to chunks of those documents."""
-
-    info: dict
-
-    @property  # read-only: then an index may hold them in a list, a tuple or any sequence (a plain member would
-    # have to be declared Sequence exactly, in every index class)
-    def chunks(self) -> Sequence[Chunk]: ...
-
-    def search(self, query_vec: np.ndarray, k: int, sources: frozenset[str] | None = None) -> list[Hit]: ...
 
 
 def open_index(settings, docs: Sequence[Document] | CorpusStream, embedder: Embedder, *, force: bool = False,
