@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Literal
 
 import numpy as np
 
@@ -88,8 +88,12 @@ def build_vectors(chunks: list[Chunk], embedder: Embedder, reuse: dict[str, np.n
             todo.append(i)
     # Shortest first: each batch pads to its longest text, so similar lengths together embed faster.
     todo.sort(key=lambda i: len(chunks[i].text))
-    report = lambda done: progress(IndexProgress(  # noqa: E731
-        done, len(todo), n_docs if done == len(todo) else 0, n_docs, len(chunks) - len(todo), time.perf_counter() - t0))
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress(IndexProgress(done, len(todo), n_docs if done == len(todo) else 0, n_docs,
+                                   len(chunks) - len(todo), time.perf_counter() - t0))
+
     if progress is not None and todo:
         report(0)  # a bar from the start, so its rate and ETA cover the whole run
     for s in range(0, len(todo), EMBED_STEP):
@@ -188,4 +192,4 @@ def _trim_heap() -> None:
         _malloc_trim(0)
 
 
-_malloc_trim = None  # glibc's malloc_trim, looked up once; False where there is none
+_malloc_trim: Callable[[int], object] | Literal[False] | None = None  # glibc's malloc_trim, looked up once; False where there is none
