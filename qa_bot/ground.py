@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 from . import cite, constraints
 from .cite import sentence_spans
@@ -426,18 +426,19 @@ def _ground_one(answer, question, sentences, order, document, why):
         # The sentence alone; with the sentence before it ("the city"); with its section headings (the
         # release a change belongs to is often only in the heading above it).
         # Last, with the document's title: "which program dropped the L command" is answered by whose NEWS it is.
-        windows = [(s.start, ()), (s.context_start, ()), *((s.start, (h,)) for h in heads), (s.start, heads), (s.start, "title")]
-        for start, used in dict.fromkeys(windows):
+        windows: list[tuple[int, tuple[tuple[int, int, str], ...] | Literal["title"]]] = [
+            (s.start, ()), (s.context_start, ()), *((s.start, (h,)) for h in heads), (s.start, heads), (s.start, "title")]
+        for start, window in dict.fromkeys(windows):
+            used = () if isinstance(window, str) else window  # the heading spans it adds; the title is no span
             text = doc[start:s.end]
-            extra = [s.label] if used == "title" else [h for _, _, h in used]
+            extra = [s.label] if window == "title" else [h for _, _, h in used]
             if not supports_answer(answer, "\n".join([*extra, text])):
                 continue
-            if used == "title" and cite.numbers(answer) and constraints.question_numbers(question):
+            if window == "title" and cite.numbers(answer) and constraints.question_numbers(question):
                 # A number only the title holds dates or numbers the document ("tar NEWS ... 2021-02-13"), not
                 # the release or year the question names ("when did tar 1.33 come out").
                 continue
             shown = complete_answer(answer, "\n".join([*extra, text]), question)
-            used = () if used == "title" else used
             # The question's names may sit two sentences back: "Tongyi Qianwen ... It also ... In fact, the
             # integration has started, first with a copilot for Dingtalk."
             missing = constraints.constraints_missing_around(question, s, doc)
