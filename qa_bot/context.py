@@ -75,6 +75,7 @@ class Context:
         hits = corpus.search(query, session, sources=sources)
         whole = self._whole(query, session, sources, several) if self.reader.reads_whole else None
         ordered = whole is not None
+        later: list[list[Sentence]]  # further pages of sentences, for the reader's next looks
         if whole is None and self.reader.reads_passages and hits:
             # The best document whole when it fits the reader's budget, else the best passages whole until it.
             whole = self._whole(query, session, frozenset({hits[0].chunk.source}), several, s.reader_tokens)
@@ -105,7 +106,8 @@ class Context:
         room = s.prompt_token_budget - question_stage.estimate_tokens(
             prompts.READER_SYSTEM + prompts.READER_USER.format(sentences="", question=query))
         budget = min(s.reader_tokens, int(room / PASSAGE_MARGIN))
-        chosen, used = [], 0
+        chosen: list[Hit] = []
+        used = 0
         for h in hits:
             n = question_stage.estimate_tokens(h.chunk.text)
             if chosen and used + n > budget:
