@@ -170,14 +170,13 @@ class Handlers:
         yield "", before + render_chat([mine]), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         for _, items, sources, doc, _saved in self.run(conv, session):
             done = conv.turn(mine.id)
+            assert done is not None  # nothing removes a turn from this throwaway conversation
             new_turns = turns + [(question, done.text)] if done.status == DONE else gr.skip()
             yield (gr.skip(), before + render_chat([done]), new_turns, items, sources, doc)
 
     def show_source(self, items, session, evt: gr.EventData):
-        data = getattr(evt, "_data", None) or {}
-        try:
-            idx = int(data.get("idx"))
-        except (TypeError, ValueError):
+        idx = _event_int(evt, "idx")
+        if idx is None:
             return gr.skip()
         return self.doc_for(items, session, idx) if 0 <= idx < len(items or []) else gr.skip()
 
@@ -336,10 +335,8 @@ class Handlers:
 
     def show_citation(self, conv: Conversation, session, evt: gr.EventData):
         """A click on an answer's [n] (any answer, not only the latest): that answer's cited sentence."""
-        data = getattr(evt, "_data", None) or {}
-        try:
-            turn_id, n = int(data.get("turn")), int(data.get("n"))
-        except (TypeError, ValueError):
+        turn_id, n = _event_int(evt, "turn"), _event_int(evt, "n")
+        if turn_id is None or n is None:
             return gr.skip()
         item = citation_item(conv.turn(turn_id), n)
         return gr.skip() if item is None else self.doc_for([item], session, 0)
@@ -357,3 +354,14 @@ class Handlers:
         items = list(last.items) if last else []
         refusal = last.text if last and last.abstained else REFUSAL
         return render_chat(conv.snapshot()), items, render_sources(items, bool(last and last.abstained), refusal)
+
+
+def _event_int(evt: gr.EventData, key: str) -> int | None:
+    """The whole number the browser sent under `key` with the event; None when it sent none or not a number."""
+    value = (getattr(evt, "_data", None) or {}).get(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -154,7 +154,7 @@ def source_items(answer: Answer, min_similarity: float | None = None) -> list[di
     hits = list(answer.retrieved)
     sims = [(e, getattr(e, "similarity", None)) for e in answer.evidence]
     if min_similarity is not None and sims and all(v is not None for _, v in sims):
-        near = [e for e, v in sims if v >= min_similarity]
+        near = [e for e, v in sims if v is not None and v >= min_similarity]
         hits = [h for h in hits if any(e.source == h.chunk.source and h.chunk.start <= e.start < h.chunk.end
                                        for e in near)]
     return [{"n": i, "source": h.chunk.source, "start": h.chunk.start, "end": h.chunk.end, "text": h.chunk.text,
