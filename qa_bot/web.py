@@ -22,19 +22,22 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from types import ModuleType
+from typing import Sequence, TextIO
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: stores are then never swept by another process
-    fcntl = None
-
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .errors import CorpusError, QABotError
 from .settings import Settings
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # not on Windows: stores are then never swept by another process
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ class UploadStore:
         self._parent = Path(parent)
         self._parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(self._parent, settings.upload_ttl)
-        self._owner = None
+        self._owner: TextIO | None = None
         self.root = self._make_root()
         self._pending: dict[str, Pending] = {}
         self._lock = threading.Lock()
@@ -212,7 +215,7 @@ def upload_route(store: UploadStore, check) -> Route:
             detail = getattr(exc, "detail", "") or "malformed multipart body"
             return PlainTextResponse(f"Upload one document at a time ({detail}).", status_code=400)
         try:
-            files = [f for f in form.getlist("files") if hasattr(f, "read")]
+            files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]  # not a plain text field
             if len(files) != 1:
                 return PlainTextResponse('Send one file, in the multipart field "files".', status_code=400)
             f = files[0]
@@ -278,7 +281,7 @@ class RequestGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.store is not None and self._into_store(scope):
+        if self.store is not None and self._into_store(self.store, scope):
             return await _plain(send, 404, "Not found.")
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None:
@@ -315,14 +318,14 @@ class RequestGuard:
         if over and not started:
             await self._too_large(send)
 
-    def _into_store(self, scope) -> bool:
+    def _into_store(self, store: UploadStore, scope) -> bool:
         path = urllib.parse.unquote(scope.get("path", ""))
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
         for prefix in FILE_ROUTES:
             if path.startswith(prefix):
-                return self.store.contains(path[len(prefix):])
+                return store.contains(path[len(prefix):])
         return False
 
     async def _too_large(self, send) -> None:
