@@ -99,8 +99,9 @@ def _input_problem(block_fn, exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         where = next((f"input {i + 1} ({type(b).__name__})" for i, b in enumerate(block_fn.inputs)
                       if getattr(getattr(b, "data_model", None), "__name__", None) == exc.title), "an input")
-        first = exc.errors()[0] if exc.errors() else {}
-        return f"{where} is malformed: {str(first.get('msg', 'invalid value')).rstrip('.')}."
+        errors = exc.errors()
+        msg = errors[0].get("msg", "invalid value") if errors else "invalid value"
+        return f"{where} is malformed: {str(msg).rstrip('.')}."
     return "an input is malformed; see the API page (footer: Use via API) for the expected shapes."
 
 
@@ -178,16 +179,16 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
                 sources = gr.HTML(render_sources([]), elem_id="qa-sources", js_on_load=SOURCES_JS)
                 doc = gr.HTML(EMPTY_DOC, elem_id="qa-doc", js_on_load=SCROLL_JS + CITE_JS + LABEL_JS)
 
-        model = dict(concurrency_limit=1, concurrency_id=MODEL)
+        # Every event that runs the models shares their one slot: concurrency_limit=1, concurrency_id=MODEL.
         # /chat: the stateless API form of a chat turn (question and chat in, bubbles and sources out).
         api_chat = gr.Button(visible=False)
         api_chat.click(h.respond, [msg, chat, turns, session], [msg, chat, turns, items, sources, doc],
-                       api_name="chat", api_visibility="undocumented", **model)
+                       api_name="chat", api_visibility="undocumented", concurrency_limit=1, concurrency_id=MODEL)
         # The browser chat: a question is added at once (outside the queue, so one sent mid-answer shows as
         # queued and the box is free again), then `run` answers the queued questions in order.
         run_io = dict(fn=h.run, inputs=[conv, session, f_source, f_since, f_until],
                       outputs=[chat, items, sources, doc, saved],
-                      show_progress="hidden", api_visibility="private", **model)
+                      show_progress="hidden", api_visibility="private", concurrency_limit=1, concurrency_id=MODEL)
         runs = []
         for trigger in (msg.submit, send.click):
             runs.append(trigger(h.submit, [msg, conv], [msg, chat, counter], queue=False, api_visibility="private")
@@ -212,7 +213,7 @@ def build_app(bot, *, queue_size: int = 8, examples: Sequence[str] = EXAMPLES, a
         # takes the model's slot, and the library embeds it between questions, showing progress meanwhile.
         upload_done = upload.upload(h.add_document, [upload, session], [session, upload_note], api_name="add_document",
                       api_visibility="undocumented", preprocess=False, concurrency_limit=1, concurrency_id=UPLOADS)
-        gr.api(h.ask, api_name="ask", **model)
+        gr.api(h.ask, api_name="ask", concurrency_limit=1, concurrency_id=MODEL)
         upload_done.then(lambda s: (*added_documents(bot, s), header(s)), [session],
                          [added, remove_btn, corpus], queue=False, api_visibility="private")
         removed = remove_btn.click(lambda s, n: remove_added(bot, s, n), [session, added],
