@@ -173,7 +173,7 @@ class _Progress:
         self.stream = stream or sys.stderr
         self.live = not as_json and self.stream.isatty()
         self.last_json = float("-inf")
-        self.last_key = None  # a step reported twice (the end of the last document, then the end) is printed once
+        self.last_key: tuple | None = None  # a step reported twice (the end of the last document, then the end) is printed once
         self.width = 0
 
     def __call__(self, p) -> None:

@@ -156,14 +156,14 @@ def describe_bot(bot: Any) -> dict[str, Any]:
     """{"settings": dataclasses.asdict(bot.settings) or None, "model": bot.model_info() or None}, JSON-ready
     (see _jsonable: nothing whose name contains "key"). A model_info() that fails is recorded as {"error": ...}."""
     settings = getattr(bot, "settings", None)
-    is_instance = dataclasses.is_dataclass(settings) and not isinstance(settings, type)
     model = None
     if callable(getattr(bot, "model_info", None)):
         try:
             model = bot.model_info()
         except Exception as exc:  # metadata: must not lose the run
             model = {"error": f"{type(exc).__name__}: {exc}"}
-    return {"settings": _jsonable(dataclasses.asdict(settings)) if is_instance else None, "model": _jsonable(model)}
+    return {"settings": _jsonable(dataclasses.asdict(settings))
+            if dataclasses.is_dataclass(settings) and not isinstance(settings, type) else None, "model": _jsonable(model)}
 
 
 def feedback_summary(bot: Any) -> dict[str, Any] | None:
