@@ -19,9 +19,31 @@ CORPUS = ROOT / "docs_corpus"
 # question can take minutes, which must give a slow pass, not a failure. QA_BOT_TEST_LLM_TIMEOUT raises it further.
 TEST_LLM_TIMEOUT = float(os.environ.get("QA_BOT_TEST_LLM_TIMEOUT", "900"))
 ARTICLE = CORPUS / "alibaba_cloud_spinoff.txt"
+# Browser tests wait for what the page shows; each wait's seconds, written for a quiet machine, are multiplied by
+# this (QA_BOT_TEST_BROWSER_WAIT_SCALE): a busy machine renders slowly, which must give a slow pass, not a failure.
+BROWSER_WAIT_SCALE = float(os.environ.get("QA_BOT_TEST_BROWSER_WAIT_SCALE", "4"))
 
 
 HEAVY_MARKS = {"slow", "browser", "soak"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _patient_browser_waits():
+    """Every Selenium wait scaled by BROWSER_WAIT_SCALE (a wait ends as soon as its condition holds, so a quiet
+    machine loses nothing)."""
+    try:
+        from selenium.webdriver.support import wait
+    except ImportError:  # the browser tests skip themselves without selenium
+        yield
+        return
+    original = wait.WebDriverWait.__init__
+
+    def scaled(self, driver, timeout, *args, **kwargs):
+        original(self, driver, timeout * BROWSER_WAIT_SCALE, *args, **kwargs)
+
+    wait.WebDriverWait.__init__ = scaled
+    yield
+    wait.WebDriverWait.__init__ = original
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from conftest import ARTICLE, ROOT
+from conftest import ARTICLE, ROOT, TEST_LLM_TIMEOUT
 from fakes import FakeBot, free_port, start_server, stop_server, wait_until_up
 
 from qa_bot import REFUSAL, QABotError
@@ -582,7 +582,8 @@ def real_api(real_bot):
 def openai_client(url):
     from openai import OpenAI
 
-    return OpenAI(base_url=f"{url}/v1", api_key="not-needed-on-127.0.0.1", max_retries=0, timeout=60)
+    # The real reader answers: on a busy machine a question can take minutes (conftest.TEST_LLM_TIMEOUT).
+    return OpenAI(base_url=f"{url}/v1", api_key="not-needed-on-127.0.0.1", max_retries=0, timeout=TEST_LLM_TIMEOUT)
 
 
 def check_citations(content: str, citations: list) -> None:
