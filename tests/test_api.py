@@ -651,7 +651,8 @@ def test_real_langchain_chat_openai_in_a_chain(real_api):
     from langchain_core.prompts import ChatPromptTemplate
     from langchain_openai import ChatOpenAI
 
-    model = ChatOpenAI(base_url=f"{real_api}/v1", api_key="not-needed", model="qa-bot", max_retries=0, timeout=60)
+    model = ChatOpenAI(base_url=f"{real_api}/v1", api_key="not-needed", model="qa-bot", max_retries=0,
+                       timeout=TEST_LLM_TIMEOUT)
     prompt = ChatPromptTemplate.from_messages([("system", "Answer from the article."), ("placeholder", "{history}"),
                                                ("human", "{question}")])
     chain = prompt | model | StrOutputParser()
