@@ -374,7 +374,12 @@ def start_server(argv: list[str], port: int, log_path: Path, env: dict | None = 
     import subprocess
     import sys
 
-    full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    from conftest import TEST_LLM_TIMEOUT
+
+    # An app on the real reader gets the tests' reader deadline (a busy machine's answer takes minutes), unless the
+    # caller or the environment sets one.
+    full_env = {"QA_BOT_LLM_TIMEOUT": str(TEST_LLM_TIMEOUT), **os.environ, "GRADIO_ANALYTICS_ENABLED": "False",
+                **(env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, *argv], stdout=out, stderr=subprocess.STDOUT, env=full_env,
