@@ -14,7 +14,6 @@ all-MiniLM-L6-v2 (Transformer -> Pooling(mean) -> Normalize). Parity with fp32 a
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .embed import _is_plain_mean_pooling, model_digest, resolve_model_dir
+from .weights import file_sha256
 from .errors import QABotError
 
 log = logging.getLogger("qa_bot")
@@ -61,14 +61,6 @@ def exporter_tag() -> str:
     """torch, onnx and onnxruntime versions: a file made by other versions is another file."""
     clean = lambda v: re.sub(r"[^0-9A-Za-z.]", "_", v)  # noqa: E731  ("2.13.0+cpu" -> "2.13.0_cpu")
     return f"torch{clean(_version('torch'))}-onnx{clean(_version('onnx'))}-ort{clean(_version('onnxruntime'))}"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class OnnxInt8Embedder:
@@ -137,7 +129,7 @@ class OnnxInt8Embedder:
         """The model file, after checking its bytes against the sha256 in its name; QABotError when they differ."""
         path = self.model_path
         try:
-            actual = _sha256_file(path)
+            actual = file_sha256(path)
         except OSError as exc:
             raise QABotError(f"cannot read the int8 embedding model {path} ({exc.strerror or exc})") from exc
         if actual != self.sha256:
@@ -257,7 +249,7 @@ def export_int8(model_dir: Path, out_dir: Path, stem: str) -> Path:
             if not cos >= least:
                 raise QABotError(f"the ONNX export of {model_dir} does not reproduce the model (cosine {cos:.4f} < "
                                  f"{least} on the check sentences, {path.name}); set QA_BOT_EMBED_PRECISION=fp32")
-        digest = _sha256_file(int8)
+        digest = file_sha256(int8)
         final = out_dir / f"{stem}-{digest}{SUFFIX}"
         os.replace(int8, final)
     log.warning("int8 embedding model ready in %.0f s: %s", time.perf_counter() - t0, final.name)

@@ -29,6 +29,7 @@ from .index import Embedder, VectorIndex
 from .index_build import Progress, build_vectors, load_model, stream_vectors, text_key
 from .ingest import CorpusStream, Document, chunk_documents
 from .types import Chunk
+from .weights import file_sha256
 
 log = logging.getLogger("qa_bot")
 
@@ -68,14 +69,6 @@ def expected_manifest(docs, embedder: Embedder, chunk_chars: int, chunk_max_toke
     }
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fsync_write(path: Path, data: bytes | Iterable[bytes]) -> None:
     """Write and fsync; data may come in pieces (chunks.jsonl line by line: no second copy of every text)."""
     with open(path, "wb") as f:
@@ -95,7 +88,7 @@ def _read_version(home: Path) -> tuple[Path, dict, list[Chunk], np.ndarray, obje
     vdir = home / name
     manifest = json.loads((vdir / "manifest.json").read_text())
     for fname in FILES:
-        if _sha256_file(vdir / fname) != manifest["files"][fname]:
+        if file_sha256(vdir / fname) != manifest["files"][fname]:
             raise ValueError(f"{fname} does not match its manifest (truncated or overwritten)")
     chunks = [Chunk(**json.loads(line)) for line in (vdir / "chunks.jsonl").read_text("utf-8").splitlines() if line]
     vectors = np.load(vdir / "vectors.npy", allow_pickle=False, mmap_mode="r")  # not resident: 1.5 GB at 1M chunks
@@ -162,7 +155,7 @@ def _write_files(home: Path, vdir: Path, tmp: Path, manifest: dict, chunks: list
         np.save(f, vectors, allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())
-    manifest = {**manifest, "files": {f: _sha256_file(vdir / f) for f in FILES}}
+    manifest = {**manifest, "files": {f: file_sha256(vdir / f) for f in FILES}}
     _fsync_write(vdir / "manifest.json", json.dumps(manifest, indent=1).encode())
     # The switch is a single atomic rename: readers see the old version or the new one, never half.
     _fsync_write(tmp, vdir.name.encode())

@@ -138,9 +138,9 @@ def test_qa_bot_index_exports_offline_on_a_fresh_cache_and_refuses_a_tampered_fi
     assert {"chunks_per_s", "docs_per_s", "eta_s", "chunks_done", "chunks_total"} <= set(steps[-1])
     (made,) = (tmp_path / "models" / "embedders").glob("*.onnx")
     assert "-int8-torch" in made.name and "-onnx" in made.name and "-ort" in made.name
-    from qa_bot.embed_onnx import _sha256_file
+    from qa_bot.weights import file_sha256
 
-    assert made.name.endswith(f"-{_sha256_file(made)}.onnx")  # its own hash in its name
+    assert made.name.endswith(f"-{file_sha256(made)}.onnx")  # its own hash in its name
 
     made.write_bytes(made.read_bytes()[:-100])  # truncated
     second = run()
