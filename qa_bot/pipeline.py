@@ -277,9 +277,6 @@ class QABot:
         query = normalise(query, None, self.settings)[0]
         return self.corpus.search(query, session, k, self.corpus.allowed(Filter.of(source, since, until), session))
 
-    def allowed(self, flt: Filter, session: MemoryIndex | None = None) -> frozenset[str] | None:
-        return self.corpus.allowed(flt, session)
-
     def document_text(self, source: str, session: MemoryIndex | None = None) -> str:
         return self.corpus.text(source, session)
 
